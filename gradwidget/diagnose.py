@@ -1,0 +1,404 @@
+"""Explanations: from the checker's evidence to diagnoses a student understands.
+
+Each diagnosis has a fixed ``code`` (tools match on it) and a message that
+names the block and entries at fault and says what the pattern usually
+means in code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .params import Block, Layout
+
+__all__ = ["KINK", "OK", "SKIPPED", "UNCHECKED", "WRONG", "Diagnosis", "Evidence", "diagnose"]
+
+# Per-entry status of a check.
+UNCHECKED, OK, WRONG, KINK, SKIPPED = 0, 1, 2, 3, 4
+
+# A pattern explains a failure when it leaves less than this much of it.
+EXPLAINED = 0.05
+MAX_NAMED = 5
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """One finding: a fixed ``code``, a message for people, and where."""
+
+    code: str
+    message: str
+    block: str | None = None
+    index: tuple[int, ...] | None = None
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}"
+
+
+@dataclass
+class Evidence:
+    """Everything the checker measured, per entry of the flat vector."""
+
+    layout: Layout
+    point: np.ndarray
+    method: str
+    analytic: np.ndarray
+    numeric: np.ndarray
+    steps: np.ndarray
+    tolerance: np.ndarray
+    status: np.ndarray
+    unit: float
+    tol: float | None = None
+    calls: int = 0
+    costs_at_point: tuple[float, float] = (np.nan, np.nan)
+    mutated: dict[str, np.ndarray] = field(default_factory=dict)
+    transposed: list[str] = field(default_factory=list)
+    step_reduced: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    kink_near: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    one_sided: dict[int, tuple[float, float]] = field(default_factory=dict)
+    ignores_input: bool = False
+    interrupted: str | None = None
+    noise: float = 0.0  # measured noise of J's value (0 when not measured)
+
+    @property
+    def nondeterministic(self) -> bool:
+        first, second = self.costs_at_point
+        return bool(abs(first - second) > 4 * self.unit * max(abs(first), abs(second)))
+
+    def block_fails(self, block: Block) -> bool:
+        """Whether ``block`` fails: by the classic rule when ``tol`` is set, else entry by entry."""
+        if block.name in self.transposed:
+            return True
+        if self.tol is not None:
+            s = block.slice
+            return not global_error(self.analytic[s], self.numeric[s], self.tolerance[s]) < self.tol
+        return bool((self.status[block.slice] == WRONG).any())
+
+    @property
+    def precision(self) -> float:
+        """Relative rounding noise of J's value: the dtype's, or more if measured."""
+        return max(self.unit, self.noise / max(abs(self.costs_at_point[0]), np.finfo(float).tiny))
+
+    @property
+    def noise_floor(self) -> float:
+        """The relative gradient error below which this check is blind (NaN if unknown)."""
+        checked = np.isfinite(self.numeric) & np.isfinite(self.analytic)
+        size = np.maximum(np.abs(self.analytic), np.abs(self.numeric))[checked]
+        scale = np.sqrt(np.mean(size ** 2)) if size.size else 0.0
+        return float(np.median(self.tolerance[checked]) / scale) if scale > 0 else float("nan")
+
+
+def global_error(a: np.ndarray, n: np.ndarray, tolerance: np.ndarray) -> float:
+    """The classic ``||a - n|| / ||a + n||`` over the entries that have a numeric value.
+
+    Where both gradients are down at the noise (at a minimum), the
+    denominator is the noise scale instead, so the figure does not become
+    an arbitrary ratio of two roundings.
+    """
+    checked = np.isfinite(n)
+    if not checked.any():
+        return float("nan")
+    a, n = a[checked], n[checked]
+    tol = tolerance[checked]
+    denominator = max(float(np.linalg.norm(a + n)), float(np.linalg.norm(np.nan_to_num(tol))))
+    difference = float(np.linalg.norm(a - n))
+    if denominator == 0:
+        return 0.0 if difference == 0 else float("inf")
+    return difference / denominator
+
+
+def diagnose(ev: Evidence) -> list[Diagnosis]:
+    """The diagnoses that ``ev`` supports, most important first."""
+    found: list[Diagnosis] = []
+    found += _setup_problems(ev)
+    if not ev.nondeterministic:
+        found += _failure_patterns(ev)
+        found += _kinks(ev)
+    found += _warnings(ev)
+    return found
+
+
+# ---------------------------------------------------------------- set-up
+
+
+def _setup_problems(ev: Evidence) -> list[Diagnosis]:
+    found = []
+    for who, positions in ev.mutated.items():
+        if positions.size:
+            block = ev.layout.block_of(int(positions[0]))
+            found.append(Diagnosis(
+                "mutates-input",
+                f"{who} changed theta in place ({_count(positions.size, 'entry')}, first "
+                f"{ev.layout.entry_name(int(positions[0]))}): it must not modify its argument. "
+                "Look for `x -= ...`, `x[...] = ...` or `np.copyto` on theta or on a name bound to it "
+                "(`t = theta; t[0] = 0` changes theta too: use `t = theta.copy()`).",
+                block.name, block.index(int(positions[0]) - block.start)))
+    if ev.nondeterministic:
+        first, second = ev.costs_at_point
+        found.append(Diagnosis(
+            "nondeterministic",
+            f"J returned {first:.10g} and then {second:.10g} for the same theta: it is random "
+            "(unseeded dropout, sampling, shuffling?). Finite differences of a random J mean "
+            "nothing; fix the randomness inside J (e.g. a seeded generator made in J) while checking."))
+    if ev.ignores_input:
+        found.append(Diagnosis(
+            "ignores-input",
+            "grad returned exactly the same gradient at another point, where J's slope is "
+            "different: grad does not use its argument (does it read a global such as `theta` or "
+            "`W` instead of its parameter?)."))
+    return found
+
+
+# ---------------------------------------------------------------- failures
+
+
+def _failure_patterns(ev: Evidence) -> list[Diagnosis]:
+    layout = ev.layout
+    failing = [b for b in layout.blocks if ev.block_fails(b)]
+    if not failing:
+        return []
+    explained: dict[str, Diagnosis] = {}
+    for block in failing:
+        found = _block_pattern(ev, block)
+        if found is not None:
+            explained[block.name] = found
+    found = _merged(list(explained.values()), layout)
+    rest = [b for b in failing if b.name not in explained]
+    if rest:
+        localized = _localized(ev, rest, failing)
+        if localized is not None:
+            found.append(localized)
+    return found
+
+
+def _block_pattern(ev: Evidence, block: Block) -> Diagnosis | None:
+    """sign, scale, transpose or permutation, if one explains the block."""
+    name = block.name
+    if name in ev.transposed:
+        rows, cols = block.shape
+        return Diagnosis("transpose", f"{name}: grad returned shape ({cols}, {rows}), expected "
+                         f"({rows}, {cols}): the transpose. Return its `.T` (or swap the "
+                         "operands of the outer product).", name)
+    checked = np.isfinite(ev.numeric[block.slice]) & np.isfinite(ev.analytic[block.slice])
+    a, n = ev.analytic[block.slice][checked], ev.numeric[block.slice][checked]
+    miss = float(np.linalg.norm(a - n))
+    if a.size == 0 or miss == 0:
+        return None
+
+    def explains(candidate: np.ndarray) -> bool:
+        return float(np.linalg.norm(candidate - n)) <= EXPLAINED * miss
+
+    nn = float(n @ n)
+    factor = float(a @ n) / nn if nn > 0 else 0.0
+    if factor != 0 and explains(a / factor):
+        if abs(factor + 1) < 1e-3:
+            return Diagnosis("sign", f"{name}: the analytic gradient has the wrong sign "
+                             "(it is -1 x the numeric one): a gradient ascent step, or "
+                             "`y - h` where `h - y` was meant?", name)
+        return Diagnosis("scale", f"{name}: the analytic gradient is {_factor(factor)} x the "
+                         f"numeric one{_scale_hint(factor)}", name)
+    if checked.all() and len(block.shape) == 2:
+        full_a = ev.analytic[block.slice]
+        full_n = ev.numeric[block.slice]
+        rows, cols = block.shape
+        if rows == cols and float(np.linalg.norm(full_a.reshape(rows, cols).T.ravel() - full_n)) <= EXPLAINED * miss:
+            return Diagnosis("transpose", f"{name}: your gradient is the transpose of the numeric "
+                             "one: swap the operands of the outer product (e.g. `X.T @ delta` "
+                             "vs `delta.T @ X`).", name)
+        column_major = full_a.reshape(block.shape[::-1]).T.ravel()
+        if float(np.linalg.norm(column_major - full_n)) <= EXPLAINED * miss:
+            return Diagnosis("permutation", f"{name}: grad returns the values in column-major "
+                             "(Octave `Theta(:)`, `order='F'`) order, J reads them row-major: unroll "
+                             "with `.ravel()` (or reshape with the same order on both sides).", name)
+    if explains(_sorted_like(a, n)):
+        return Diagnosis("permutation", f"{name}: the analytic gradient has the right values in "
+                         "the wrong places (a permutation): check how grad unrolls or indexes "
+                         "this block.", name)
+    return None
+
+
+def _sorted_like(a: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """``a``'s values rearranged to follow ``n``'s order (best permutation)."""
+    out = np.empty_like(a)
+    out[np.argsort(n, kind="stable")] = np.sort(a, kind="stable")
+    return out
+
+
+def _merged(found: list[Diagnosis], layout: Layout) -> list[Diagnosis]:
+    """One diagnosis for several blocks that show the same pattern."""
+    if len(found) < 2:
+        return found
+    merged: list[Diagnosis] = []
+    by_message: dict[tuple[str, str], list[Diagnosis]] = {}
+    for d in found:
+        prefix = f"{d.block}: "
+        by_message.setdefault((d.code, d.message.removeprefix(prefix)), []).append(d)
+    for (code, message), group in by_message.items():
+        if len(group) == 1:
+            merged.append(group[0])
+        else:
+            names = ", ".join(d.block or "" for d in group)
+            every = len(group) == len(layout.blocks)
+            merged.append(Diagnosis(code, f"{'every block' if every else names}: {message}"))
+    return merged
+
+
+def _localized(ev: Evidence, rest: list[Block], failing: list[Block]) -> Diagnosis | None:
+    """Name the few wrong entries or blocks, if the rest of the gradient agrees."""
+    layout, status = ev.layout, ev.status
+    wrong = np.flatnonzero(status == WRONG)
+    checked = np.isin(status, (OK, WRONG, KINK))
+    if wrong.size == checked.sum():
+        return None  # wrong everywhere: no place to point at
+    agreeing = [b.name for b in layout.blocks if b not in failing]
+    parts = []
+    for block in rest:
+        bad = np.flatnonzero(status[block.slice] == WRONG)
+        total = int(np.isin(status[block.slice], (OK, WRONG, KINK)).sum())
+        where = _where_in_block(block, bad) if bad.size < total else ""
+        parts.append(f"{block.name}: {bad.size} of {total} entries wrong{where}")
+    if agreeing:
+        tail = ("all other blocks agree" if len(agreeing) + len(rest) == len(layout.blocks)
+                else f"{', '.join(agreeing)} agree")
+        parts.append(tail)
+    worst = wrong[np.argmax(_significance(ev)[wrong])]
+    block = layout.block_of(int(worst))
+    return Diagnosis("localized", "; ".join(parts) + ".", block.name,
+                     block.index(int(worst) - block.start))
+
+
+def _where_in_block(block: Block, bad: np.ndarray) -> str:
+    if len(block.shape) == 2:
+        rows, cols = np.unravel_index(bad, block.shape)
+        hint = " (the bias column?)" if cols[0] == 0 else ""
+        if np.all(cols == cols[0]) and bad.size == block.shape[0]:
+            return f": the whole column {cols[0]}{hint}"
+        if np.all(cols == cols[0]) and bad.size > 1:
+            return f", all in column {cols[0]}{hint}"
+        if np.all(rows == rows[0]) and bad.size > 1:
+            return f", all in row {rows[0]}"
+    names = [block.entry_name(int(i)) for i in bad[:MAX_NAMED]]
+    more = f" and {bad.size - MAX_NAMED} more" if bad.size > MAX_NAMED else ""
+    return f" ({', '.join(names)}{more})"
+
+
+def _significance(ev: Evidence) -> np.ndarray:
+    """|analytic - numeric| in units of the entry's tolerance (NaN-safe)."""
+    gap = np.abs(ev.analytic - ev.numeric)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = gap / ev.tolerance
+    ratio[~np.isfinite(ev.analytic)] = np.inf
+    return np.nan_to_num(ratio, nan=0.0)
+
+
+# ---------------------------------------------------------------- warnings
+
+
+def _kinks(ev: Evidence) -> list[Diagnosis]:
+    found = []
+    at = np.flatnonzero(ev.status == KINK)
+    if at.size:
+        first = int(at[0])
+        left, right = ev.one_sided.get(first, (np.nan, np.nan))
+        block = ev.layout.block_of(first)
+        found.append(Diagnosis(
+            "kink",
+            f"J is not differentiable at theta in {_entries(ev.layout, at)}: its slope from the "
+            f"left ({left:.4g}) and from the right ({right:.4g}) differ, so no finite difference "
+            "settles there (a ReLU, max or abs exactly at its corner?). Not a bug in grad: "
+            "the analytic value lies between the two slopes.",
+            block.name, block.index(first - block.start)))
+    if ev.kink_near.size:
+        found.append(Diagnosis(
+            "kink",
+            f"J has a kink within one step of theta in {_entries(ev.layout, ev.kink_near)}: "
+            "the first difference crossed it; a smaller step agrees with grad.",
+        ))
+    return found
+
+
+def _warnings(ev: Evidence) -> list[Diagnosis]:
+    found = []
+    if ev.step_reduced.size:
+        skipped = np.flatnonzero(ev.status == SKIPPED)
+        reduced = np.setdiff1d(ev.step_reduced, skipped)
+        text = f"J returned NaN or inf one step away from theta in {_entries(ev.layout, ev.step_reduced)} "
+        text += "(a domain edge such as log or sqrt of a number near 0): "
+        if reduced.size:
+            text += f"the step was made smaller there (down to {ev.steps[reduced].min():.2g})"
+        if skipped.size:
+            text += ("; " if reduced.size else "") + (
+                f"{_count(skipped.size, 'entry')} could not be checked and are NaN in numeric")
+        found.append(Diagnosis("domain", text + ".", ev.layout.block_of(int(ev.step_reduced[0])).name))
+    if ev.precision > 1e-10 and not ev.nondeterministic:
+        low = ev.unit > 1e-10
+        coarse_theta = np.finfo(ev.point.dtype).eps > 1e-10
+        cause = (f"theta is {ev.point.dtype}: rounding in J" if low and coarse_theta else
+                 "J returns its cost in single precision: rounding" if low else
+                 f"J's value is noisy at about {ev.precision:.0e} relative (rounding in a large or "
+                 "cancelling sum?), which")
+        floor = ev.noise_floor
+        seen = f"gradient errors above about {floor:.0e} relative" if np.isfinite(floor) else "small errors"
+        found.append(Diagnosis(
+            "noise-floor",
+            f"{cause} limits what the check can see to {seen}; the verdict allows for it"
+            + (" (check in float64 to see smaller errors)." if low else ".")))
+    found += _symmetric_point(ev)
+    return found
+
+
+def _symmetric_point(ev: Evidence) -> list[Diagnosis]:
+    found = []
+    for block in ev.layout.blocks:
+        values = ev.point[block.slice]
+        if block.size < 2:
+            continue
+        if np.all(values == values[0]):
+            what = "all zero" if values[0] == 0 else f"all equal to {values[0]:.4g}"
+            found.append(Diagnosis(
+                "symmetric-point",
+                f"theta's entries in {block.name} are {what} (a symmetric initialization): "
+                "bugs that differ between units, or that vanish at 0 (such as a wrong "
+                "regularization term), cannot show here; check at a random point "
+                "(gradwidget.random_init).", block.name))
+        elif len(block.shape) == 2 and block.shape[0] > 1:
+            rows = values.reshape(block.shape)
+            if len(np.unique(rows, axis=0)) < block.shape[0]:
+                found.append(Diagnosis(
+                    "symmetric-point",
+                    f"theta has identical rows in {block.name} (a symmetric initialization): "
+                    "bugs that differ between units cannot show here; use gradwidget.random_init.",
+                    block.name))
+    return found
+
+
+# ---------------------------------------------------------------- wording
+
+
+def _entries(layout: Layout, positions: np.ndarray) -> str:
+    names = [layout.entry_name(int(i)) for i in positions[:MAX_NAMED]]
+    more = f" and {positions.size - MAX_NAMED} more entries" if positions.size > MAX_NAMED else ""
+    return ", ".join(names) + more
+
+
+def _count(number: int, noun: str) -> str:
+    plural = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+    return f"{number} {noun if number == 1 else plural}"
+
+
+def _factor(c: float) -> str:
+    digits = 3 if abs(c - 1) >= 0.01 else int(-np.floor(np.log10(abs(c - 1)))) + 2
+    return f"{c:.{digits}g}" if abs(c) >= 1 or abs(c - 1) < 0.01 else f"{c:.3g}"
+
+
+def _scale_hint(c: float) -> str:
+    for value, hint in ((2.0, "a missing 1/2 or a doubled term?"),
+                        (0.5, "a lost factor 2 (the derivative of a square)?")):
+        if abs(c - value) < 1e-3 * value:
+            return f": {hint}"
+    for m in (c, 1 / c):
+        if m > 2.5 and abs(m - round(m)) < 1e-3 * m:
+            return f": dividing by m = {round(m)} (a mean) in one of J and grad but not the other?"
+    return "."
+

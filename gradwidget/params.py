@@ -1,0 +1,323 @@
+"""Parameter trees <-> one flat float vector.
+
+A notebook holds its parameters as one array, a dict or list of arrays, or an
+unrolled vector with block shapes. The checker works on one flat vector; a
+`Layout` remembers how to go back and forth, names every entry for messages,
+and validates what ``grad`` returns against it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from math import prod
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Block", "Layout", "flatten", "random_init"]
+
+
+@dataclass(frozen=True)
+class Block:
+    """One parameter array: its name, shape and slice of the flat vector."""
+
+    name: str
+    shape: tuple[int, ...]
+    start: int
+
+    @property
+    def size(self) -> int:
+        return prod(self.shape)
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.size
+
+    @property
+    def slice(self) -> slice:
+        return slice(self.start, self.stop)
+
+    def index(self, offset: int) -> tuple[int, ...]:
+        """The multi-index in this block of flat position ``start + offset``."""
+        return tuple(int(i) for i in np.unravel_index(offset, self.shape)) if self.shape else ()
+
+    def entry_name(self, offset: int) -> str:
+        index = self.index(offset)
+        return f"{self.name}[{', '.join(map(str, index))}]" if index else self.name
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a parameter structure maps onto a flat vector.
+
+    ``kind`` is ``"array"`` (one ndarray), ``"dict"``, ``"list"``, ``"tuple"``
+    or ``"unrolled"`` (a flat vector with block shapes).
+    """
+
+    kind: str
+    blocks: tuple[Block, ...]
+    keys: tuple[Any, ...] = ()
+    shape: tuple[int, ...] = ()
+
+    @property
+    def size(self) -> int:
+        return self.blocks[-1].stop
+
+    def block_of(self, position: int) -> Block:
+        """The block holding flat ``position``."""
+        starts = [b.start for b in self.blocks]
+        return self.blocks[int(np.searchsorted(starts, position, side="right")) - 1]
+
+    def entry_name(self, position: int) -> str:
+        """A readable name of flat ``position``, e.g. ``"W1[2, 3]"``."""
+        block = self.block_of(position)
+        return block.entry_name(position - block.start)
+
+    def views(self, flat: np.ndarray) -> Any:
+        """The structure J expects, made of views into ``flat`` (no copies)."""
+        if self.kind == "array":
+            return flat.reshape(self.shape)
+        if self.kind == "unrolled":
+            return flat
+        arrays = [flat[b.slice].reshape(b.shape) for b in self.blocks]
+        if self.kind == "dict":
+            return dict(zip(self.keys, arrays))
+        return tuple(arrays) if self.kind == "tuple" else arrays
+
+    def rebuild(self, structure: Any) -> Any:
+        """A new container of the same arrays (J may add keys or items to its own)."""
+        if self.kind == "dict":
+            return dict(structure)
+        if self.kind == "list":
+            return list(structure)
+        return structure
+
+    def unflatten(self, flat: np.ndarray) -> Any:
+        """A fresh copy of ``flat`` in the user's structure."""
+        return self.views(np.array(flat, copy=True))
+
+    def flatten_like(self, tree: Any, what: str = "grad") -> tuple[np.ndarray, list[str]]:
+        """Validate ``tree`` (what ``grad`` returned) and flatten it.
+
+        Returns the flat float64 vector and the names of blocks that came back
+        with their 2-D shape reversed (their values are transposed into place).
+        A flat vector of the right size is accepted for any structure.
+
+        Raises
+        ------
+        ValueError
+            Naming the block, the expected and the received shape or key.
+        """
+        if tree is None:
+            raise ValueError(f"{what} returned None; expected {self._expected()}")
+        if self.kind in ("dict", "list", "tuple") and not _is_arraylike_leaf(tree):
+            parts = self._parts(tree, what)
+        elif self.kind == "unrolled" and isinstance(tree, (list, tuple)) and len(tree) == len(self.blocks) > 1:
+            parts = list(tree)
+        else:
+            array = _as_float_array(tree, what, "")
+            if array.size == self.size and (array.ndim == 1 or self.kind == "unrolled"):
+                return array.reshape(-1).astype(np.float64), []
+            if self.kind == "array":
+                parts = [array]
+            else:
+                raise ValueError(
+                    f"{what} returned an array of shape {array.shape} ({array.size} entries); "
+                    f"expected {self._expected()}"
+                )
+        flat = np.empty(self.size)
+        transposed = []
+        for block, part in zip(self.blocks, parts):
+            label = "" if self.kind == "array" else f" for block '{block.name}'"
+            array = _as_float_array(part, what, label)
+            if array.shape == block.shape or (
+                array.size == block.size and _squeezed(array.shape) == _squeezed(block.shape)
+            ):
+                flat[block.slice] = array.reshape(-1)
+            elif len(block.shape) == 2 and array.shape == block.shape[::-1]:
+                flat[block.slice] = array.T.reshape(-1)
+                transposed.append(block.name)
+            else:
+                raise ValueError(f"{what} returned shape {array.shape}{label}, expected {block.shape}")
+        return flat, transposed
+
+    def _parts(self, tree: Any, what: str) -> list[Any]:
+        if self.kind == "dict":
+            if not isinstance(tree, Mapping):
+                got = type(tree).__name__
+                raise ValueError(f"{what} returned a {got}; expected a dict with keys {list(self.keys)}")
+            missing = [k for k in self.keys if k not in tree]
+            extra = [k for k in tree if k not in self.keys]
+            if missing or extra:
+                problem = f"no key {missing[0]!r}" if missing else f"an unexpected key {extra[0]!r}"
+                raise ValueError(f"{what} returned a dict with {problem}; theta has keys {list(self.keys)}")
+            return [tree[k] for k in self.keys]
+        if not isinstance(tree, Sequence) or len(tree) != len(self.blocks):
+            got = f"{len(tree)} arrays" if isinstance(tree, Sequence) else f"a {type(tree).__name__}"
+            raise ValueError(f"{what} returned {got}; expected {len(self.blocks)} arrays like theta")
+        return list(tree)
+
+    def _expected(self) -> str:
+        if self.kind == "array":
+            return f"an array of shape {self.shape}"
+        listed = ", ".join(f"{b.name} {b.shape}" for b in self.blocks)
+        return f"{self.kind} of arrays ({listed}) or a flat vector of {self.size} entries"
+
+
+def flatten(theta: Any, shapes: Sequence[Sequence[int]] | None = None,
+            names: Sequence[str] | None = None) -> tuple[Layout, np.ndarray]:
+    """Describe ``theta``'s structure and copy it into one flat float vector.
+
+    Parameters
+    ----------
+    theta : ndarray, dict or list/tuple of arrays, or a flat vector
+        The parameters. Integer arrays are taken as float64.
+    shapes : sequence of shapes, optional
+        Block shapes of a flat, unrolled ``theta`` (row-major per block).
+    names : sequence of str, optional
+        Names of those blocks (default ``theta[0]``, ``theta[1]``, ...).
+
+    Returns
+    -------
+    layout : Layout
+    flat : ndarray
+        A copy; the caller's arrays are never touched.
+    """
+    if names is not None and shapes is None:
+        raise ValueError("names= needs shapes=: it names the blocks of an unrolled theta")
+    if shapes is not None:
+        return _flatten_unrolled(theta, shapes, names)
+    if isinstance(theta, Mapping):
+        keys = tuple(theta)
+        arrays = [_as_float_array(theta[k], "theta", f" block {k!r}") for k in keys]
+        block_names = [str(k) for k in keys]
+        kind = "dict"
+    elif isinstance(theta, (list, tuple)) and theta and not _is_number_list(theta):
+        keys = ()
+        arrays = [_as_float_array(a, "theta", f"[{i}]") for i, a in enumerate(theta)]
+        block_names = [f"theta[{i}]" for i in range(len(theta))]
+        kind = type(theta).__name__ if type(theta) in (list, tuple) else "list"
+    else:
+        array = _as_float_array(theta, "theta", "")
+        layout = Layout("array", (Block("theta", array.shape, 0),), shape=array.shape)
+        return layout, _checked_flat([array], layout)
+    blocks, start = [], 0
+    for name, array in zip(block_names, arrays):
+        blocks.append(Block(name, array.shape, start))
+        start += array.size
+    layout = Layout(kind, tuple(blocks), keys=keys)
+    return layout, _checked_flat(arrays, layout)
+
+
+def _flatten_unrolled(theta: Any, shapes: Sequence[Sequence[int]],
+                      names: Sequence[str] | None) -> tuple[Layout, np.ndarray]:
+    array = _as_float_array(theta, "theta", "")
+    shapes = [tuple(int(d) for d in np.atleast_1d(s)) for s in shapes]
+    if not shapes:
+        raise ValueError("shapes= is empty; give one shape per block, e.g. shapes=[(10, 11), (1, 11)]")
+    if names is None:
+        names = [f"theta[{i}]" for i in range(len(shapes))]
+    elif len(names) != len(shapes):
+        raise ValueError(f"names= has {len(names)} names for {len(shapes)} shapes")
+    total = sum(prod(s) for s in shapes)
+    if array.ndim != 1 or array.size != total:
+        raise ValueError(
+            f"shapes={shapes} hold {total} entries but theta has shape {array.shape} "
+            f"({array.size} entries); an unrolled theta is a 1-D vector of {total}"
+        )
+    blocks, start = [], 0
+    for name, shape in zip(names, shapes):
+        blocks.append(Block(str(name), shape, start))
+        start += prod(shape)
+    layout = Layout("unrolled", tuple(blocks), shape=array.shape)
+    return layout, _checked_flat([array], layout)
+
+
+def _checked_flat(arrays: list[np.ndarray], layout: Layout) -> np.ndarray:
+    if layout.size == 0:
+        raise ValueError("theta has no entries to check")
+    dtype = np.result_type(*arrays)
+    flat = np.concatenate([a.reshape(-1) for a in arrays]).astype(dtype, copy=False)
+    bad = np.flatnonzero(~np.isfinite(flat))
+    if bad.size:
+        raise ValueError(f"theta has {flat[bad[0]]} at {layout.entry_name(int(bad[0]))}: "
+                         "gradient checks need a finite point")
+    return flat
+
+
+def _as_float_array(value: Any, what: str, label: str) -> np.ndarray:
+    """``value`` as a float ndarray (ints become float64), or a clear error."""
+    try:
+        array = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise ValueError(f"{what}{label} is not an array: {exc}") from None
+    if array.dtype.kind in "biu":
+        return array.astype(np.float64)
+    if array.dtype.kind == "c":
+        raise ValueError(f"{what}{label} is complex ({array.dtype}); gradwidget checks real parameters")
+    if array.dtype.kind != "f":
+        raise ValueError(f"{what}{label} has dtype {array.dtype}; expected a float array")
+    return array
+
+
+def _is_number_list(value: Sequence[Any]) -> bool:
+    return all(isinstance(v, (int, float, np.number)) for v in value)
+
+
+def _is_arraylike_leaf(tree: Any) -> bool:
+    return isinstance(tree, np.ndarray) or np.isscalar(tree)
+
+
+def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(d for d in shape if d != 1)
+
+
+def random_init(shapes: Any, epsilon: float = 0.12, seed: int | None = None) -> Any:
+    """Random parameters, uniform in [-epsilon, epsilon], to break symmetry.
+
+    The initialization of the gradient-checking article: a network whose
+    weights all start equal computes the same thing in every unit, and a
+    gradient check at such a point can miss bugs.
+
+    Parameters
+    ----------
+    shapes : shape, array, or dict / list of shapes or arrays
+        One shape such as ``(10, 11)`` gives one array; a list or dict of them
+        gives a list or dict of arrays. Arrays stand for their own shape (and
+        float dtype), so ``random_init(theta)`` mirrors an existing ``theta``.
+    epsilon : float, default 0.12
+        Half-width of the interval.
+    seed : int, optional
+        Makes the draw repeatable.
+
+    Returns
+    -------
+    ndarray, list or dict of ndarray
+
+    Examples
+    --------
+    >>> import gradwidget as gw
+    >>> T1, T2, T3 = gw.random_init([(10, 11), (10, 11), (1, 11)], seed=0)
+    >>> T3.shape, bool(abs(T1).max() <= 0.12)
+    ((1, 11), True)
+    """
+    if not epsilon > 0:
+        raise ValueError(f"epsilon must be positive, got {epsilon}")
+    rng = np.random.default_rng(seed)
+
+    def draw(spec: Any) -> Any:
+        if isinstance(spec, np.ndarray):
+            dtype = spec.dtype if spec.dtype.kind == "f" else np.float64
+            return (rng.random(spec.shape) * 2 * epsilon - epsilon).astype(dtype)
+        if isinstance(spec, (int, np.integer)) or (
+            isinstance(spec, (tuple, list)) and all(isinstance(d, (int, np.integer)) for d in spec)
+        ):
+            return rng.random(spec) * 2 * epsilon - epsilon
+        if isinstance(spec, Mapping):
+            return {k: draw(v) for k, v in spec.items()}
+        if isinstance(spec, (list, tuple)):
+            return type(spec)(draw(s) for s in spec)
+        raise TypeError(f"random_init takes shapes or arrays, got {type(spec).__name__}")
+
+    return draw(shapes)

@@ -1,0 +1,78 @@
+"""Bad input to check gets a clear error that names what is at fault."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gradwidget as gw
+
+
+def J(x: np.ndarray) -> float:
+    return float(np.sum(x ** 2))
+
+
+def grad(x: np.ndarray) -> np.ndarray:
+    return 2 * x
+
+
+X = np.array([0.5, -0.3])
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), [
+    ({"method": "backward"}, ValueError, "method='backward' is not one of 'central', 'forward'"),
+    ({"eps": 0.0}, ValueError, "eps must be a positive finite number, got 0.0"),
+    ({"eps": -1e-4}, ValueError, "eps must be a positive finite number"),
+    ({"tol": -1}, ValueError, "tol must be a positive number, got -1"),
+])
+def test_bad_options(kwargs: dict, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        gw.check(J, grad, X, **kwargs)
+
+
+def test_bad_callables() -> None:
+    with pytest.raises(TypeError, match="J must be callable, got a ndarray"):
+        gw.check(X, grad, X)
+    with pytest.raises(TypeError, match=r"grad must be callable or None \(when J returns \(cost, grad\)\)"):
+        gw.check(J, 3, X)
+
+
+@pytest.mark.parametrize(("cost", "message"), [
+    (lambda x: x ** 2, r"J must return a scalar cost; it returned an array of shape \(2,\)"),
+    (lambda x: "cost", "J must return a scalar cost; it returned a str"),
+    (lambda x: np.nan, "J\\(theta\\) is nan: the check point must be inside J's domain"),
+])
+def test_bad_costs(cost: object, message: str) -> None:
+    with pytest.raises((TypeError, ValueError), match=message):
+        gw.check(cost, grad, X)
+
+
+def test_pair_J_must_return_a_pair() -> None:
+    with pytest.raises(TypeError, match=r"with grad=None, J must return \(cost, grad\); it returned a float"):
+        gw.check(J, None, X)
+
+
+def test_grad_of_wrong_size() -> None:
+    with pytest.raises(ValueError, match=r"grad returned shape \(3,\), expected \(2,\)"):
+        gw.check(J, lambda x: np.zeros(3), X)
+
+
+def test_cost_types_accepted() -> None:
+    for wrap in (float, np.float32, lambda v: np.array(v), lambda v: np.array([v]), lambda v: np.array([[v]])):
+        assert gw.check(lambda x, w=wrap: w(J(x)), grad, X).passed
+
+
+def test_exception_in_grad_is_noted() -> None:
+    def broken(x: np.ndarray) -> np.ndarray:
+        raise RuntimeError("no gradient today")
+
+    with pytest.raises(RuntimeError, match="no gradient today") as info:
+        gw.check(J, broken, X)
+    assert "raised by grad at the check point" in info.value.__notes__[0]
+
+
+def test_nothing_written_to_stderr_on_domain_edges(capfd: pytest.CaptureFixture[str]) -> None:
+    p = np.array([1e-9, 0.3])
+    result = gw.check(lambda p: np.sum(p * np.log(p)), lambda p: np.log(p) + 1, p)
+    assert result.passed
+    assert capfd.readouterr().err == ""
