@@ -351,7 +351,7 @@ def mlp_float32_doubled() -> Case:
 @case
 def mlp_off_by_1e4() -> Case:
     J, grad, theta, *_ = _mlp()
-    return Case("mlp-off-by-1e-4", J, lambda p: {k: v * 1.0001 for k, v in grad(p).items()}, theta,
+    return Case("mlp-off-by-1e4", J, lambda p: {k: v * 1.0001 for k, v in grad(p).items()}, theta,
                 False, frozenset({"scale"}), note="every entry 1e-4 too large")
 
 
@@ -363,7 +363,7 @@ def mlp_jitter_1e4() -> Case:
     def bad(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rng = np.random.default_rng(jitter.integers(1 << 30))
         return {k: v * (1 + 1e-4 * rng.choice([-1.0, 1.0], v.shape)) for k, v in grad(p).items()}
-    return Case("mlp-jitter-1e-4", J, bad, theta, False,
+    return Case("mlp-jitter-1e4", J, bad, theta, False,
                 note="every entry off by a relative 1e-4, no pattern")
 
 

@@ -34,3 +34,7 @@ def test_right_gradient_costs_about_2n_calls(name: str) -> None:
     result = gw.check(case.J, case.grad, case.theta, **case.options)
     n = sum(np.size(a) for a in (case.theta.values() if isinstance(case.theta, dict) else [case.theta]))
     assert result.evaluations <= 2 * n + 2
+
+
+def test_case_names_match_their_keys() -> None:
+    assert [make(name).name for name in CASES] == list(CASES)
