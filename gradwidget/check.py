@@ -12,15 +12,19 @@ agree on the first look cost nothing more, so a right gradient costs about
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .diagnose import KINK, OK, SKIPPED, UNCHECKED, WRONG, Evidence, diagnose
 from .differences import METHODS, STENCILS, default_steps, representable_steps
-from .evaluate import Evaluator, call_with_copy, cost_precision
+from .directions import DirectionalFindings, Probes, check_directions
+from .evaluate import call_with_copy, cost_precision, make_evaluator
 from .params import flatten
+from .progress import Progress
 from .result import CheckResult
 
 __all__ = ["GradientCheckError", "assert_gradient", "check"]
@@ -31,7 +35,8 @@ REFINE_LEVELS = 6  # looks again at h/4, h/16, ... for entries that disagree
 REFINE_RATIO = 4.0
 DOMAIN_RETRIES = 3  # smaller steps tried where J returns NaN or inf
 DOMAIN_SHRINK = 16.0
-CHUNK = 256  # entries per batch of calls: the unit of partial results
+FIRST_CHUNK = 8  # entries in the first chunk of a check; later chunks are sized by its time
+MAX_CHUNK = 1 << 16
 SECOND_POINT_SPREAD = 0.05
 
 
@@ -52,7 +57,8 @@ class GradientCheckError(AssertionError):
 def check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any, *,
           method: str = "central", eps: float | None = None, tol: float | None = None,
           shapes: Sequence[Sequence[int]] | None = None, names: Sequence[str] | None = None,
-          seed: int | None = None) -> CheckResult:
+          sample: int | None = None, directions: int | None = None, vectorized: bool = False,
+          executor: Any = None, seed: int | None = None, progress: bool | None = None) -> CheckResult:
     """Check an analytic gradient against finite differences of the cost.
 
     Parameters
@@ -78,9 +84,26 @@ def check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any
         against an estimate of its own numerical error.
     shapes, names : optional
         Block shapes (and names) of a flat, unrolled ``theta``.
+    sample : int, optional
+        Check only this many entries per block, chosen at random (the others
+        are NaN in ``numeric``).
+    directions : int, optional
+        Check along this many random directions (2 calls each) instead of
+        entry by entry; when one disagrees, find and name the wrong entries
+        by splitting the parameters into groups (about 2 log2(n) more probes).
+    vectorized : bool
+        J accepts a batch: every array gets a leading batch axis (an unrolled
+        vector becomes a 2-D array, one point per row) and J returns one cost
+        per row. The check then calls J once per chunk of points.
+    executor : concurrent.futures.Executor, optional
+        Evaluates J in parallel (a process pool, a ``dask.distributed.Client``,
+        an ipyparallel view's executor). J must be picklable by it.
     seed : int, optional
-        Makes the random parts of the check (noise probe, second point)
-        repeatable.
+        Makes the random parts of the check (sampling, directions, noise
+        probe, second point) repeatable.
+    progress : bool, optional
+        Show a progress bar; by default only when the check takes more than
+        about a second.
 
     Returns
     -------
@@ -110,7 +133,15 @@ def check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any
     if grad is not None and not callable(grad):
         raise TypeError(f"grad must be callable or None (when J returns (cost, grad)), "
                         f"got a {type(grad).__name__}")
-    evidence = _Check(J, grad, theta, method, eps, tol, shapes, names, seed).run()
+    for name, value in (("sample", sample), ("directions", directions)):
+        if value is not None and not (isinstance(value, (int, np.integer)) and value > 0):
+            raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+    if sample is not None and directions is not None:
+        raise ValueError("sample= and directions= are two ways to check less; pick one")
+    if directions is not None and method != "central":
+        raise ValueError(f"directions= uses central differences; method={method!r} does not apply")
+    options = _Options(method, eps, tol, sample, directions, vectorized, executor, seed, progress)
+    evidence = _Check(J, grad, theta, shapes, names, options).run()
     return CheckResult(evidence, diagnose(evidence))
 
 
@@ -139,22 +170,39 @@ def assert_gradient(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, 
     return result
 
 
+@dataclass(frozen=True)
+class _Options:
+    method: str
+    eps: float | None
+    tol: float | None
+    sample: int | None
+    directions: int | None
+    vectorized: bool
+    executor: Any
+    seed: int | None
+    progress: bool | None
+
+
 class _Check:
     """One run of a check; fills per-entry arrays as it goes."""
 
     def __init__(self, J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any,
-                 method: str, eps: float | None, tol: float | None,
                  shapes: Sequence[Sequence[int]] | None, names: Sequence[str] | None,
-                 seed: int | None) -> None:
+                 options: _Options) -> None:
         self.layout, self.point = flatten(theta, shapes, names)
-        self.J, self.grad, self.method, self.tol = J, grad, method, tol
-        self.rng = np.random.default_rng(seed)
+        self.options = options
+        self.J, self.grad, self.method, self.tol = J, grad, options.method, options.tol
+        self.rng = np.random.default_rng(options.seed)
         self.unit = float(np.finfo(self.point.dtype).eps)
-        self.eps = eps
+        self.eps = options.eps
         n = self.layout.size
-        self.stencil = STENCILS.get(method)
-        self.evaluator = Evaluator(J, self.layout, self.point, pair=grad is None,
-                                   dtype=np.complex128 if method == "complex" else None)
+        self.stencil = STENCILS.get(self.method)
+        self.evaluator = make_evaluator(J, self.layout, self.point, pair=grad is None,
+                                        dtype=np.complex128 if self.method == "complex" else None,
+                                        vectorized=options.vectorized, executor=options.executor)
+        self.positions = self._positions_to_check()
+        self.directional: DirectionalFindings | None = None
+        self.direction_reduced = False  # a directional probe left J's domain and moved closer
         self.numeric = np.full(n, np.nan)
         self.tolerance = np.full(n, np.nan)
         self.status = np.full(n, UNCHECKED)
@@ -169,7 +217,6 @@ class _Check:
         self.one_sided: dict[int, tuple[float, float]] = {}
         self.ignores_input = False
         self.interrupted: str | None = None
-        self.done = 0
 
     # ------------------------------------------------------------ the run
 
@@ -177,14 +224,19 @@ class _Check:
         self._at_point()
         self.steps = self._initial_steps()
         try:
-            self._first_pass()
-            if self.tol is None and not self.evidence().nondeterministic and self.stencil:
-                self._second_look()
+            if self.options.directions:
+                if not self.evidence().nondeterministic:
+                    self._directional()
+            else:
+                self._first_pass()
+                if self.tol is None and not self.evidence().nondeterministic and self.stencil:
+                    self._second_look()
             if not self.evidence().nondeterministic:
                 with np.errstate(all="ignore"):
                     self._second_point()
         except KeyboardInterrupt:
-            self.interrupted = (f"interrupted after {self.done} of {self.layout.size} entries; "
+            done = int(np.sum(self.status[self.positions] != UNCHECKED))
+            self.interrupted = (f"interrupted after {done} of {self.positions.size} entries; "
                                 "the rest are NaN in numeric")
         drift = self.evaluator.drifted()
         if drift.size:
@@ -199,7 +251,9 @@ class _Check:
             costs_at_point=self.costs_at_point, mutated=self.mutated, transposed=self.transposed,
             step_reduced=_joined(self.reduced), kink_near=_joined(self.kink_near),
             one_sided=self.one_sided, ignores_input=self.ignores_input,
-            interrupted=self.interrupted, noise=self.noise)
+            interrupted=self.interrupted, noise=self.noise,
+            sampled=self.positions.size if self.options.sample else None,
+            directional=self.directional, direction_reduced=self.direction_reduced)
 
     def _initial_steps(self) -> np.ndarray:
         if self.eps is not None:  # a user's step is used as given
@@ -227,13 +281,31 @@ class _Check:
         self.costs_at_point = (self.cost, float(np.real(evaluator.cost(second))))
         self.analytic, self.transposed = self.layout.flatten_like(gradient, source)
 
+    def _positions_to_check(self) -> np.ndarray:
+        """Every entry, or ``sample`` entries of each block chosen at random."""
+        if not self.options.sample:
+            return np.arange(self.layout.size)
+        chosen = [np.sort(self.rng.choice(np.arange(b.start, b.stop), min(self.options.sample, b.size),
+                                          replace=False)) for b in self.layout.blocks]
+        return np.concatenate(chosen)
+
     def _first_pass(self) -> None:
-        n = self.layout.size
-        for start in range(0, n, CHUNK):
-            chunk = np.arange(start, min(start + CHUNK, n))
-            self._measure(chunk, self.steps[chunk])
-            self.done = int(chunk[-1]) + 1
-        self._judge(np.flatnonzero(self.status == UNCHECKED))
+        """One look at every entry to check, in chunks sized to take a fraction of a second.
+
+        Chunks are the unit of progress and of what an interrupt keeps.
+        """
+        positions, size, done = self.positions, FIRST_CHUNK, 0
+        start_time = time.perf_counter()
+        with Progress(positions.size, self.options.progress) as bar:
+            while done < positions.size:
+                chunk = positions[done:done + size]
+                chunk_start = time.perf_counter()
+                self._measure(chunk, self.steps[chunk])
+                self._judge(chunk[self.status[chunk] == UNCHECKED])
+                done += chunk.size
+                bar.update(chunk.size, time.perf_counter() - start_time)
+                per_entry = (time.perf_counter() - chunk_start) / chunk.size
+                size = int(np.clip(self.evaluator.chunk_seconds / max(per_entry, 1e-9), FIRST_CHUNK, MAX_CHUNK))
 
     def _second_look(self) -> None:
         suspects = self._suspects()
@@ -293,7 +365,6 @@ class _Check:
             self.numeric[done], self.values[done] = self._combine(out[:complete], steps[:complete])
             self.steps[done] = steps[:complete]
             self._judge(done[self.status[done] == UNCHECKED])
-            self.done = max(self.done, int(done[-1]) + 1 if complete else 0)
             raise
         return self._combine(out, steps)
 
@@ -447,6 +518,65 @@ class _Check:
         self.status[positions] = np.where(between, KINK, WRONG)
         for i, lo, hi in zip(positions.tolist(), left.tolist(), right.tolist()):
             self.one_sided[i] = (lo, hi)
+
+    # ------------------------------------------------------------ directions
+
+    def _directional(self) -> None:
+        self.directional = check_directions(self._probe, self.layout, self.steps,
+                                            self.options.directions, self.rng)
+        for position, (derivative, tolerance) in self.directional.wrong.items():
+            self.numeric[position], self.tolerance[position] = derivative, tolerance
+            self.status[position] = WRONG
+
+    def _probe(self, shifts: np.ndarray) -> Probes:
+        """Judge J along ``theta +- shifts[k]``: noise-aware, with smaller moves where it disagrees.
+
+        Each probe keeps its own scale of the move: a quarter of it for a
+        second look, a sixteenth where J left its domain.
+        """
+        count = len(shifts)
+        analytic = shifts @ self.analytic
+        spread = NOISE_MARGIN * self.unit * (np.abs(shifts) @ np.abs(self.analytic))
+        numeric, tolerance = np.full(count, np.nan), np.full(count, np.inf)
+        agree = np.zeros(count, bool)
+        scale, previous = np.ones(count), np.full(count, np.nan)
+        levels, retries = np.zeros(count, int), np.zeros(count, int)
+        active = np.arange(count)
+        while active.size:
+            rows = shifts[active] * scale[active, None]
+            costs = self.evaluator.shifted(np.concatenate([rows, -rows]), np.empty(2 * active.size))
+            plus, minus = costs[: active.size], costs[active.size:]
+            estimate = (plus - minus) / (2 * scale[active])
+            finite = np.isfinite(estimate)
+            lost = ~finite & (retries[active] < DOMAIN_RETRIES)
+            if lost.any():
+                self.direction_reduced = True
+            retries[active[lost]] += 1
+            scale[active[lost]] /= DOMAIN_SHRINK
+            first = np.isnan(previous[active])
+            gap = np.abs(analytic[active] - estimate)
+            if self.noise == 0 and np.any(finite & first & (gap > self._probe_noise(plus, minus, scale[active])
+                                                             + spread[active])):
+                self.noise = self._measure_noise()
+            noise = self._probe_noise(plus, minus, scale[active])
+            floor = np.sqrt(self.unit) * np.maximum(np.abs(analytic[active]), np.abs(estimate)) + spread[active]
+            change = np.where(first, np.inf, np.abs(previous[active] - estimate))
+            truncation = np.where(first, 0.0, TRUNCATION_MARGIN * change / (REFINE_RATIO ** 2 - 1))
+            ok = finite & (gap <= noise + floor + truncation)
+            settled = finite & ~ok & (change <= noise + floor)
+            numeric[active[finite]] = estimate[finite]
+            tolerance[active[finite]] = (noise + floor + truncation)[finite]
+            agree[active[ok]] = True
+            again = finite & ~ok & ~settled & (levels[active] < REFINE_LEVELS)
+            levels[active[again]] += 1
+            previous[active[again]] = estimate[again]
+            scale[active[again]] /= REFINE_RATIO
+            active = active[again | lost]
+        return Probes(analytic, numeric, tolerance, agree)
+
+    def _probe_noise(self, plus: np.ndarray, minus: np.ndarray, scale: float) -> np.ndarray:
+        modelled = self.unit * np.maximum(np.abs(self.cost), np.maximum(np.abs(plus), np.abs(minus)))
+        return NOISE_MARGIN * np.maximum(modelled, self.noise) * STENCILS["central"].noise_gain / scale
 
     def _second_point(self) -> None:
         """Does grad change when theta does? Catches a grad that reads a global."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .directions import DirectionalFindings
 from .params import Block, Layout
 
 __all__ = ["KINK", "OK", "SKIPPED", "UNCHECKED", "WRONG", "Diagnosis", "Evidence", "diagnose"]
@@ -60,6 +61,9 @@ class Evidence:
     ignores_input: bool = False
     interrupted: str | None = None
     noise: float = 0.0  # measured noise of J's value (0 when not measured)
+    sampled: int | None = None  # entries checked, when sample= chose them
+    directional: DirectionalFindings | None = None
+    direction_reduced: bool = False
 
     @property
     def nondeterministic(self) -> bool:
@@ -69,6 +73,8 @@ class Evidence:
     def block_fails(self, block: Block) -> bool:
         """Whether ``block`` fails: by the classic rule when ``tol`` is set, else entry by entry."""
         if block.name in self.transposed:
+            return True
+        if self.directional is not None and block.name in self.directional.failed_blocks:
             return True
         if self.tol is not None:
             s = block.slice
@@ -113,7 +119,7 @@ def diagnose(ev: Evidence) -> list[Diagnosis]:
     found: list[Diagnosis] = []
     found += _setup_problems(ev)
     if not ev.nondeterministic:
-        found += _failure_patterns(ev)
+        found += _directional_findings(ev) if ev.directional else _failure_patterns(ev)
         found += _kinks(ev)
     found += _warnings(ev)
     return found
@@ -170,6 +176,34 @@ def _failure_patterns(ev: Evidence) -> list[Diagnosis]:
         if localized is not None:
             found.append(localized)
     return found
+
+
+def _directional_findings(ev: Evidence) -> list[Diagnosis]:
+    """A global factor seen along every direction, or the wrong entries the search named."""
+    transposed = [_block_pattern(ev, b) for b in ev.layout.blocks if b.name in ev.transposed]
+    found = ev.directional
+    if found.factor is not None:
+        c = found.factor
+        if abs(c + 1) < 1e-3:
+            return [Diagnosis("sign", "along every random direction the analytic gradient is -1 x the "
+                              "numeric one: it has the wrong sign (`y - h` where `h - y` was meant?)")]
+        return [Diagnosis("scale", f"along every random direction the analytic gradient is {_factor(c)} x the "
+                          f"numeric one{_scale_hint(c)}")]
+    if not found.failed_blocks:
+        return transposed
+    wrong = np.array(sorted(found.wrong), dtype=int)
+    agreeing = [b.name for b in ev.layout.blocks if b.name not in found.failed_blocks]
+    verb = "disagrees" if len(found.failed_blocks) == 1 else "disagree"
+    text = f"{', '.join(found.failed_blocks)} {verb} along random directions"
+    if wrong.size:
+        more = " (the search stops there)" if wrong.size >= 5 else ""
+        text += f"; wrong entries found: {_entries(ev.layout, wrong)}{more}"
+    if agreeing:
+        text += f"; {', '.join(agreeing)} agree"
+    first = int(wrong[0]) if wrong.size else ev.layout.blocks[0].start
+    block = ev.layout.block_of(first)
+    return [*transposed, Diagnosis("localized", text + ".", block.name,
+                                   block.index(first - block.start) if wrong.size else None)]
 
 
 def _block_pattern(ev: Evidence, block: Block) -> Diagnosis | None:
@@ -320,6 +354,10 @@ def _kinks(ev: Evidence) -> list[Diagnosis]:
 
 def _warnings(ev: Evidence) -> list[Diagnosis]:
     found = []
+    if ev.direction_reduced:
+        found.append(Diagnosis("domain", "J returned NaN or inf one step away from theta along some random "
+                               "directions (a domain edge such as log or sqrt of a number near 0): "
+                               "those probes moved closer to theta."))
     if ev.step_reduced.size:
         skipped = np.flatnonzero(ev.status == SKIPPED)
         reduced = np.setdiff1d(ev.step_reduced, skipped)

@@ -1,22 +1,33 @@
-"""Calling the user's J: at a point, or at many points one entry away.
+"""Calling the user's J: serially, as a batch, or on an executor's workers.
 
-`Evaluator.along` is the hot loop of every check. It moves one entry of a
-private work vector, calls J on views of that vector and moves the entry
-back: no parameter tree is copied per call. J never sees the caller's
-arrays. If J is caught changing its argument, the evaluator switches to
-handing J a fresh copy on every call.
+Every check asks for J at points near theta in two shapes: one entry moved
+(`Evaluator.along`, the hot loop of a full check) or the whole vector moved
+along a direction (`Evaluator.shifted`, for directional probes). The serial
+evaluator moves entries of a private work vector in place and calls J on
+views of it, so no parameter tree is copied per call. J never sees the
+caller's arrays; if J is caught changing its argument, the evaluator hands
+it a fresh copy on every call instead. `BatchEvaluator` (``vectorized=True``)
+stacks the points as rows and calls J once per chunk of rows;
+`ExecutorEvaluator` sends chunks of work to a `concurrent.futures.Executor`.
 """
 
 from __future__ import annotations
 
+import os
+import pickle
 from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from typing import Any
 
 import numpy as np
 
 from .params import Layout
 
-__all__ = ["Evaluator", "call_with_copy", "scalar_cost"]
+__all__ = ["BatchEvaluator", "Evaluator", "ExecutorEvaluator", "call_with_copy", "cost_precision",
+           "make_evaluator", "scalar_cost"]
+
+BATCH_BYTES = 64 * 2 ** 20  # rows of one batched call of J, at most
+TASKS_PER_WORKER = 4  # an executor's share of a chunk, for load balance
 
 
 def cost_precision(value: Any) -> float:
@@ -63,12 +74,24 @@ def call_with_copy(fn: Callable[[Any], Any], layout: Layout, point: np.ndarray,
     except Exception as exc:
         note_exception(exc, f"gradwidget: raised by {name} at the check point")
         raise
-    changed = np.flatnonzero(copy != point)
-    return result, changed
+    return result, np.flatnonzero(copy != point)
+
+
+def make_evaluator(J: Callable[[Any], Any], layout: Layout, point: np.ndarray, *, pair: bool,
+                   dtype: Any = None, vectorized: bool = False, executor: Any = None) -> Evaluator:
+    """The evaluator for the options of `gradwidget.check`."""
+    if vectorized and executor is not None:
+        raise ValueError("vectorized=True and executor= do not combine: a vectorized J is "
+                         "already one call per batch; pick one")
+    if vectorized:
+        return BatchEvaluator(J, layout, point, pair=pair, dtype=dtype)
+    if executor is not None:
+        return ExecutorEvaluator(J, layout, point, pair=pair, dtype=dtype, executor=executor)
+    return Evaluator(J, layout, point, pair=pair, dtype=dtype)
 
 
 class Evaluator:
-    """Evaluates J at theta and along single entries, counting the calls.
+    """Evaluates J one point at a time, counting the calls.
 
     Parameters
     ----------
@@ -84,6 +107,8 @@ class Evaluator:
         Working dtype (complex for the complex-step method).
     """
 
+    chunk_seconds = 0.2  # how long one chunk of a check's work should take
+
     def __init__(self, J: Callable[[Any], Any], layout: Layout, point: np.ndarray, *,
                  pair: bool = False, dtype: Any = None) -> None:
         self.J = J
@@ -98,7 +123,7 @@ class Evaluator:
         self.fresh_copies = False
 
     def cost(self, value: Any) -> float | complex:
-        """The cost out of what J returned."""
+        """The cost out of what J returned for one point."""
         if self.pair:
             if not (isinstance(value, (tuple, list)) and len(value) == 2):
                 raise TypeError(
@@ -106,6 +131,11 @@ class Evaluator:
                 )
             value = value[0]
         return scalar_cost(value, allow_complex=self.allow_complex)
+
+    def at(self, point: np.ndarray) -> tuple[Any, np.ndarray]:
+        """J's return value at ``point`` (as for one point) and the positions J changed."""
+        self.calls += 1
+        return call_with_copy(self.J, self.layout, point, "J")
 
     def along(self, positions: np.ndarray, deltas: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Fill ``out[k]`` with J(theta + deltas[k] * e[positions[k]]).
@@ -138,11 +168,169 @@ class Evaluator:
             raise
         return out
 
-    def at(self, point: np.ndarray) -> tuple[Any, np.ndarray]:
-        """J's raw return value at ``point`` and the positions J changed."""
+    def shifted(self, shifts: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Fill ``out[k]`` with J(theta + shifts[k]) (whole-vector moves)."""
+        with np.errstate(all="ignore"):
+            for k, shift in enumerate(shifts):
+                point = (self.point + shift).astype(self.work.dtype)
+                out[k] = self.cost(self._call(point, f"along direction {k}"))
+        return out
+
+    def _call(self, point: np.ndarray, where: str) -> Any:
         self.calls += 1
-        return call_with_copy(self.J, self.layout, point, "J")
+        try:
+            return self.J(self.layout.views(point))
+        except Exception as exc:
+            note_exception(exc, f"gradwidget: raised by J with theta moved {where}")
+            raise
 
     def drifted(self) -> np.ndarray:
         """Positions of the work vector that J changed for good."""
         return np.flatnonzero(self.work != self.point)
+
+
+class BatchEvaluator(Evaluator):
+    """A vectorized J: each array gets a leading batch axis; J returns one cost per row."""
+
+    chunk_seconds = 0.5
+
+    def at(self, point: np.ndarray) -> tuple[Any, np.ndarray]:
+        self.calls += 1
+        batch = point[None, :].copy()
+        try:
+            value = self.J(self.layout.batch_views(batch))
+        except Exception as exc:
+            note_exception(exc, "gradwidget: raised by J (vectorized) at the check point")
+            raise
+        if self.pair:
+            costs, grads = value
+            value = (self._costs(costs, 1)[0], self.layout.first_of_batch(grads))
+        else:
+            value = self._costs(value, 1)[0]
+        return value, np.flatnonzero(batch[0] != point)
+
+    def along(self, positions: np.ndarray, deltas: np.ndarray, out: np.ndarray) -> np.ndarray:
+        rows_per_call = self._rows_per_call()
+        self.reached = 0
+        for start in range(0, positions.size, rows_per_call):
+            part = slice(start, start + rows_per_call)
+            rows = np.repeat(self.point[None, :], positions[part].size, axis=0)
+            rows[np.arange(rows.shape[0]), positions[part]] += deltas[part].astype(rows.dtype)
+            out[part] = self._batch(rows)
+            self.reached = min(start + rows_per_call, positions.size)
+        return out
+
+    def shifted(self, shifts: np.ndarray, out: np.ndarray) -> np.ndarray:
+        rows_per_call = self._rows_per_call()
+        for start in range(0, len(shifts), rows_per_call):
+            part = slice(start, start + rows_per_call)
+            out[part] = self._batch((self.point + shifts[part]).astype(self.work.dtype))
+        return out
+
+    def _rows_per_call(self) -> int:
+        return max(1, BATCH_BYTES // (self.point.size * self.work.itemsize))
+
+    def _batch(self, rows: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        with np.errstate(all="ignore"):
+            try:
+                value = self.J(self.layout.batch_views(rows))
+            except Exception as exc:
+                note_exception(exc, f"gradwidget: raised by J (vectorized) on a batch of {rows.shape[0]} points")
+                raise
+        return self._costs(value[0] if self.pair else value, rows.shape[0])
+
+    def _costs(self, value: Any, rows: int) -> np.ndarray:
+        costs = np.asarray(value)
+        if costs.size != rows or costs.ndim == 0 or costs.dtype.kind not in "biufc":
+            raise TypeError(f"a vectorized J must return one cost per row: for a batch of {rows} "
+                            f"points it returned shape {costs.shape}")
+        return costs.reshape(rows)
+
+
+class ExecutorEvaluator(Evaluator):
+    """Sends chunks of evaluations to a `concurrent.futures.Executor`.
+
+    ``executor`` may also be a ``dask.distributed.Client`` (its executor
+    interface is used). J must be picklable by the executor.
+    """
+
+    chunk_seconds = 1.0
+
+    def __init__(self, J: Callable[[Any], Any], layout: Layout, point: np.ndarray, *,
+                 pair: bool = False, dtype: Any = None, executor: Any) -> None:
+        super().__init__(J, layout, point, pair=pair, dtype=dtype)
+        if not isinstance(executor, Executor) and hasattr(executor, "get_executor"):
+            executor = executor.get_executor()  # dask.distributed.Client
+        if not callable(getattr(executor, "submit", None)):
+            raise TypeError(f"executor= must be a concurrent.futures.Executor, got a {type(executor).__name__}")
+        self.executor = executor
+        self.workers = _worker_count(executor)
+
+    def along(self, positions: np.ndarray, deltas: np.ndarray, out: np.ndarray) -> np.ndarray:
+        tasks = self._split(positions.size)
+        futures = [self.executor.submit(_entries_task, self.J, self.layout, self.point, self.pair,
+                                        positions[part], deltas[part]) for part in tasks]
+        return self._gather(futures, tasks, out)
+
+    def shifted(self, shifts: np.ndarray, out: np.ndarray) -> np.ndarray:
+        tasks = self._split(len(shifts))
+        futures = [self.executor.submit(_shifts_task, self.J, self.layout, self.point, self.pair,
+                                        shifts[part]) for part in tasks]
+        return self._gather(futures, tasks, out)
+
+    def _split(self, count: int) -> list[slice]:
+        size = max(1, -(-count // (self.workers * TASKS_PER_WORKER)))
+        return [slice(start, min(start + size, count)) for start in range(0, count, size)]
+
+    def _gather(self, futures: list[Future], tasks: list[slice], out: np.ndarray) -> np.ndarray:
+        done = np.zeros(len(tasks), bool)
+        try:
+            for k, (future, part) in enumerate(zip(futures, tasks)):
+                out[part] = _result(future)
+                done[k] = True
+                self.calls += part.stop - part.start
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            self.reached = tasks[int(np.argmin(done))].start if not done.all() else tasks[-1].stop
+            raise
+        return out
+
+
+def _entries_task(J: Callable[[Any], Any], layout: Layout, point: np.ndarray, pair: bool,
+                  positions: np.ndarray, deltas: np.ndarray) -> np.ndarray:
+    """One worker's share of `Evaluator.along`."""
+    evaluator = Evaluator(J, layout, point, pair=pair)
+    return evaluator.along(positions, deltas, np.full(positions.size, np.nan))
+
+
+def _shifts_task(J: Callable[[Any], Any], layout: Layout, point: np.ndarray, pair: bool,
+                 shifts: np.ndarray) -> np.ndarray:
+    """One worker's share of `Evaluator.shifted`."""
+    evaluator = Evaluator(J, layout, point, pair=pair)
+    return evaluator.shifted(shifts, np.full(len(shifts), np.nan))
+
+
+def _result(future: Future) -> Any:
+    try:
+        return future.result()
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        if "pickle" not in str(exc).lower():
+            raise
+        raise TypeError(
+            "J cannot be sent to the executor's worker processes because it cannot be pickled "
+            f"({exc}): define J at module level (not in a notebook cell or as a lambda or closure), "
+            "or use an executor that pickles with cloudpickle (dask.distributed, ipyparallel)."
+        ) from None
+
+
+def _worker_count(executor: Any) -> int:
+    for attribute in ("_max_workers", "max_workers"):
+        count = getattr(executor, attribute, None)
+        if isinstance(count, int) and count > 0:
+            return count
+    client = getattr(executor, "_client", None)  # dask.distributed's ClientExecutor
+    if client is not None and hasattr(client, "nthreads"):
+        return max(1, sum(client.nthreads().values()))
+    return os.cpu_count() or 1

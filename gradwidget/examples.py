@@ -31,8 +31,8 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def article_network(bug: str | None = None, samples: int = 20, lam: float = 1.0,
-                    seed: int = 0) -> tuple[Callable[[np.ndarray], float],
-                                             Callable[[np.ndarray], np.ndarray], np.ndarray]:
+                    seed: int = 0, batched: bool = False) -> tuple[Callable[[np.ndarray], Any],
+                                                                   Callable[[np.ndarray], np.ndarray], np.ndarray]:
     """Cost, gradient and a random unrolled theta of the article's network.
 
     Parameters
@@ -45,6 +45,9 @@ def article_network(bug: str | None = None, samples: int = 20, lam: float = 1.0,
         Regularization strength (the bias columns are not regularized).
     seed : int
         Data and initial point.
+    batched : bool
+        J takes a batch: a 2-D array, one unrolled theta per row, and returns
+        one cost per row (for ``check(..., vectorized=True)``).
 
     Returns
     -------
@@ -96,8 +99,19 @@ def article_network(bug: str | None = None, samples: int = 20, lam: float = 1.0,
         order = "F" if bug == "column-major" else "C"
         return np.concatenate([G.ravel(order=order) for G in grads])
 
+    def J_batch(thetas: np.ndarray) -> np.ndarray:
+        count = thetas.shape[0]
+        layers = [p.reshape(count, *shape) for p, shape in zip(np.split(thetas, cuts, axis=1), ARTICLE_SHAPES)]
+        a = np.broadcast_to(X, (count, *X.shape))
+        for T in layers:
+            with_bias = np.concatenate([np.ones((count, samples, 1)), a], axis=2)
+            a = sigmoid(with_bias @ T.transpose(0, 2, 1))
+        h = a[:, :, 0]
+        data = -np.mean(y * np.log(h) + (1 - y) * np.log(1 - h), axis=1)
+        return data + lam / (2 * samples) * sum(np.sum(T[:, :, 1:] ** 2, axis=(1, 2)) for T in layers)
+
     theta = np.concatenate([T.ravel() for T in _article_init(rng)])
-    return J, grad, theta
+    return (J_batch if batched else J), grad, theta
 
 
 def _article_init(rng: np.random.Generator, epsilon: float = 0.12) -> list[np.ndarray]:

@@ -85,6 +85,26 @@ class Layout:
             return dict(zip(self.keys, arrays))
         return tuple(arrays) if self.kind == "tuple" else arrays
 
+    def batch_views(self, rows: np.ndarray) -> Any:
+        """The structure J expects, each array with a leading batch axis (one row a point)."""
+        batch = rows.shape[0]
+        if self.kind == "array":
+            return rows.reshape(batch, *self.shape)
+        if self.kind == "unrolled":
+            return rows
+        arrays = [rows[:, b.slice].reshape(batch, *b.shape) for b in self.blocks]
+        if self.kind == "dict":
+            return dict(zip(self.keys, arrays))
+        return tuple(arrays) if self.kind == "tuple" else arrays
+
+    def first_of_batch(self, tree: Any) -> Any:
+        """Item 0 of every array of a batched structure (what a vectorized J's grad gives)."""
+        if isinstance(tree, Mapping):
+            return {k: np.asarray(v)[0] for k, v in tree.items()}
+        if isinstance(tree, (list, tuple)) and self.kind in ("list", "tuple"):
+            return [np.asarray(v)[0] for v in tree]
+        return np.asarray(tree)[0]
+
     def rebuild(self, structure: Any) -> Any:
         """A new container of the same arrays (J may add keys or items to its own)."""
         if self.kind == "dict":

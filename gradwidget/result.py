@@ -88,14 +88,19 @@ class CheckResult:
         self.interrupted = ev.interrupted
         self.analytic = ev.layout.unflatten(ev.analytic)
         self.numeric = ev.layout.unflatten(ev.numeric)
-        self.error = global_error(ev.analytic, ev.numeric, ev.tolerance)
+        if ev.directional is not None:  # the same figure over the random directions
+            probes = ev.directional.directions
+            self.error = global_error(probes.analytic, probes.numeric, probes.tolerance)
+        else:
+            self.error = global_error(ev.analytic, ev.numeric, ev.tolerance)
         self.blocks = [self._block_report(b) for b in ev.layout.blocks]
         self.passed = self._verdict()
 
     def _block_report(self, block: Any) -> BlockReport:
         ev = self.evidence
         a, n, status = ev.analytic[block.slice], ev.numeric[block.slice], ev.status[block.slice]
-        error = global_error(a, n, ev.tolerance[block.slice])
+        # Directional checks measure only the entries they name: no per-block figure.
+        error = global_error(a, n, ev.tolerance[block.slice]) if ev.directional is None else float("nan")
         checked = np.isfinite(n)
         gap = np.abs(a - n)
         worst = None
@@ -114,7 +119,7 @@ class CheckResult:
 
     def _verdict(self) -> bool:
         ev = self.evidence
-        if ev.interrupted or not np.isfinite(ev.numeric).any():
+        if ev.interrupted or (ev.directional is None and not np.isfinite(ev.numeric).any()):
             return False
         if ev.tol is not None:
             return bool(self.error < ev.tol)
@@ -183,22 +188,31 @@ def report_text(result: CheckResult) -> str:
     """The plain-text report: verdict, a table of blocks, diagnoses, worst entries."""
     ev = result.evidence
     verdict = "PASSED" if result.passed else "FAILED"
-    rule = (f"rule: error < {ev.tol:g}" if ev.tol is not None
-            else "each entry judged against its own numerical error")
+    rule = (f"rule: error < {ev.tol:g}" if ev.tol is not None else
+            f"each {'direction' if ev.directional else 'entry'} judged against its own numerical error")
+    if ev.directional is not None:
+        probes = ev.directional.directions
+        scope = (f"along {probes.agree.size} random directions ({int(probes.agree.sum())} agree), "
+                 f"{ev.directional.probes - probes.agree.size} probes to localize")
+    else:
+        scope = f"{result.checked} of {ev.layout.size} entries" + (" sampled" if ev.sampled else "")
     lines = [f"gradwidget: {verdict}  error {result.error:.2e}  "
-             f"({METHOD_NAMES[result.method]}, {result.checked} of {ev.layout.size} entries, "
-             f"{result.evaluations} calls of J; {rule})"]
+             f"({METHOD_NAMES[result.method]}, {scope}, {result.evaluations} calls of J; {rule})"]
     if result.interrupted:
         lines.append(f"  {result.interrupted}")
     header = ("block", "shape", "error", "max abs", "max rel", "worst", "verdict")
     rows = [header]
     for b in result.blocks:
         worst = "" if b.worst is None else "[" + ", ".join(map(str, b.worst)) + "]"
-        state = "ok" if b.passed else (f"{b.wrong} of {b.checked} wrong" if b.wrong else "wrong")
+        if b.passed:
+            state = "ok"
+        elif ev.directional is not None:
+            state = f"wrong ({b.wrong} named)" if b.wrong else "wrong"
+        else:
+            state = f"{b.wrong} of {b.checked} wrong" if b.wrong else "wrong"
         if b.kinks:
             state += f", {b.kinks} at a kink"
-        rows.append((b.name, str(b.shape), f"{b.error:.1e}", f"{b.max_abs:.1e}", f"{b.max_rel:.1e}",
-                     worst, state))
+        rows.append((b.name, str(b.shape), _short(b.error), _short(b.max_abs), _short(b.max_rel), worst, state))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines.append("")
     lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
@@ -212,6 +226,10 @@ def report_text(result: CheckResult) -> str:
             lines.append(f"  {w['entry']:<16} analytic {w['analytic']: .6e}  numeric {w['numeric']: .6e}"
                          f"  abs {w['abs_error']:.1e}  rel {w['rel_error']:.1e}  {w['status']}")
     return "\n".join(lines)
+
+
+def _short(value: float) -> str:
+    return f"{value:.1e}" if np.isfinite(value) else "-"
 
 
 def _num(value: Any) -> float | None:

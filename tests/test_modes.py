@@ -1,0 +1,191 @@
+"""Cost modes: sampled, directional, vectorized, executors; progress and interrupts."""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import remote
+from corpus import CASES, make
+
+import gradwidget as gw
+from gradwidget.examples import ARTICLE_SHAPES, article_network
+
+# Diagnoses that do not need every entry's numeric value: reduced modes must still give them.
+SETUP_CODES = {"mutates-input", "nondeterministic", "ignores-input", "symmetric-point", "noise-floor"}
+
+
+@pytest.mark.parametrize("mode", [{"sample": 5}, {"directions": 8}], ids=["sample", "directions"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_reduced_modes_get_every_corpus_verdict(name: str, mode: dict) -> None:
+    case = make(name)
+    result = gw.check(case.J, case.grad, case.theta, seed=0, **mode, **case.options)
+    codes = {d.code for d in result.diagnoses}
+    assert result.passed is case.correct, str(result)
+    assert case.codes & SETUP_CODES <= codes
+    # Patterns that need every entry (transpose, permutation, a block's scale, kinks) may
+    # show as `localized` instead; nothing else may appear.
+    assert codes <= case.codes | {"localized"}, str(result)
+
+
+def test_sample_checks_k_entries_per_block_repeatably() -> None:
+    J, grad, theta = article_network()
+    first = gw.check(J, grad, theta, shapes=ARTICLE_SHAPES, sample=4, seed=3)
+    again = gw.check(J, grad, theta, shapes=ARTICLE_SHAPES, sample=4, seed=3)
+    checked = np.isfinite(first.numeric)
+    assert checked.sum() == 12
+    assert [int(checked[b.slice].sum()) for b in first.evidence.layout.blocks] == [4, 4, 4]
+    assert np.array_equal(checked, np.isfinite(again.numeric))
+    assert "12 of 231 entries sampled" in str(first)
+    assert first.evaluations == 2 + 2 * 12
+
+
+def test_sample_cannot_see_a_bug_outside_the_sample() -> None:
+    J, grad, theta = article_network()
+
+    def one_wrong(t: np.ndarray) -> np.ndarray:
+        g = grad(t)
+        g[0] += 1.0
+        return g
+
+    result = gw.check(J, one_wrong, theta, shapes=ARTICLE_SHAPES, sample=4, seed=3)
+    assert not np.isfinite(result.numeric[0])  # entry 0 was not drawn...
+    assert result.passed  # ...so sampling cannot see its bug: the documented limit
+
+
+def test_directions_find_one_wrong_entry_in_20000_cheaply() -> None:
+    rng = np.random.default_rng(0)
+    c = rng.normal(size=20_000)
+
+    def J(x: np.ndarray) -> float:
+        return float(c @ np.sin(x) + 0.5 * x @ x)
+
+    def grad(x: np.ndarray) -> np.ndarray:
+        g = c * np.cos(x) + x
+        g[12_345] *= 1 + 1e-3
+        return g
+
+    result = gw.check(J, grad, rng.uniform(-1, 1, 20_000), directions=8, seed=1)
+    assert not result.passed
+    assert list(result.evidence.directional.wrong) == [12_345]
+    assert result.evaluations <= 0.01 * 2 * 20_000
+    localized = [d for d in result.diagnoses if d.code == "localized"]
+    assert localized[0].index == (12_345,) and "theta[12345]" in localized[0].message
+
+
+def test_directions_read_a_global_factor() -> None:
+    J, grad, theta = article_network()
+    result = gw.check(J, lambda t: 2 * grad(t), theta, shapes=ARTICLE_SHAPES, directions=4, seed=0)
+    assert [d.code for d in result.diagnoses] == ["scale"]
+    assert "2 x the numeric one" in result.diagnoses[0].message
+    assert result.evaluations <= 2 + 2 * 4 + 6 + 2 * 4  # at theta, directions, noise, one second look
+
+
+def test_vectorized_matches_serial_with_few_calls() -> None:
+    J_batch, grad, theta = article_network(batched=True)
+    J, _, _ = article_network()
+    batched = gw.check(J_batch, grad, theta, shapes=ARTICLE_SHAPES, vectorized=True)
+    serial = gw.check(J, grad, theta, shapes=ARTICLE_SHAPES)
+    assert batched.passed and serial.passed
+    assert np.allclose(batched.numeric, serial.numeric, rtol=1e-8, atol=1e-13)
+    assert batched.evaluations < 12  # a few batched calls, not 464
+
+
+def test_vectorized_gives_each_block_a_batch_axis() -> None:
+    seen = []
+
+    def J(p: dict) -> np.ndarray:
+        seen.append((p["W"].shape, p["b"].shape))
+        return np.sum(p["W"] ** 2, axis=(1, 2)) + np.sum(p["b"] ** 3, axis=1)
+
+    theta = {"W": np.full((2, 3), 0.5), "b": np.array([0.2, -0.1])}
+    result = gw.check(J, lambda p: {"W": 2 * p["W"], "b": 3 * p["b"] ** 2}, theta, vectorized=True)
+    assert result.passed
+    assert all(w[1:] == (2, 3) and b[1:] == (2,) for w, b in seen)
+    assert {w[0] for w, _ in seen} > {1}
+
+
+def test_vectorized_pair_and_wrong_return() -> None:
+    def pair(x: np.ndarray) -> tuple:
+        return np.sum(x ** 2, axis=1), 2 * x
+
+    assert gw.check(pair, None, np.array([0.3, -0.4]), vectorized=True).passed
+    with pytest.raises(TypeError, match="a vectorized J must return one cost per row: for a batch of 1"):
+        gw.check(lambda x: np.sum(x ** 2), lambda x: 2 * x, np.array([0.3, -0.4]), vectorized=True)
+
+
+def test_process_pool_matches_serial() -> None:
+    x = np.linspace(-1, 1, 40)
+    serial = gw.check(remote.cost, remote.wrong_gradient, x)
+    with ProcessPoolExecutor(2) as pool:
+        parallel = gw.check(remote.cost, remote.wrong_gradient, x, executor=pool)
+    assert not parallel.passed
+    assert np.flatnonzero(parallel.evidence.status == gw.diagnose.WRONG).tolist() == [7]
+    assert np.allclose(parallel.numeric, serial.numeric, rtol=1e-12)
+
+
+def test_unpicklable_J_gets_one_clear_sentence() -> None:
+    weights = remote.WEIGHTS
+
+    def local_cost(x: np.ndarray) -> float:
+        return float(weights @ np.sin(x))
+
+    with ProcessPoolExecutor(1) as pool, pytest.raises(TypeError) as info:
+        gw.check(local_cost, lambda x: weights * np.cos(x), np.zeros(40), executor=pool)
+    message = str(info.value)
+    assert message.startswith("J cannot be sent to the executor's worker processes because it cannot be pickled")
+    assert "define J at module level" in message and "cloudpickle" in message
+
+
+def test_thread_pool_and_directions_on_an_executor() -> None:
+    x = np.linspace(-1, 1, 40)
+    with ThreadPoolExecutor(2) as pool:
+        assert gw.check(remote.cost, remote.gradient, x, executor=pool).passed
+        result = gw.check(remote.cost, remote.wrong_gradient, x, executor=pool, directions=4, seed=0)
+    assert list(result.evidence.directional.wrong) == [7]
+
+
+def test_dask_local_cluster() -> None:
+    distributed = pytest.importorskip("distributed")
+    x = np.linspace(-1, 1, 40)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        right = gw.check(remote.cost, remote.gradient, x, executor=client)
+        wrong = gw.check(lambda t: remote.cost(t), remote.wrong_gradient, x, executor=client)  # cloudpickle
+    assert right.passed
+    assert not wrong.passed
+    assert np.flatnonzero(wrong.evidence.status == gw.diagnose.WRONG).tolist() == [7]
+
+
+def test_progress_bar_only_when_asked_or_long(capsys: pytest.CaptureFixture[str]) -> None:
+    J, grad, theta = article_network()
+    gw.check(J, grad, theta, shapes=ARTICLE_SHAPES, progress=True)
+    assert "gradcheck" in capsys.readouterr().err
+    gw.check(J, grad, theta, shapes=ARTICLE_SHAPES)  # fast: no bar
+    gw.check(J, grad, theta, shapes=ARTICLE_SHAPES, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_long_check_shows_a_bar_by_itself(capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    def slow(x: np.ndarray) -> float:
+        time.sleep(0.002)
+        return float(np.sum(x ** 2))
+
+    gw.check(slow, lambda x: 2 * x, np.linspace(0, 1, 300))
+    assert "gradcheck" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"sample": 0}, "sample must be a positive whole number, got 0"),
+    ({"directions": 2.5}, "directions must be a positive whole number, got 2.5"),
+    ({"sample": 3, "directions": 3}, "sample= and directions= are two ways to check less; pick one"),
+    ({"directions": 3, "method": "forward"}, "directions= uses central differences"),
+    ({"vectorized": True, "executor": ThreadPoolExecutor(1)}, "vectorized=True and executor= do not combine"),
+    ({"executor": object()}, "executor= must be a concurrent.futures.Executor, got a object"),
+])
+def test_bad_mode_options(options: dict, message: str) -> None:
+    with pytest.raises((ValueError, TypeError), match=message):
+        gw.check(remote.cost, remote.gradient, np.zeros(40), **options)
