@@ -35,8 +35,7 @@ REFINE_LEVELS = 6  # looks again at h/4, h/16, ... for entries that disagree
 REFINE_RATIO = 4.0
 DOMAIN_RETRIES = 3  # smaller steps tried where J returns NaN or inf
 DOMAIN_SHRINK = 16.0
-FIRST_CHUNK = 8  # entries in the first chunk of a check; later chunks are sized by its time
-MAX_CHUNK = 1 << 16
+MAX_CHUNK = 1 << 16  # entries in one chunk of the first pass, at most
 SECOND_POINT_SPREAD = 0.05
 
 
@@ -202,6 +201,7 @@ class _Check:
                                         vectorized=options.vectorized, executor=options.executor)
         self.positions = self._positions_to_check()
         self.directional: DirectionalFindings | None = None
+        self.block_rms: np.ndarray | None = None  # per entry, its block's gradient RMS (cached)
         self.direction_reduced = False  # a directional probe left J's domain and moved closer
         self.numeric = np.full(n, np.nan)
         self.tolerance = np.full(n, np.nan)
@@ -294,7 +294,7 @@ class _Check:
 
         Chunks are the unit of progress and of what an interrupt keeps.
         """
-        positions, size, done = self.positions, FIRST_CHUNK, 0
+        positions, size, done = self.positions, self.evaluator.first_chunk, 0
         start_time = time.perf_counter()
         with Progress(positions.size, self.options.progress) as bar:
             while done < positions.size:
@@ -305,7 +305,7 @@ class _Check:
                 done += chunk.size
                 bar.update(chunk.size, time.perf_counter() - start_time)
                 per_entry = (time.perf_counter() - chunk_start) / chunk.size
-                size = int(np.clip(self.evaluator.chunk_seconds / max(per_entry, 1e-9), FIRST_CHUNK, MAX_CHUNK))
+                size = int(np.clip(self.evaluator.chunk_seconds / max(per_entry, 1e-9), 8, MAX_CHUNK))
 
     def _second_look(self) -> None:
         suspects = self._suspects()
@@ -422,13 +422,13 @@ class _Check:
 
     def _block_scale(self, positions: np.ndarray) -> np.ndarray:
         """The RMS of the analytic gradient over each position's block."""
-        scale = np.empty(positions.size)
-        for block in self.layout.blocks:
-            inside = (positions >= block.start) & (positions < block.stop)
-            if inside.any():
-                finite = self.analytic[block.slice][np.isfinite(self.analytic[block.slice])]
-                scale[inside] = np.sqrt(np.mean(finite ** 2)) if finite.size else 0.0
-        return scale
+        if self.block_rms is None:
+            self.block_rms = np.empty(self.layout.size)
+            for block in self.layout.blocks:
+                values = self.analytic[block.slice]
+                finite = values[np.isfinite(values)]
+                self.block_rms[block.slice] = np.sqrt(np.mean(finite ** 2)) if finite.size else 0.0
+        return self.block_rms[positions]
 
     def _floor(self, positions: np.ndarray, estimates: np.ndarray) -> np.ndarray:
         """Rounding of the analytic gradient itself: relative, and a sliver of its block's scale."""

@@ -8,6 +8,7 @@ means in code.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -69,6 +70,28 @@ class Evidence:
     def nondeterministic(self) -> bool:
         first, second = self.costs_at_point
         return bool(abs(first - second) > 4 * self.unit * max(abs(first), abs(second)))
+
+    @cached_property
+    def gap(self) -> np.ndarray:
+        """|analytic - numeric| per entry (NaN where not measured)."""
+        return np.abs(self.analytic - self.numeric)
+
+    @cached_property
+    def relative(self) -> np.ndarray:
+        """|a - n| / max(|a|, |n|) per entry (0 where both are 0)."""
+        a, n = self.analytic, self.numeric
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = self.gap / np.maximum(np.abs(a), np.abs(n))
+        return np.where((a == 0) & (n == 0), 0.0, rel)
+
+    @cached_property
+    def significance(self) -> np.ndarray:
+        """|a - n| in units of the entry's tolerance: +inf where grad gave NaN, -inf where not measured."""
+        measured = np.isfinite(self.numeric)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(measured, np.nan_to_num(self.gap / self.tolerance, nan=0.0), -np.inf)
+        ratio[measured & ~np.isfinite(self.analytic)] = np.inf
+        return ratio
 
     def block_fails(self, block: Block) -> bool:
         """Whether ``block`` fails: by the classic rule when ``tol`` is set, else entry by entry."""
@@ -296,7 +319,7 @@ def _localized(ev: Evidence, rest: list[Block], failing: list[Block]) -> Diagnos
         tail = ("all other blocks agree" if len(agreeing) + len(rest) == len(layout.blocks)
                 else f"{', '.join(agreeing)} agree")
         parts.append(tail)
-    worst = wrong[np.argmax(_significance(ev)[wrong])]
+    worst = wrong[np.argmax(ev.significance[wrong])]
     block = layout.block_of(int(worst))
     return Diagnosis("localized", "; ".join(parts) + ".", block.name,
                      block.index(int(worst) - block.start))
@@ -315,15 +338,6 @@ def _where_in_block(block: Block, bad: np.ndarray) -> str:
     names = [block.entry_name(int(i)) for i in bad[:MAX_NAMED]]
     more = f" and {bad.size - MAX_NAMED} more" if bad.size > MAX_NAMED else ""
     return f" ({', '.join(names)}{more})"
-
-
-def _significance(ev: Evidence) -> np.ndarray:
-    """|analytic - numeric| in units of the entry's tolerance (NaN-safe)."""
-    gap = np.abs(ev.analytic - ev.numeric)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = gap / ev.tolerance
-    ratio[~np.isfinite(ev.analytic)] = np.inf
-    return np.nan_to_num(ratio, nan=0.0)
 
 
 # ---------------------------------------------------------------- warnings
@@ -401,8 +415,8 @@ def _symmetric_point(ev: Evidence) -> list[Diagnosis]:
                 "regularization term), cannot show here; check at a random point "
                 "(gradwidget.random_init).", block.name))
         elif len(block.shape) == 2 and block.shape[0] > 1:
-            rows = values.reshape(block.shape)
-            if len(np.unique(rows, axis=0)) < block.shape[0]:
+            rows = values.reshape(block.shape[0], -1)
+            if len({row.tobytes() for row in rows}) < block.shape[0]:
                 found.append(Diagnosis(
                     "symmetric-point",
                     f"theta has identical rows in {block.name} (a symmetric initialization): "

@@ -16,13 +16,6 @@ METHOD_NAMES = {"central": "central differences", "forward": "forward difference
                 "complex": "complex step", "richardson": "Richardson extrapolation"}
 
 
-def relative_errors(a: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """|a - n| / max(|a|, |n|) per entry (0 where both are 0)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rel = np.abs(a - n) / np.maximum(np.abs(a), np.abs(n))
-    return np.where((a == 0) & (n == 0), 0.0, rel)
-
-
 @dataclass(frozen=True)
 class BlockReport:
     """How one parameter array fared.
@@ -98,24 +91,19 @@ class CheckResult:
 
     def _block_report(self, block: Any) -> BlockReport:
         ev = self.evidence
-        a, n, status = ev.analytic[block.slice], ev.numeric[block.slice], ev.status[block.slice]
+        part = block.slice
+        checked = np.isfinite(ev.numeric[part])
         # Directional checks measure only the entries they name: no per-block figure.
-        error = global_error(a, n, ev.tolerance[block.slice]) if ev.directional is None else float("nan")
-        checked = np.isfinite(n)
-        gap = np.abs(a - n)
-        worst = None
-        if checked.any():
-            with np.errstate(invalid="ignore", divide="ignore"):
-                significance = np.where(checked, gap / ev.tolerance[block.slice], -np.inf)
-            significance[checked & ~np.isfinite(a)] = np.inf
-            worst = block.index(int(np.nanargmax(significance)))
-        passed = not ev.block_fails(block)
+        error = (global_error(ev.analytic[part], ev.numeric[part], ev.tolerance[part])
+                 if ev.directional is None else float("nan"))
+        worst = block.index(int(np.argmax(ev.significance[part]))) if checked.any() else None
+        counts = np.bincount(ev.status[part], minlength=len(_STATUS))
         return BlockReport(
             block.name, block.shape, error,
-            float(np.nanmax(gap[checked])) if checked.any() else float("nan"),
-            float(np.nanmax(relative_errors(a, n)[checked])) if checked.any() else float("nan"),
-            worst, passed, int(np.isin(status, (OK, WRONG, KINK)).sum()),
-            int((status == WRONG).sum()), int((status == KINK).sum()))
+            float(np.nanmax(ev.gap[part][checked])) if checked.any() else float("nan"),
+            float(np.nanmax(ev.relative[part][checked])) if checked.any() else float("nan"),
+            worst, not ev.block_fails(block), int(counts[OK] + counts[WRONG] + counts[KINK]),
+            int(counts[WRONG]), int(counts[KINK]))
 
     def _verdict(self) -> bool:
         ev = self.evidence
@@ -136,15 +124,10 @@ class CheckResult:
     def worst_entries(self, count: int = WORST_SHOWN) -> list[dict[str, Any]]:
         """The entries that disagree most, worst first (only disagreeing ones when any)."""
         ev = self.evidence
-        gap = np.abs(ev.analytic - ev.numeric)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            significance = np.nan_to_num(gap / ev.tolerance, nan=-1.0, posinf=np.inf)
-        significance[~np.isfinite(ev.analytic)] = np.inf
-        order = np.argsort(-significance, kind="stable")
+        order = np.argsort(-ev.significance, kind="stable")
         wrong = ev.status[order] == WRONG
         if wrong.any():
             order = order[wrong]
-        rel = relative_errors(ev.analytic, ev.numeric)
         rows = []
         for i in order[:count].tolist():
             if not np.isfinite(ev.numeric[i]):
@@ -152,8 +135,8 @@ class CheckResult:
             block = ev.layout.block_of(i)
             rows.append({"block": block.name, "index": list(block.index(i - block.start)),
                          "entry": ev.layout.entry_name(i), "analytic": _num(ev.analytic[i]),
-                         "numeric": _num(ev.numeric[i]), "abs_error": _num(gap[i]),
-                         "rel_error": _num(rel[i]), "status": _STATUS[int(ev.status[i])]})
+                         "numeric": _num(ev.numeric[i]), "abs_error": _num(ev.gap[i]),
+                         "rel_error": _num(ev.relative[i]), "status": _STATUS[int(ev.status[i])]})
         return rows
 
     def to_dict(self) -> dict[str, Any]:
