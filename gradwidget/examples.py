@@ -5,6 +5,8 @@
 regularization), with its backpropagation written out and an optional,
 typical bug. `linear_regression` is the 20-point least-squares problem of the
 numerical-gradient-checks article, checked at beta = (2, 3).
+`one_wrong_entry` is a large problem whose gradient is wrong in one place,
+for directional checks.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ARTICLE_SHAPES", "NETWORK_BUGS", "article_network", "linear_regression", "sigmoid"]
+__all__ = ["ARTICLE_SHAPES", "NETWORK_BUGS", "article_network", "linear_regression", "one_wrong_entry", "sigmoid"]
 
 ARTICLE_SHAPES = [(10, 11), (10, 11), (1, 11)]
 NETWORK_BUGS = {
@@ -138,3 +140,24 @@ def linear_regression(seed: int = 0) -> tuple[Callable[[Any], float], Callable[[
         return -(y - X @ beta) @ X / n
 
     return loss, grad, np.array([2.0, 3.0])
+
+
+def one_wrong_entry(size: int = 20_000, wrong: int = 12_345, error: float = 1e-3,
+                    seed: int = 0) -> tuple[Callable[[np.ndarray], float], Callable[[np.ndarray], np.ndarray],
+                                            np.ndarray]:
+    """``J(x) = c . sin(x) + |x|^2 / 2`` with entry ``wrong`` of the gradient off by a relative ``error``.
+
+    Returns J, the (wrong) gradient and a random point in [-1, 1]^size.
+    """
+    rng = np.random.default_rng(seed)
+    c = rng.normal(size=size)
+
+    def J(x: np.ndarray) -> float:
+        return float(c @ np.sin(x) + 0.5 * x @ x)
+
+    def grad(x: np.ndarray) -> np.ndarray:
+        g = c * np.cos(x) + x
+        g[wrong] *= 1 + error
+        return g
+
+    return J, grad, rng.uniform(-1, 1, size)

@@ -10,7 +10,7 @@ import remote
 from corpus import CASES, make
 
 import gradwidget as gw
-from gradwidget.examples import ARTICLE_SHAPES, article_network
+from gradwidget.examples import ARTICLE_SHAPES, article_network, one_wrong_entry
 
 # Diagnoses that do not need every entry's numeric value: reduced modes must still give them.
 SETUP_CODES = {"mutates-input", "nondeterministic", "ignores-input", "symmetric-point", "noise-floor"}
@@ -55,18 +55,8 @@ def test_sample_cannot_see_a_bug_outside_the_sample() -> None:
 
 
 def test_directions_find_one_wrong_entry_in_20000_cheaply() -> None:
-    rng = np.random.default_rng(0)
-    c = rng.normal(size=20_000)
-
-    def J(x: np.ndarray) -> float:
-        return float(c @ np.sin(x) + 0.5 * x @ x)
-
-    def grad(x: np.ndarray) -> np.ndarray:
-        g = c * np.cos(x) + x
-        g[12_345] *= 1 + 1e-3
-        return g
-
-    result = gw.check(J, grad, rng.uniform(-1, 1, 20_000), directions=8, seed=1)
+    J, grad, x = one_wrong_entry(20_000, wrong=12_345)
+    result = gw.check(J, grad, x, directions=8, seed=1)
     assert not result.passed
     assert list(result.evidence.directional.wrong) == [12_345]
     assert result.evaluations <= 0.01 * 2 * 20_000
