@@ -25,7 +25,7 @@ from .directions import DirectionalFindings, Probes, check_directions
 from .evaluate import call_with_copy, cost_precision, make_evaluator
 from .params import flatten
 from .progress import Progress
-from .result import CheckResult
+from .result import CheckResult, Problem
 
 __all__ = ["GradientCheckError", "assert_gradient", "check"]
 
@@ -141,7 +141,10 @@ def check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any
         raise ValueError(f"directions= uses central differences; method={method!r} does not apply")
     options = _Options(method, eps, tol, sample, directions, vectorized, executor, seed, progress)
     evidence = _Check(J, grad, theta, shapes, names, options).run()
-    return CheckResult(evidence, diagnose(evidence))
+    problem = Problem(J, grad, theta, {"method": method, "eps": eps, "tol": tol, "shapes": shapes,
+                                       "names": names, "sample": sample, "directions": directions,
+                                       "vectorized": vectorized, "seed": seed})
+    return CheckResult(evidence, diagnose(evidence), problem)
 
 
 def assert_gradient(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any,

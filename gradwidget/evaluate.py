@@ -44,6 +44,9 @@ def scalar_cost(value: Any, *, allow_complex: bool = False) -> float | complex:
         return value
     if isinstance(value, (np.floating, int, np.integer)):
         return float(value)
+    if isinstance(value, tuple):
+        raise TypeError(f"J must return a scalar cost; it returned a tuple of {len(value)} "
+                        f"(if J returns (cost, grad), pass grad=None)")
     array = np.asarray(value)
     if array.size != 1 or array.dtype.kind not in "biufc":
         what = f"an array of shape {array.shape}" if array.dtype.kind in "biufc" else f"a {type(value).__name__}"

@@ -8,6 +8,7 @@ and validates what ``grad`` returns against it.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from math import prod
@@ -37,6 +38,15 @@ class Block:
     @property
     def slice(self) -> slice:
         return slice(self.start, self.stop)
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """The block laid out in 2-D for a heatmap: a vector as one row, higher ranks as rows x rest."""
+        if not self.shape:
+            return (1, 1)
+        if len(self.shape) == 1:
+            return (1, self.shape[0])
+        return (self.shape[0], self.size // self.shape[0])
 
     def index(self, offset: int) -> tuple[int, ...]:
         """The multi-index in this block of flat position ``start + offset``."""
@@ -233,7 +243,12 @@ def flatten(theta: Any, shapes: Sequence[Sequence[int]] | None = None,
 def _flatten_unrolled(theta: Any, shapes: Sequence[Sequence[int]],
                       names: Sequence[str] | None) -> tuple[Layout, np.ndarray]:
     array = _as_float_array(theta, "theta", "")
-    shapes = [tuple(int(d) for d in np.atleast_1d(s)) for s in shapes]
+    try:
+        if isinstance(shapes, str):
+            raise TypeError
+        shapes = [tuple(operator.index(d) for d in np.atleast_1d(s)) for s in shapes]
+    except TypeError:
+        raise ValueError(f"shapes={shapes!r} is not a list of shapes such as [(10, 11), (1, 11)]") from None
     if not shapes:
         raise ValueError("shapes= is empty; give one shape per block, e.g. shapes=[(10, 11), (1, 11)]")
     if names is None:

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .diagnose import KINK, OK, SKIPPED, UNCHECKED, WRONG, Diagnosis, Evidence, global_error
+from .evaluate import make_evaluator
 
-__all__ = ["BlockReport", "CheckResult"]
+__all__ = ["BlockReport", "CheckResult", "Problem"]
 
 WORST_SHOWN = 5
-METHOD_NAMES = {"central": "central differences", "forward": "forward differences",
-                "complex": "complex step", "richardson": "Richardson extrapolation"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What was checked, so that a result can be measured again (eps sweep, the panel)."""
+
+    J: Callable[[Any], Any]
+    grad: Callable[[Any], Any] | None
+    theta: Any
+    options: dict[str, Any]
+
+    @property
+    def vectorized(self) -> bool:
+        return bool(self.options.get("vectorized"))
 
 
 @dataclass(frozen=True)
@@ -73,9 +87,10 @@ class CheckResult:
         How far an interrupted check got.
     """
 
-    def __init__(self, evidence: Evidence, diagnoses: list[Diagnosis]) -> None:
+    def __init__(self, evidence: Evidence, diagnoses: list[Diagnosis], problem: Problem | None = None) -> None:
         ev = self.evidence = evidence
         self.diagnoses = diagnoses
+        self.problem = problem
         self.method = ev.method
         self.evaluations = ev.calls
         self.interrupted = ev.interrupted
@@ -161,58 +176,68 @@ class CheckResult:
                 f"evaluations={self.evaluations}{' diagnoses=' + codes if codes else ''}>")
 
     def __str__(self) -> str:
+        from .report import report_text
+
         return report_text(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython's plain-text display
+        printer.text(str(self))
+
+    def _repr_html_(self) -> str:
+        from .report import report_html
+
+        return report_html(self)
+
+    def plot(self) -> Any:
+        """A matplotlib Figure with one heatmap of relative error per block.
+
+        Vectors are drawn as a strip, higher-rank arrays as rows x the rest;
+        entries not checked are grey; wrong entries are marked with a cross.
+        """
+        from .plot import heatmaps
+
+        return heatmaps(self)
+
+    def plot_eps_sweep(self, entries: Any = None) -> Any:
+        """A matplotlib Figure of the error against the step, log-log, for a few entries.
+
+        Parameters
+        ----------
+        entries : int, str or list of them, optional
+            Flat positions or names such as ``"W1[2, 3]"``; by default the
+            worst entry of each block (at most 4). Each costs 50 calls of J.
+        """
+        from .plot import eps_sweep_figure
+        from .sweep import sweep
+
+        if self.problem is None:
+            raise ValueError("this result does not carry its J; make it with gradwidget.check")
+        positions = self._positions(entries)
+        evaluator = make_evaluator(self.problem.J, self.evidence.layout, self.evidence.point,
+                                   pair=self.problem.grad is None, vectorized=self.problem.vectorized)
+        return eps_sweep_figure(self, sweep(evaluator, self.evidence.point, self.evidence.analytic, positions))
+
+    def _positions(self, entries: Any) -> np.ndarray:
+        layout = self.evidence.layout
+        if entries is None:
+            worst = [(b, r.worst) for b, r in zip(layout.blocks, self.blocks) if r.worst is not None][:4]
+            return np.array([b.start + int(np.ravel_multi_index(w, b.shape)) if b.shape else b.start
+                             for b, w in worst], dtype=int)
+        names = {layout.entry_name(i): i for i in range(layout.size)} if layout.size <= 1 << 20 else {}
+        chosen = []
+        for entry in np.atleast_1d(np.asarray(entries, dtype=object)).tolist():
+            if isinstance(entry, str):
+                if entry not in names:
+                    raise ValueError(f"no entry named {entry!r}; names look like {layout.entry_name(0)!r}")
+                chosen.append(names[entry])
+            elif not 0 <= int(entry) < layout.size:
+                raise ValueError(f"entry {entry} is outside theta's {layout.size} entries")
+            else:
+                chosen.append(int(entry))
+        return np.array(chosen, dtype=int)
 
 
 _STATUS = {UNCHECKED: "unchecked", OK: "ok", WRONG: "wrong", KINK: "kink", SKIPPED: "skipped"}
-
-
-def report_text(result: CheckResult) -> str:
-    """The plain-text report: verdict, a table of blocks, diagnoses, worst entries."""
-    ev = result.evidence
-    verdict = "PASSED" if result.passed else "FAILED"
-    rule = (f"rule: error < {ev.tol:g}" if ev.tol is not None else
-            f"each {'direction' if ev.directional else 'entry'} judged against its own numerical error")
-    if ev.directional is not None:
-        probes = ev.directional.directions
-        scope = (f"along {probes.agree.size} random directions ({int(probes.agree.sum())} agree), "
-                 f"{ev.directional.probes - probes.agree.size} probes to localize")
-    else:
-        scope = f"{result.checked} of {ev.layout.size} entries" + (" sampled" if ev.sampled else "")
-    lines = [f"gradwidget: {verdict}  error {result.error:.2e}  "
-             f"({METHOD_NAMES[result.method]}, {scope}, {result.evaluations} calls of J; {rule})"]
-    if result.interrupted:
-        lines.append(f"  {result.interrupted}")
-    header = ("block", "shape", "error", "max abs", "max rel", "worst", "verdict")
-    rows = [header]
-    for b in result.blocks:
-        worst = "" if b.worst is None else "[" + ", ".join(map(str, b.worst)) + "]"
-        if b.passed:
-            state = "ok"
-        elif ev.directional is not None:
-            state = f"wrong ({b.wrong} named)" if b.wrong else "wrong"
-        else:
-            state = f"{b.wrong} of {b.checked} wrong" if b.wrong else "wrong"
-        if b.kinks:
-            state += f", {b.kinks} at a kink"
-        rows.append((b.name, str(b.shape), _short(b.error), _short(b.max_abs), _short(b.max_rel), worst, state))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines.append("")
-    lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
-    if result.diagnoses:
-        lines += ["", "Diagnoses"]
-        lines += [f"  - [{d.code}] {d.message}" for d in result.diagnoses]
-    worst_rows = result.worst_entries()
-    if worst_rows:
-        lines += ["", "Worst entries" if not result.passed else "Largest discrepancies (within noise)"]
-        for w in worst_rows:
-            lines.append(f"  {w['entry']:<16} analytic {w['analytic']: .6e}  numeric {w['numeric']: .6e}"
-                         f"  abs {w['abs_error']:.1e}  rel {w['rel_error']:.1e}  {w['status']}")
-    return "\n".join(lines)
-
-
-def _short(value: float) -> str:
-    return f"{value:.1e}" if np.isfinite(value) else "-"
 
 
 def _num(value: Any) -> float | None:

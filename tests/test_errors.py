@@ -40,6 +40,7 @@ def test_bad_callables() -> None:
 @pytest.mark.parametrize(("cost", "message"), [
     (lambda x: x ** 2, r"J must return a scalar cost; it returned an array of shape \(2,\)"),
     (lambda x: "cost", "J must return a scalar cost; it returned a str"),
+    (lambda x: (J(x), grad(x)), r"it returned a tuple of 2 \(if J returns \(cost, grad\), pass grad=None\)"),
     (lambda x: np.nan, "J\\(theta\\) is nan: the check point must be inside J's domain"),
 ])
 def test_bad_costs(cost: object, message: str) -> None:

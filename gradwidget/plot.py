@@ -1,0 +1,123 @@
+"""Figures of a check: per-block discrepancy heatmaps and the error against the step.
+
+matplotlib is imported here only, and this module only when a figure is
+asked for. Figures are made with the object-oriented API (no pyplot), so
+they leave no global state behind and work with any backend.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING
+
+import numpy as np
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+
+from .diagnose import WRONG
+from .params import Block
+
+if TYPE_CHECKING:
+    from .result import CheckResult
+    from .sweep import Sweep
+
+__all__ = ["block_png", "eps_sweep_figure", "heatmaps"]
+
+FLOOR, CEILING = 1e-12, 1.0  # the colour scale of relative error
+COLORMAP = "magma_r"
+UNCHECKED_COLOR = "#c8c8c8"
+MAX_COLUMNS = 3
+
+
+class DisplayedFigure(Figure):
+    """A Figure that shows itself as a PNG in IPython even when pyplot was never imported.
+
+    Where IPython already has a formatter for figures (``%matplotlib inline``,
+    or pyplot imported in a notebook), that formatter is used instead.
+    """
+
+    def _repr_png_(self) -> bytes:
+        return figure_png(self, dpi=100)
+
+
+def heatmaps(result: CheckResult) -> Figure:
+    """One heatmap of relative error per block, on one shared log colour scale."""
+    blocks = result.evidence.layout.blocks
+    columns = min(MAX_COLUMNS, len(blocks))
+    rows = -(-len(blocks) // columns)
+    fig = DisplayedFigure(figsize=(4.2 * columns + 1.2, 2.8 * rows), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False)
+    image = None
+    for ax, block in zip(axes.ravel(), blocks):
+        image = _draw_block(ax, result, block)
+    for ax in axes.ravel()[len(blocks):]:
+        ax.remove()
+    fig.colorbar(image, ax=axes.ravel().tolist(), label="relative error |a - n| / max(|a|, |n|)")
+    verdict = "passed" if result.passed else "FAILED"
+    fig.suptitle(f"gradwidget: {verdict}, error {result.error:.2e}")
+    return fig
+
+
+def block_png(result: CheckResult, block: Block) -> bytes:
+    """A small PNG heatmap of one block (for the HTML report)."""
+    rows, cols = block.grid
+    width = float(np.clip(1.2 + cols * 0.28, 3.0, 6.5))
+    height = float(np.clip(0.9 + rows * 0.28 * (width - 1.2) / max(cols * 0.28, 1e-9), 1.6, 5.0))
+    fig = Figure(figsize=(width, height), layout="constrained")
+    ax = fig.subplots()
+    image = _draw_block(ax, result, block)
+    fig.colorbar(image, ax=ax, label="relative error", shrink=0.9)
+    return figure_png(fig)
+
+
+def figure_png(fig: Figure, dpi: int = 80) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def _draw_block(ax: object, result: CheckResult, block: Block) -> object:
+    ev = result.evidence
+    rows, cols = block.grid
+    relative = ev.relative[block.slice].reshape(rows, cols)
+    values = np.ma.masked_invalid(np.clip(relative, FLOOR, CEILING))
+    cmap = _colormap()
+    image = ax.imshow(values, cmap=cmap, norm=LogNorm(FLOOR, CEILING), aspect="auto",
+                      interpolation="nearest")
+    wrong_rows, wrong_cols = np.nonzero((ev.status[block.slice] == WRONG).reshape(rows, cols))
+    if wrong_rows.size and rows * cols <= 4096:
+        ax.scatter(wrong_cols, wrong_rows, s=18, marker="x", color="#19a0ff", linewidths=1.2, label="wrong")
+    shape = "x".join(map(str, block.shape)) or "scalar"
+    laid_out = f" as {rows}x{cols}" if len(block.shape) > 2 else ""
+    state = "ok" if not ev.block_fails(block) else "wrong"
+    ax.set_title(f"{block.name} ({shape}{laid_out}): {state}", fontsize=10)
+    ax.set_xlabel("column" if len(block.shape) != 1 else "index", fontsize=8)
+    if rows == 1:
+        ax.set_yticks([])
+    ax.tick_params(labelsize=7)
+    return image
+
+
+def _colormap() -> object:
+    from matplotlib import colormaps
+
+    return colormaps[COLORMAP].with_extremes(bad=UNCHECKED_COLOR)  # bad: entries not checked
+
+
+def eps_sweep_figure(result: CheckResult, measured: Sweep) -> Figure:
+    """Error against step on log-log axes, one line per entry, the checked step marked."""
+    ev = result.evidence
+    fig = DisplayedFigure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.subplots()
+    error = np.maximum(measured.error, FLOOR / 10)
+    for k, position in enumerate(measured.positions.tolist()):
+        line = ax.loglog(measured.steps[:, k], error[:, k], marker="o", markersize=3,
+                         label=ev.layout.entry_name(position))[0]
+        ax.axvline(ev.steps[position], color=line.get_color(), linestyle=":", linewidth=1)
+    ax.set_xlabel("step h")
+    ax.set_ylabel("|numeric - analytic| / |analytic|")
+    ax.set_title("error against step: a V (rounding left, truncation right) means a right gradient;\n"
+                 "a flat floor is the size of a bug. Dotted: the step the check used.", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(True, which="major", alpha=0.3)
+    return fig

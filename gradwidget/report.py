@@ -1,0 +1,131 @@
+"""The report of a check, as text (terminals, logs, graders) and as HTML (notebooks).
+
+Both are built from the same pieces: a headline, a table of blocks, the
+diagnoses and the worst entries; the HTML adds a heatmap image per block.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .result import CheckResult
+
+__all__ = ["report_html", "report_text"]
+
+METHOD_NAMES = {"central": "central differences", "forward": "forward differences",
+                "complex": "complex step", "richardson": "Richardson extrapolation"}
+BLOCK_COLUMNS = ("block", "shape", "error", "max abs", "max rel", "worst", "verdict")
+MAX_HEATMAPS = 12  # blocks drawn in the HTML report; more are listed in the table only
+
+
+def headline(result: CheckResult) -> tuple[str, str]:
+    """The verdict word and what was measured, e.g. ``("FAILED", "error 1.2e-01 (central ...)")``."""
+    ev = result.evidence
+    rule = (f"rule: error < {ev.tol:g}" if ev.tol is not None else
+            f"each {'direction' if ev.directional else 'entry'} judged against its own numerical error")
+    if ev.directional is not None:
+        probes = ev.directional.directions
+        scope = (f"along {probes.agree.size} random directions ({int(probes.agree.sum())} agree), "
+                 f"{ev.directional.probes - probes.agree.size} probes to localize")
+    else:
+        scope = f"{result.checked} of {ev.layout.size} entries" + (" sampled" if ev.sampled else "")
+    detail = (f"error {result.error:.2e}  ({METHOD_NAMES[result.method]}, {scope}, "
+              f"{result.evaluations} calls of J; {rule})")
+    return ("PASSED" if result.passed else "FAILED"), detail
+
+
+def block_rows(result: CheckResult) -> list[tuple[str, ...]]:
+    """One row of strings per block, in the order of `BLOCK_COLUMNS`."""
+    directional = result.evidence.directional is not None
+    rows = []
+    for b in result.blocks:
+        worst = "" if b.worst is None else "[" + ", ".join(map(str, b.worst)) + "]"
+        if b.passed:
+            state = "ok"
+        elif directional:
+            state = f"wrong ({b.wrong} named)" if b.wrong else "wrong"
+        else:
+            state = f"{b.wrong} of {b.checked} wrong" if b.wrong else "wrong"
+        if b.kinks:
+            state += f", {b.kinks} at a kink"
+        rows.append((b.name, str(b.shape), _short(b.error), _short(b.max_abs), _short(b.max_rel), worst, state))
+    return rows
+
+
+def worst_title(result: CheckResult) -> str:
+    return "Worst entries" if not result.passed else "Largest discrepancies (within noise)"
+
+
+def report_text(result: CheckResult) -> str:
+    """The plain-text report: verdict, a table of blocks, diagnoses, worst entries."""
+    verdict, detail = headline(result)
+    lines = [f"gradwidget: {verdict}  {detail}"]
+    if result.interrupted:
+        lines.append(f"  {result.interrupted}")
+    rows = [BLOCK_COLUMNS, *block_rows(result)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(BLOCK_COLUMNS))]
+    lines.append("")
+    lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+    if result.diagnoses:
+        lines += ["", "Diagnoses"]
+        lines += [f"  - [{d.code}] {d.message}" for d in result.diagnoses]
+    worst_rows = result.worst_entries()
+    if worst_rows:
+        lines += ["", worst_title(result)]
+        for w in worst_rows:
+            lines.append(f"  {w['entry']:<16} analytic {w['analytic']: .6e}  numeric {w['numeric']: .6e}"
+                         f"  abs {w['abs_error']:.1e}  rel {w['rel_error']:.1e}  {w['status']}")
+    return "\n".join(lines)
+
+
+def report_html(result: CheckResult, heatmaps: bool = True) -> str:
+    """The HTML report, self-contained (images inline), for notebooks and static renders."""
+    from .plot import block_png
+
+    esc = html.escape
+    verdict, detail = headline(result)
+    color = "#1a7f37" if result.passed else "#cf222e"
+    parts = [
+        '<div class="gradwidget-report" style="font-family: sans-serif; font-size: 13px">',
+        f'<p><span class="gradwidget-verdict" style="background:{color};color:white;padding:2px 8px;'
+        f'border-radius:4px;font-weight:bold">{verdict}</span> {esc(detail)}</p>',
+    ]
+    if result.interrupted:
+        parts.append(f"<p><em>{esc(result.interrupted)}</em></p>")
+    parts.append(_table("gradwidget-blocks", BLOCK_COLUMNS, block_rows(result)))
+    if result.diagnoses:
+        items = "".join(f'<li data-code="{esc(d.code)}"><code>{esc(d.code)}</code> {esc(d.message)}</li>'
+                        for d in result.diagnoses)
+        parts.append(f'<p><b>Diagnoses</b></p><ul class="gradwidget-diagnoses">{items}</ul>')
+    worst = result.worst_entries()
+    if worst:
+        rows = [(w["entry"], f"{w['analytic']:.6e}", f"{w['numeric']:.6e}", f"{w['abs_error']:.1e}",
+                 f"{w['rel_error']:.1e}", w["status"]) for w in worst]
+        parts.append(f"<p><b>{worst_title(result)}</b></p>")
+        parts.append(_table("gradwidget-worst", ("entry", "analytic", "numeric", "abs", "rel", "status"), rows))
+    if heatmaps:
+        figures = []
+        for block in result.evidence.layout.blocks[:MAX_HEATMAPS]:
+            data = base64.b64encode(block_png(result, block)).decode("ascii")
+            figures.append(f'<figure style="display:inline-block;margin:4px" data-block="{esc(block.name)}">'
+                           f'<img src="data:image/png;base64,{data}" alt="{esc(block.name)} heatmap of '
+                           f'relative error"/></figure>')
+        parts.append('<div class="gradwidget-heatmaps">' + "".join(figures) + "</div>")
+    parts.append("</div>")
+    return "\n".join(parts)
+
+
+def _table(css_class: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    esc = html.escape
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{css_class}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _short(value: float) -> str:
+    return f"{value:.1e}" if np.isfinite(value) else "-"
