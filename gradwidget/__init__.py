@@ -7,8 +7,12 @@ out where it is wrong and why, and look at it in Jupyter::
     result = gw.check(J, grad, theta)
     print(result)
 
-Importing gradwidget loads numpy only; plotting and widgets load when used.
+In IPython or Jupyter, ``%load_ext gradwidget`` adds the ``%gradcheck``
+magic. Importing gradwidget loads numpy only; plotting, widgets and the
+magic load when used.
 """
+
+from typing import Any
 
 from .check import GradientCheckError, assert_gradient, check
 from .diagnose import Diagnosis
@@ -26,3 +30,10 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register ``%gradcheck`` and ``%%gradcheck`` (run by ``%load_ext gradwidget``)."""
+    from .magic import load_ipython_extension as load
+
+    load(ipython)

@@ -1,0 +1,340 @@
+"""``%gradcheck`` in a real IPython shell: every behaviour both as a function and as a magic."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+
+import gradwidget as gw
+from gradwidget.examples import ARTICLE_SHAPES, article_network, one_wrong_entry
+
+NAMES = ["Theta1", "Theta2", "Theta3"]
+
+
+@pytest.fixture(scope="module")
+def shell() -> Iterator[InteractiveShell]:
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "gradwidget")
+    yield ip
+    ip.run_line_magic("config", "GradCheckMagics.method = 'central'")
+
+
+@pytest.fixture
+def fresh(shell: InteractiveShell) -> Iterator[InteractiveShell]:
+    """The shell with the magic's defaults as loaded and no leftovers of other tests."""
+    magics = next(c for c in shell.configurables if type(c).__name__ == "GradCheckMagics")
+    saved = {name: getattr(magics, name) for name in magics.trait_names() if magics.trait_metadata(name, "config")}
+    yield shell
+    for name, value in saved.items():
+        setattr(magics, name, value)
+    for name in ("J", "grad", "theta", "cost_and_grad", "pool", "loss", "dloss"):
+        shell.user_ns.pop(name, None)
+
+
+class Way:
+    """Runs a check either as ``gw.check(...)`` or as ``%gradcheck`` on the same objects."""
+
+    def __init__(self, name: str, shell: InteractiveShell) -> None:
+        self.name, self.shell = name, shell
+        self.error = UsageError if name == "magic" else (ValueError, TypeError)
+
+    def check(self, J: Any, grad: Any, theta: Any, **options: Any) -> gw.CheckResult:
+        if self.name == "function":
+            return gw.check(J, grad, theta, **options)
+        ns = self.shell.user_ns
+        ns.update(J=J, theta=theta)
+        names = "J theta"
+        if grad is not None:
+            ns["grad"] = grad
+            names = "J grad theta"
+        result = self.shell.run_line_magic("gradcheck", f"-q -o {names} {_flags(options, ns)}")
+        assert isinstance(result, gw.CheckResult)
+        return result
+
+
+def _flags(options: dict[str, Any], ns: dict[str, Any]) -> str:
+    flags = []
+    for name, value in options.items():
+        if name == "shapes":
+            flags.append(f'--shapes "{[tuple(s) for s in value]}"')
+        elif name == "names":
+            flags.append("--names " + ",".join(value))
+        elif name == "executor":
+            ns["pool"] = value
+            flags.append("--executor pool")
+        elif name == "progress":
+            flags.append("--progress" if value else "--no-progress")
+        elif value is True:
+            flags.append(f"--{name}")
+        else:
+            flags.append(f"--{name} {value!r}".replace("'", ""))
+    return " ".join(flags)
+
+
+@pytest.fixture(params=["function", "magic"])
+def way(request: pytest.FixtureRequest, fresh: InteractiveShell) -> Way:
+    return Way(request.param, fresh)
+
+
+# ---------------------------------------------------------------- both ways
+
+
+def test_right_network_passes(way: Way) -> None:
+    J, grad, theta = article_network()
+    result = way.check(J, grad, theta, shapes=ARTICLE_SHAPES, names=NAMES, seed=0)
+    assert result.passed
+    assert [b.name for b in result.blocks] == NAMES
+    assert result.evaluations < 2 * theta.size + 60
+
+
+def test_regularized_bias_is_localized(way: Way) -> None:
+    J, grad, theta = article_network("regularized-bias")
+    result = way.check(J, grad, theta, shapes=ARTICLE_SHAPES, names=NAMES, seed=0)
+    assert not result.passed
+    assert [d.code for d in result.diagnoses] == ["localized"]
+    assert "Theta1: 10 of 110 entries wrong: the whole column 0" in result.diagnoses[0].message
+    assert [b.wrong for b in result.blocks] == [10, 10, 1]
+
+
+def test_cost_and_grad_pair(way: Way) -> None:
+    def cost_and_grad(w: np.ndarray) -> tuple[float, np.ndarray]:
+        return float(np.sum(np.cos(w))), -np.sin(w) * 2
+
+    result = way.check(cost_and_grad, None, np.array([0.3, -1.2, 2.0]))
+    assert not result.passed
+    assert [(d.code, d.block) for d in result.diagnoses] == [("scale", "theta")]
+    assert "the analytic gradient is 2 x the numeric one" in result.diagnoses[0].message
+
+
+def test_article_rule_with_eps_and_tol(way: Way) -> None:
+    J, grad, theta = article_network()
+    result = way.check(J, grad, theta, shapes=ARTICLE_SHAPES, eps=1e-4, tol=1e-7)
+    assert result.passed
+    assert result.evidence.tol == 1e-7
+    assert np.all(result.evidence.steps == 1e-4)
+    assert result.evaluations == 2 * theta.size + 2
+
+
+@pytest.mark.parametrize("method", ["forward", "richardson", "complex"])
+def test_methods(way: Way, method: str) -> None:
+    J, grad, theta = article_network()
+    result = way.check(J, grad, theta, shapes=ARTICLE_SHAPES, method=method)
+    assert result.passed
+    assert result.method == method
+
+
+def test_sample_is_repeatable(way: Way) -> None:
+    J, grad, theta = article_network()
+    first = way.check(J, grad, theta, shapes=ARTICLE_SHAPES, sample=4, seed=3)
+    second = way.check(J, grad, theta, shapes=ARTICLE_SHAPES, sample=4, seed=3)
+    assert [b.checked for b in first.blocks] == [4, 4, 4]
+    assert np.array_equal(np.isnan(first.evidence.numeric), np.isnan(second.evidence.numeric))
+
+
+def test_directions_name_the_wrong_entry(way: Way) -> None:
+    J, grad, theta = one_wrong_entry(size=2000, wrong=1234)
+    result = way.check(J, grad, theta, directions=8, seed=0)
+    assert not result.passed
+    assert result.worst_entries()[0]["entry"] == "theta[1234]"
+
+
+def test_vectorized(way: Way) -> None:
+    J, grad, theta = article_network("no-sigmoid-gradient", batched=True)
+    result = way.check(J, grad, theta, shapes=ARTICLE_SHAPES, vectorized=True, seed=0)
+    assert not result.passed
+    assert result.blocks[2].passed and not result.blocks[0].passed
+
+
+def test_executor(way: Way) -> None:
+    J, grad, theta = article_network()
+    with ThreadPoolExecutor(2) as pool:
+        result = way.check(J, grad, theta, shapes=ARTICLE_SHAPES, executor=pool, progress=False)
+    assert result.passed
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"eps": -1.0}, "eps must be a positive finite number, got -1.0"),
+    ({"shapes": [(3, 3)]}, r"shapes=\[\(3, 3\)\] hold 9 entries but theta has shape \(231,\)"),
+    ({"sample": 2, "directions": 2}, "sample= and directions= are two ways to check less; pick one"),
+])
+def test_bad_values(way: Way, options: dict, message: str) -> None:
+    J, grad, theta = article_network()
+    with pytest.raises(way.error, match=message):
+        way.check(J, grad, theta, **options)
+
+
+def test_gradient_of_wrong_shape(way: Way) -> None:
+    J, _, theta = article_network()
+    with pytest.raises(way.error, match=r"grad returned shape \(230,\), expected \(231,\)"):
+        way.check(J, lambda t: np.zeros(230), theta)
+
+
+def test_errors_inside_J_keep_their_traceback(way: Way) -> None:
+    def J(w: np.ndarray) -> float:
+        raise ZeroDivisionError("the cost divides by zero")
+
+    with pytest.raises(ZeroDivisionError, match="the cost divides by zero"):
+        way.check(J, lambda w: w, np.ones(3))
+
+
+# ---------------------------------------------------------------- the magic only
+
+
+def _magic_usage_error(shell: InteractiveShell, line: str) -> str:
+    with pytest.raises(UsageError) as info:
+        shell.run_line_magic("gradcheck", line)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.fixture
+def network_ns(fresh: InteractiveShell) -> InteractiveShell:
+    J, grad, theta = article_network("regularized-bias")
+    fresh.user_ns.update(J=J, grad=grad, theta=theta)
+    return fresh
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("Jx grad theta", "name 'Jx' is not defined; did you mean 'J'?"),
+    ("J gard theta", "name 'gard' is not defined; did you mean 'grad'?"),
+    ("J grad thetta", "name 'thetta' is not defined; did you mean 'theta'?"),
+    ("J grad nothing_like_it", "name 'nothing_like_it' is not defined$"),
+    ("theta grad theta", "'theta' is not a function \\(its type is ndarray\\); .*functions first, theta last"),
+    ("J grad", "'grad' is a function; the last name must be the point theta"),
+    ("J", "%gradcheck takes 'J grad theta' or 'cost_and_grad theta', got 1 name: J"),
+    ("J grad theta --eps abc", "argument --eps: invalid float value: 'abc'"),
+    ("J grad theta --method backward", "argument -m/--method: invalid choice: 'backward'"),
+    ("J grad theta --sample two", "argument --sample: invalid int value: 'two'"),
+    ("J grad theta --bogus", "unrecognized arguments: --bogus"),
+    ("J grad theta --names A,B,C", "--names needs --shapes"),
+    ("J grad theta --shapes '[(10, 11)'", "--shapes '\\[\\(10, 11\\)' is neither a literal"),
+    ("J grad theta --shapes 'abc'", "name 'abc' is not defined"),
+    ("J grad theta --shapes '[(10, 11), (10, 11), (1, 11)]' --names A,B",
+     "names= has 2 names for 3 shapes"),
+    ("J grad theta --shapes '[2.5]'", r"shapes=\[2.5\] is not a list of shapes"),
+    ("J grad theta --executor nopool", "name 'nopool' is not defined"),
+    ("J grad theta[ --seed 0", "could not evaluate 'theta\\['"),
+])
+def test_usage_errors(network_ns: InteractiveShell, line: str, message: str) -> None:
+    import re
+
+    assert re.search(message, _magic_usage_error(network_ns, line))
+
+
+def test_usage_error_shows_no_traceback(network_ns: InteractiveShell) -> None:
+    with capture_output() as captured:
+        outcome = network_ns.run_cell("%gradcheck Jx grad theta")
+    assert isinstance(outcome.error_in_exec, UsageError)
+    assert "Traceback" not in captured.stdout + captured.stderr
+    assert "did you mean 'J'?" in captured.stdout + captured.stderr
+
+
+def test_help_lists_every_option_and_an_example(fresh: InteractiveShell) -> None:
+    text = fresh.find_line_magic("gradcheck").__doc__
+    for flag in ("--method", "--eps", "--tol", "--sample", "--directions", "--seed", "--shapes", "--names",
+                 "--vectorized", "--executor", "--progress", "--no-progress", "--cost", "--grad", "-o", "-q"):
+        assert flag in text, flag
+    assert "%gradcheck J grad theta" in text
+    assert "%%gradcheck theta" in text
+    with capture_output() as captured:
+        fresh.run_cell("%gradcheck?")
+    assert "--directions" in captured.stdout
+
+
+def test_display_shows_html_and_text(network_ns: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
+    formatter = network_ns.display_formatter  # a notebook's kernel asks for every type; a terminal for text
+    monkeypatch.setattr(formatter, "active_types", list(formatter.format_types))
+    with capture_output() as captured:
+        returned = network_ns.run_line_magic("gradcheck", "J grad theta --shapes '[(10,11),(10,11),(1,11)]'")
+    assert returned is None
+    (output,) = captured.outputs
+    assert 'class="gradwidget-verdict"' in output.data["text/html"]
+    assert output.data["text/plain"].startswith("gradwidget: FAILED")
+
+
+def test_quiet_displays_nothing(network_ns: InteractiveShell) -> None:
+    with capture_output() as captured:
+        result = network_ns.run_line_magic("gradcheck", "-q -o J grad theta")
+    assert captured.outputs == [] and captured.stdout == ""
+    assert isinstance(result, gw.CheckResult)
+
+
+def test_expressions_are_evaluated(network_ns: InteractiveShell) -> None:
+    result = network_ns.run_line_magic("gradcheck", "-q -o J grad theta.copy()")
+    assert result.evidence.layout.size == 231
+
+
+def test_config_sets_defaults_and_flags_override(network_ns: InteractiveShell) -> None:
+    network_ns.run_line_magic("config", "GradCheckMagics.method = 'forward'")
+    network_ns.run_line_magic("config", "GradCheckMagics.sample = 3")
+    result = network_ns.run_line_magic("gradcheck", "-q -o J grad theta")
+    assert result.method == "forward" and result.checked == 3
+    result = network_ns.run_line_magic("gradcheck", "-q -o J grad theta --method central --sample 5")
+    assert result.method == "central" and result.checked == 5
+
+
+def test_config_rejects_bad_defaults(fresh: InteractiveShell, caplog: pytest.LogCaptureFixture) -> None:
+    fresh.run_line_magic("config", "GradCheckMagics.method = 'backward'")
+    assert "expected any of ['central', 'forward', 'complex', 'richardson']" in caplog.text
+    result_method = next(c for c in fresh.configurables if type(c).__name__ == "GradCheckMagics").method
+    assert result_method == "central"
+
+
+CELL = """
+import numpy as np
+A = np.array([[2.0, 1.0], [1.0, 3.0]])
+def {cost}(w):
+    return 0.5 * w @ A @ w
+def {grad}(w):
+    return A @ w{bug}
+theta = np.array([0.4, -0.7])
+"""
+
+
+@pytest.mark.parametrize(("cost", "grad", "flags", "passed"), [
+    ("J", "grad", "", True),
+    ("J", "grad", "", False),
+    ("loss", "dloss", "--cost loss --grad dloss", True),
+])
+def test_cell_form(fresh: InteractiveShell, cost: str, grad: str, flags: str, passed: bool) -> None:
+    cell = CELL.format(cost=cost, grad=grad, bug="" if passed else " * 2")
+    result = fresh.run_cell_magic("gradcheck", f"-q -o theta {flags}", cell)
+    assert result.passed is passed
+    assert callable(fresh.user_ns[cost])  # the cell ran in the notebook's namespace
+
+
+def test_cell_form_with_a_pair_ignores_an_earlier_grad(fresh: InteractiveShell) -> None:
+    fresh.user_ns["grad"] = lambda w: 0 * w  # left over from an earlier cell
+    cell = "import numpy as np\ndef J(w):\n    return float(w @ w), 2 * w\ntheta = np.arange(3.0)\n"
+    result = fresh.run_cell_magic("gradcheck", "-q -o theta", cell)
+    assert result.passed and result.evidence.layout.size == 3
+
+
+def test_cell_form_grad_defined_elsewhere(fresh: InteractiveShell) -> None:
+    fresh.user_ns["dloss"] = lambda w: 2 * w
+    cell = "import numpy as np\ndef J(w):\n    return float(w @ w)\ntheta = np.arange(3.0)\n"
+    assert fresh.run_cell_magic("gradcheck", "-q -o theta --grad dloss", cell).passed
+
+
+def test_cell_form_errors(fresh: InteractiveShell) -> None:
+    with pytest.raises(UsageError, match="name 'J' is not defined \\(the cell should define it; --cost NAME"):
+        fresh.run_cell_magic("gradcheck", "theta", "import numpy as np\ntheta = np.ones(2)\n")
+    with pytest.raises(UsageError, match="%%gradcheck takes one name, the point theta, got J grad theta"):
+        fresh.run_cell_magic("gradcheck", "J grad theta", "pass")
+
+
+def test_cell_that_raises_checks_nothing(fresh: InteractiveShell) -> None:
+    with capture_output() as captured:
+        result = fresh.run_cell_magic("gradcheck", "-o theta", "1 / 0")
+    assert result is None
+    assert "ZeroDivisionError" in captured.stdout + captured.stderr
+    assert not captured.outputs
+
