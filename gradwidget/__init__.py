@@ -23,6 +23,7 @@ __all__ = [
     "BlockReport",
     "CheckResult",
     "Diagnosis",
+    "GradCheckPanel",
     "GradientCheckError",
     "assert_gradient",
     "check",
@@ -30,6 +31,14 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "GradCheckPanel":  # loads ipywidgets, so only when asked for
+        from .widget import GradCheckPanel
+
+        return GradCheckPanel
+    raise AttributeError(f"module 'gradwidget' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -57,7 +57,8 @@ def check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any
           method: str = "central", eps: float | None = None, tol: float | None = None,
           shapes: Sequence[Sequence[int]] | None = None, names: Sequence[str] | None = None,
           sample: int | None = None, directions: int | None = None, vectorized: bool = False,
-          executor: Any = None, seed: int | None = None, progress: bool | None = None) -> CheckResult:
+          executor: Any = None, seed: int | None = None,
+          progress: bool | Callable[[int, int], None] | None = None) -> CheckResult:
     """Check an analytic gradient against finite differences of the cost.
 
     Parameters
@@ -100,9 +101,10 @@ def check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any
     seed : int, optional
         Makes the random parts of the check (sampling, directions, noise
         probe, second point) repeatable.
-    progress : bool, optional
+    progress : bool or callable, optional
         Show a progress bar; by default only when the check takes more than
-        about a second.
+        about a second. A callable gets ``(entries done, total)`` instead;
+        raising KeyboardInterrupt in it stops the check like Ctrl-C.
 
     Returns
     -------
@@ -182,7 +184,7 @@ class _Options:
     vectorized: bool
     executor: Any
     seed: int | None
-    progress: bool | None
+    progress: bool | Callable[[int, int], None] | None
 
 
 class _Check:

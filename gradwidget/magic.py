@@ -192,9 +192,10 @@ class GradCheckMagics(Magics):
             raise  # the user's own J or grad failed: its traceback is the help
 
     def _show(self, result: Any) -> None:
+        """The panel in a live kernel (with the HTML report for static renders), the text in a terminal."""
         from IPython.display import display
 
-        display(result)
+        display(result.widget() if getattr(self.shell, "kernel", None) is not None else result)
 
 
 def _unquote(text: str) -> str:

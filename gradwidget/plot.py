@@ -114,6 +114,8 @@ def eps_sweep_figure(result: CheckResult, measured: Sweep) -> Figure:
         line = ax.loglog(measured.steps[:, k], error[:, k], marker="o", markersize=3,
                          label=ev.layout.entry_name(position))[0]
         ax.axvline(ev.steps[position], color=line.get_color(), linestyle=":", linewidth=1)
+    top = float(np.nanmax(error)) if np.isfinite(error).any() else 1.0
+    ax.set_ylim(bottom=min(float(np.nanmin(error)), top / 1e3) / 2, top=top * 2)  # at least 3 decades: flat looks flat
     ax.set_xlabel("step h")
     ax.set_ylabel("|numeric - analytic| / |analytic|")
     ax.set_title("error against step: a V (rounding left, truncation right) means a right gradient;\n"

@@ -15,7 +15,7 @@ import numpy as np
 if TYPE_CHECKING:
     from .result import CheckResult
 
-__all__ = ["report_html", "report_text"]
+__all__ = ["report_html", "report_text", "summary_html", "worst_html"]
 
 METHOD_NAMES = {"central": "central differences", "forward": "forward differences",
                 "complex": "complex step", "richardson": "Richardson extrapolation"}
@@ -85,39 +85,54 @@ def report_text(result: CheckResult) -> str:
 
 def report_html(result: CheckResult, heatmaps: bool = True) -> str:
     """The HTML report, self-contained (images inline), for notebooks and static renders."""
-    from .plot import block_png
+    parts = ['<div class="gradwidget-report" style="font-family: sans-serif; font-size: 13px">',
+             summary_html(result), _table("gradwidget-blocks", BLOCK_COLUMNS, block_rows(result)),
+             worst_html(result)]
+    if heatmaps:
+        parts.append(heatmaps_html(result))
+    parts.append("</div>")
+    return "\n".join(parts)
 
+
+def summary_html(result: CheckResult) -> str:
+    """The verdict badge with what was measured, and the diagnoses."""
     esc = html.escape
     verdict, detail = headline(result)
     color = "#1a7f37" if result.passed else "#cf222e"
-    parts = [
-        '<div class="gradwidget-report" style="font-family: sans-serif; font-size: 13px">',
-        f'<p><span class="gradwidget-verdict" style="background:{color};color:white;padding:2px 8px;'
-        f'border-radius:4px;font-weight:bold">{verdict}</span> {esc(detail)}</p>',
-    ]
+    parts = [f'<p><span class="gradwidget-verdict" style="background:{color};color:white;padding:2px 8px;'
+             f'border-radius:4px;font-weight:bold">{verdict}</span> {esc(detail)}</p>']
     if result.interrupted:
         parts.append(f"<p><em>{esc(result.interrupted)}</em></p>")
-    parts.append(_table("gradwidget-blocks", BLOCK_COLUMNS, block_rows(result)))
     if result.diagnoses:
         items = "".join(f'<li data-code="{esc(d.code)}"><code>{esc(d.code)}</code> {esc(d.message)}</li>'
                         for d in result.diagnoses)
         parts.append(f'<p><b>Diagnoses</b></p><ul class="gradwidget-diagnoses">{items}</ul>')
-    worst = result.worst_entries()
-    if worst:
-        rows = [(w["entry"], f"{w['analytic']:.6e}", f"{w['numeric']:.6e}", f"{w['abs_error']:.1e}",
-                 f"{w['rel_error']:.1e}", w["status"]) for w in worst]
-        parts.append(f"<p><b>{worst_title(result)}</b></p>")
-        parts.append(_table("gradwidget-worst", ("entry", "analytic", "numeric", "abs", "rel", "status"), rows))
-    if heatmaps:
-        figures = []
-        for block in result.evidence.layout.blocks[:MAX_HEATMAPS]:
-            data = base64.b64encode(block_png(result, block)).decode("ascii")
-            figures.append(f'<figure style="display:inline-block;margin:4px" data-block="{esc(block.name)}">'
-                           f'<img src="data:image/png;base64,{data}" alt="{esc(block.name)} heatmap of '
-                           f'relative error"/></figure>')
-        parts.append('<div class="gradwidget-heatmaps">' + "".join(figures) + "</div>")
-    parts.append("</div>")
     return "\n".join(parts)
+
+
+def worst_html(result: CheckResult) -> str:
+    """The entries that disagree most, as a table (empty when nothing was checked)."""
+    worst = result.worst_entries()
+    if not worst:
+        return ""
+    rows = [(w["entry"], f"{w['analytic']:.6e}", f"{w['numeric']:.6e}", f"{w['abs_error']:.1e}",
+             f"{w['rel_error']:.1e}", w["status"]) for w in worst]
+    return (f"<p><b>{worst_title(result)}</b></p>"
+            + _table("gradwidget-worst", ("entry", "analytic", "numeric", "abs", "rel", "status"), rows))
+
+
+def heatmaps_html(result: CheckResult) -> str:
+    """A PNG heatmap per block (the first `MAX_HEATMAPS`), inline."""
+    from .plot import block_png
+
+    esc = html.escape
+    figures = []
+    for block in result.evidence.layout.blocks[:MAX_HEATMAPS]:
+        data = base64.b64encode(block_png(result, block)).decode("ascii")
+        figures.append(f'<figure style="display:inline-block;margin:4px" data-block="{esc(block.name)}">'
+                       f'<img src="data:image/png;base64,{data}" alt="{esc(block.name)} heatmap of '
+                       f'relative error"/></figure>')
+    return '<div class="gradwidget-heatmaps">' + "".join(figures) + "</div>"
 
 
 def _table(css_class: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:

@@ -91,6 +91,7 @@ class CheckResult:
         ev = self.evidence = evidence
         self.diagnoses = diagnoses
         self.problem = problem
+        self._panel: Any = None
         self.method = ev.method
         self.evaluations = ev.calls
         self.interrupted = ev.interrupted
@@ -147,12 +148,17 @@ class CheckResult:
         for i in order[:count].tolist():
             if not np.isfinite(ev.numeric[i]):
                 break
-            block = ev.layout.block_of(i)
-            rows.append({"block": block.name, "index": list(block.index(i - block.start)),
-                         "entry": ev.layout.entry_name(i), "analytic": _num(ev.analytic[i]),
-                         "numeric": _num(ev.numeric[i]), "abs_error": _num(ev.gap[i]),
-                         "rel_error": _num(ev.relative[i]), "status": _STATUS[int(ev.status[i])]})
+            rows.append(self.entry(i))
         return rows
+
+    def entry(self, position: int) -> dict[str, Any]:
+        """One entry, by flat position: its name, both gradients, errors and status (JSON-safe)."""
+        ev = self.evidence
+        block = ev.layout.block_of(position)
+        return {"block": block.name, "index": list(block.index(position - block.start)),
+                "entry": ev.layout.entry_name(position), "analytic": _num(ev.analytic[position]),
+                "numeric": _num(ev.numeric[position]), "abs_error": _num(ev.gap[position]),
+                "rel_error": _num(ev.relative[position]), "status": _STATUS[int(ev.status[position])]}
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe summary (for graders and logs)."""
@@ -198,6 +204,18 @@ class CheckResult:
 
         return heatmaps(self)
 
+    def widget(self) -> Any:
+        """The interactive panel on this result (heatmaps, controls, eps sweep).
+
+        The same panel each time, so that ``result.widget().selected`` reads
+        the entry clicked in the panel ``%gradcheck`` showed.
+        """
+        if self._panel is None:
+            from .widget import GradCheckPanel
+
+            self._panel = GradCheckPanel(result=self)
+        return self._panel
+
     def plot_eps_sweep(self, entries: Any = None) -> Any:
         """A matplotlib Figure of the error against the step, log-log, for a few entries.
 
@@ -217,12 +235,15 @@ class CheckResult:
                                    pair=self.problem.grad is None, vectorized=self.problem.vectorized)
         return eps_sweep_figure(self, sweep(evaluator, self.evidence.point, self.evidence.analytic, positions))
 
+    def worst_positions(self) -> list[int | None]:
+        """Flat position of each block's worst entry (None for a block with nothing checked)."""
+        return [None if r.worst is None else b.start + (int(np.ravel_multi_index(r.worst, b.shape)) if b.shape else 0)
+                for b, r in zip(self.evidence.layout.blocks, self.blocks)]
+
     def _positions(self, entries: Any) -> np.ndarray:
         layout = self.evidence.layout
         if entries is None:
-            worst = [(b, r.worst) for b, r in zip(layout.blocks, self.blocks) if r.worst is not None][:4]
-            return np.array([b.start + int(np.ravel_multi_index(w, b.shape)) if b.shape else b.start
-                             for b, w in worst], dtype=int)
+            return np.array([p for p in self.worst_positions() if p is not None][:4], dtype=int)
         names = {layout.entry_name(i): i for i in range(layout.size)} if layout.size <= 1 << 20 else {}
         chosen = []
         for entry in np.atleast_1d(np.asarray(entries, dtype=object)).tolist():

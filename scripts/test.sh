@@ -3,5 +3,13 @@
 set -eu
 cd "$(dirname "$0")/.."
 . scripts/venv.sh test
+# The browser tests drive Debian's Chromium (never a downloaded one); the JS tests run on node.
+missing=""
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+command -v node >/dev/null || missing="$missing nodejs"
+if [ -n "$missing" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq $missing >/dev/null
+fi
 "$PY" -m ruff check .
+node --test js/
 "$PY" -m pytest "$@"

@@ -260,6 +260,18 @@ def test_display_shows_html_and_text(network_ns: InteractiveShell, monkeypatch: 
     assert output.data["text/plain"].startswith("gradwidget: FAILED")
 
 
+def test_in_a_kernel_the_panel_is_shown(network_ns: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(network_ns, "kernel", object(), raising=False)
+    formatter = network_ns.display_formatter
+    monkeypatch.setattr(formatter, "active_types", list(formatter.format_types))
+    with capture_output() as captured:
+        result = network_ns.run_line_magic("gradcheck", "-o J grad theta --shapes '[(10,11),(10,11),(1,11)]'")
+    (output,) = captured.outputs
+    assert output.data["text/plain"].startswith("gradwidget: FAILED")  # what a static render shows
+    assert 'class="gradwidget-verdict"' in output.data["text/html"]
+    assert [h.block for h in result.widget().heatmaps] == ["theta[0]", "theta[1]", "theta[2]"]
+
+
 def test_quiet_displays_nothing(network_ns: InteractiveShell) -> None:
     with capture_output() as captured:
         result = network_ns.run_line_magic("gradcheck", "-q -o J grad theta")

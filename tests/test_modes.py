@@ -157,6 +157,28 @@ def test_progress_bar_only_when_asked_or_long(capsys: pytest.CaptureFixture[str]
     assert capsys.readouterr().err == ""
 
 
+def test_progress_callback_counts_and_can_stop_the_check(capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    def slow(x: np.ndarray) -> float:
+        time.sleep(0.0005)
+        return float(np.sum(x ** 2))
+
+    seen: list[tuple[int, int]] = []
+    gw.check(slow, lambda x: 2 * x, np.linspace(0, 1, 300), progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (300, 300) and len(seen) > 1
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+    def cancel(done: int, total: int) -> None:
+        if done >= 50:
+            raise KeyboardInterrupt
+
+    partial = gw.check(slow, lambda x: 2 * x, np.linspace(0, 1, 300), progress=cancel)
+    assert partial.interrupted.startswith("interrupted after ")
+    assert 50 <= partial.checked < 300 and not partial.passed
+    assert capsys.readouterr().err == ""  # a callback replaces the bar
+
+
 def test_long_check_shows_a_bar_by_itself(capsys: pytest.CaptureFixture[str]) -> None:
     import time
 

@@ -1,0 +1,103 @@
+"""Heatmap of a 1000 x 1000 block in Chromium: bytes on the wire and draw time.
+
+- bytes: the widget state of a `Heatmap` of a checked 10^6-entry block, split
+  the way ipywidgets sends it (binary buffers and the JSON rest, apart from
+  the ES module's source). Target: 4 bytes an entry in buffers, the JSON small.
+- draw time: from the moment the values are in the page (a DataView, as the
+  widget manager delivers them) until the canvas is drawn and
+  ``data-ready="1"``, first draw and redraw on new values; median of 7 runs in
+  Debian's Chromium (headless). Target <= 1 s.
+
+Run: ``python benchmarks/draw.py`` (needs the test extra and /usr/bin/chromium).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+from ipywidgets.widgets.widget import _remove_buffers
+
+import gradwidget as gw
+from gradwidget.examples import one_wrong_entry
+from gradwidget.widget import Heatmap
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+import browser
+
+SIDE = 1000
+RUNS = 7
+
+
+def payload() -> tuple[int, int, int, bytes]:
+    """Buffer bytes, JSON bytes of the data and of the ES module, and the float32 values of a real heatmap."""
+    J, grad, theta = one_wrong_entry(size=SIDE * SIDE, wrong=123_456)
+    result = gw.check(J, grad, theta, shapes=[(SIDE, SIDE)], names=["W"], directions=4, seed=0)
+    heatmap = Heatmap(result, result.evidence.layout.blocks[0])
+    state, _, buffers = _remove_buffers(heatmap.get_state())
+    module = {k: state.pop(k) for k in ("_esm", "_css")}
+    return sum(len(b) for b in buffers), len(json.dumps(state)), len(json.dumps(module)), bytes(heatmap.values)
+
+
+def draw_times(values: bytes) -> tuple[list[float], list[float]]:
+    first, again = [], []
+    encoded = base64.b64encode(values).decode("ascii")
+    with browser.page_server() as url, browser.chromium() as chromium:
+        page = chromium.new_page(viewport={"width": 900, "height": 700})
+        page.goto(url)
+        page.wait_for_function("window.ready === true")
+        page.evaluate("b64 => { window.payload = Uint8Array.from(atob(b64), c => c.charCodeAt(0)); }", encoded)
+        for _ in range(RUNS):
+            first.append(page.evaluate("""side => {
+                window.show({block: "W", shape: [side, side], rows: side, cols: side}, [0]);
+                const started = performance.now();
+                window.model.set("values", new DataView(window.payload.buffer));
+                if (document.querySelector('.gradwidget-heatmap').dataset.ready !== "1") throw "not drawn";
+                return performance.now() - started;
+            }""", SIDE))
+            again.append(page.evaluate("""() => {
+                const started = performance.now();
+                window.model.set("values", new DataView(window.payload.slice().buffer));
+                return performance.now() - started;
+            }"""))
+    return first, again
+
+
+def main() -> int:
+    reason = browser.missing()
+    if reason:
+        print(f"skipped: {reason}")
+        return 1
+    buffer_bytes, json_bytes, module_bytes, values = payload()
+    # Real discrepancies of a directional check are NaN but for the named entries; draw dense data too.
+    dense = np.random.default_rng(0).lognormal(-20, 4, SIDE * SIDE).astype("<f4")
+    dense[123_456] = 1.0
+    rows = [("entries", f"{SIDE * SIDE:,}", "", ""),
+            ("binary buffer bytes / entry", f"{buffer_bytes / SIDE ** 2:.2f}", "4",
+             _met(buffer_bytes == 4 * SIDE ** 2)),
+            ("JSON state bytes (the rest)", f"{json_bytes}", "small", _met(json_bytes < 2000)),
+            ("  ES module and CSS, sent with the widget's first state", f"{module_bytes}", "", "")]
+    for label, data in (("check's values (mostly not checked)", values), ("dense values", dense.tobytes())):
+        first, again = draw_times(data)
+        rows.append((f"draw after data arrives, {label}", f"{statistics.median(first):.0f} ms", "<= 1000 ms",
+                     _met(statistics.median(first) <= 1000)))
+        rows.append((f"redraw on new values, {label}", f"{statistics.median(again):.0f} ms", "<= 1000 ms",
+                     _met(statistics.median(again) <= 1000)))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    header = ("what", "measured", "target", "met")
+    widths = [max(w, len(h)) for w, h in zip(widths, header)]
+    for row in (header, tuple("-" * w for w in widths), *rows):
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
+    return 0
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""One block's discrepancy as an anywidget heatmap; its front end is ``js/heatmap.js``.
+
+The values travel as float32 bytes (4 bytes an entry). Hovering an entry
+asks for its details with a custom message, answered from the result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anywidget
+import numpy as np
+import traitlets
+
+if TYPE_CHECKING:
+    from ..params import Block
+    from ..result import CheckResult
+
+__all__ = ["METRICS", "SCALES", "Heatmap", "front_end_file"]
+
+METRICS = {"abs": "absolute error", "rel": "relative error", "log10 rel": "log10 relative error"}
+SCALES = ("log", "linear")
+REL_FLOOR = 1e-12  # the bottom of the relative-error scales, as in the matplotlib figures
+
+
+def front_end_file(name: str) -> Path:
+    """A file of the front end: ``gradwidget/js`` in a wheel, ``js/`` beside the package in a source tree."""
+    package = Path(__file__).resolve().parent.parent
+    for folder in (package / "js", package.parent / "js"):
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(f"gradwidget's front end {name} is missing from {package / 'js'} and "
+                            f"{package.parent / 'js'}; reinstall gradwidget")
+
+
+def metric_values(result: CheckResult, block: Block, metric: str) -> np.ndarray:
+    """One value per entry of ``block`` (NaN where not checked), in float64."""
+    ev = result.evidence
+    if metric == "abs":
+        return ev.gap[block.slice].astype(np.float64)
+    relative = ev.relative[block.slice].astype(np.float64)
+    if metric == "rel":
+        return relative
+    with np.errstate(divide="ignore"):
+        return np.log10(np.maximum(relative, REL_FLOOR))
+
+
+def colour_range(values: np.ndarray, metric: str, scale: str) -> tuple[float, float, bool]:
+    """``(vmin, vmax, log)`` of the colour bar."""
+    if metric == "log10 rel":  # already a logarithm: a linear bar
+        return float(np.log10(REL_FLOOR)), 0.0, False
+    if metric == "rel":
+        return (REL_FLOOR, 1.0, True) if scale == "log" else (0.0, 1.0, False)
+    finite = values[np.isfinite(values)]
+    top = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    return (top * REL_FLOOR, top, True) if scale == "log" else (0.0, top, False)
+
+
+def float32_bytes(values: np.ndarray) -> bytes:
+    """Little-endian float32, 4 bytes an entry; NaN kept, overflow clipped to the largest float32."""
+    limit = float(np.finfo(np.float32).max)
+    return np.clip(values, -limit, limit).astype("<f4").tobytes()
+
+
+class Heatmap(anywidget.AnyWidget):
+    """A heatmap of one block of a `CheckResult`.
+
+    Attributes
+    ----------
+    block, shape, rows, cols : the block and its 2-D layout (vectors as one row,
+        higher ranks as rows x the rest)
+    values : bytes
+        float32, one per entry, row-major in the 2-D layout.
+    vmin, vmax, log, label : the colour bar
+    selected : int
+        Flat offset of the selected entry in the block; -1 for none.
+    """
+
+    _esm = front_end_file("heatmap.js")
+    _css = front_end_file("heatmap.css")
+
+    block = traitlets.Unicode("").tag(sync=True)
+    shape = traitlets.List(traitlets.Int()).tag(sync=True)
+    rows = traitlets.Int(1).tag(sync=True)
+    cols = traitlets.Int(1).tag(sync=True)
+    values = traitlets.Bytes(b"").tag(sync=True)
+    vmin = traitlets.Float(REL_FLOOR).tag(sync=True)
+    vmax = traitlets.Float(1.0).tag(sync=True)
+    log = traitlets.Bool(True).tag(sync=True)
+    label = traitlets.Unicode("rel").tag(sync=True)
+    selected = traitlets.Int(-1).tag(sync=True)
+
+    def __init__(self, result: CheckResult, block: Block, metric: str = "rel", scale: str = "log") -> None:
+        super().__init__()
+        self.on_msg(self._answer)
+        self.show(result, block, metric, scale)
+
+    def show(self, result: CheckResult, block: Block, metric: str = "rel", scale: str = "log") -> None:
+        """Draw ``block`` of ``result`` with the given metric and colour scale."""
+        if metric not in METRICS:
+            raise ValueError(f"metric={metric!r} is not one of {list(METRICS)}")
+        if scale not in SCALES:
+            raise ValueError(f"scale={scale!r} is not one of {list(SCALES)}")
+        self.result, self._block = result, block
+        values = metric_values(result, block, metric)
+        vmin, vmax, log = colour_range(values, metric, scale)
+        rows, cols = block.grid
+        with self.hold_sync():
+            self.block, self.shape, self.rows, self.cols = block.name, list(block.shape), rows, cols
+            self.values = float32_bytes(values)
+            self.vmin, self.vmax, self.log, self.label = vmin, vmax, log, metric
+            if self.selected >= block.size:
+                self.selected = -1
+
+    @property
+    def position(self) -> int:
+        """The selected entry's flat position in theta, or -1."""
+        return -1 if self.selected < 0 else self._block.start + self.selected
+
+    @property
+    def index(self) -> tuple[int, ...] | None:
+        """The selected entry's index in the block, or None."""
+        return None if self.selected < 0 else self._block.index(self.selected)
+
+    def _answer(self, _: Any, content: dict[str, Any], buffers: list[bytes]) -> None:
+        """Reply to the front end's ``{type: "entry", index}`` with the entry's details."""
+        offset = content.get("index") if isinstance(content, dict) and content.get("type") == "entry" else None
+        if isinstance(offset, int) and 0 <= offset < self._block.size:
+            self.send({**self.result.entry(self._block.start + offset), "type": "entry", "index": offset})

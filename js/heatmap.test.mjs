@@ -1,0 +1,114 @@
+// The heatmap's helpers, without a browser: node --test js/
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import {
+  COLOURS, UNCHECKED, colour, entryName, formatNumber, moveSelection, normalize, paint, pool, toFloat32, unravel, zoom,
+} from "./heatmap.js";
+
+test("toFloat32 copies a DataView whose offset is not a multiple of 4", () => {
+  const source = new Float32Array([1.5, NaN, -2]);
+  const bytes = new Uint8Array(3 + source.byteLength);
+  bytes.set(new Uint8Array(source.buffer), 3);
+  const values = toFloat32(new DataView(bytes.buffer, 3, source.byteLength));
+  assert.equal(values.length, 3);
+  assert.equal(values[0], 1.5);
+  assert.ok(Number.isNaN(values[1]));
+  assert.equal(values[2], -2);
+  assert.equal(toFloat32(null).length, 0);
+});
+
+test("normalize: log and linear scales, clipped, NaN kept", () => {
+  assert.equal(normalize(1e-6, 1e-12, 1, true), 0.5);
+  assert.equal(normalize(1e-20, 1e-12, 1, true), 0);
+  assert.equal(normalize(0, 1e-12, 1, true), 0);
+  assert.equal(normalize(10, 1e-12, 1, true), 1);
+  assert.equal(normalize(0.25, 0, 1, false), 0.25);
+  assert.equal(normalize(-3, -12, 0, false), 0.75);
+  assert.ok(Number.isNaN(normalize(NaN, 0, 1, false)));
+});
+
+test("colour: the ends of the scale, and grey for NaN", () => {
+  assert.deepEqual(colour(0), [0xfc, 0xfd, 0xbf]);
+  assert.deepEqual(colour(1), [0, 0, 4]);
+  assert.deepEqual(colour(NaN), UNCHECKED);
+  const mid = colour(0.5);
+  assert.deepEqual(mid, [16, 8, 0].map((s) => (COLOURS[8] >> s) & 255));
+});
+
+test("pool keeps a lone large value visible and says where it came from", () => {
+  const rows = 1000;
+  const cols = 1000;
+  const values = new Float32Array(rows * cols).fill(1e-10);
+  values[123 * cols + 456] = 0.9;
+  const view = pool(values, cols, { r0: 0, c0: 0, rows, cols }, 400, 400);
+  assert.equal(view.rows, 400);
+  assert.equal(view.cols, 400);
+  const hot = view.values.reduce((n, v) => n + (v > 0.5 ? 1 : 0), 0);
+  assert.equal(hot, 1);
+  const at = view.values.findIndex((v) => v > 0.5);
+  assert.equal(view.source[at], 123 * cols + 456);
+});
+
+test("pool: NaN only where every entry is NaN; no pooling for small arrays", () => {
+  const values = new Float32Array([NaN, NaN, 3, NaN, NaN, NaN]);
+  const halves = pool(values, 3, { r0: 0, c0: 0, rows: 2, cols: 3 }, 1, 2);
+  assert.equal(halves.rows, 1);
+  assert.ok(Number.isNaN(halves.values[0]));
+  assert.equal(halves.source[0], -1);
+  assert.equal(halves.values[1], 3);
+  assert.equal(halves.source[1], 2);
+  const full = pool(values, 3, { r0: 0, c0: 0, rows: 2, cols: 3 }, 400, 400);
+  assert.deepEqual([full.rows, full.cols], [2, 3]);
+  assert.deepEqual(Array.from(full.source), [-1, -1, 2, -1, -1, -1]);
+});
+
+test("pool draws the zoomed window only", () => {
+  const values = Float32Array.from({ length: 16 }, (_, k) => k);
+  const view = pool(values, 4, { r0: 1, c0: 2, rows: 2, cols: 2 }, 400, 400);
+  assert.deepEqual(Array.from(view.values), [6, 7, 10, 11]);
+  assert.deepEqual(Array.from(view.source), [6, 7, 10, 11]);
+});
+
+test("paint: 4 bytes a cell, opaque", () => {
+  const pixels = paint(new Float32Array([1e-12, 1, NaN]), 1e-12, 1, true);
+  assert.equal(pixels.length, 12);
+  assert.deepEqual(Array.from(pixels.slice(0, 4)), [0xfc, 0xfd, 0xbf, 255]);
+  assert.deepEqual(Array.from(pixels.slice(4, 8)), [0, 0, 4, 255]);
+  assert.deepEqual(Array.from(pixels.slice(8, 12)), [...UNCHECKED, 255]);
+});
+
+test("unravel and entryName give the real index of any rank", () => {
+  assert.deepEqual(unravel(23, [2, 3, 4]), [1, 2, 3]);
+  assert.deepEqual(unravel(5, [7]), [5]);
+  assert.equal(entryName("T", [2, 3, 4], 13), "T[1, 0, 1]");
+  assert.equal(entryName("b", [7], 3), "b[3]");
+  assert.equal(entryName("s", [], 0), "s");
+});
+
+test("formatNumber", () => {
+  assert.equal(formatNumber(0.000123456), "1.235e-4");
+  assert.equal(formatNumber(NaN), "-");
+  assert.equal(formatNumber(null), "-");
+});
+
+test("moveSelection stays inside the grid", () => {
+  assert.equal(moveSelection(-1, "ArrowRight", 3, 4), 0);
+  assert.equal(moveSelection(5, "ArrowRight", 3, 4), 6);
+  assert.equal(moveSelection(7, "ArrowRight", 3, 4), 7);
+  assert.equal(moveSelection(5, "ArrowDown", 3, 4), 9);
+  assert.equal(moveSelection(9, "ArrowDown", 3, 4), 9);
+  assert.equal(moveSelection(1, "ArrowUp", 3, 4), 1);
+  assert.equal(moveSelection(4, "ArrowLeft", 3, 4), 4);
+  assert.equal(moveSelection(5, "Enter", 3, 4), 5);
+});
+
+test("zoom in keeps the cell under the cursor, zoom out stops at the block", () => {
+  const all = { r0: 0, c0: 0, rows: 1000, cols: 1000 };
+  const inner = zoom(all, 600, 100, 0.5, 1000, 1000);
+  assert.deepEqual(inner, { r0: 300, c0: 50, rows: 500, cols: 500 });
+  assert.ok(600 >= inner.r0 && 600 < inner.r0 + inner.rows);
+  assert.deepEqual(zoom(inner, 600, 100, 4, 1000, 1000), all);
+  const tiny = zoom({ r0: 0, c0: 0, rows: 1, cols: 2 }, 0, 1, 0.5, 1, 2);
+  assert.deepEqual(tiny, { r0: 0, c0: 1, rows: 1, cols: 1 });
+});

@@ -1,0 +1,130 @@
+"""The heatmap's ES module in a plain page in Chromium: drawing, pooling, hover, click, keys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import browser
+import pytest
+
+pytestmark = pytest.mark.skipif(browser.missing() is not None, reason=str(browser.missing()))
+
+DARK, LIGHT, GREY = [0, 0, 4], [0xFC, 0xFD, 0xBF], [200, 200, 200]
+
+
+@pytest.fixture(scope="module")
+def page() -> Iterator[Any]:
+    with browser.page_server() as url, browser.chromium() as chromium:
+        page = chromium.new_page(viewport={"width": 1000, "height": 800})
+        requests = browser.record_requests(page)
+        page.goto(url)
+        page.wait_for_function("window.ready === true")
+        yield page
+        assert browser.outside(requests) == []
+
+
+def show(page: Any, state: dict[str, Any], values: list[float | None] | dict[str, Any]) -> float:
+    page.evaluate("document.getElementById('root').replaceChildren()")
+    took = page.evaluate("([state, values]) => window.show(state, values)", [state, values])
+    page.wait_for_selector('.gradwidget-heatmap[data-ready="1"]')
+    return took
+
+
+def pixels(page: Any) -> dict[str, Any]:
+    return page.evaluate("""() => {
+        const canvas = document.querySelector('.gradwidget-heatmap-canvas');
+        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        return {width: canvas.width, height: canvas.height, data: Array.from(data)};
+    }""")
+
+
+def pixel(image: dict[str, Any], row: int, col: int) -> list[int]:
+    k = 4 * (row * image["width"] + col)
+    return image["data"][k:k + 3]
+
+
+def block_state(rows: int, cols: int, name: str = "Theta1") -> dict[str, Any]:
+    return {"block": name, "shape": [rows, cols], "rows": rows, "cols": cols}
+
+
+def test_draws_every_entry_in_its_colour(page: Any) -> None:
+    values: list[float | None] = [1e-12] * 110
+    values[5 * 11] = 1.0
+    values[3] = None  # not checked
+    show(page, block_state(10, 11), values)
+    root = page.locator(".gradwidget-heatmap")
+    assert (root.get_attribute("data-block"), root.get_attribute("data-rows"), root.get_attribute("data-cols")) == (
+        "Theta1", "10", "11")
+    image = pixels(page)
+    assert (image["width"], image["height"]) == (11, 10)
+    assert pixel(image, 5, 0) == DARK and pixel(image, 0, 3) == GREY and pixel(image, 9, 10) == LIGHT
+    assert page.locator(".gradwidget-heatmap-title").inner_text() == "Theta1 (10x11)"
+    assert page.locator(".gradwidget-colourbar-high").inner_text() == "1e+0"
+
+
+def test_pooling_keeps_a_lone_bad_entry_visible(page: Any) -> None:
+    show(page, block_state(1000, 1000), {"size": 1_000_000, "fill": 1e-10, "set": [[123 * 1000 + 456, 0.9]]})
+    dark = page.evaluate("""() => {
+        const canvas = document.querySelector('.gradwidget-heatmap-canvas');
+        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        const found = [];
+        for (let k = 0; k < data.length; k += 4) if (data[k] < 100) found.push(k / 4);
+        return [canvas.width, canvas.height, found];
+    }""")
+    assert dark == [400, 400, [(123 * 400 // 1000) * 400 + 456 * 400 // 1000]]
+    assert "3x3 entries a cell (max)" in page.locator(".gradwidget-heatmap-note").inner_text()
+
+
+def test_vectors_and_higher_rank_blocks_show_their_real_index(page: Any) -> None:
+    show(page, {"block": "T", "shape": [2, 3, 4], "rows": 2, "cols": 12}, [0.5] * 24)
+    assert page.locator(".gradwidget-heatmap-title").inner_text() == "T (2x3x4 as 2x12)"
+    box = page.locator(".gradwidget-heatmap-canvas").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * (5.5 / 12), box["y"] + box["height"] * 0.75)
+    page.wait_for_function("document.querySelector('.gradwidget-readout').textContent.includes('analytic')")
+    assert page.locator(".gradwidget-readout").inner_text().startswith("T[1, 1, 1]")
+
+
+def test_hover_shows_the_readout_and_click_selects(page: Any) -> None:
+    values: list[float | None] = [1e-9] * 110
+    show(page, block_state(10, 11), values)
+    canvas = page.locator(".gradwidget-heatmap-canvas")
+    box = canvas.bounding_box()
+    x, y = box["x"] + box["width"] * (0.5 / 11), box["y"] + box["height"] * (5.5 / 10)
+    page.mouse.move(x, y)
+    page.wait_for_function("document.querySelector('.gradwidget-readout').textContent.includes('analytic')")
+    text = page.locator(".gradwidget-readout").inner_text()
+    assert text.startswith("Theta1[5, 0]")
+    assert "analytic 1.500e+0" in text and "numeric -2.500e-1" in text and "rel 1.000e+0" in text and "wrong" in text
+    assert page.evaluate("window.model.sent.at(-1)") == {"type": "entry", "index": 55}
+    page.mouse.click(x, y)
+    assert page.evaluate("[window.model.get('selected'), window.model.saves]") == [55, 1]
+    assert page.locator(".gradwidget-heatmap-marker").is_visible()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("window.model.get('selected')") == 67
+    page.evaluate("window.model.set('selected', -1)")
+    assert not page.locator(".gradwidget-heatmap-marker").is_visible()
+
+
+def test_wheel_zooms_into_full_detail(page: Any) -> None:
+    show(page, block_state(1000, 1000), {"size": 1_000_000, "fill": 1e-10, "set": [[500 * 1000 + 500, 0.9]]})
+    box = page.locator(".gradwidget-heatmap-canvas").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for _ in range(2):
+        page.mouse.wheel(0, -100)
+        page.wait_for_timeout(50)
+    size = page.evaluate("(c => [c.width, c.height])(document.querySelector('.gradwidget-heatmap-canvas'))")
+    assert size == [250, 250]  # a quarter of each side, one entry a cell
+    assert "entries a cell" not in page.locator(".gradwidget-heatmap-note").inner_text()
+    page.mouse.dblclick(box["x"] + 5, box["y"] + 5)
+    assert page.evaluate("document.querySelector('.gradwidget-heatmap-canvas').width") == 400
+
+
+def test_new_values_redraw(page: Any) -> None:
+    show(page, block_state(2, 2), [1e-12, 1e-12, 1e-12, 1e-12])
+    page.evaluate("""() => {
+        const floats = new Float32Array([1, 1e-12, 1e-12, 1e-12]);
+        window.model.set('values', new DataView(floats.buffer));
+    }""")
+    assert pixel(pixels(page), 0, 0) == DARK

@@ -1,0 +1,163 @@
+"""End to end: ``%gradcheck`` in a real JupyterLab, driven in Chromium.
+
+Runs a notebook that checks the 3-layer network with a backprop bug, waits
+for every block's heatmap, hovers and clicks an entry, reads
+``res.widget().selected`` back from a later cell, checks the right network
+too, and saves screenshots of both panels in ``build/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import browser
+import pytest
+
+pytestmark = pytest.mark.skipif(browser.missing() is not None, reason=str(browser.missing()))
+pytest.importorskip("jupyterlab", reason="jupyterlab is not installed (pip install -e .[test])")
+
+TOKEN = "gradwidget-test"
+SCREENSHOTS = browser.ROOT / "build" / "screenshots"
+SHAPES = '--shapes "[(10, 11), (10, 11), (1, 11)]" --names Theta1,Theta2,Theta3 --seed 0'
+CELLS = [
+    "%load_ext gradwidget\nfrom gradwidget.examples import article_network\n"
+    "J, grad, theta = article_network('regularized-bias')",
+    f"res = %gradcheck -o J grad theta {SHAPES}",
+    "print('SELECTED', res.widget().selected)",
+    f"J, grad, theta = article_network()\n%gradcheck J grad theta {SHAPES}",
+]
+
+
+def notebook(cells: list[str]) -> dict[str, Any]:
+    return {"cells": [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [],
+                       "source": source} for i, source in enumerate(cells)],
+            "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
+                                        "name": "python3"}},
+            "nbformat": 4, "nbformat_minor": 5}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A JupyterLab server on 127.0.0.1, isolated from the machine's settings; yields its base URL."""
+    home = tmp_path_factory.mktemp("lab")
+    env = {**os.environ}
+    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
+        env[name] = str(home / name.lower())
+        Path(env[name]).mkdir()
+    labconfig = Path(env["JUPYTER_CONFIG_DIR"]) / "labconfig"
+    labconfig.mkdir()
+    (labconfig / "page_config.json").write_text(json.dumps(
+        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
+    root = home / "notebooks"
+    root.mkdir()
+    (root / "check.ipynb").write_text(json.dumps(notebook(CELLS)))
+    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
+               "--ServerApp.port=0", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
+               "--LabApp.extension_manager=readonly", "--LabApp.news_url=None",
+               "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
+               f"--LabApp.user_settings_dir={home / 'settings'}", f"--LabApp.workspaces_dir={home / 'workspaces'}"]
+    log = (home / "server.log").open("w")
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield _wait_for_server(server, Path(env["JUPYTER_RUNTIME_DIR"]), home / "server.log")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        log.close()
+
+
+def _wait_for_server(server: subprocess.Popen, runtime: Path, log: Path) -> str:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"jupyter lab exited: {log.read_text()[-2000:]}")
+        info = runtime / f"jpserver-{server.pid}.json"
+        if info.exists():
+            url = f"http://127.0.0.1:{json.loads(info.read_text())['port']}/"
+            try:
+                with urllib.request.urlopen(f"{url}api/status?token={TOKEN}", timeout=2):
+                    return url
+            except OSError:
+                pass
+        time.sleep(0.2)
+    raise TimeoutError(f"jupyter lab did not start in 90 s: {log.read_text()[-2000:]}")
+
+
+PROMPT = "i => document.querySelectorAll('.jp-Notebook .jp-Cell')[i].querySelector('.jp-InputPrompt').textContent"
+
+
+def run_cell(page: Any, index: int) -> None:
+    """Run one cell with Ctrl+Enter and wait until it has run (its prompt shows a count)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    for _ in range(3):  # a key press can land before the notebook takes it: press again
+        cell.locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Escape")
+        page.keyboard.press("Control+Enter")
+        try:  # "[ ]:" until the cell is queued, "[*]:" while it runs, "[3]:" when done
+            page.wait_for_function(f"i => !/\\[\\s*\\]/.test(({PROMPT})(i))", arg=index, timeout=5_000)
+            break
+        except PlaywrightTimeout:
+            continue
+    page.wait_for_function(f"i => /\\[\\d+\\]/.test(({PROMPT})(i))", arg=index, timeout=60_000)
+
+
+def test_gradcheck_panel_in_jupyterlab(lab: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with browser.chromium() as chromium:
+        page = chromium.new_page(viewport={"width": 1400, "height": 1400})
+        requests = browser.record_requests(page)
+        try:
+            _drive(page, lab)
+        except Exception:
+            page.screenshot(path=str(SCREENSHOTS / "failure.png"), full_page=True)
+            raise
+        assert browser.outside(requests) == []
+
+
+def _drive(page: Any, lab: str) -> None:
+    page.goto(f"{lab}lab/tree/check.ipynb?token={TOKEN}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    run_cell(page, 0)
+    run_cell(page, 1)
+    failing = page.locator(".jp-Cell").nth(1)
+    heatmaps = failing.locator('.gradwidget-heatmap[data-ready="1"]')
+    heatmaps.nth(2).wait_for(timeout=60_000)
+    assert [heatmaps.nth(i).get_attribute("data-block") for i in range(3)] == ["Theta1", "Theta2", "Theta3"]
+    assert [(heatmaps.nth(i).get_attribute("data-rows"), heatmaps.nth(i).get_attribute("data-cols"))
+            for i in range(3)] == [("10", "11"), ("10", "11"), ("1", "11")]
+    assert "FAILED" in failing.locator(".gradwidget-verdict").inner_text()
+
+    canvas = heatmaps.nth(0).locator("canvas.gradwidget-heatmap-canvas")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    x, y = box["x"] + box["width"] * (0.5 / 11), box["y"] + box["height"] * (5.5 / 10)
+    page.mouse.move(x, y)
+    readout = heatmaps.nth(0).locator(".gradwidget-readout")
+    page.wait_for_function("el => el.textContent.includes('analytic')", arg=readout.element_handle())
+    text = readout.inner_text()
+    assert text.startswith("Theta1[5, 0]") and text.endswith("wrong")
+    page.mouse.click(x, y)
+    failing.locator(".jp-OutputArea").screenshot(path=str(SCREENSHOTS / "failing.png"))
+
+    run_cell(page, 2)
+    selected = page.locator(".jp-Cell").nth(2).locator(".jp-OutputArea-output")
+    selected.wait_for(timeout=30_000)
+    assert selected.inner_text().strip() == "SELECTED ('Theta1', (5, 0))"
+
+    run_cell(page, 3)
+    passing = page.locator(".jp-Cell").nth(3)
+    passing.locator('.gradwidget-heatmap[data-ready="1"]').nth(2).wait_for(timeout=60_000)
+    assert "PASSED" in passing.locator(".gradwidget-verdict").inner_text()
+    passing.locator(".jp-OutputArea").screenshot(path=str(SCREENSHOTS / "passing.png"))

@@ -1,0 +1,27 @@
+"""The wheel ships the heatmap's front end, and the installed package finds it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_wheel_ships_the_front_end(tmp_path: Path) -> None:
+    pytest.importorskip("hatchling")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--wheel-dir", str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("gradwidget-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        assert {"gradwidget/js/heatmap.js", "gradwidget/js/heatmap.css", "gradwidget/widget/heatmap.py"} <= set(names)
+        archive.extractall(tmp_path / "site")
+    code = "from gradwidget.widget.heatmap import front_end_file; print(front_end_file('heatmap.js'))"
+    found = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "site")},
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert Path(found) == tmp_path / "site" / "gradwidget" / "js" / "heatmap.js"

@@ -1,0 +1,187 @@
+"""The panel and the heatmap widget in Python, with no front end: state, buffers, controls."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+import gradwidget as gw
+from gradwidget.examples import ARTICLE_SHAPES, article_network
+from gradwidget.widget import GradCheckPanel, Heatmap
+from gradwidget.widget.heatmap import front_end_file
+
+NAMES = ["Theta1", "Theta2", "Theta3"]
+
+
+@pytest.fixture
+def failing() -> gw.CheckResult:
+    J, grad, theta = article_network("regularized-bias")
+    return gw.check(J, grad, theta, shapes=ARTICLE_SHAPES, names=NAMES, seed=0)
+
+
+def floats(heatmap: Heatmap) -> np.ndarray:
+    data = heatmap.get_state()["values"]
+    return np.frombuffer(bytes(data), dtype="<f4")
+
+
+def test_heatmap_state_is_float32_bytes(failing: gw.CheckResult) -> None:
+    heatmap = Heatmap(failing, failing.evidence.layout.blocks[0])
+    state = heatmap.get_state()
+    assert isinstance(state["values"], (bytes, memoryview))
+    assert len(state["values"]) == 4 * 110
+    assert (state["block"], state["shape"], state["rows"], state["cols"]) == ("Theta1", [10, 11], 10, 11)
+    expected = failing.evidence.relative[:110].astype(np.float32)
+    assert np.array_equal(floats(heatmap), expected)
+    assert (state["vmin"], state["vmax"], state["log"], state["label"]) == (1e-12, 1.0, True, "rel")
+
+
+def test_heatmap_layouts_and_unchecked_entries() -> None:
+    theta = {"v": np.linspace(-1, 1, 7), "T": np.linspace(0.1, 1, 24).reshape(2, 3, 4)}
+    result = gw.check(lambda p: float(np.sum(p["v"] ** 3) + np.sum(np.sin(p["T"]))),
+                      lambda p: {"v": 3 * p["v"] ** 2, "T": np.cos(p["T"])}, theta, sample=3, seed=1)
+    vector, tensor = (Heatmap(result, b) for b in result.evidence.layout.blocks)
+    assert (vector.rows, vector.cols, vector.shape) == (1, 7, [7])
+    assert (tensor.rows, tensor.cols, tensor.shape) == (2, 12, [2, 3, 4])
+    assert int(np.isnan(floats(vector)).sum()) == 4 and int(np.isnan(floats(tensor)).sum()) == 21
+
+
+def test_heatmap_metrics_and_scales(failing: gw.CheckResult) -> None:
+    block = failing.evidence.layout.blocks[0]
+    heatmap = Heatmap(failing, block, metric="abs", scale="linear")
+    assert np.allclose(floats(heatmap), failing.evidence.gap[:110].astype(np.float32))
+    assert heatmap.vmin == 0 and heatmap.vmax == pytest.approx(failing.blocks[0].max_abs) and not heatmap.log
+    heatmap.show(failing, block, "log10 rel", "log")
+    assert floats(heatmap).max() == pytest.approx(np.log10(failing.blocks[0].max_rel), rel=1e-5)
+    assert (heatmap.vmin, heatmap.vmax, heatmap.log) == (-12.0, 0.0, False)
+    with pytest.raises(ValueError, match="metric='squared' is not one of"):
+        heatmap.show(failing, block, "squared")
+
+
+def test_heatmap_clips_what_float32_cannot_hold() -> None:
+    result = gw.check(lambda x: float(1e50 * x[0]), lambda x: np.array([-1e50, 0.0]), np.array([0.5, 0.5]))
+    values = floats(Heatmap(result, result.evidence.layout.blocks[0], metric="abs"))
+    assert values[0] == np.finfo(np.float32).max
+
+
+def test_selection_from_the_front_end(failing: gw.CheckResult) -> None:
+    panel = failing.widget()
+    panel.heatmaps[0].set_state({"selected": 5 * 11})
+    assert panel.selected == ("Theta1", (5, 0))
+    assert "Theta1[5, 0]" in panel.sweep_title.value
+    panel.heatmaps[2].set_state({"selected": 3})
+    assert panel.selected == ("Theta3", (0, 3))
+    assert panel.heatmaps[0].selected == -1  # one selection at a time
+    assert failing.widget() is panel
+
+
+def test_hover_message_is_answered(failing: gw.CheckResult, monkeypatch: pytest.MonkeyPatch) -> None:
+    heatmap = failing.widget().heatmaps[0]
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(heatmap, "send", sent.append)
+    heatmap._handle_custom_msg({"type": "entry", "index": 55}, [])
+    heatmap._handle_custom_msg({"type": "entry", "index": 110}, [])  # outside the block: ignored
+    heatmap._handle_custom_msg({"type": "other"}, [])
+    assert len(sent) == 1
+    reply = sent[0]
+    assert (reply["type"], reply["index"], reply["entry"], reply["status"]) == ("entry", 55, "Theta1[5, 0]", "wrong")
+    assert reply["analytic"] == pytest.approx(failing.evidence.analytic[55])
+
+
+def test_panel_shows_verdict_diagnoses_and_worst(failing: gw.CheckResult) -> None:
+    panel = failing.widget()
+    assert 'class="gradwidget-verdict"' in panel.summary.value and "FAILED" in panel.summary.value
+    assert 'data-code="localized"' in panel.summary.value
+    assert 'class="gradwidget-worst"' in panel.worst.value
+    assert [h.block for h in panel.heatmap_box.children] == NAMES
+    assert panel.sweep.value[:4] == b"\x89PNG"
+    bundle = panel._repr_mimebundle_()
+    assert {"application/vnd.jupyter.widget-view+json", "text/html", "text/plain"} <= set(bundle)
+
+
+def test_controls_redraw_and_filter(failing: gw.CheckResult) -> None:
+    panel = failing.widget()
+    panel.metric.value = "abs"
+    assert all(h.label == "abs" for h in panel.heatmaps)
+    panel.scale.value = "linear"
+    assert not panel.heatmaps[0].log
+    panel.block_filter.value = "Theta2"
+    assert [h.block for h in panel.heatmap_box.children] == ["Theta2"]
+
+
+def test_scheme_and_step_controls_run_the_check_again(failing: gw.CheckResult) -> None:
+    panel = failing.widget()
+    panel.method.value = "forward"
+    panel.wait()
+    assert panel.result is not failing and panel.result.method == "forward"
+    panel.eps.value = 1e-4
+    panel.wait()
+    assert not panel.auto_step.value
+    assert panel.result.problem.options["eps"] == 1e-4
+    assert [h.result for h in panel.heatmaps] == [panel.result] * 3
+
+
+def test_recheck_at_a_random_point(failing: gw.CheckResult) -> None:
+    panel = failing.widget()
+    before = failing.evidence.point.copy()
+    panel.random_button.click()
+    panel.wait()
+    point = panel.result.evidence.point
+    assert not np.array_equal(point, before) and np.abs(point).max() <= 0.12
+    assert not panel.result.passed  # the bug shows at any point
+    assert np.array_equal(failing.evidence.point, before)
+
+
+def test_panel_runs_its_own_check_and_stays_responsive() -> None:
+    release = threading.Event()
+
+    def slow(x: np.ndarray) -> float:
+        release.wait(5)
+        return float(np.sum(x ** 2))
+
+    started = time.perf_counter()
+    panel = GradCheckPanel(slow, lambda x: 2 * x, np.linspace(0, 1, 50))
+    assert time.perf_counter() - started < 1  # returned while the check waits
+    assert panel.result is None and panel.progress.layout.display is None and panel.recheck_button.disabled
+    release.set()
+    panel.wait()
+    assert panel.result.passed and panel.progress.layout.display == "none"
+
+
+def test_cancel_keeps_the_partial_result() -> None:
+    def slow(x: np.ndarray) -> float:
+        time.sleep(0.002)
+        return float(np.sum(x ** 2))
+
+    panel = GradCheckPanel(slow, lambda x: 2 * x, np.linspace(0, 1, 2000))
+    while panel.progress.value == 0:
+        time.sleep(0.01)
+    panel.cancel_button.click()
+    assert panel.result.interrupted.startswith("interrupted after")
+    assert "cancelled" in panel.status.value
+    assert 0 < panel.result.checked < 2000
+
+
+def test_errors_in_J_show_in_the_panel() -> None:
+    panel = GradCheckPanel(lambda x: 1 / 0, lambda x: x, np.ones(3))
+    panel.wait()
+    assert panel.result is None
+    assert "ZeroDivisionError" in panel.status.value
+
+
+def test_bad_panel_arguments() -> None:
+    with pytest.raises(TypeError, match=r"GradCheckPanel got unknown options \['step'\]"):
+        GradCheckPanel(lambda x: 0.0, None, np.ones(2), step=1e-3)
+    with pytest.raises(TypeError, match="GradCheckPanel needs J, grad and theta"):
+        GradCheckPanel()
+
+
+def test_front_end_is_found() -> None:
+    text = front_end_file("heatmap.js").read_text()
+    assert "export default { render }" in text
+    assert not [line for line in text.splitlines() if line.startswith("import")]  # no CDN, no bundler
+    with pytest.raises(FileNotFoundError, match=r"gradwidget's front end nothing\.js is missing"):
+        front_end_file("nothing.js")
