@@ -157,8 +157,7 @@ class GradCheckMagics(Magics):
     # ------------------------------------------------------------ options
 
     def _options(self, args: Any) -> dict[str, Any]:
-        options = {name: getattr(self, name) for name in ("method", "eps", "tol", "sample", "directions",
-                                                          "seed", "progress")}
+        options = {name: getattr(self, name) for name in self.trait_names(config=True)}
         options.update({name: value for name, value in vars(args).items()
                         if name in options and value is not None})
         if args.shapes is not None:
@@ -215,5 +214,5 @@ def load_ipython_extension(ipython: Any) -> None:
     """Register the magics and make their defaults configurable (``%load_ext gradwidget``)."""
     magics = GradCheckMagics(ipython, parent=ipython)
     ipython.register_magics(magics)
-    if magics not in ipython.configurables:
-        ipython.configurables.append(magics)
+    # %reload_ext makes a new instance: %config must reach it, and only it
+    ipython.configurables[:] = [c for c in ipython.configurables if not isinstance(c, GradCheckMagics)] + [magics]

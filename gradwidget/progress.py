@@ -34,7 +34,8 @@ class Progress:
     def __init__(self, total: int, show: bool | Callable[[int, int], None] | None,
                  description: str = "gradcheck") -> None:
         self.callback = show if callable(show) else None
-        self.total, self.show, self.description = total, None if self.callback else show, description
+        self.show = None if self.callback else show
+        self.total, self.description = total, description
         self.done = 0
         self.bar: Any = None
         if self.show:

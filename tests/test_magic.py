@@ -30,10 +30,10 @@ def shell() -> Iterator[InteractiveShell]:
 def fresh(shell: InteractiveShell) -> Iterator[InteractiveShell]:
     """The shell with the magic's defaults as loaded and no leftovers of other tests."""
     magics = next(c for c in shell.configurables if type(c).__name__ == "GradCheckMagics")
-    saved = {name: getattr(magics, name) for name in magics.trait_names() if magics.trait_metadata(name, "config")}
+    saved = {name: getattr(magics, name) for name in magics.trait_names(config=True)}
     yield shell
-    for name, value in saved.items():
-        setattr(magics, name, value)
+    for name, value in saved.items():  # through %config, so that the shell's config forgets the test's too
+        shell.run_line_magic("config", f"GradCheckMagics.{name} = {value!r}")
     for name in ("J", "grad", "theta", "cost_and_grad", "pool", "loss", "dloss"):
         shell.user_ns.pop(name, None)
 
@@ -291,6 +291,13 @@ def test_config_sets_defaults_and_flags_override(network_ns: InteractiveShell) -
     assert result.method == "forward" and result.checked == 3
     result = network_ns.run_line_magic("gradcheck", "-q -o J grad theta --method central --sample 5")
     assert result.method == "central" and result.checked == 5
+
+
+def test_config_reaches_the_magic_after_reload_ext(network_ns: InteractiveShell) -> None:
+    network_ns.run_line_magic("reload_ext", "gradwidget")
+    assert sum(type(c).__name__ == "GradCheckMagics" for c in network_ns.configurables) == 1
+    network_ns.run_line_magic("config", "GradCheckMagics.sample = 2")
+    assert network_ns.run_line_magic("gradcheck", "-q -o J grad theta").checked == 2
 
 
 def test_config_rejects_bad_defaults(fresh: InteractiveShell, caplog: pytest.LogCaptureFixture) -> None:

@@ -118,11 +118,6 @@ class Heatmap(anywidget.AnyWidget):
         """The selected entry's flat position in theta, or -1."""
         return -1 if self.selected < 0 else self._block.start + self.selected
 
-    @property
-    def index(self) -> tuple[int, ...] | None:
-        """The selected entry's index in the block, or None."""
-        return None if self.selected < 0 else self._block.index(self.selected)
-
     def _answer(self, _: Any, content: dict[str, Any], buffers: list[bytes]) -> None:
         """Reply to the front end's ``{type: "entry", index}`` with the entry's details."""
         offset = content.get("index") if isinstance(content, dict) and content.get("type") == "entry" else None

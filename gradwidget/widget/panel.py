@@ -7,6 +7,7 @@ the progress bar follows them and Cancel stops one, keeping what it measured.
 from __future__ import annotations
 
 import html
+import inspect
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +24,8 @@ from .heatmap import METRICS, SCALES, Heatmap
 
 __all__ = ["GradCheckPanel"]
 
-PANEL_OPTIONS = ("method", "eps", "tol", "shapes", "names", "sample", "directions", "vectorized", "executor", "seed")
+PANEL_OPTIONS = tuple(name for name in inspect.signature(check).parameters
+                      if name not in ("J", "grad", "theta", "progress"))  # progress is the panel's own
 ALL_BLOCKS = "all blocks"
 
 
@@ -69,8 +71,7 @@ class GradCheckPanel(w.VBox):
         self.options = {k: v for k, v in options.items() if v is not None}
         self.result: CheckResult | None = None
         self.heatmaps: list[Heatmap] = []
-        self._selected: tuple[str, tuple[int, ...]] | None = None
-        self._selected_position = -1
+        self._selected_position = -1  # flat position in theta of the entry clicked last
         self._run: threading.Thread | None = None
         self._cancel = threading.Event()
         self._build()
@@ -138,8 +139,7 @@ class GradCheckPanel(w.VBox):
         self.cancel()
         theta = self.problem.theta
         if random_point:
-            theta = random_init(theta if self.result is None else self.result.evidence.layout.unflatten(
-                self.result.evidence.point))
+            theta = random_init(theta)
             self.problem = Problem(self.problem.J, self.problem.grad, theta, self.problem.options)
         options = {**self.options, "method": self.method.value, "eps": None if self.auto_step.value else self.eps.value}
         if options["method"] != "central":
@@ -198,7 +198,7 @@ class GradCheckPanel(w.VBox):
                 heatmap.observe(self._selection_changed, "selected")
             names = [ALL_BLOCKS, *(b.name for b in blocks)]
             self.block_filter.options = names if len(blocks) > 1 else [ALL_BLOCKS]
-            self._selected, self._selected_position = None, -1
+            self._selected_position = -1
         else:
             self._redraw()
         self._filter()
@@ -227,20 +227,22 @@ class GradCheckPanel(w.VBox):
     def _selection_changed(self, change: dict[str, Any]) -> None:
         heatmap = change["owner"]
         if change["new"] < 0:
-            if self._selected and self._selected[0] == heatmap.block:
-                self._selected, self._selected_position = None, -1
+            if self.selected is not None and self.selected[0] == heatmap.block:
+                self._selected_position = -1
             return
         for other in self.heatmaps:
             if other is not heatmap:
                 other.selected = -1
-        self._selected = (heatmap.block, heatmap.index)
         self._selected_position = heatmap.position
         self._draw_sweep()
 
     @property
     def selected(self) -> tuple[str, tuple[int, ...]] | None:
         """The entry clicked last: ``(block name, index in the block)``, or None."""
-        return self._selected
+        if self._selected_position < 0 or self.result is None:
+            return None
+        block = self.result.evidence.layout.block_of(self._selected_position)
+        return block.name, block.index(self._selected_position - block.start)
 
     def _draw_sweep(self) -> None:
         """The error against the step of the selected entry, or of the worst entry of the blocks shown."""
