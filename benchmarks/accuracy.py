@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from corpus import Case, all_cases, make
 
 import gradwidget as gw
-from gradwidget.params import flatten
+from gradwidget._params import flatten
 
 
 class Counted:

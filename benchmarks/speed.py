@@ -169,7 +169,7 @@ def directional() -> tuple[float, bool]:
 
 
 def anchors() -> list[tuple[str, str, str]]:
-    from gradwidget.params import flatten
+    from gradwidget._params import flatten
 
     layout, x0 = flatten(MLP_THETA)
     calls = [0]

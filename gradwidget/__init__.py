@@ -14,17 +14,48 @@ magic load when used.
 
 from typing import Any
 
-from .check import GradientCheckError, assert_gradient, check
-from .diagnose import Diagnosis
-from .params import random_init
-from .result import BlockReport, CheckResult
+from ._check import GradientCheckError, assert_gradient, check
+from ._diagnose import Diagnosis
+from ._options import InputError, OptionError
+from ._params import random_init
+from ._result import BlockReport, CheckResult
+from ._verdict import (
+    CODES,
+    DOMAIN,
+    IGNORES_INPUT,
+    KINK,
+    LOCALIZED,
+    MUTATES_INPUT,
+    NOISE_FLOOR,
+    NONDETERMINISTIC,
+    PERMUTATION,
+    SCALE,
+    SIGN,
+    SYMMETRIC_POINT,
+    TRANSPOSE,
+)
 
 __all__ = [
+    "CODES",
+    "DOMAIN",
+    "IGNORES_INPUT",
+    "KINK",
+    "LOCALIZED",
+    "MUTATES_INPUT",
+    "NOISE_FLOOR",
+    "NONDETERMINISTIC",
+    "PERMUTATION",
+    "SCALE",
+    "SIGN",
+    "SYMMETRIC_POINT",
+    "TRANSPOSE",
     "BlockReport",
     "CheckResult",
     "Diagnosis",
     "GradCheckPanel",
     "GradientCheckError",
+    "InputError",
+    "OptionError",
     "assert_gradient",
     "check",
     "random_init",
@@ -43,6 +74,6 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register ``%gradcheck`` and ``%%gradcheck`` (run by ``%load_ext gradwidget``)."""
-    from .magic import load_ipython_extension as load
+    from ._magic import load_ipython_extension as load
 
     load(ipython)

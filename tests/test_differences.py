@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gradwidget.differences import STENCILS, default_steps, representable_steps
+from gradwidget._differences import STENCILS, default_steps, representable_steps
 
 
 @pytest.mark.parametrize("name", list(STENCILS))

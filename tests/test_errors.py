@@ -19,17 +19,6 @@ def grad(x: np.ndarray) -> np.ndarray:
 X = np.array([0.5, -0.3])
 
 
-@pytest.mark.parametrize(("kwargs", "error", "message"), [
-    ({"method": "backward"}, ValueError, "method='backward' is not one of 'central', 'forward'"),
-    ({"eps": 0.0}, ValueError, "eps must be a positive finite number, got 0.0"),
-    ({"eps": -1e-4}, ValueError, "eps must be a positive finite number"),
-    ({"tol": -1}, ValueError, "tol must be a positive number, got -1"),
-])
-def test_bad_options(kwargs: dict, error: type, message: str) -> None:
-    with pytest.raises(error, match=message):
-        gw.check(J, grad, X, **kwargs)
-
-
 def test_bad_callables() -> None:
     with pytest.raises(TypeError, match="J must be callable, got a ndarray"):
         gw.check(X, grad, X)

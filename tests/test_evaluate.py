@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gradwidget.evaluate import Evaluator, cost_precision, scalar_cost
-from gradwidget.params import flatten
+from gradwidget._evaluate import Evaluator, scalar_cost
+from gradwidget._noise import returned_precision as cost_precision
+from gradwidget._params import flatten
 
 
 @pytest.mark.parametrize("value", [1.5, np.float32(1.5), np.array(1.5), np.array([1.5]), np.array([[1.5]]), 3])

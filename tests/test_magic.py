@@ -160,9 +160,9 @@ def test_executor(way: Way) -> None:
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"eps": -1.0}, "eps must be a positive finite number, got -1.0"),
+    ({"eps": -1.0}, "eps=-1.0 is not accepted: eps must be None or a positive finite number"),
     ({"shapes": [(3, 3)]}, r"shapes=\[\(3, 3\)\] hold 9 entries but theta has shape \(231,\)"),
-    ({"sample": 2, "directions": 2}, "sample= and directions= are two ways to check less; pick one"),
+    ({"sample": 2, "directions": 2}, "sample= and directions= do not combine: they are two ways to check less"),
 ])
 def test_bad_values(way: Way, options: dict, message: str) -> None:
     J, grad, theta = article_network()
@@ -214,12 +214,12 @@ def network_ns(fresh: InteractiveShell) -> InteractiveShell:
     ("J grad theta --method backward", "argument -m/--method: invalid choice: 'backward'"),
     ("J grad theta --sample two", "argument --sample: invalid int value: 'two'"),
     ("J grad theta --bogus", "unrecognized arguments: --bogus"),
-    ("J grad theta --names A,B,C", "--names needs --shapes"),
+    ("J grad theta --names A,B,C", "names= needs shapes="),
     ("J grad theta --shapes '[(10, 11)'", "--shapes '\\[\\(10, 11\\)' is neither a literal"),
     ("J grad theta --shapes 'abc'", "name 'abc' is not defined"),
     ("J grad theta --shapes '[(10, 11), (10, 11), (1, 11)]' --names A,B",
      "names= has 2 names for 3 shapes"),
-    ("J grad theta --shapes '[2.5]'", r"shapes=\[2.5\] is not a list of shapes"),
+    ("J grad theta --shapes '[2.5]'", r"shapes=\[2.5\] is not accepted: shapes must be None or a list of shapes"),
     ("J grad theta --executor nopool", "name 'nopool' is not defined"),
     ("J grad theta[ --seed 0", "could not evaluate 'theta\\['"),
 ])
@@ -302,7 +302,8 @@ def test_config_reaches_the_magic_after_reload_ext(network_ns: InteractiveShell)
 
 def test_config_rejects_bad_defaults(fresh: InteractiveShell, caplog: pytest.LogCaptureFixture) -> None:
     fresh.run_line_magic("config", "GradCheckMagics.method = 'backward'")
-    assert "expected any of ['central', 'forward', 'complex', 'richardson']" in caplog.text
+    assert ("%config GradCheckMagics.method='backward' is not accepted: method must be one of 'central', "
+            "'forward', 'complex', 'richardson'") in caplog.text
     result_method = next(c for c in fresh.configurables if type(c).__name__ == "GradCheckMagics").method
     assert result_method == "central"
 

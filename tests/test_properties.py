@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gradwidget as gw
+from gradwidget._verdict import Status
 
 FUNCTIONS = {  # f, f' applied entry-wise; J = sum(c * f(x))
     "sin": (np.sin, np.cos),
@@ -63,7 +64,7 @@ def test_errors_well_above_the_noise_fail(problem: tuple, which: int, size: floa
 
     result = gw.check(J, lambda t: grad(t) + bump, x, seed=0)
     assert not result.passed, str(result)
-    assert result.evidence.status[i] == gw.diagnose.WRONG
+    assert result.evidence.status[i] == Status.WRONG
 
 
 @settings(max_examples=40, deadline=None)

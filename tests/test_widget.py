@@ -120,7 +120,7 @@ def test_scheme_and_step_controls_run_the_check_again(failing: gw.CheckResult) -
     panel.eps.value = 1e-4
     panel.wait()
     assert not panel.auto_step.value
-    assert panel.result.problem.options["eps"] == 1e-4
+    assert panel.result.problem.options.eps == 1e-4
     assert [h.result for h in panel.heatmaps] == [panel.result] * 3
 
 

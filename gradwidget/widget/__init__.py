@@ -5,6 +5,6 @@ a panel is asked for.
 """
 
 from .heatmap import Heatmap
-from .panel import GradCheckPanel
+from .panel import GradCheckPanel, panel_of
 
-__all__ = ["GradCheckPanel", "Heatmap"]
+__all__ = ["GradCheckPanel", "Heatmap", "panel_of"]

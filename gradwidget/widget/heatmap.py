@@ -14,8 +14,8 @@ import numpy as np
 import traitlets
 
 if TYPE_CHECKING:
-    from ..params import Block
-    from ..result import CheckResult
+    from .._params import Block
+    from .._result import CheckResult
 
 __all__ = ["METRICS", "SCALES", "Heatmap", "front_end_file"]
 

@@ -7,26 +7,35 @@ the progress bar follows them and Cancel stops one, keeping what it measured.
 from __future__ import annotations
 
 import html
-import inspect
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as w
 
-from ..check import check
-from ..differences import METHODS
-from ..params import random_init
-from ..plot import figure_png
-from ..report import report_html, summary_html, worst_html
-from ..result import CheckResult, Problem
+from .._check import Problem, check
+from .._options import OPTIONS, parse_options
+from .._params import random_init
+from .._plot import figure_png
+from .._report import report_html, summary_html, worst_html
+from .._result import CheckResult
 from .heatmap import METRICS, SCALES, Heatmap
 
-__all__ = ["GradCheckPanel"]
+__all__ = ["GradCheckPanel", "panel_of"]
 
-PANEL_OPTIONS = tuple(name for name in inspect.signature(check).parameters
-                      if name not in ("J", "grad", "theta", "progress"))  # progress is the panel's own
+OPTION = {option.name: option for option in OPTIONS}
+PANEL_OPTIONS = tuple(name for name in OPTION if name != "progress")  # progress is the panel's own
 ALL_BLOCKS = "all blocks"
+
+_PANELS: weakref.WeakKeyDictionary[CheckResult, GradCheckPanel] = weakref.WeakKeyDictionary()
+
+
+def panel_of(result: CheckResult) -> GradCheckPanel:
+    """The panel on ``result``: the same one each time, so that its selection can be read back."""
+    if result not in _PANELS:
+        _PANELS[result] = GradCheckPanel(result=result)
+    return _PANELS[result]
 
 
 class GradCheckPanel(w.VBox):
@@ -59,14 +68,12 @@ class GradCheckPanel(w.VBox):
         if unknown:
             raise TypeError(f"GradCheckPanel got unknown options {sorted(unknown)}; it takes {list(PANEL_OPTIONS)}")
         if result is not None:
-            if result.problem is None:
-                raise ValueError("this result does not carry its J; make it with gradwidget.check")
-            problem = result.problem
-            options = {**problem.options, **options}
+            problem = result.require_problem()
+            options = {**problem.options.given(), **options}
         elif J is None or theta is None:
             raise TypeError("GradCheckPanel needs J, grad and theta (or result=)")
         else:
-            problem = Problem(J, grad, theta, options)
+            problem = Problem(J, grad, theta, parse_options(options))
         self.problem = problem
         self.options = {k: v for k, v in options.items() if v is not None}
         self.result: CheckResult | None = None
@@ -92,7 +99,8 @@ class GradCheckPanel(w.VBox):
         self.cancel_button = w.Button(description="Cancel", icon="stop", button_style="warning")
         self.cancel_button.on_click(lambda _: self.cancel())
         self.status_row = w.HBox([self.progress, self.cancel_button, self.status])
-        self.method = w.Dropdown(options=list(METHODS), value=opts.get("method", "central"), description="scheme")
+        self.method = w.Dropdown(options=list(OPTION["method"].choices), value=opts.get("method", "central"),
+                                 description="scheme")
         eps = opts.get("eps")
         self.auto_step = w.Checkbox(value=eps is None, description="step per entry", indent=False)
         self.eps = w.FloatLogSlider(value=eps or 1e-6, base=10, min=-12, max=-1, step=0.25, description="eps",

@@ -21,21 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from .params import Layout
+from ._options import InputError
+from ._params import Layout
 
-__all__ = ["BatchEvaluator", "Evaluator", "ExecutorEvaluator", "call_with_copy", "cost_precision",
-           "make_evaluator", "scalar_cost"]
+__all__ = ["BatchEvaluator", "Evaluator", "ExecutorEvaluator", "call_with_copy", "make_evaluator", "note_exception",
+           "scalar_cost"]
 
 BATCH_BYTES = 64 * 2 ** 20  # rows of one batched call of J, at most
 TASKS_PER_WORKER = 8  # tasks per worker and chunk: small tasks leave little idle time at the end
-
-
-def cost_precision(value: Any) -> float:
-    """Machine epsilon of the type J returned its cost in (float64 for Python floats)."""
-    if isinstance(value, (tuple, list)) and len(value) == 2:
-        value = value[0]
-    dtype = getattr(value, "dtype", None)
-    return float(np.finfo(dtype).eps) if dtype is not None and dtype.kind == "f" else float(np.finfo(float).eps)
 
 
 def scalar_cost(value: Any, *, allow_complex: bool = False) -> float | complex:
@@ -45,15 +38,15 @@ def scalar_cost(value: Any, *, allow_complex: bool = False) -> float | complex:
     if isinstance(value, (np.floating, int, np.integer)):
         return float(value)
     if isinstance(value, tuple):
-        raise TypeError(f"J must return a scalar cost; it returned a tuple of {len(value)} "
+        raise InputError(f"J must return a scalar cost; it returned a tuple of {len(value)} "
                         f"(if J returns (cost, grad), pass grad=None)")
     array = np.asarray(value)
     if array.size != 1 or array.dtype.kind not in "biufc":
         what = f"an array of shape {array.shape}" if array.dtype.kind in "biufc" else f"a {type(value).__name__}"
-        raise TypeError(f"J must return a scalar cost; it returned {what}")
+        raise InputError(f"J must return a scalar cost; it returned {what}")
     number = array.reshape(()).item()
     if isinstance(number, complex) and not allow_complex:
-        raise TypeError("J returned a complex cost; expected a real number")
+        raise InputError("J returned a complex cost; expected a real number")
     return number
 
 
@@ -82,10 +75,7 @@ def call_with_copy(fn: Callable[[Any], Any], layout: Layout, point: np.ndarray,
 
 def make_evaluator(J: Callable[[Any], Any], layout: Layout, point: np.ndarray, *, pair: bool,
                    dtype: Any = None, vectorized: bool = False, executor: Any = None) -> Evaluator:
-    """The evaluator for the options of `gradwidget.check`."""
-    if vectorized and executor is not None:
-        raise ValueError("vectorized=True and executor= do not combine: a vectorized J is "
-                         "already one call per batch; pick one")
+    """The evaluator for the options of `gradwidget.check` (validated: not both vectorized and executor)."""
     if vectorized:
         return BatchEvaluator(J, layout, point, pair=pair, dtype=dtype)
     if executor is not None:
@@ -130,7 +120,7 @@ class Evaluator:
         """The cost out of what J returned for one point."""
         if self.pair:
             if not (isinstance(value, (tuple, list)) and len(value) == 2):
-                raise TypeError(
+                raise InputError(
                     f"with grad=None, J must return (cost, grad); it returned a {type(value).__name__}"
                 )
             value = value[0]
@@ -252,7 +242,7 @@ class BatchEvaluator(Evaluator):
     def _costs(self, value: Any, rows: int) -> np.ndarray:
         costs = np.asarray(value)
         if costs.size != rows or costs.ndim == 0 or costs.dtype.kind not in "biufc":
-            raise TypeError(f"a vectorized J must return one cost per row: for a batch of {rows} "
+            raise InputError(f"a vectorized J must return one cost per row: for a batch of {rows} "
                             f"points it returned shape {costs.shape}")
         return costs.reshape(rows)
 
@@ -271,8 +261,6 @@ class ExecutorEvaluator(Evaluator):
         super().__init__(J, layout, point, pair=pair, dtype=dtype)
         if not isinstance(executor, Executor) and hasattr(executor, "get_executor"):
             executor = executor.get_executor()  # dask.distributed.Client
-        if not callable(getattr(executor, "submit", None)):
-            raise TypeError(f"executor= must be a concurrent.futures.Executor, got a {type(executor).__name__}")
         self.executor = executor
         self.workers = _worker_count(executor)
         self.first_chunk = 2 * self.workers * TASKS_PER_WORKER  # every worker busy from the start
@@ -328,7 +316,7 @@ def _result(future: Future) -> Any:
     except (pickle.PicklingError, AttributeError, TypeError) as exc:
         if "pickle" not in str(exc).lower():
             raise
-        raise TypeError(
+        raise InputError(
             "J cannot be sent to the executor's worker processes because it cannot be pickled "
             f"({exc}): define J at module level (not in a notebook cell or as a lambda or closure), "
             "or use an executor that pickles with cloudpickle (dask.distributed, ipyparallel)."

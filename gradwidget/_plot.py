@@ -14,12 +14,12 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from .diagnose import WRONG
-from .params import Block
+from ._params import Block
+from ._verdict import Status
 
 if TYPE_CHECKING:
-    from .result import CheckResult
-    from .sweep import Sweep
+    from ._result import CheckResult
+    from ._sweep import Sweep
 
 __all__ = ["block_png", "eps_sweep_figure", "heatmaps"]
 
@@ -53,7 +53,7 @@ def heatmaps(result: CheckResult) -> Figure:
     for ax in axes.ravel()[len(blocks):]:
         ax.remove()
     fig.colorbar(image, ax=axes.ravel().tolist(), label="relative error |a - n| / max(|a|, |n|)")
-    verdict = "passed" if result.passed else "FAILED"
+    verdict = result.verdict if result.passed else result.verdict.upper()
     fig.suptitle(f"gradwidget: {verdict}, error {result.error:.2e}")
     return fig
 
@@ -84,12 +84,12 @@ def _draw_block(ax: object, result: CheckResult, block: Block) -> object:
     cmap = _colormap()
     image = ax.imshow(values, cmap=cmap, norm=LogNorm(FLOOR, CEILING), aspect="auto",
                       interpolation="nearest")
-    wrong_rows, wrong_cols = np.nonzero((ev.status[block.slice] == WRONG).reshape(rows, cols))
+    wrong_rows, wrong_cols = np.nonzero((ev.status[block.slice] == Status.WRONG).reshape(rows, cols))
     if wrong_rows.size and rows * cols <= 4096:
         ax.scatter(wrong_cols, wrong_rows, s=18, marker="x", color="#19a0ff", linewidths=1.2, label="wrong")
     shape = "x".join(map(str, block.shape)) or "scalar"
     laid_out = f" as {rows}x{cols}" if len(block.shape) > 2 else ""
-    state = "ok" if not ev.block_fails(block) else "wrong"
+    state = "ok" if result.blocks[ev.layout.blocks.index(block)].passed else "wrong"
     ax.set_title(f"{block.name} ({shape}{laid_out}): {state}", fontsize=10)
     ax.set_xlabel("column" if len(block.shape) != 1 else "index", fontsize=8)
     if rows == 1:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .result import CheckResult
+    from ._result import CheckResult
 
 __all__ = ["report_html", "report_text", "summary_html", "worst_html"]
 
@@ -36,7 +36,7 @@ def headline(result: CheckResult) -> tuple[str, str]:
         scope = f"{result.checked} of {ev.layout.size} entries" + (" sampled" if ev.sampled else "")
     detail = (f"error {result.error:.2e}  ({METHOD_NAMES[result.method]}, {scope}, "
               f"{result.evaluations} calls of J; {rule})")
-    return ("PASSED" if result.passed else "FAILED"), detail
+    return result.verdict.upper(), detail
 
 
 def block_rows(result: CheckResult) -> list[tuple[str, ...]]:
@@ -123,7 +123,7 @@ def worst_html(result: CheckResult) -> str:
 
 def heatmaps_html(result: CheckResult) -> str:
     """A PNG heatmap per block (the first `MAX_HEATMAPS`), inline."""
-    from .plot import block_png
+    from ._plot import block_png
 
     esc = html.escape
     figures = []

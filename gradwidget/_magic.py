@@ -1,7 +1,10 @@
 """The ``%gradcheck`` and ``%%gradcheck`` magics.
 
-Load them with ``%load_ext gradwidget``. Defaults for every option can be
-set with ``%config GradCheckMagics.<option> = value``.
+Load them with ``%load_ext gradwidget``. Every option of `check` is a flag
+and, when it is a plain value, a default that ``%config
+GradCheckMagics.<option> = value`` sets; both are made from the options'
+declaration (`gradwidget._options.OPTIONS`), validated as `check` validates
+them.
 """
 
 from __future__ import annotations
@@ -9,58 +12,75 @@ from __future__ import annotations
 import ast
 import difflib
 import keyword
-import traceback
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Enum, Float, Int
+from traitlets import TraitError, TraitType
 
-from .check import check
-from .differences import METHODS
+from ._check import check
+from ._options import EXCLUSIVE, OPTIONS, InputError, Option, OptionError
 
 __all__ = ["GradCheckMagics", "load_ipython_extension"]
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+SHORT_FLAGS = {"method": "-m"}
+
+
+class OptionTrait(TraitType[Any, Any]):
+    """A ``%config`` default of one option, validated by the option's own rule when it is set."""
+
+    def __init__(self, option: Option) -> None:
+        super().__init__(default_value=option.default, allow_none=True, help=option.help)
+        self.option = option
+        self.info_text = option.accepts
+
+    def validate(self, obj: Any, value: Any) -> Any:
+        try:
+            return self.option.validate(value)
+        except OptionError as exc:
+            raise TraitError(f"%config GradCheckMagics.{exc}") from None
+
+
+GradCheckOptions = type(Magics)(
+    "GradCheckOptions", (Magics,),
+    {"__doc__": "The defaults of %gradcheck's options, one configurable trait per option of check.",
+     **{option.name: OptionTrait(option).tag(config=True) for option in OPTIONS if option.configurable}})
+
+
+def _option_flags(magic: Callable[..., Any]) -> Callable[..., Any]:
+    """Add a flag for every option of `check` to ``magic``'s arguments."""
+    for option in reversed(OPTIONS):
+        flag = f"--{option.name}"
+        names = [SHORT_FLAGS[option.name], flag] if option.name in SHORT_FLAGS else [flag]
+        help_text = f"{option.help} (default: {option.default})"
+        if option.kind == "flag":
+            magic = argument(flag, action="store_true", default=None, help=help_text)(magic)
+        elif option.kind == "tristate":
+            magic = argument(f"--no-{option.name}", dest=option.name, action="store_false",
+                             help=f"never: {option.name}=False")(magic)
+            magic = argument(flag, action="store_true", default=None, help=help_text)(magic)
+        else:
+            kinds = {"choice": {"choices": list(option.choices)}, "float": {"type": float}, "int": {"type": int}}
+            magic = argument(*names, metavar=option.metavar, help=help_text, **kinds.get(option.kind, {}))(magic)
+    return magic
 
 
 @magics_class
-class GradCheckMagics(Magics):
+class GradCheckMagics(GradCheckOptions):  # type: ignore[misc,valid-type]
     """``%gradcheck``: check a hand-written gradient from a notebook.
 
-    The traits below are the defaults of the magic's options; set them with
-    ``%config GradCheckMagics.method = "richardson"`` and the like.
+    The traits are the defaults of the magic's options; set them with
+    ``%config GradCheckMagics.method = "richardson"`` and the like. A flag
+    on the line overrides them.
     """
-
-    method = Enum(list(METHODS), default_value="central", help="Finite-difference scheme.").tag(config=True)
-    eps = Float(None, allow_none=True, help="Step, used as given (None: chosen per entry).").tag(config=True)
-    tol = Float(None, allow_none=True, help="Use the rule error < tol (None: noise-aware verdict).").tag(config=True)
-    sample = Int(None, allow_none=True, help="Entries checked per block (None: all).").tag(config=True)
-    directions = Int(None, allow_none=True, help="Random directions instead of entries (None: entries).").tag(
-        config=True)
-    seed = Int(None, allow_none=True, help="Seed for the random parts of the check.").tag(config=True)
-    progress = Bool(None, allow_none=True, help="Progress bar (None: only for long checks).").tag(config=True)
 
     @magic_arguments()
     @argument("targets", nargs="+", metavar="NAME",
               help="line: 'J grad theta', or 'cost_and_grad theta' when J returns (cost, grad); "
                    "cell: 'theta' (the cell defines J and grad). Names or expressions of the notebook.")
-    @argument("-m", "--method", choices=list(METHODS), help="finite-difference scheme (default: central)")
-    @argument("--eps", type=float, help="step, used as given (default: chosen per entry from |theta_i|)")
-    @argument("--tol", type=float, help="judge by the rule ||a - n|| / ||a + n|| < TOL (default: noise-aware)")
-    @argument("--sample", type=int, metavar="K", help="check K random entries per block")
-    @argument("--directions", type=int, metavar="K", help="check along K random directions, then localize")
-    @argument("--seed", type=int, help="make sampling, directions and probes repeatable")
-    @argument("--shapes", metavar="SHAPES",
-              help="block shapes of an unrolled theta: a literal such as '[(10,11),(1,11)]' or a name")
-    @argument("--names", dest="block_names", metavar="A,B,...",
-              help="block names of an unrolled theta, comma-separated")
-    @argument("--vectorized", action="store_true", help="J takes a batch (a leading axis) and returns a cost per row")
-    @argument("--executor", metavar="NAME", help="a concurrent.futures.Executor of the notebook to run J on")
-    @argument("--progress", action="store_true", default=None, help="always show a progress bar")
-    @argument("--no-progress", dest="progress", action="store_false", help="never show a progress bar")
+    @_option_flags
     @argument("--cost", default="J", metavar="NAME", help="cell form: the cost's name (default: J)")
     @argument("--grad", metavar="NAME",
               help="cell form: the gradient's name (default: the cell's grad; "
@@ -92,7 +112,10 @@ class GradCheckMagics(Magics):
             J, grad, theta = self._cell_target(args, cell)
             if J is None:  # the cell raised; IPython has shown its traceback
                 return None
-        result = self._run_check(J, grad, theta, self._options(args))
+        try:
+            result = check(J, grad, theta, **self._options(args))
+        except InputError as exc:  # gradwidget's complaint about what it was given: one line
+            raise UsageError(str(exc)) from None
         if not args.quiet:
             self._show(result)
         return result if args.output else None
@@ -157,38 +180,32 @@ class GradCheckMagics(Magics):
     # ------------------------------------------------------------ options
 
     def _options(self, args: Any) -> dict[str, Any]:
-        options = {name: getattr(self, name) for name in self.trait_names(config=True)}
-        options.update({name: value for name, value in vars(args).items()
-                        if name in options and value is not None})
-        if args.shapes is not None:
-            options["shapes"] = self._shapes(args.shapes)
-        if args.block_names is not None:
-            if args.shapes is None:
-                raise UsageError("--names needs --shapes: it names the blocks of an unrolled theta")
-            options["names"] = [word.strip() for word in _unquote(args.block_names).split(",") if word.strip()]
-        if args.vectorized:
-            options["vectorized"] = True
-        if args.executor is not None:
-            options["executor"] = self._lookup(args.executor)
-        return options
+        """The ``%config`` defaults, overridden by the flags on the line."""
+        defaults = {name: getattr(self, name) for name in self.trait_names(config=True)}
+        line = {option.name: self._value(option, getattr(args, option.name)) for option in OPTIONS
+                if getattr(args, option.name) is not None}
+        for first, second in EXCLUSIVE:  # a flag overrides a default it cannot combine with
+            for given, other in ((first, second), (second, first)):
+                if given in line and other not in line:
+                    defaults.pop(other, None)
+        return {**defaults, **line}
 
-    def _shapes(self, text: str) -> Any:
-        text = _unquote(text)
-        try:
-            return ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            if text.isidentifier():
-                return self._lookup(text)
-            raise UsageError(f"--shapes {text!r} is neither a literal such as '[(10, 11), (1, 11)]' "
-                             "nor a name") from None
-
-    def _run_check(self, J: Any, grad: Any, theta: Any, options: dict[str, Any]) -> Any:
-        try:
-            return check(J, grad, theta, **options)
-        except (ValueError, TypeError) as exc:
-            if _raised_by_gradwidget(exc):  # a bad value or shape: say so in one line
-                raise UsageError(str(exc)) from None
-            raise  # the user's own J or grad failed: its traceback is the help
+    def _value(self, option: Option, value: Any) -> Any:
+        """A flag's value as `check` takes it (names and literals of the notebook read here)."""
+        if option.kind == "words":
+            return [word.strip() for word in _unquote(value).split(",") if word.strip()]
+        if option.kind == "object":
+            return self._lookup(value)
+        if option.kind == "literal":
+            text = _unquote(value)
+            try:
+                return ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                if text.isidentifier():
+                    return self._lookup(text)
+                raise UsageError(f"--{option.name} {text!r} is neither a literal such as "
+                                 "'[(10, 11), (1, 11)]' nor a name") from None
+        return value
 
     def _show(self, result: Any) -> None:
         """The panel in a live kernel (with the HTML report for static renders), the text in a terminal."""
@@ -202,12 +219,6 @@ def _unquote(text: str) -> str:
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         return text[1:-1]
     return text
-
-
-def _raised_by_gradwidget(exc: BaseException) -> bool:
-    """True when the innermost frame is gradwidget's own code, not the user's J or grad."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    return bool(frames) and Path(frames[-1].filename).resolve().is_relative_to(PACKAGE_DIR)
 
 
 def load_ipython_extension(ipython: Any) -> None:

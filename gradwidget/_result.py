@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .diagnose import KINK, OK, SKIPPED, UNCHECKED, WRONG, Diagnosis, Evidence, global_error
-from .evaluate import make_evaluator
+from ._diagnose import Diagnosis
+from ._evidence import Evidence, global_error
+from ._params import Block
+from ._verdict import Status, Verdict, block_verdict, overall_verdict
 
-__all__ = ["BlockReport", "CheckResult", "Problem"]
+if TYPE_CHECKING:
+    from ._check import Problem
+
+__all__ = ["BlockReport", "CheckResult"]
 
 WORST_SHOWN = 5
-
-
-@dataclass(frozen=True)
-class Problem:
-    """What was checked, so that a result can be measured again (eps sweep, the panel)."""
-
-    J: Callable[[Any], Any]
-    grad: Callable[[Any], Any] | None
-    theta: Any
-    options: dict[str, Any]
-
-    @property
-    def vectorized(self) -> bool:
-        return bool(self.options.get("vectorized"))
 
 
 @dataclass(frozen=True)
@@ -44,7 +34,8 @@ class BlockReport:
     worst : tuple of int or None
         Index in the block of the entry that disagrees most (in units of its
         own tolerance).
-    passed : bool
+    verdict : str
+        ``"passed"`` or ``"failed"``.
     checked, wrong, kinks : int
         Entries checked, found wrong, and at a kink of J.
     """
@@ -55,16 +46,21 @@ class BlockReport:
     max_abs: float
     max_rel: float
     worst: tuple[int, ...] | None
-    passed: bool
+    verdict: str
     checked: int
     wrong: int
     kinks: int
 
+    @property
+    def passed(self) -> bool:
+        """Whether the block passed."""
+        return self.verdict == Verdict.PASSED.label
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "shape": list(self.shape), "error": _num(self.error),
                 "max_abs": _num(self.max_abs), "max_rel": _num(self.max_rel),
-                "worst": None if self.worst is None else list(self.worst), "passed": self.passed,
-                "checked": self.checked, "wrong": self.wrong, "kinks": self.kinks}
+                "worst": None if self.worst is None else list(self.worst), "verdict": self.verdict,
+                "passed": self.passed, "checked": self.checked, "wrong": self.wrong, "kinks": self.kinks}
 
 
 class CheckResult:
@@ -72,8 +68,10 @@ class CheckResult:
 
     Attributes
     ----------
+    verdict : str
+        ``"passed"`` or ``"failed"``.
     passed : bool
-        The verdict.
+        Whether the verdict is ``"passed"``.
     error : float
         ``||a - n|| / ||a + n||`` over all checked entries.
     analytic, numeric : same structure as theta
@@ -85,27 +83,38 @@ class CheckResult:
     method : str
     interrupted : str or None
         How far an interrupted check got.
+    evidence : Evidence
+        Everything measured, per entry (for tools that look closer).
+    problem : Problem or None
+        What was checked, so that it can be measured again (the eps sweep,
+        the panel's re-checks).
     """
 
     def __init__(self, evidence: Evidence, diagnoses: list[Diagnosis], problem: Problem | None = None) -> None:
         ev = self.evidence = evidence
         self.diagnoses = diagnoses
         self.problem = problem
-        self._panel: Any = None
         self.method = ev.method
         self.evaluations = ev.calls
         self.interrupted = ev.interrupted
         self.analytic = ev.layout.unflatten(ev.analytic)
         self.numeric = ev.layout.unflatten(ev.numeric)
-        if ev.directional is not None:  # the same figure over the random directions
-            probes = ev.directional.directions
-            self.error = global_error(probes.analytic, probes.numeric, probes.tolerance)
-        else:
-            self.error = global_error(ev.analytic, ev.numeric, ev.tolerance)
-        self.blocks = [self._block_report(b) for b in ev.layout.blocks]
-        self.passed = self._verdict()
+        self.error = ev.error
+        verdicts = [block_verdict(ev, b) for b in ev.layout.blocks]
+        self.blocks = [self._block_report(b, v) for b, v in zip(ev.layout.blocks, verdicts)]
+        self._verdict = overall_verdict(ev, verdicts, (d.code for d in diagnoses))
 
-    def _block_report(self, block: Any) -> BlockReport:
+    @property
+    def verdict(self) -> str:
+        """``"passed"`` or ``"failed"``."""
+        return self._verdict.label
+
+    @property
+    def passed(self) -> bool:
+        """Whether the check passed."""
+        return self._verdict is Verdict.PASSED
+
+    def _block_report(self, block: Block, verdict: Verdict) -> BlockReport:
         ev = self.evidence
         part = block.slice
         checked = np.isfinite(ev.numeric[part])
@@ -113,22 +122,13 @@ class CheckResult:
         error = (global_error(ev.analytic[part], ev.numeric[part], ev.tolerance[part])
                  if ev.directional is None else float("nan"))
         worst = block.index(int(np.argmax(ev.significance[part]))) if checked.any() else None
-        counts = np.bincount(ev.status[part], minlength=len(_STATUS))
+        counts = np.bincount(ev.status[part], minlength=len(Status))
         return BlockReport(
             block.name, block.shape, error,
             float(np.nanmax(ev.gap[part][checked])) if checked.any() else float("nan"),
             float(np.nanmax(ev.relative[part][checked])) if checked.any() else float("nan"),
-            worst, not ev.block_fails(block), int(counts[OK] + counts[WRONG] + counts[KINK]),
-            int(counts[WRONG]), int(counts[KINK]))
-
-    def _verdict(self) -> bool:
-        ev = self.evidence
-        if ev.interrupted or (ev.directional is None and not np.isfinite(ev.numeric).any()):
-            return False
-        if ev.tol is not None:
-            return bool(self.error < ev.tol)
-        fatal = {"mutates-input", "nondeterministic", "ignores-input"}
-        return all(b.passed for b in self.blocks) and not any(d.code in fatal for d in self.diagnoses)
+            worst, verdict.label, int(counts[Status.OK] + counts[Status.WRONG] + counts[Status.KINK]),
+            int(counts[Status.WRONG]), int(counts[Status.KINK]))
 
     # ------------------------------------------------------------ summaries
 
@@ -141,7 +141,7 @@ class CheckResult:
         """The entries that disagree most, worst first (only disagreeing ones when any)."""
         ev = self.evidence
         order = np.argsort(-ev.significance, kind="stable")
-        wrong = ev.status[order] == WRONG
+        wrong = ev.status[order] == Status.WRONG
         if wrong.any():
             order = order[wrong]
         rows = []
@@ -158,12 +158,12 @@ class CheckResult:
         return {"block": block.name, "index": list(block.index(position - block.start)),
                 "entry": ev.layout.entry_name(position), "analytic": _num(ev.analytic[position]),
                 "numeric": _num(ev.numeric[position]), "abs_error": _num(ev.gap[position]),
-                "rel_error": _num(ev.relative[position]), "status": _STATUS[int(ev.status[position])]}
+                "rel_error": _num(ev.relative[position]), "status": Status(ev.status[position]).label}
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe summary (for graders and logs)."""
         return {
-            "passed": self.passed, "error": _num(self.error), "method": self.method,
+            "verdict": self.verdict, "passed": self.passed, "error": _num(self.error), "method": self.method,
             "tol": self.evidence.tol, "evaluations": self.evaluations, "entries": self.evidence.layout.size,
             "checked": self.checked, "interrupted": self.interrupted,
             "blocks": [b.to_dict() for b in self.blocks],
@@ -176,13 +176,13 @@ class CheckResult:
         return self.passed
 
     def __repr__(self) -> str:
-        verdict = "passed" if self.passed else "FAILED"
+        verdict = self.verdict if self.passed else self.verdict.upper()
         codes = ", ".join(sorted({d.code for d in self.diagnoses}))
         return (f"<CheckResult {verdict} error={self.error:.3g} blocks={len(self.blocks)} "
                 f"evaluations={self.evaluations}{' diagnoses=' + codes if codes else ''}>")
 
     def __str__(self) -> str:
-        from .report import report_text
+        from ._report import report_text
 
         return report_text(self)
 
@@ -190,7 +190,7 @@ class CheckResult:
         printer.text(str(self))
 
     def _repr_html_(self) -> str:
-        from .report import report_html
+        from ._report import report_html
 
         return report_html(self)
 
@@ -200,7 +200,7 @@ class CheckResult:
         Vectors are drawn as a strip, higher-rank arrays as rows x the rest;
         entries not checked are grey; wrong entries are marked with a cross.
         """
-        from .plot import heatmaps
+        from ._plot import heatmaps
 
         return heatmaps(self)
 
@@ -210,11 +210,9 @@ class CheckResult:
         The same panel each time, so that ``result.widget().selected`` reads
         the entry clicked in the panel ``%gradcheck`` showed.
         """
-        if self._panel is None:
-            from .widget import GradCheckPanel
+        from .widget import panel_of
 
-            self._panel = GradCheckPanel(result=self)
-        return self._panel
+        return panel_of(self)
 
     def plot_eps_sweep(self, entries: Any = None) -> Any:
         """A matplotlib Figure of the error against the step, log-log, for a few entries.
@@ -225,40 +223,20 @@ class CheckResult:
             Flat positions or names such as ``"W1[2, 3]"``; by default the
             worst entry of each block (at most 4). Each costs 50 calls of J.
         """
-        from .plot import eps_sweep_figure
-        from .sweep import sweep
+        from ._sweep import plot_eps_sweep
 
+        return plot_eps_sweep(self, entries)
+
+    def require_problem(self) -> Problem:
+        """What was checked, to measure it again; a ValueError for a result made without it."""
         if self.problem is None:
             raise ValueError("this result does not carry its J; make it with gradwidget.check")
-        positions = self._positions(entries)
-        evaluator = make_evaluator(self.problem.J, self.evidence.layout, self.evidence.point,
-                                   pair=self.problem.grad is None, vectorized=self.problem.vectorized)
-        return eps_sweep_figure(self, sweep(evaluator, self.evidence.point, self.evidence.analytic, positions))
+        return self.problem
 
     def worst_positions(self) -> list[int | None]:
         """Flat position of each block's worst entry (None for a block with nothing checked)."""
         return [None if r.worst is None else b.start + (int(np.ravel_multi_index(r.worst, b.shape)) if b.shape else 0)
                 for b, r in zip(self.evidence.layout.blocks, self.blocks)]
-
-    def _positions(self, entries: Any) -> np.ndarray:
-        layout = self.evidence.layout
-        if entries is None:
-            return np.array([p for p in self.worst_positions() if p is not None][:4], dtype=int)
-        names = {layout.entry_name(i): i for i in range(layout.size)} if layout.size <= 1 << 20 else {}
-        chosen = []
-        for entry in np.atleast_1d(np.asarray(entries, dtype=object)).tolist():
-            if isinstance(entry, str):
-                if entry not in names:
-                    raise ValueError(f"no entry named {entry!r}; names look like {layout.entry_name(0)!r}")
-                chosen.append(names[entry])
-            elif not 0 <= int(entry) < layout.size:
-                raise ValueError(f"entry {entry} is outside theta's {layout.size} entries")
-            else:
-                chosen.append(int(entry))
-        return np.array(chosen, dtype=int)
-
-
-_STATUS = {UNCHECKED: "unchecked", OK: "ok", WRONG: "wrong", KINK: "kink", SKIPPED: "skipped"}
 
 
 def _num(value: Any) -> float | None:

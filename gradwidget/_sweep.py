@@ -9,15 +9,20 @@ bug. This is the picture behind the checker's second look.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .differences import representable_steps
-from .evaluate import Evaluator
+from ._differences import representable_steps
+from ._evaluate import Evaluator, make_evaluator
 
-__all__ = ["Sweep", "sweep"]
+if TYPE_CHECKING:
+    from ._result import CheckResult
+
+__all__ = ["Sweep", "plot_eps_sweep", "sweep"]
 
 SWEEP_STEPS = np.logspace(-13, -1, 25)  # relative to max(|theta_i|, 1)
+SWEPT_BY_DEFAULT = 4  # blocks whose worst entry is swept when none is named
 
 
 @dataclass(frozen=True)
@@ -49,3 +54,23 @@ def sweep(evaluator: Evaluator, point: np.ndarray, analytic: np.ndarray, positio
     evaluator.along(repeated, steps.ravel(), plus.reshape(-1))
     evaluator.along(repeated, -steps.ravel(), minus.reshape(-1))
     return Sweep(positions, steps, (plus - minus) / (2 * steps), analytic[positions])
+
+
+def sweep_result(result: CheckResult, entries: Any = None) -> Sweep:
+    """The sweep of ``entries`` of a result (names or positions; by default each block's worst entry)."""
+    problem = result.require_problem()
+    ev = result.evidence
+    if entries is None:
+        positions = np.array([p for p in result.worst_positions() if p is not None][:SWEPT_BY_DEFAULT], dtype=int)
+    else:
+        positions = ev.layout.positions(entries)
+    evaluator = make_evaluator(problem.J, ev.layout, ev.point, pair=problem.grad is None,
+                               vectorized=problem.options.vectorized)
+    return sweep(evaluator, ev.point, ev.analytic, positions)
+
+
+def plot_eps_sweep(result: CheckResult, entries: Any = None) -> Any:
+    """The figure of `sweep_result` (see `CheckResult.plot_eps_sweep`)."""
+    from ._plot import eps_sweep_figure
+
+    return eps_sweep_figure(result, sweep_result(result, entries))

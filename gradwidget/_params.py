@@ -8,13 +8,14 @@ and validates what ``grad`` returns against it.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from math import prod
 from typing import Any
 
 import numpy as np
+
+from ._options import InputError
 
 __all__ = ["Block", "Layout", "flatten", "random_init"]
 
@@ -84,6 +85,21 @@ class Layout:
         block = self.block_of(position)
         return block.entry_name(position - block.start)
 
+    def positions(self, entries: Any) -> np.ndarray:
+        """Flat positions of ``entries``: positions or names such as ``"W1[2, 3]"`` (one or a list)."""
+        names = {self.entry_name(i): i for i in range(self.size)} if self.size <= 1 << 20 else {}
+        chosen = []
+        for entry in np.atleast_1d(np.asarray(entries, dtype=object)).tolist():
+            if isinstance(entry, str):
+                if entry not in names:
+                    raise InputError(f"no entry named {entry!r}; names look like {self.entry_name(0)!r}")
+                chosen.append(names[entry])
+            elif not 0 <= int(entry) < self.size:
+                raise InputError(f"entry {entry} is outside theta's {self.size} entries")
+            else:
+                chosen.append(int(entry))
+        return np.array(chosen, dtype=int)
+
     def views(self, flat: np.ndarray) -> Any:
         """The structure J expects, made of views into ``flat`` (no copies)."""
         if self.kind == "array":
@@ -136,11 +152,11 @@ class Layout:
 
         Raises
         ------
-        ValueError
+        InputError
             Naming the block, the expected and the received shape or key.
         """
         if tree is None:
-            raise ValueError(f"{what} returned None; expected {self._expected()}")
+            raise InputError(f"{what} returned None; expected {self._expected()}")
         if self.kind in ("dict", "list", "tuple") and not _is_arraylike_leaf(tree):
             parts = self._parts(tree, what)
         elif self.kind == "unrolled" and isinstance(tree, (list, tuple)) and len(tree) == len(self.blocks) > 1:
@@ -152,7 +168,7 @@ class Layout:
             if self.kind == "array":
                 parts = [array]
             else:
-                raise ValueError(
+                raise InputError(
                     f"{what} returned an array of shape {array.shape} ({array.size} entries); "
                     f"expected {self._expected()}"
                 )
@@ -169,23 +185,23 @@ class Layout:
                 flat[block.slice] = array.T.reshape(-1)
                 transposed.append(block.name)
             else:
-                raise ValueError(f"{what} returned shape {array.shape}{label}, expected {block.shape}")
+                raise InputError(f"{what} returned shape {array.shape}{label}, expected {block.shape}")
         return flat, transposed
 
     def _parts(self, tree: Any, what: str) -> list[Any]:
         if self.kind == "dict":
             if not isinstance(tree, Mapping):
                 got = type(tree).__name__
-                raise ValueError(f"{what} returned a {got}; expected a dict with keys {list(self.keys)}")
+                raise InputError(f"{what} returned a {got}; expected a dict with keys {list(self.keys)}")
             missing = [k for k in self.keys if k not in tree]
             extra = [k for k in tree if k not in self.keys]
             if missing or extra:
                 problem = f"no key {missing[0]!r}" if missing else f"an unexpected key {extra[0]!r}"
-                raise ValueError(f"{what} returned a dict with {problem}; theta has keys {list(self.keys)}")
+                raise InputError(f"{what} returned a dict with {problem}; theta has keys {list(self.keys)}")
             return [tree[k] for k in self.keys]
         if not isinstance(tree, Sequence) or len(tree) != len(self.blocks):
             got = f"{len(tree)} arrays" if isinstance(tree, Sequence) else f"a {type(tree).__name__}"
-            raise ValueError(f"{what} returned {got}; expected {len(self.blocks)} arrays like theta")
+            raise InputError(f"{what} returned {got}; expected {len(self.blocks)} arrays like theta")
         return list(tree)
 
     def _expected(self) -> str:
@@ -204,7 +220,8 @@ def flatten(theta: Any, shapes: Sequence[Sequence[int]] | None = None,
     theta : ndarray, dict or list/tuple of arrays, or a flat vector
         The parameters. Integer arrays are taken as float64.
     shapes : sequence of shapes, optional
-        Block shapes of a flat, unrolled ``theta`` (row-major per block).
+        Block shapes of a flat, unrolled ``theta`` (row-major per block),
+        as validated by the ``shapes`` option.
     names : sequence of str, optional
         Names of those blocks (default ``theta[0]``, ``theta[1]``, ...).
 
@@ -213,9 +230,12 @@ def flatten(theta: Any, shapes: Sequence[Sequence[int]] | None = None,
     layout : Layout
     flat : ndarray
         A copy; the caller's arrays are never touched.
+
+    Raises
+    ------
+    InputError
+        When theta is empty, not numeric, not finite, or does not fit ``shapes``.
     """
-    if names is not None and shapes is None:
-        raise ValueError("names= needs shapes=: it names the blocks of an unrolled theta")
     if shapes is not None:
         return _flatten_unrolled(theta, shapes, names)
     if isinstance(theta, Mapping):
@@ -232,6 +252,8 @@ def flatten(theta: Any, shapes: Sequence[Sequence[int]] | None = None,
         array = _as_float_array(theta, "theta", "")
         layout = Layout("array", (Block("theta", array.shape, 0),), shape=array.shape)
         return layout, _checked_flat([array], layout)
+    if not arrays:
+        raise InputError(f"theta is an empty {type(theta).__name__}: there are no parameters to check")
     blocks, start = [], 0
     for name, array in zip(block_names, arrays):
         blocks.append(Block(name, array.shape, start))
@@ -243,21 +265,12 @@ def flatten(theta: Any, shapes: Sequence[Sequence[int]] | None = None,
 def _flatten_unrolled(theta: Any, shapes: Sequence[Sequence[int]],
                       names: Sequence[str] | None) -> tuple[Layout, np.ndarray]:
     array = _as_float_array(theta, "theta", "")
-    try:
-        if isinstance(shapes, str):
-            raise TypeError
-        shapes = [tuple(operator.index(d) for d in np.atleast_1d(s)) for s in shapes]
-    except TypeError:
-        raise ValueError(f"shapes={shapes!r} is not a list of shapes such as [(10, 11), (1, 11)]") from None
-    if not shapes:
-        raise ValueError("shapes= is empty; give one shape per block, e.g. shapes=[(10, 11), (1, 11)]")
+    shapes = [tuple(int(d) for d in np.atleast_1d(s)) for s in shapes]
     if names is None:
         names = [f"theta[{i}]" for i in range(len(shapes))]
-    elif len(names) != len(shapes):
-        raise ValueError(f"names= has {len(names)} names for {len(shapes)} shapes")
     total = sum(prod(s) for s in shapes)
     if array.ndim != 1 or array.size != total:
-        raise ValueError(
+        raise InputError(
             f"shapes={shapes} hold {total} entries but theta has shape {array.shape} "
             f"({array.size} entries); an unrolled theta is a 1-D vector of {total}"
         )
@@ -271,12 +284,12 @@ def _flatten_unrolled(theta: Any, shapes: Sequence[Sequence[int]],
 
 def _checked_flat(arrays: list[np.ndarray], layout: Layout) -> np.ndarray:
     if layout.size == 0:
-        raise ValueError("theta has no entries to check")
+        raise InputError("theta has no entries to check")
     dtype = np.result_type(*arrays)
     flat = np.concatenate([a.reshape(-1) for a in arrays]).astype(dtype, copy=False)
     bad = np.flatnonzero(~np.isfinite(flat))
     if bad.size:
-        raise ValueError(f"theta has {flat[bad[0]]} at {layout.entry_name(int(bad[0]))}: "
+        raise InputError(f"theta has {flat[bad[0]]} at {layout.entry_name(int(bad[0]))}: "
                          "gradient checks need a finite point")
     return flat
 
@@ -286,13 +299,13 @@ def _as_float_array(value: Any, what: str, label: str) -> np.ndarray:
     try:
         array = np.asarray(value)
     except Exception as exc:  # ragged lists and the like
-        raise ValueError(f"{what}{label} is not an array: {exc}") from None
+        raise InputError(f"{what}{label} is not an array: {exc}") from None
     if array.dtype.kind in "biu":
         return array.astype(np.float64)
     if array.dtype.kind == "c":
-        raise ValueError(f"{what}{label} is complex ({array.dtype}); gradwidget checks real parameters")
+        raise InputError(f"{what}{label} is complex ({array.dtype}); gradwidget checks real parameters")
     if array.dtype.kind != "f":
-        raise ValueError(f"{what}{label} has dtype {array.dtype}; expected a float array")
+        raise InputError(f"{what}{label} has dtype {array.dtype}; expected a float array")
     return array
 
 
@@ -308,7 +321,7 @@ def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(d for d in shape if d != 1)
 
 
-def random_init(shapes: Any, epsilon: float = 0.12, seed: int | None = None) -> Any:
+def random_init(shapes: Any, epsilon: float = 0.12, seed: int | np.random.Generator | None = None) -> Any:
     """Random parameters, uniform in [-epsilon, epsilon], to break symmetry.
 
     The initialization of the gradient-checking article: a network whose
@@ -323,8 +336,8 @@ def random_init(shapes: Any, epsilon: float = 0.12, seed: int | None = None) -> 
         float dtype), so ``random_init(theta)`` mirrors an existing ``theta``.
     epsilon : float, default 0.12
         Half-width of the interval.
-    seed : int, optional
-        Makes the draw repeatable.
+    seed : int or numpy.random.Generator, optional
+        Makes the draw repeatable (a Generator is drawn from and advanced).
 
     Returns
     -------
@@ -338,7 +351,7 @@ def random_init(shapes: Any, epsilon: float = 0.12, seed: int | None = None) -> 
     ((1, 11), True)
     """
     if not epsilon > 0:
-        raise ValueError(f"epsilon must be positive, got {epsilon}")
+        raise InputError(f"epsilon must be positive, got {epsilon}")
     rng = np.random.default_rng(seed)
 
     def draw(spec: Any) -> Any:
@@ -353,6 +366,6 @@ def random_init(shapes: Any, epsilon: float = 0.12, seed: int | None = None) -> 
             return {k: draw(v) for k, v in spec.items()}
         if isinstance(spec, (list, tuple)):
             return type(spec)(draw(s) for s in spec)
-        raise TypeError(f"random_init takes shapes or arrays, got {type(spec).__name__}")
+        raise InputError(f"random_init takes shapes or arrays, got {type(spec).__name__}")
 
     return draw(shapes)

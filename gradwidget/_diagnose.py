@@ -7,27 +7,56 @@ means in code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 
 import numpy as np
 
-from .directions import DirectionalFindings
-from .params import Block, Layout
+from ._evidence import Evidence
+from ._params import Block, Layout
+from ._verdict import (
+    DOMAIN,
+    IGNORES_INPUT,
+    KINK,
+    LOCALIZED,
+    MUTATES_INPUT,
+    NOISE_FLOOR,
+    NONDETERMINISTIC,
+    PERMUTATION,
+    SCALE,
+    SIGN,
+    SYMMETRIC_POINT,
+    TRANSPOSE,
+    Status,
+    Verdict,
+    block_verdict,
+)
 
-__all__ = ["KINK", "OK", "SKIPPED", "UNCHECKED", "WRONG", "Diagnosis", "Evidence", "diagnose"]
+__all__ = ["Diagnosis", "diagnose"]
 
-# Per-entry status of a check.
-UNCHECKED, OK, WRONG, KINK, SKIPPED = 0, 1, 2, 3, 4
-
-# A pattern explains a failure when it leaves less than this much of it.
 EXPLAINED = 0.05
+"""A pattern (scale, transpose, permutation) explains a block's failure when it leaves less than this share of it."""
+
 MAX_NAMED = 5
+"""Entries named in a message before "and N more"."""
+
+JUDGED = (Status.OK, Status.WRONG, Status.KINK)
 
 
 @dataclass(frozen=True)
 class Diagnosis:
-    """One finding: a fixed ``code``, a message for people, and where."""
+    """One finding: a fixed ``code``, a message for people, and where.
+
+    Attributes
+    ----------
+    code : str
+        One of `gradwidget.CODES` (tools match on it).
+    message : str
+        What was found and what to do, naming blocks and entries.
+    block : str or None
+        The block it is about, if one.
+    index : tuple of int or None
+        The entry it is about, if one (its index in the block).
+    """
 
     code: str
     message: str
@@ -36,105 +65,6 @@ class Diagnosis:
 
     def __str__(self) -> str:
         return f"[{self.code}] {self.message}"
-
-
-@dataclass
-class Evidence:
-    """Everything the checker measured, per entry of the flat vector."""
-
-    layout: Layout
-    point: np.ndarray
-    method: str
-    analytic: np.ndarray
-    numeric: np.ndarray
-    steps: np.ndarray
-    tolerance: np.ndarray
-    status: np.ndarray
-    unit: float
-    tol: float | None = None
-    calls: int = 0
-    costs_at_point: tuple[float, float] = (np.nan, np.nan)
-    mutated: dict[str, np.ndarray] = field(default_factory=dict)
-    transposed: list[str] = field(default_factory=list)
-    step_reduced: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
-    kink_near: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
-    one_sided: dict[int, tuple[float, float]] = field(default_factory=dict)
-    ignores_input: bool = False
-    interrupted: str | None = None
-    noise: float = 0.0  # measured noise of J's value (0 when not measured)
-    sampled: int | None = None  # entries checked, when sample= chose them
-    directional: DirectionalFindings | None = None
-    direction_reduced: bool = False
-
-    @property
-    def nondeterministic(self) -> bool:
-        first, second = self.costs_at_point
-        return bool(abs(first - second) > 4 * self.unit * max(abs(first), abs(second)))
-
-    @cached_property
-    def gap(self) -> np.ndarray:
-        """|analytic - numeric| per entry (NaN where not measured)."""
-        return np.abs(self.analytic - self.numeric)
-
-    @cached_property
-    def relative(self) -> np.ndarray:
-        """|a - n| / max(|a|, |n|) per entry (0 where both are 0)."""
-        a, n = self.analytic, self.numeric
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rel = self.gap / np.maximum(np.abs(a), np.abs(n))
-        return np.where((a == 0) & (n == 0), 0.0, rel)
-
-    @cached_property
-    def significance(self) -> np.ndarray:
-        """|a - n| in units of the entry's tolerance: +inf where grad gave NaN, -inf where not measured."""
-        measured = np.isfinite(self.numeric)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = np.where(measured, np.nan_to_num(self.gap / self.tolerance, nan=0.0), -np.inf)
-        ratio[measured & ~np.isfinite(self.analytic)] = np.inf
-        return ratio
-
-    def block_fails(self, block: Block) -> bool:
-        """Whether ``block`` fails: by the classic rule when ``tol`` is set, else entry by entry."""
-        if block.name in self.transposed:
-            return True
-        if self.directional is not None and block.name in self.directional.failed_blocks:
-            return True
-        if self.tol is not None:
-            s = block.slice
-            return not global_error(self.analytic[s], self.numeric[s], self.tolerance[s]) < self.tol
-        return bool((self.status[block.slice] == WRONG).any())
-
-    @property
-    def precision(self) -> float:
-        """Relative rounding noise of J's value: the dtype's, or more if measured."""
-        return max(self.unit, self.noise / max(abs(self.costs_at_point[0]), np.finfo(float).tiny))
-
-    @property
-    def noise_floor(self) -> float:
-        """The relative gradient error below which this check is blind (NaN if unknown)."""
-        checked = np.isfinite(self.numeric) & np.isfinite(self.analytic)
-        size = np.maximum(np.abs(self.analytic), np.abs(self.numeric))[checked]
-        scale = np.sqrt(np.mean(size ** 2)) if size.size else 0.0
-        return float(np.median(self.tolerance[checked]) / scale) if scale > 0 else float("nan")
-
-
-def global_error(a: np.ndarray, n: np.ndarray, tolerance: np.ndarray) -> float:
-    """The classic ``||a - n|| / ||a + n||`` over the entries that have a numeric value.
-
-    Where both gradients are down at the noise (at a minimum), the
-    denominator is the noise scale instead, so the figure does not become
-    an arbitrary ratio of two roundings.
-    """
-    checked = np.isfinite(n)
-    if not checked.any():
-        return float("nan")
-    a, n = a[checked], n[checked]
-    tol = tolerance[checked]
-    denominator = max(float(np.linalg.norm(a + n)), float(np.linalg.norm(np.nan_to_num(tol))))
-    difference = float(np.linalg.norm(a - n))
-    if denominator == 0:
-        return 0.0 if difference == 0 else float("inf")
-    return difference / denominator
 
 
 def diagnose(ev: Evidence) -> list[Diagnosis]:
@@ -157,7 +87,7 @@ def _setup_problems(ev: Evidence) -> list[Diagnosis]:
         if positions.size:
             block = ev.layout.block_of(int(positions[0]))
             found.append(Diagnosis(
-                "mutates-input",
+                MUTATES_INPUT,
                 f"{who} changed theta in place ({_count(positions.size, 'entry')}, first "
                 f"{ev.layout.entry_name(int(positions[0]))}): it must not modify its argument. "
                 "Look for `x -= ...`, `x[...] = ...` or `np.copyto` on theta or on a name bound to it "
@@ -166,13 +96,13 @@ def _setup_problems(ev: Evidence) -> list[Diagnosis]:
     if ev.nondeterministic:
         first, second = ev.costs_at_point
         found.append(Diagnosis(
-            "nondeterministic",
+            NONDETERMINISTIC,
             f"J returned {first:.10g} and then {second:.10g} for the same theta: it is random "
             "(unseeded dropout, sampling, shuffling?). Finite differences of a random J mean "
             "nothing; fix the randomness inside J (e.g. a seeded generator made in J) while checking."))
     if ev.ignores_input:
         found.append(Diagnosis(
-            "ignores-input",
+            IGNORES_INPUT,
             "grad returned exactly the same gradient at another point, where J's slope is "
             "different: grad does not use its argument (does it read a global such as `theta` or "
             "`W` instead of its parameter?)."))
@@ -184,7 +114,7 @@ def _setup_problems(ev: Evidence) -> list[Diagnosis]:
 
 def _failure_patterns(ev: Evidence) -> list[Diagnosis]:
     layout = ev.layout
-    failing = [b for b in layout.blocks if ev.block_fails(b)]
+    failing = [b for b in layout.blocks if block_verdict(ev, b) is Verdict.FAILED]
     if not failing:
         return []
     explained: dict[str, Diagnosis] = {}
@@ -208,9 +138,9 @@ def _directional_findings(ev: Evidence) -> list[Diagnosis]:
     if found.factor is not None:
         c = found.factor
         if abs(c + 1) < 1e-3:
-            return [Diagnosis("sign", "along every random direction the analytic gradient is -1 x the "
+            return [Diagnosis(SIGN, "along every random direction the analytic gradient is -1 x the "
                               "numeric one: it has the wrong sign (`y - h` where `h - y` was meant?)")]
-        return [Diagnosis("scale", f"along every random direction the analytic gradient is {_factor(c)} x the "
+        return [Diagnosis(SCALE, f"along every random direction the analytic gradient is {_factor(c)} x the "
                           f"numeric one{_scale_hint(c)}")]
     if not found.failed_blocks:
         return transposed
@@ -225,7 +155,7 @@ def _directional_findings(ev: Evidence) -> list[Diagnosis]:
         text += f"; {', '.join(agreeing)} agree"
     first = int(wrong[0]) if wrong.size else ev.layout.blocks[0].start
     block = ev.layout.block_of(first)
-    return [*transposed, Diagnosis("localized", text + ".", block.name,
+    return [*transposed, Diagnosis(LOCALIZED, text + ".", block.name,
                                    block.index(first - block.start) if wrong.size else None)]
 
 
@@ -234,7 +164,7 @@ def _block_pattern(ev: Evidence, block: Block) -> Diagnosis | None:
     name = block.name
     if name in ev.transposed:
         rows, cols = block.shape
-        return Diagnosis("transpose", f"{name}: grad returned shape ({cols}, {rows}), expected "
+        return Diagnosis(TRANSPOSE, f"{name}: grad returned shape ({cols}, {rows}), expected "
                          f"({rows}, {cols}): the transpose. Return its `.T` (or swap the "
                          "operands of the outer product).", name)
     checked = np.isfinite(ev.numeric[block.slice]) & np.isfinite(ev.analytic[block.slice])
@@ -250,26 +180,26 @@ def _block_pattern(ev: Evidence, block: Block) -> Diagnosis | None:
     factor = float(a @ n) / nn if nn > 0 else 0.0
     if factor != 0 and explains(a / factor):
         if abs(factor + 1) < 1e-3:
-            return Diagnosis("sign", f"{name}: the analytic gradient has the wrong sign "
+            return Diagnosis(SIGN, f"{name}: the analytic gradient has the wrong sign "
                              "(it is -1 x the numeric one): a gradient ascent step, or "
                              "`y - h` where `h - y` was meant?", name)
-        return Diagnosis("scale", f"{name}: the analytic gradient is {_factor(factor)} x the "
+        return Diagnosis(SCALE, f"{name}: the analytic gradient is {_factor(factor)} x the "
                          f"numeric one{_scale_hint(factor)}", name)
     if checked.all() and len(block.shape) == 2:
         full_a = ev.analytic[block.slice]
         full_n = ev.numeric[block.slice]
         rows, cols = block.shape
         if rows == cols and float(np.linalg.norm(full_a.reshape(rows, cols).T.ravel() - full_n)) <= EXPLAINED * miss:
-            return Diagnosis("transpose", f"{name}: your gradient is the transpose of the numeric "
+            return Diagnosis(TRANSPOSE, f"{name}: your gradient is the transpose of the numeric "
                              "one: swap the operands of the outer product (e.g. `X.T @ delta` "
                              "vs `delta.T @ X`).", name)
         column_major = full_a.reshape(block.shape[::-1]).T.ravel()
         if float(np.linalg.norm(column_major - full_n)) <= EXPLAINED * miss:
-            return Diagnosis("permutation", f"{name}: grad returns the values in column-major "
+            return Diagnosis(PERMUTATION, f"{name}: grad returns the values in column-major "
                              "(Octave `Theta(:)`, `order='F'`) order, J reads them row-major: unroll "
                              "with `.ravel()` (or reshape with the same order on both sides).", name)
     if explains(_sorted_like(a, n)):
-        return Diagnosis("permutation", f"{name}: the analytic gradient has the right values in "
+        return Diagnosis(PERMUTATION, f"{name}: the analytic gradient has the right values in "
                          "the wrong places (a permutation): check how grad unrolls or indexes "
                          "this block.", name)
     return None
@@ -304,15 +234,15 @@ def _merged(found: list[Diagnosis], layout: Layout) -> list[Diagnosis]:
 def _localized(ev: Evidence, rest: list[Block], failing: list[Block]) -> Diagnosis | None:
     """Name the few wrong entries or blocks, if the rest of the gradient agrees."""
     layout, status = ev.layout, ev.status
-    wrong = np.flatnonzero(status == WRONG)
-    checked = np.isin(status, (OK, WRONG, KINK))
+    wrong = np.flatnonzero(status == Status.WRONG)
+    checked = np.isin(status, JUDGED)
     if wrong.size == checked.sum():
         return None  # wrong everywhere: no place to point at
     agreeing = [b.name for b in layout.blocks if b not in failing]
     parts = []
     for block in rest:
-        bad = np.flatnonzero(status[block.slice] == WRONG)
-        total = int(np.isin(status[block.slice], (OK, WRONG, KINK)).sum())
+        bad = np.flatnonzero(status[block.slice] == Status.WRONG)
+        total = int(np.isin(status[block.slice], JUDGED).sum())
         where = _where_in_block(block, bad) if bad.size < total else ""
         parts.append(f"{block.name}: {bad.size} of {total} entries wrong{where}")
     if agreeing:
@@ -321,7 +251,7 @@ def _localized(ev: Evidence, rest: list[Block], failing: list[Block]) -> Diagnos
         parts.append(tail)
     worst = wrong[np.argmax(ev.significance[wrong])]
     block = layout.block_of(int(worst))
-    return Diagnosis("localized", "; ".join(parts) + ".", block.name,
+    return Diagnosis(LOCALIZED, "; ".join(parts) + ".", block.name,
                      block.index(int(worst) - block.start))
 
 
@@ -345,13 +275,13 @@ def _where_in_block(block: Block, bad: np.ndarray) -> str:
 
 def _kinks(ev: Evidence) -> list[Diagnosis]:
     found = []
-    at = np.flatnonzero(ev.status == KINK)
+    at = np.flatnonzero(ev.status == Status.KINK)
     if at.size:
         first = int(at[0])
         left, right = ev.one_sided.get(first, (np.nan, np.nan))
         block = ev.layout.block_of(first)
         found.append(Diagnosis(
-            "kink",
+            KINK,
             f"J is not differentiable at theta in {_entries(ev.layout, at)}: its slope from the "
             f"left ({left:.4g}) and from the right ({right:.4g}) differ, so no finite difference "
             "settles there (a ReLU, max or abs exactly at its corner?). Not a bug in grad: "
@@ -359,7 +289,7 @@ def _kinks(ev: Evidence) -> list[Diagnosis]:
             block.name, block.index(first - block.start)))
     if ev.kink_near.size:
         found.append(Diagnosis(
-            "kink",
+            KINK,
             f"J has a kink within one step of theta in {_entries(ev.layout, ev.kink_near)}: "
             "the first difference crossed it; a smaller step agrees with grad.",
         ))
@@ -368,12 +298,12 @@ def _kinks(ev: Evidence) -> list[Diagnosis]:
 
 def _warnings(ev: Evidence) -> list[Diagnosis]:
     found = []
-    if ev.direction_reduced:
-        found.append(Diagnosis("domain", "J returned NaN or inf one step away from theta along some random "
+    if ev.directional is not None and ev.directional.reduced:
+        found.append(Diagnosis(DOMAIN, "J returned NaN or inf one step away from theta along some random "
                                "directions (a domain edge such as log or sqrt of a number near 0): "
                                "those probes moved closer to theta."))
     if ev.step_reduced.size:
-        skipped = np.flatnonzero(ev.status == SKIPPED)
+        skipped = np.flatnonzero(ev.status == Status.SKIPPED)
         reduced = np.setdiff1d(ev.step_reduced, skipped)
         text = f"J returned NaN or inf one step away from theta in {_entries(ev.layout, ev.step_reduced)} "
         text += "(a domain edge such as log or sqrt of a number near 0): "
@@ -382,7 +312,7 @@ def _warnings(ev: Evidence) -> list[Diagnosis]:
         if skipped.size:
             text += ("; " if reduced.size else "") + (
                 f"{_count(skipped.size, 'entry')} could not be checked and are NaN in numeric")
-        found.append(Diagnosis("domain", text + ".", ev.layout.block_of(int(ev.step_reduced[0])).name))
+        found.append(Diagnosis(DOMAIN, text + ".", ev.layout.block_of(int(ev.step_reduced[0])).name))
     if ev.precision > 1e-10 and not ev.nondeterministic:
         low = ev.unit > 1e-10
         coarse_theta = np.finfo(ev.point.dtype).eps > 1e-10
@@ -393,7 +323,7 @@ def _warnings(ev: Evidence) -> list[Diagnosis]:
         floor = ev.noise_floor
         seen = f"gradient errors above about {floor:.0e} relative" if np.isfinite(floor) else "small errors"
         found.append(Diagnosis(
-            "noise-floor",
+            NOISE_FLOOR,
             f"{cause} limits what the check can see to {seen}; the verdict allows for it"
             + (" (check in float64 to see smaller errors)." if low else ".")))
     found += _symmetric_point(ev)
@@ -409,7 +339,7 @@ def _symmetric_point(ev: Evidence) -> list[Diagnosis]:
         if np.all(values == values[0]):
             what = "all zero" if values[0] == 0 else f"all equal to {values[0]:.4g}"
             found.append(Diagnosis(
-                "symmetric-point",
+                SYMMETRIC_POINT,
                 f"theta's entries in {block.name} are {what} (a symmetric initialization): "
                 "bugs that differ between units, or that vanish at 0 (such as a wrong "
                 "regularization term), cannot show here; check at a random point "
@@ -418,7 +348,7 @@ def _symmetric_point(ev: Evidence) -> list[Diagnosis]:
             rows = values.reshape(block.shape[0], -1)
             if len({row.tobytes() for row in rows}) < block.shape[0]:
                 found.append(Diagnosis(
-                    "symmetric-point",
+                    SYMMETRIC_POINT,
                     f"theta has identical rows in {block.name} (a symmetric initialization): "
                     "bugs that differ between units cannot show here; use gradwidget.random_init.",
                     block.name))

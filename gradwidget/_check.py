@@ -1,0 +1,290 @@
+"""The gradient check: measure, judge each entry against its noise, explain.
+
+The verdict does not rest on one threshold. Each entry's finite difference
+comes with an estimate of its own error (`_noise`): rounding (the noise of J
+divided by the step) and, when that is not enough, truncation measured by
+looking again at smaller steps (`_entries`). Along random directions the
+same model and rule judge each probe (`_directions`). This module decides
+what runs in which order and packs what was measured into a `CheckResult`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._diagnose import diagnose
+from ._differences import default_steps, representable_steps
+from ._directions import Prober, check_directions
+from ._entries import EntryTable, Target, check_entries
+from ._evaluate import Evaluator, call_with_copy, make_evaluator
+from ._evidence import DirectionalFindings, Evidence
+from ._noise import NoiseModel, returned_precision
+from ._options import OPTIONS, CheckOptions, InputError, options_docstring, parse_options
+from ._params import Layout, flatten
+from ._progress import Progress
+from ._result import CheckResult
+from ._verdict import Status
+
+__all__ = ["GradientCheckError", "Problem", "assert_gradient", "check"]
+
+SECOND_POINT_SPREAD = 0.05
+"""The second point moves each entry by up to 5% of max(|theta_i|, 0.1): far enough to change any real gradient."""
+
+IGNORES_INPUT_MARGIN = 1e3
+"""J's change to the second point must miss its linear prediction by this many ulps before grad's sameness counts."""
+
+
+class GradientCheckError(AssertionError):
+    """A gradient check failed; the message says where and why.
+
+    Attributes
+    ----------
+    result : CheckResult
+        The full result, for a closer look.
+    """
+
+    def __init__(self, message: str, result: CheckResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What was checked, so that a result can be measured again (eps sweep, the panel)."""
+
+    J: Callable[[Any], Any]
+    grad: Callable[[Any], Any] | None
+    theta: Any
+    options: CheckOptions
+
+
+@dataclass(frozen=True)
+class AtPoint:
+    """J (twice) and grad at theta: the cost, the gradient, and what they did to their input."""
+
+    costs: tuple[float, float]
+    analytic: np.ndarray
+    transposed: list[str]
+    mutated: dict[str, np.ndarray]
+    unit: float
+
+
+def check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any, **options: Any) -> CheckResult:
+    opts = parse_options(options)
+    _require_callables(J, grad)
+    layout, point = flatten(theta, opts.shapes, opts.names)
+    rng = np.random.default_rng(opts.seed)
+    evaluator = make_evaluator(J, layout, point, pair=grad is None, vectorized=opts.vectorized,
+                               executor=opts.executor, dtype=np.complex128 if opts.method == "complex" else None)
+    positions = _positions_to_check(layout, opts.sample, rng)
+    start = _at_point(evaluator, grad, layout, point)
+    noise = NoiseModel(start.unit, start.costs[0])
+    nondeterministic = not noise.repeatable(*start.costs)
+    table = EntryTable.start(_first_steps(opts, point, noise.unit), opts.method)
+    found: DirectionalFindings | None = None
+    ignores_input, interrupted = False, None
+    try:
+        if not opts.directions:
+            target = Target(evaluator, opts.method, point, start.analytic, _block_scale(layout, start.analytic),
+                            opts.tol)
+            look_again = opts.tol is None and not nondeterministic and opts.method != "complex"
+            with Progress(positions.size, opts.progress) as progress:
+                noise = check_entries(target, noise, table, positions, look_again, rng, progress)
+        elif not nondeterministic:
+            found, noise = _check_directions(evaluator, layout, point, start.analytic, noise, table,
+                                             opts.directions, rng)
+        if not nondeterministic:
+            with np.errstate(all="ignore"):
+                ignores_input = _ignores_input(evaluator, grad, layout, point, start, noise.unit, rng)
+    except KeyboardInterrupt:
+        done = int(np.sum(table.status[positions] != Status.UNCHECKED))
+        interrupted = f"interrupted after {done} of {positions.size} entries; the rest are NaN in numeric"
+    evidence = Evidence(
+        layout, point, opts.method, start.analytic, table.numeric, table.steps, table.tolerance, table.status,
+        noise, tol=opts.tol, calls=evaluator.calls, costs_at_point=start.costs, nondeterministic=nondeterministic,
+        mutated=_with_drift(start.mutated, evaluator), transposed=start.transposed,
+        step_reduced=_joined(table.reduced), kink_near=_joined(table.kink_near), one_sided=table.one_sided,
+        ignores_input=ignores_input, interrupted=interrupted, sampled=positions.size if opts.sample else None,
+        directional=found)
+    return CheckResult(evidence, diagnose(evidence), Problem(J, grad, theta, opts))
+
+
+check.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in ("J", "grad", "theta")]
+    + [inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default) for o in OPTIONS],
+    return_annotation=CheckResult)
+check.__doc__ = f"""Check an analytic gradient against finite differences of the cost.
+
+Parameters
+----------
+J : callable
+    The cost: ``J(theta)`` returns a scalar (a float, numpy scalar, 0-d or
+    1-element array), or ``(cost, grad)`` when ``grad`` is None.
+grad : callable or None
+    ``grad(theta)`` returns the gradient in ``theta``'s structure or as a
+    flat vector of the same size.
+theta : ndarray, dict or list/tuple of arrays, or flat vector
+    The point to check at; never modified. Check at a random point
+    (:func:`random_init`), not a symmetric one.
+{options_docstring()}
+
+Returns
+-------
+CheckResult
+    ``verdict``, ``passed``, ``error``, per-block reports, diagnoses and the
+    gradients. Interrupting the check (Ctrl-C) returns what was measured so far.
+
+Raises
+------
+OptionError
+    An option has a value it does not accept.
+InputError
+    theta, or what J or grad returned, cannot be used (the message names
+    the block, shape or value at fault).
+
+Examples
+--------
+>>> import numpy as np, gradwidget as gw
+>>> X = np.arange(6.0).reshape(3, 2); y = np.array([1.0, 2.0, 2.0])
+>>> J = lambda b: 0.5 * np.sum((X @ b - y) ** 2)
+>>> grad = lambda b: X.T @ (X @ b - y)
+>>> gw.check(J, grad, np.array([0.3, -0.2])).verdict
+'passed'
+>>> gw.check(J, lambda b: 2 * grad(b), np.array([0.3, -0.2])).diagnoses[0].code
+'scale'
+"""
+
+
+def assert_gradient(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any,
+                    **options: Any) -> CheckResult:
+    """Check the gradient and raise `GradientCheckError` if it is wrong.
+
+    For test cells (nbgrader, otter-grader) and pytest: the error is an
+    explicit `AssertionError` subclass (not a bare ``assert``, which
+    ``python -O`` removes) whose message is the report. Takes the options of
+    :func:`check`.
+
+    Returns
+    -------
+    CheckResult
+        When the check passes.
+
+    Raises
+    ------
+    GradientCheckError
+        When it fails, or was interrupted before it could pass.
+    """
+    result = check(J, grad, theta, **options)
+    if not result.passed:
+        raise GradientCheckError(str(result), result)
+    return result
+
+
+def _require_callables(J: Any, grad: Any) -> None:
+    if not callable(J):
+        raise InputError(f"J must be callable, got a {type(J).__name__}")
+    if grad is not None and not callable(grad):
+        raise InputError(f"grad must be callable or None (when J returns (cost, grad)), "
+                         f"got a {type(grad).__name__}")
+
+
+def _positions_to_check(layout: Layout, sample: int | None, rng: np.random.Generator) -> np.ndarray:
+    """Every entry, or ``sample`` entries of each block chosen at random."""
+    if not sample:
+        return np.arange(layout.size)
+    return np.concatenate([np.sort(rng.choice(np.arange(b.start, b.stop), min(sample, b.size), replace=False))
+                           for b in layout.blocks])
+
+
+def _first_steps(opts: CheckOptions, point: np.ndarray, unit: float) -> np.ndarray:
+    if opts.eps is not None:  # a user's step is used as given
+        return np.full(point.size, opts.eps)
+    steps = default_steps(opts.method, point, unit)
+    return steps if opts.method == "complex" else representable_steps(point, steps)
+
+
+def _at_point(evaluator: Evaluator, grad: Callable[[Any], Any] | None, layout: Layout, point: np.ndarray) -> AtPoint:
+    """J twice and grad once at theta: cost, gradient, mutation, determinism."""
+    first, changed = evaluator.at(point)
+    cost = float(np.real(evaluator.cost(first)))
+    if not np.isfinite(cost):
+        raise InputError(f"J(theta) is {cost}: the check point must be inside J's domain")
+    unit = max(float(np.finfo(point.dtype).eps), returned_precision(first))  # a float32 cost is as coarse
+    mutated = {"J": changed} if changed.size else {}
+    if changed.size:
+        evaluator.fresh_copies = True
+    if grad is None:
+        gradient, source = first[1], "J's second output (grad=None)"
+    else:
+        gradient, changed = call_with_copy(grad, layout, point, "grad")
+        source = "grad"
+        if changed.size:
+            mutated["grad"] = changed
+    second, _ = evaluator.at(point)
+    costs = (cost, float(np.real(evaluator.cost(second))))
+    analytic, transposed = layout.flatten_like(gradient, source)
+    return AtPoint(costs, analytic, transposed, mutated, unit)
+
+
+def _block_scale(layout: Layout, analytic: np.ndarray) -> np.ndarray:
+    """Per entry, the RMS of the finite analytic entries of its block."""
+    scale = np.empty(layout.size)
+    for block in layout.blocks:
+        values = analytic[block.slice]
+        finite = values[np.isfinite(values)]
+        scale[block.slice] = np.sqrt(np.mean(finite ** 2)) if finite.size else 0.0
+    return scale
+
+
+def _check_directions(evaluator: Evaluator, layout: Layout, point: np.ndarray, analytic: np.ndarray,
+                      noise: NoiseModel, table: EntryTable, count: int,
+                      rng: np.random.Generator) -> tuple[DirectionalFindings, NoiseModel]:
+    """The directional path; the wrong entries it names go into ``table``."""
+    prober = Prober(evaluator, point, analytic, noise, rng)
+    found = check_directions(prober, layout, table.steps, count, rng)
+    for position, (derivative, tolerance) in found.wrong.items():
+        table.numeric[position], table.tolerance[position] = derivative, tolerance
+        table.status[position] = Status.WRONG
+    return found, prober.noise
+
+
+def _ignores_input(evaluator: Evaluator, grad: Callable[[Any], Any] | None, layout: Layout, point: np.ndarray,
+                   start: AtPoint, unit: float, rng: np.random.Generator) -> bool:
+    """Whether grad gives exactly the same answer at a second point where J's slope differs (it reads a global)."""
+    moved = (point + SECOND_POINT_SPREAD * np.maximum(np.abs(point), 0.1) * rng.uniform(-1, 1, point.size)
+             ).astype(point.dtype)
+    if grad is None:
+        value, _ = evaluator.at(moved)
+        gradient = value[1]
+    else:
+        gradient, _ = call_with_copy(grad, layout, moved, "grad")
+    try:
+        other, _ = layout.flatten_like(gradient)
+    except InputError:
+        return False
+    if not np.array_equal(other, start.analytic):
+        return False
+    if grad is not None:
+        value, _ = evaluator.at(moved)
+    cost = float(np.real(evaluator.cost(value)))
+    delta = (moved - point).astype(np.float64)
+    linear = start.costs[0] + float(start.analytic @ delta)
+    scale = abs(start.costs[0]) + abs(cost) + float(np.abs(start.analytic) @ np.abs(delta))
+    return bool(np.isfinite(cost) and abs(cost - linear) > IGNORES_INPUT_MARGIN * unit * scale)
+
+
+def _with_drift(mutated: dict[str, np.ndarray], evaluator: Evaluator) -> dict[str, np.ndarray]:
+    """``mutated`` with the entries J changed for good during the check."""
+    drift = evaluator.drifted()
+    if not drift.size:
+        return mutated
+    return {**mutated, "J": np.union1d(mutated.get("J", drift[:0]), drift)}
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, int)

@@ -1,0 +1,171 @@
+"""What a check measured, per entry of the flat vector, and the figures derived from it.
+
+`Evidence` is built once, at the end of a check, from the arrays the check
+filled; the verdict, the diagnoses and the result read it and never change
+it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from ._noise import NoiseModel
+from ._params import Layout
+
+__all__ = ["DirectionalFindings", "Evidence", "Probes", "global_error"]
+
+
+@dataclass(frozen=True)
+class Probes:
+    """Verdicts of a set of probes: analytic A = v . a, numeric D, tolerance, agreement."""
+
+    analytic: np.ndarray
+    numeric: np.ndarray
+    tolerance: np.ndarray
+    agree: np.ndarray
+
+
+@dataclass
+class DirectionalFindings:
+    """What the random directions and the search for wrong entries found."""
+
+    directions: Probes
+    wrong: dict[int, tuple[float, float]] = field(default_factory=dict)  # entry -> (numeric, tolerance)
+    failed_blocks: list[str] = field(default_factory=list)
+    factor: float | None = None  # analytic = factor * numeric along every direction
+    probes: int = 0
+    reduced: bool = False  # a probe left J's domain and moved closer to theta
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything the checker measured, per entry of the flat vector.
+
+    Attributes
+    ----------
+    layout, point : the parameters and the check point, flat
+    method : str
+    analytic, numeric, steps, tolerance : ndarray
+        Per entry; ``numeric`` and ``tolerance`` are NaN where not measured.
+    status : ndarray
+        Per entry, a `gradwidget._verdict.Status` value.
+    noise : NoiseModel
+    tol : float or None
+        The classic rule's threshold, when given.
+    calls : int
+        Calls of J.
+    costs_at_point : (float, float)
+        J at theta, twice.
+    nondeterministic : bool
+        The two differ beyond rounding.
+    mutated : dict
+        ``"J"`` or ``"grad"`` -> flat positions it changed in place.
+    transposed : list of str
+        Blocks grad returned with their 2-D shape reversed.
+    step_reduced, kink_near : ndarray
+        Entries where the step was made smaller (domain edge), and agreeing
+        entries with a kink within one step.
+    one_sided : dict
+        Entry at a kink -> (slope from the left, slope from the right).
+    ignores_input : bool
+        grad gave the same answer at a second point where J's slope differs.
+    interrupted : str or None
+        How far an interrupted check got.
+    sampled : int or None
+        Entries checked, when ``sample=`` chose them.
+    directional : DirectionalFindings or None
+        Set in directional mode.
+    """
+
+    layout: Layout
+    point: np.ndarray
+    method: str
+    analytic: np.ndarray
+    numeric: np.ndarray
+    steps: np.ndarray
+    tolerance: np.ndarray
+    status: np.ndarray
+    noise: NoiseModel
+    tol: float | None = None
+    calls: int = 0
+    costs_at_point: tuple[float, float] = (np.nan, np.nan)
+    nondeterministic: bool = False
+    mutated: dict[str, np.ndarray] = field(default_factory=dict)
+    transposed: list[str] = field(default_factory=list)
+    step_reduced: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    kink_near: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    one_sided: dict[int, tuple[float, float]] = field(default_factory=dict)
+    ignores_input: bool = False
+    interrupted: str | None = None
+    sampled: int | None = None
+    directional: DirectionalFindings | None = None
+
+    @property
+    def unit(self) -> float:
+        """The relative rounding of J's values (see `NoiseModel.unit`)."""
+        return self.noise.unit
+
+    @cached_property
+    def gap(self) -> np.ndarray:
+        """|analytic - numeric| per entry (NaN where not measured)."""
+        return np.abs(self.analytic - self.numeric)
+
+    @cached_property
+    def relative(self) -> np.ndarray:
+        """|a - n| / max(|a|, |n|) per entry (0 where both are 0)."""
+        a, n = self.analytic, self.numeric
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = self.gap / np.maximum(np.abs(a), np.abs(n))
+        return np.where((a == 0) & (n == 0), 0.0, rel)
+
+    @cached_property
+    def significance(self) -> np.ndarray:
+        """|a - n| in units of the entry's tolerance: +inf where grad gave NaN, -inf where not measured."""
+        measured = np.isfinite(self.numeric)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(measured, np.nan_to_num(self.gap / self.tolerance, nan=0.0), -np.inf)
+        ratio[measured & ~np.isfinite(self.analytic)] = np.inf
+        return ratio
+
+    @cached_property
+    def error(self) -> float:
+        """The article's ``||a - n|| / ||a + n||``: over checked entries, or over the random directions."""
+        if self.directional is not None:
+            probes = self.directional.directions
+            return global_error(probes.analytic, probes.numeric, probes.tolerance)
+        return global_error(self.analytic, self.numeric, self.tolerance)
+
+    @property
+    def precision(self) -> float:
+        """Relative rounding noise of J's value: the dtype's, or more if measured."""
+        return self.noise.precision
+
+    @property
+    def noise_floor(self) -> float:
+        """The relative gradient error below which this check is blind (NaN if unknown)."""
+        checked = np.isfinite(self.numeric) & np.isfinite(self.analytic)
+        size = np.maximum(np.abs(self.analytic), np.abs(self.numeric))[checked]
+        scale = np.sqrt(np.mean(size ** 2)) if size.size else 0.0
+        return float(np.median(self.tolerance[checked]) / scale) if scale > 0 else float("nan")
+
+
+def global_error(a: np.ndarray, n: np.ndarray, tolerance: np.ndarray) -> float:
+    """The classic ``||a - n|| / ||a + n||`` over the entries that have a numeric value.
+
+    Where both gradients are down at the noise (at a minimum), the
+    denominator is the noise scale instead, so the figure does not become
+    an arbitrary ratio of two roundings.
+    """
+    checked = np.isfinite(n)
+    if not checked.any():
+        return float("nan")
+    a, n = a[checked], n[checked]
+    tol = tolerance[checked]
+    denominator = max(float(np.linalg.norm(a + n)), float(np.linalg.norm(np.nan_to_num(tol))))
+    difference = float(np.linalg.norm(a - n))
+    if denominator == 0:
+        return 0.0 if difference == 0 else float("inf")
+    return difference / denominator

@@ -1,0 +1,150 @@
+"""The verdict, decided in one place: per entry, per block, overall; and the table of diagnosis codes.
+
+An entry agrees when its discrepancy is within its tolerance (`judge`); a
+block fails when one of its entries is wrong, when grad returned it
+transposed, or, under the classic rule, when its ``||a - n|| / ||a + n||``
+is not below ``tol``; the check passes when every block passes and no
+diagnosis is fatal (`CODES`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from ._evidence import Evidence, global_error
+from ._params import Block
+
+__all__ = [
+    "CODES", "DOMAIN", "IGNORES_INPUT", "KINK", "LOCALIZED", "MUTATES_INPUT", "NOISE_FLOOR", "NONDETERMINISTIC",
+    "PERMUTATION", "SCALE", "SIGN", "SYMMETRIC_POINT", "TRANSPOSE", "Code", "Judgement", "Status", "Verdict",
+    "block_verdict", "classic_agrees", "judge", "overall_verdict", "within",
+]
+
+
+class Status(IntEnum):
+    """What the check concluded about one entry."""
+
+    UNCHECKED = 0  # not measured (sampled out, directional mode, interrupted)
+    OK = 1  # agrees within its tolerance
+    WRONG = 2  # disagrees beyond it
+    KINK = 3  # J is not differentiable there; the analytic value lies between the one-sided slopes
+    SKIPPED = 4  # J returned NaN or inf at every step tried
+
+    @property
+    def label(self) -> str:
+        """The name used in reports and JSON: ``"ok"``, ``"wrong"``, ..."""
+        return self.name.lower()
+
+
+class Verdict(IntEnum):
+    """A block's or the whole check's verdict; the worse of two is the larger."""
+
+    PASSED = 0
+    FAILED = 2
+
+    @property
+    def label(self) -> str:
+        """``"passed"`` or ``"failed"``."""
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class Code:
+    """A diagnosis code: what it means, and whether it fails the check on its own."""
+
+    meaning: str
+    fatal: bool = False
+
+
+SCALE = "scale"
+SIGN = "sign"
+TRANSPOSE = "transpose"
+PERMUTATION = "permutation"
+LOCALIZED = "localized"
+KINK = "kink"
+NONDETERMINISTIC = "nondeterministic"
+MUTATES_INPUT = "mutates-input"
+SYMMETRIC_POINT = "symmetric-point"
+DOMAIN = "domain"
+NOISE_FLOOR = "noise-floor"
+IGNORES_INPUT = "ignores-input"
+
+CODES: dict[str, Code] = {
+    SCALE: Code("analytic = c * numeric for a constant c != 1 (whole or one block)"),
+    SIGN: Code("c = -1"),
+    TRANSPOSE: Code("a block's analytic gradient is the transpose of the numeric one"),
+    PERMUTATION: Code("same values in another order (column-major unrolling, two blocks swapped)"),
+    LOCALIZED: Code("the error sits in a few entries or blocks"),
+    KINK: Code("J is not differentiable there: not a bug in grad"),
+    NONDETERMINISTIC: Code("J or grad returns different values for the same theta", fatal=True),
+    MUTATES_INPUT: Code("J or grad changed theta in place", fatal=True),
+    SYMMETRIC_POINT: Code("theta has identical units/rows: bugs can hide; check at a random point"),
+    DOMAIN: Code("a perturbed point left J's domain (NaN/inf); step adapted or entry skipped"),
+    NOISE_FLOOR: Code("precision limits how small an error can be seen"),
+    IGNORES_INPUT: Code("grad does not change when theta changes", fatal=True),
+}
+"""Every diagnosis code, in the order reports list them. Tools match on the codes; they never change."""
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """One look at a set of estimates: each one's tolerance, and whether it agrees or has settled wrong."""
+
+    tolerance: np.ndarray
+    agree: np.ndarray
+    settled: np.ndarray
+
+
+def judge(gap: np.ndarray, rounding: np.ndarray, floor: np.ndarray, truncation: np.ndarray | float = 0.0,
+          change: np.ndarray | float = np.inf) -> Judgement:
+    """Judge estimates whose discrepancy with grad is ``gap``.
+
+    An estimate agrees when ``gap <= rounding + floor + truncation``. One
+    that disagrees has *settled* when its change since the previous, larger
+    step is within rounding and floor: a smaller step would not move it, so
+    the discrepancy is grad's. (On a first look there is no previous step:
+    ``change`` is infinite and nothing settles.)
+    """
+    tolerance = rounding + floor + truncation
+    agree = gap <= tolerance
+    settled = ~agree & (change <= rounding + floor)
+    return Judgement(tolerance, agree, settled)
+
+
+def classic_agrees(gap: np.ndarray, analytic: np.ndarray, numeric: np.ndarray, tol: float) -> np.ndarray:
+    """The classic rule entry by entry: ``|a - n| <= tol * (|a| + |n|)``."""
+    return gap <= tol * (np.abs(analytic) + np.abs(numeric))
+
+
+def within(analytic: np.ndarray, left: np.ndarray, right: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
+    """Whether each analytic value lies between the one-sided slopes (a valid subgradient at a kink)."""
+    low, high = np.minimum(left, right), np.maximum(left, right)
+    return (analytic >= low - tolerance) & (analytic <= high + tolerance)
+
+
+def block_verdict(ev: Evidence, block: Block) -> Verdict:
+    """A block's verdict: by the classic rule when ``tol`` is set, else entry by entry."""
+    if block.name in ev.transposed:
+        return Verdict.FAILED
+    if ev.directional is not None and block.name in ev.directional.failed_blocks:
+        return Verdict.FAILED
+    if ev.tol is not None:
+        part = block.slice
+        agrees = global_error(ev.analytic[part], ev.numeric[part], ev.tolerance[part]) < ev.tol
+        return Verdict.PASSED if agrees else Verdict.FAILED
+    return Verdict.FAILED if (ev.status[block.slice] == Status.WRONG).any() else Verdict.PASSED
+
+
+def overall_verdict(ev: Evidence, blocks: Iterable[Verdict], codes: Iterable[str]) -> Verdict:
+    """The check's verdict from its blocks' verdicts and its diagnoses' codes."""
+    if ev.interrupted or (ev.directional is None and not np.isfinite(ev.numeric).any()):
+        return Verdict.FAILED
+    if ev.tol is not None:
+        return Verdict.PASSED if ev.error < ev.tol else Verdict.FAILED
+    if any(CODES[code].fatal for code in codes):
+        return Verdict.FAILED
+    return max(blocks, default=Verdict.PASSED)
