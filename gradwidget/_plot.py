@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
+from ._colour import COLORMAP, RELATIVE_FLOOR, UNCHECKED_COLOUR, metric_values
 from ._params import Block
 from ._verdict import Status
 
@@ -23,9 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = ["block_png", "eps_sweep_figure", "heatmaps"]
 
-FLOOR, CEILING = 1e-12, 1.0  # the colour scale of relative error
-COLORMAP = "magma_r"
-UNCHECKED_COLOR = "#c8c8c8"
 MAX_COLUMNS = 3
 
 
@@ -79,10 +77,10 @@ def figure_png(fig: Figure, dpi: int = 80) -> bytes:
 def _draw_block(ax: object, result: CheckResult, block: Block) -> object:
     ev = result.evidence
     rows, cols = block.grid
-    relative = ev.relative[block.slice].reshape(rows, cols)
-    values = np.ma.masked_invalid(np.clip(relative, FLOOR, CEILING))
+    relative = metric_values(result, block, "rel").reshape(rows, cols)
+    values = np.ma.masked_invalid(np.clip(relative, RELATIVE_FLOOR, 1.0))
     cmap = _colormap()
-    image = ax.imshow(values, cmap=cmap, norm=LogNorm(FLOOR, CEILING), aspect="auto",
+    image = ax.imshow(values, cmap=cmap, norm=LogNorm(RELATIVE_FLOOR, 1.0), aspect="auto",
                       interpolation="nearest")
     wrong_rows, wrong_cols = np.nonzero((ev.status[block.slice] == Status.WRONG).reshape(rows, cols))
     if wrong_rows.size and rows * cols <= 4096:
@@ -101,7 +99,7 @@ def _draw_block(ax: object, result: CheckResult, block: Block) -> object:
 def _colormap() -> object:
     from matplotlib import colormaps
 
-    return colormaps[COLORMAP].with_extremes(bad=UNCHECKED_COLOR)  # bad: entries not checked
+    return colormaps[COLORMAP].with_extremes(bad=f"#{UNCHECKED_COLOUR:06x}")  # bad: entries not checked
 
 
 def eps_sweep_figure(result: CheckResult, measured: Sweep) -> Figure:
@@ -109,7 +107,7 @@ def eps_sweep_figure(result: CheckResult, measured: Sweep) -> Figure:
     ev = result.evidence
     fig = DisplayedFigure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.subplots()
-    error = np.maximum(measured.error, FLOOR / 10)
+    error = np.maximum(measured.error, RELATIVE_FLOOR / 10)
     for k, position in enumerate(measured.positions.tolist()):
         line = ax.loglog(measured.steps[:, k], error[:, k], marker="o", markersize=3,
                          label=ev.layout.entry_name(position))[0]

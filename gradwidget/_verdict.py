@@ -18,10 +18,10 @@ import numpy as np
 from ._evidence import Evidence, global_error
 from ._params import Block
 
+# Public through gradwidget: the diagnosis codes. The rest is imported by name inside the package.
 __all__ = [
     "CODES", "DOMAIN", "IGNORES_INPUT", "KINK", "LOCALIZED", "MUTATES_INPUT", "NOISE_FLOOR", "NONDETERMINISTIC",
-    "PERMUTATION", "SCALE", "SIGN", "SYMMETRIC_POINT", "TRANSPOSE", "Code", "Judgement", "Status", "Verdict",
-    "block_verdict", "classic_agrees", "judge", "overall_verdict", "within",
+    "PERMUTATION", "SCALE", "SIGN", "SYMMETRIC_POINT", "TRANSPOSE",
 ]
 
 

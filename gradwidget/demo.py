@@ -11,9 +11,7 @@ import argparse
 from pathlib import Path
 
 from . import check
-from .examples import ARTICLE_SHAPES, NETWORK_BUGS, article_network
-
-NAMES = ["Theta1", "Theta2", "Theta3"]
+from .examples import ARTICLE_NAMES, ARTICLE_SHAPES, NETWORK_BUGS, article_network
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     for bug in (None, args.bug):
         J, grad, theta = article_network(bug)
         print(f"== The article's network (Theta1 10x11, Theta2 10x11, Theta3 1x11): {NETWORK_BUGS[bug]}")
-        result = check(J, grad, theta, shapes=ARTICLE_SHAPES, names=NAMES, seed=0)
+        result = check(J, grad, theta, shapes=ARTICLE_SHAPES, names=ARTICLE_NAMES, seed=0)
         print(result)
         if args.figures:
             args.out.mkdir(parents=True, exist_ok=True)

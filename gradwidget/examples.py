@@ -16,9 +16,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ARTICLE_SHAPES", "NETWORK_BUGS", "article_network", "linear_regression", "one_wrong_entry", "sigmoid"]
+from ._params import random_init
+
+__all__ = ["ARTICLE_NAMES", "ARTICLE_SHAPES", "NETWORK_BUGS", "article_gradient", "article_network",
+           "linear_regression", "one_wrong_entry", "sigmoid"]
 
 ARTICLE_SHAPES = [(10, 11), (10, 11), (1, 11)]
+ARTICLE_NAMES = ["Theta1", "Theta2", "Theta3"]
 NETWORK_BUGS = {
     None: "correct backpropagation",
     "regularized-bias": "the bias columns are regularized in grad (but not in J)",
@@ -112,12 +116,23 @@ def article_network(bug: str | None = None, samples: int = 20, lam: float = 1.0,
         data = -np.mean(y * np.log(h) + (1 - y) * np.log(1 - h), axis=1)
         return data + lam / (2 * samples) * sum(np.sum(T[:, :, 1:] ** 2, axis=(1, 2)) for T in layers)
 
-    theta = np.concatenate([T.ravel() for T in _article_init(rng)])
+    theta = np.concatenate([T.ravel() for T in random_init(ARTICLE_SHAPES, seed=rng)])
     return (J_batch if batched else J), grad, theta
 
 
-def _article_init(rng: np.random.Generator, epsilon: float = 0.12) -> list[np.ndarray]:
-    return [rng.random(shape) * 2 * epsilon - epsilon for shape in ARTICLE_SHAPES]
+def article_gradient(J: Callable[[np.ndarray], float], theta: np.ndarray, eps: float = 1e-4) -> np.ndarray:
+    """The gradient-checking article's numerical gradient: its Octave loop, one entry at a time.
+
+    ``(J(theta + eps e_i) - J(theta - eps e_i)) / (2 eps)`` for every entry
+    of a flat ``theta``, exactly as the article computes ``gradApprox``.
+    """
+    approx = np.empty(theta.size)
+    for i in range(theta.size):
+        plus, minus = theta.copy(), theta.copy()
+        plus[i] += eps
+        minus[i] -= eps
+        approx[i] = (J(plus) - J(minus)) / (2 * eps)
+    return approx
 
 
 def linear_regression(seed: int = 0) -> tuple[Callable[[Any], float], Callable[[Any], np.ndarray],

@@ -2,16 +2,12 @@
 //
 // An anywidget ES module with no imports. The model holds the block's values as
 // float32 bytes (`values`, rows x cols, row-major), the colour scale (`vmin`,
-// `vmax`, `log`) and the selected entry (`selected`, a flat offset, -1 for none).
+// `vmax`, `log`, and the colours: `colours`, 0xRRGGBB stops sampled from
+// matplotlib's colormap by Python, and `unchecked`) and the selected entry
+// (`selected`, a flat offset, -1 for none).
 // Hovering asks Python for the entry's details with a custom message
 // {type: "entry", index} and shows the reply in the readout.
 
-// magma, reversed: light for small errors, dark for large ones (17 stops).
-export const COLOURS = [
-  0xfcfdbf, 0xfde0a1, 0xfec287, 0xfea571, 0xfb8761, 0xf4695c, 0xe55064, 0xcf4070, 0xb5367a,
-  0x9b2e7f, 0x812581, 0x681c81, 0x4f127b, 0x341069, 0x1c1044, 0x090720, 0x000004,
-];
-export const UNCHECKED = [200, 200, 200]; // entries with no value (not checked): grey
 export const MAX_CANVAS = 400; // cells drawn along a side; larger blocks are max-pooled
 const MAX_CELL_PX = 24;
 
@@ -40,15 +36,24 @@ export function normalize(v, vmin, vmax, log) {
   return Math.min(1, Math.max(0, t));
 }
 
-/** [r, g, b] of a position t in [0, 1] on the colour scale; NaN is UNCHECKED. */
-export function colour(t) {
-  if (Number.isNaN(t)) return UNCHECKED;
-  const x = t * (COLOURS.length - 1);
-  const i = Math.min(COLOURS.length - 2, Math.floor(x));
+/** [r, g, b] of a 0xRRGGBB integer. */
+export function rgb(hex) {
+  return [16, 8, 0].map((shift) => (hex >> shift) & 255);
+}
+
+/**
+ * [r, g, b] of a position t in [0, 1] on a colour scale: `palette.colours` holds
+ * 0xRRGGBB stops, linearly interpolated; NaN is `palette.unchecked`.
+ */
+export function colour(t, palette) {
+  const stops = palette.colours;
+  if (Number.isNaN(t)) return rgb(palette.unchecked);
+  const x = t * (stops.length - 1);
+  const i = Math.min(stops.length - 2, Math.floor(x));
   const f = x - i;
-  const a = COLOURS[i];
-  const b = COLOURS[i + 1];
-  return [16, 8, 0].map((shift) => Math.round(((a >> shift) & 255) * (1 - f) + ((b >> shift) & 255) * f));
+  const a = rgb(stops[i]);
+  const b = rgb(stops[i + 1]);
+  return a.map((v, k) => Math.round(v * (1 - f) + b[k] * f));
 }
 
 /**
@@ -87,10 +92,10 @@ export function pool(values, cols, span, outRows, outCols) {
 }
 
 /** RGBA pixels (one per cell) of pooled values on the colour scale. */
-export function paint(values, vmin, vmax, log) {
+export function paint(values, vmin, vmax, log, palette) {
   const pixels = new Uint8ClampedArray(values.length * 4);
   for (let k = 0; k < values.length; k++) {
-    const [r, g, b] = colour(normalize(values[k], vmin, vmax, log));
+    const [r, g, b] = colour(normalize(values[k], vmin, vmax, log), palette);
     pixels.set([r, g, b, 255], 4 * k);
   }
   return pixels;
@@ -172,13 +177,14 @@ function render({ model, el }) {
   const rows = () => model.get("rows");
   const cols = () => model.get("cols");
   const name = (k) => entryName(model.get("block"), shape(), k);
+  const palette = () => ({ colours: model.get("colours"), unchecked: model.get("unchecked") });
 
   function drawColourbar() {
     const height = 120;
     barCanvas.width = 1;
     barCanvas.height = height;
     const ramp = new Float32Array(height).map((_, i) => 1 - i / (height - 1));
-    barCanvas.getContext("2d").putImageData(new ImageData(paint(ramp, 0, 1, false), 1, height), 0, 0);
+    barCanvas.getContext("2d").putImageData(new ImageData(paint(ramp, 0, 1, false, palette()), 1, height), 0, 0);
     barHigh.textContent = formatNumber(model.get("vmax")).replace(".000", "");
     barLow.textContent = formatNumber(model.get("vmin")).replace(".000", "");
     barName.textContent = `${model.get("label")} (${model.get("log") ? "log" : "linear"})`;
@@ -196,7 +202,7 @@ function render({ model, el }) {
     view = pool(data, cols(), span, MAX_CANVAS, MAX_CANVAS);
     canvas.width = view.cols;
     canvas.height = view.rows;
-    const pixels = paint(view.values, model.get("vmin"), model.get("vmax"), model.get("log"));
+    const pixels = paint(view.values, model.get("vmin"), model.get("vmax"), model.get("log"), palette());
     canvas.getContext("2d").putImageData(new ImageData(pixels, view.cols, view.rows), 0, 0);
     cellPx = Math.max(1, Math.min(MAX_CELL_PX, Math.floor(MAX_CANVAS / Math.max(view.rows, view.cols))));
     if (view.cols * cellPx < 120) cellPx = Math.min(MAX_CELL_PX * 2, Math.ceil(120 / view.cols));
@@ -302,7 +308,7 @@ function render({ model, el }) {
     draw();
   }
 
-  const redraws = ["values", "vmin", "vmax", "log", "label", "rows", "cols", "shape", "block"];
+  const redraws = ["values", "vmin", "vmax", "log", "label", "rows", "cols", "shape", "block", "colours", "unchecked"];
   for (const trait of redraws) model.on(`change:${trait}`, draw);
   model.on("change:selected", drawMarker);
   model.on("msg:custom", onReply);

@@ -3,8 +3,11 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  COLOURS, UNCHECKED, colour, entryName, formatNumber, moveSelection, normalize, paint, pool, toFloat32, unravel, zoom,
+  colour, entryName, formatNumber, moveSelection, normalize, paint, pool, rgb, toFloat32, unravel, zoom,
 } from "./heatmap.js";
+
+// A small scale for the tests; the widget gets matplotlib's from Python.
+const PALETTE = { colours: [0xfcfdbf, 0x808080, 0x000004], unchecked: 0xc8c8c8 };
 
 test("toFloat32 copies a DataView whose offset is not a multiple of 4", () => {
   const source = new Float32Array([1.5, NaN, -2]);
@@ -28,12 +31,13 @@ test("normalize: log and linear scales, clipped, NaN kept", () => {
   assert.ok(Number.isNaN(normalize(NaN, 0, 1, false)));
 });
 
-test("colour: the ends of the scale, and grey for NaN", () => {
-  assert.deepEqual(colour(0), [0xfc, 0xfd, 0xbf]);
-  assert.deepEqual(colour(1), [0, 0, 4]);
-  assert.deepEqual(colour(NaN), UNCHECKED);
-  const mid = colour(0.5);
-  assert.deepEqual(mid, [16, 8, 0].map((s) => (COLOURS[8] >> s) & 255));
+test("colour: the ends of the scale, its stops, interpolation between them, and grey for NaN", () => {
+  assert.deepEqual(colour(0, PALETTE), [0xfc, 0xfd, 0xbf]);
+  assert.deepEqual(colour(1, PALETTE), [0, 0, 4]);
+  assert.deepEqual(colour(NaN, PALETTE), [200, 200, 200]);
+  assert.deepEqual(colour(0.5, PALETTE), [128, 128, 128]);
+  assert.deepEqual(colour(0.75, PALETTE), [64, 64, 66]);
+  assert.deepEqual(rgb(0x123456), [0x12, 0x34, 0x56]);
 });
 
 test("pool keeps a lone large value visible and says where it came from", () => {
@@ -71,11 +75,11 @@ test("pool draws the zoomed window only", () => {
 });
 
 test("paint: 4 bytes a cell, opaque", () => {
-  const pixels = paint(new Float32Array([1e-12, 1, NaN]), 1e-12, 1, true);
+  const pixels = paint(new Float32Array([1e-12, 1, NaN]), 1e-12, 1, true, PALETTE);
   assert.equal(pixels.length, 12);
   assert.deepEqual(Array.from(pixels.slice(0, 4)), [0xfc, 0xfd, 0xbf, 255]);
   assert.deepEqual(Array.from(pixels.slice(4, 8)), [0, 0, 4, 255]);
-  assert.deepEqual(Array.from(pixels.slice(8, 12)), [...UNCHECKED, 255]);
+  assert.deepEqual(Array.from(pixels.slice(8, 12)), [200, 200, 200, 255]);
 });
 
 test("unravel and entryName give the real index of any rank", () => {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -16,6 +17,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from gradwidget._colour import UNCHECKED_COLOUR, colour_table
+
+PALETTE = {"colours": colour_table(), "unchecked": UNCHECKED_COLOUR}  # what the Heatmap widget sends
+
+
+def rgb(hex_colour: int) -> list[int]:
+    """[r, g, b] of a 0xRRGGBB integer, as pixels read back from a canvas give them."""
+    return [(hex_colour >> shift) & 255 for shift in (16, 8, 0)]
 CHROMIUM = Path(os.environ.get("GRADWIDGET_CHROMIUM", "/usr/bin/chromium"))
 ROOT = Path(__file__).resolve().parent.parent
 FLAGS = [
@@ -30,6 +39,7 @@ PAGE = """<!doctype html>
 <body><div id="root"></div>
 <script type="module">
 import widget from "/js/heatmap.js";
+/*PALETTE*/
 class Model {
   constructor(state) { this.state = state; this.handlers = {}; this.sent = []; this.saves = 0; }
   get(key) { return this.state[key]; }
@@ -52,7 +62,7 @@ window.show = (state, values) => {
   for (const [k, v] of values.set || []) floats[k] = v;
   const bytes = new Uint8Array(floats.byteLength + 1);
   bytes.set(new Uint8Array(floats.buffer), 1);
-  const model = new Model({ selected: -1, vmin: 1e-12, vmax: 1, log: true, label: "rel", ...state,
+  const model = new Model({ selected: -1, vmin: 1e-12, vmax: 1, log: true, label: "rel", ...window.palette, ...state,
                             values: new DataView(bytes.buffer, 1, floats.byteLength) });
   const el = document.createElement("div");
   document.getElementById("root").replaceChildren(el);
@@ -69,7 +79,7 @@ window.ready = true;
 class _Handler(http.server.SimpleHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path in ("/", "/index.html"):
-            body = PAGE.encode()
+            body = PAGE.replace("/*PALETTE*/", f"window.palette = {json.dumps(PALETTE)};").encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
             self.send_header("Content-Length", str(len(body)))

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from gradwidget.examples import ARTICLE_SHAPES, article_network, linear_regression, sigmoid
+from gradwidget.examples import ARTICLE_NAMES, ARTICLE_SHAPES, article_network, linear_regression, sigmoid
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ def logistic_zero_init() -> Case:
 def network() -> Case:
     J, grad, theta = article_network()
     return Case("network", J, grad, theta, True, options={"shapes": ARTICLE_SHAPES,
-                "names": ["Theta1", "Theta2", "Theta3"]})
+                "names": ARTICLE_NAMES})
 
 
 @case
@@ -192,25 +192,25 @@ def network_list() -> Case:
         np.split(as_list(grad)(ts), cuts), ARTICLE_SHAPES)], thetas, True)
 
 
+def _network_bug(bug: str, code: str) -> Case:
+    J, grad, theta = article_network(bug)
+    return Case(f"network-{bug}", J, grad, theta, False, frozenset({code}),
+                options={"shapes": ARTICLE_SHAPES, "names": ARTICLE_NAMES})
+
+
 @case
 def network_regularized_bias() -> Case:
-    J, grad, theta = article_network("regularized-bias")
-    return Case("network-regularized-bias", J, grad, theta, False, frozenset({"localized"}),
-                options={"shapes": ARTICLE_SHAPES, "names": ["Theta1", "Theta2", "Theta3"]})
+    return _network_bug("regularized-bias", "localized")
 
 
 @case
 def network_no_sigmoid_gradient() -> Case:
-    J, grad, theta = article_network("no-sigmoid-gradient")
-    return Case("network-no-sigmoid-gradient", J, grad, theta, False, frozenset({"localized"}),
-                options={"shapes": ARTICLE_SHAPES, "names": ["Theta1", "Theta2", "Theta3"]})
+    return _network_bug("no-sigmoid-gradient", "localized")
 
 
 @case
 def network_column_major() -> Case:
-    J, grad, theta = article_network("column-major")
-    return Case("network-column-major", J, grad, theta, False, frozenset({"permutation"}),
-                options={"shapes": ARTICLE_SHAPES, "names": ["Theta1", "Theta2", "Theta3"]})
+    return _network_bug("column-major", "permutation")
 
 
 @case

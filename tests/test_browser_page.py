@@ -10,7 +10,8 @@ import pytest
 
 pytestmark = pytest.mark.skipif(browser.missing() is not None, reason=str(browser.missing()))
 
-DARK, LIGHT, GREY = [0, 0, 4], [0xFC, 0xFD, 0xBF], [200, 200, 200]
+DARK, LIGHT, GREY = (browser.rgb(c) for c in (browser.PALETTE["colours"][-1], browser.PALETTE["colours"][0],
+                                              browser.PALETTE["unchecked"]))
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 import gradwidget as gw
-from gradwidget.examples import ARTICLE_SHAPES, article_network, one_wrong_entry
-
-NAMES = ["Theta1", "Theta2", "Theta3"]
+from gradwidget.examples import ARTICLE_NAMES, ARTICLE_SHAPES, article_network, one_wrong_entry
 
 
 @pytest.fixture(scope="module")
@@ -88,15 +86,15 @@ def way(request: pytest.FixtureRequest, fresh: InteractiveShell) -> Way:
 
 def test_right_network_passes(way: Way) -> None:
     J, grad, theta = article_network()
-    result = way.check(J, grad, theta, shapes=ARTICLE_SHAPES, names=NAMES, seed=0)
+    result = way.check(J, grad, theta, shapes=ARTICLE_SHAPES, names=ARTICLE_NAMES, seed=0)
     assert result.passed
-    assert [b.name for b in result.blocks] == NAMES
+    assert [b.name for b in result.blocks] == ARTICLE_NAMES
     assert result.evaluations < 2 * theta.size + 60
 
 
 def test_regularized_bias_is_localized(way: Way) -> None:
     J, grad, theta = article_network("regularized-bias")
-    result = way.check(J, grad, theta, shapes=ARTICLE_SHAPES, names=NAMES, seed=0)
+    result = way.check(J, grad, theta, shapes=ARTICLE_SHAPES, names=ARTICLE_NAMES, seed=0)
     assert not result.passed
     assert [d.code for d in result.diagnoses] == ["localized"]
     assert "Theta1: 10 of 110 entries wrong: the whole column 0" in result.diagnoses[0].message

@@ -10,21 +10,19 @@ import numpy as np
 import pytest
 
 import gradwidget as gw
-from gradwidget.examples import ARTICLE_SHAPES, article_network
-
-NAMES = ["Theta1", "Theta2", "Theta3"]
+from gradwidget.examples import ARTICLE_NAMES, ARTICLE_SHAPES, article_network
 
 
 @pytest.fixture(scope="module")
 def failing() -> gw.CheckResult:
     J, grad, theta = article_network("regularized-bias")
-    return gw.check(J, grad, theta, shapes=ARTICLE_SHAPES, names=NAMES, seed=0)
+    return gw.check(J, grad, theta, shapes=ARTICLE_SHAPES, names=ARTICLE_NAMES, seed=0)
 
 
 @pytest.fixture(scope="module")
 def passing() -> gw.CheckResult:
     J, grad, theta = article_network()
-    return gw.check(J, grad, theta, shapes=ARTICLE_SHAPES, names=NAMES, seed=0)
+    return gw.check(J, grad, theta, shapes=ARTICLE_SHAPES, names=ARTICLE_NAMES, seed=0)
 
 
 class Page(HTMLParser):
@@ -97,7 +95,7 @@ def test_html_report_of_a_failing_network(failing: gw.CheckResult) -> None:
     header, *worst = page.tables["gradwidget-worst"]
     assert header[0] == "entry" and len(worst) == 5
     assert all(row[0].endswith(", 0]") and row[-1] == "wrong" for row in worst)
-    assert [block for block, _ in page.figures] == NAMES
+    assert [block for block, _ in page.figures] == ARTICLE_NAMES
     sizes = [png_size(png) for _, png in page.figures]
     assert all(w > 150 and h > 80 for w, h in sizes)
     assert sizes[2][1] < sizes[0][1]  # the 1 x 11 block is drawn as a strip
@@ -203,7 +201,7 @@ def test_eps_sweep_is_a_v_for_a_right_entry_and_flat_for_a_wrong_one(failing: gw
 def test_eps_sweep_defaults_to_each_blocks_worst_entry(failing: gw.CheckResult) -> None:
     fig = failing.plot_eps_sweep()
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert labels == [f"{name}[{', '.join(map(str, b.worst))}]" for name, b in zip(NAMES, failing.blocks)]
+    assert labels == [f"{name}[{', '.join(map(str, b.worst))}]" for name, b in zip(ARTICLE_NAMES, failing.blocks)]
 
 
 def test_eps_sweep_bad_entries(failing: gw.CheckResult) -> None:

@@ -10,17 +10,15 @@ import numpy as np
 import pytest
 
 import gradwidget as gw
-from gradwidget.examples import ARTICLE_SHAPES, article_network
+from gradwidget.examples import ARTICLE_NAMES, ARTICLE_SHAPES, article_network
 from gradwidget.widget import GradCheckPanel, Heatmap
 from gradwidget.widget.heatmap import front_end_file
-
-NAMES = ["Theta1", "Theta2", "Theta3"]
 
 
 @pytest.fixture
 def failing() -> gw.CheckResult:
     J, grad, theta = article_network("regularized-bias")
-    return gw.check(J, grad, theta, shapes=ARTICLE_SHAPES, names=NAMES, seed=0)
+    return gw.check(J, grad, theta, shapes=ARTICLE_SHAPES, names=ARTICLE_NAMES, seed=0)
 
 
 def floats(heatmap: Heatmap) -> np.ndarray:
@@ -96,7 +94,7 @@ def test_panel_shows_verdict_diagnoses_and_worst(failing: gw.CheckResult) -> Non
     assert 'class="gradwidget-verdict"' in panel.summary.value and "FAILED" in panel.summary.value
     assert 'data-code="localized"' in panel.summary.value
     assert 'class="gradwidget-worst"' in panel.worst.value
-    assert [h.block for h in panel.heatmap_box.children] == NAMES
+    assert [h.block for h in panel.heatmap_box.children] == ARTICLE_NAMES
     assert panel.sweep.value[:4] == b"\x89PNG"
     bundle = panel._repr_mimebundle_()
     assert {"application/vnd.jupyter.widget-view+json", "text/html", "text/plain"} <= set(bundle)

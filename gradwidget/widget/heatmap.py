@@ -13,15 +13,13 @@ import anywidget
 import numpy as np
 import traitlets
 
+from .._colour import METRICS, RELATIVE_FLOOR, SCALES, UNCHECKED_COLOUR, colour_range, colour_table, metric_values
+
 if TYPE_CHECKING:
     from .._params import Block
     from .._result import CheckResult
 
-__all__ = ["METRICS", "SCALES", "Heatmap", "front_end_file"]
-
-METRICS = {"abs": "absolute error", "rel": "relative error", "log10 rel": "log10 relative error"}
-SCALES = ("log", "linear")
-REL_FLOOR = 1e-12  # the bottom of the relative-error scales, as in the matplotlib figures
+__all__ = ["Heatmap", "float32_bytes", "front_end_file"]
 
 
 def front_end_file(name: str) -> Path:
@@ -32,29 +30,6 @@ def front_end_file(name: str) -> Path:
             return folder / name
     raise FileNotFoundError(f"gradwidget's front end {name} is missing from {package / 'js'} and "
                             f"{package.parent / 'js'}; reinstall gradwidget")
-
-
-def metric_values(result: CheckResult, block: Block, metric: str) -> np.ndarray:
-    """One value per entry of ``block`` (NaN where not checked), in float64."""
-    ev = result.evidence
-    if metric == "abs":
-        return ev.gap[block.slice].astype(np.float64)
-    relative = ev.relative[block.slice].astype(np.float64)
-    if metric == "rel":
-        return relative
-    with np.errstate(divide="ignore"):
-        return np.log10(np.maximum(relative, REL_FLOOR))
-
-
-def colour_range(values: np.ndarray, metric: str, scale: str) -> tuple[float, float, bool]:
-    """``(vmin, vmax, log)`` of the colour bar."""
-    if metric == "log10 rel":  # already a logarithm: a linear bar
-        return float(np.log10(REL_FLOOR)), 0.0, False
-    if metric == "rel":
-        return (REL_FLOOR, 1.0, True) if scale == "log" else (0.0, 1.0, False)
-    finite = values[np.isfinite(values)]
-    top = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-    return (top * REL_FLOOR, top, True) if scale == "log" else (0.0, top, False)
 
 
 def float32_bytes(values: np.ndarray) -> bytes:
@@ -73,6 +48,7 @@ class Heatmap(anywidget.AnyWidget):
     values : bytes
         float32, one per entry, row-major in the 2-D layout.
     vmin, vmax, log, label : the colour bar
+    colours, unchecked : the colour scale (0xRRGGBB stops) and the colour of entries not checked
     selected : int
         Flat offset of the selected entry in the block; -1 for none.
     """
@@ -85,14 +61,16 @@ class Heatmap(anywidget.AnyWidget):
     rows = traitlets.Int(1).tag(sync=True)
     cols = traitlets.Int(1).tag(sync=True)
     values = traitlets.Bytes(b"").tag(sync=True)
-    vmin = traitlets.Float(REL_FLOOR).tag(sync=True)
+    vmin = traitlets.Float(RELATIVE_FLOOR).tag(sync=True)
     vmax = traitlets.Float(1.0).tag(sync=True)
     log = traitlets.Bool(True).tag(sync=True)
     label = traitlets.Unicode("rel").tag(sync=True)
+    colours = traitlets.List(traitlets.Int()).tag(sync=True)
+    unchecked = traitlets.Int(UNCHECKED_COLOUR).tag(sync=True)
     selected = traitlets.Int(-1).tag(sync=True)
 
     def __init__(self, result: CheckResult, block: Block, metric: str = "rel", scale: str = "log") -> None:
-        super().__init__()
+        super().__init__(colours=colour_table())
         self.on_msg(self._answer)
         self.show(result, block, metric, scale)
 

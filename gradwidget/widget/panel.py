@@ -15,12 +15,13 @@ from typing import Any
 import ipywidgets as w
 
 from .._check import Problem, check
+from .._colour import METRICS, SCALES
 from .._options import OPTIONS, parse_options
 from .._params import random_init
 from .._plot import figure_png
 from .._report import report_html, summary_html, worst_html
 from .._result import CheckResult
-from .heatmap import METRICS, SCALES, Heatmap
+from .heatmap import Heatmap
 
 __all__ = ["GradCheckPanel", "panel_of"]
 
