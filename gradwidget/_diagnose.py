@@ -119,9 +119,9 @@ def _failure_patterns(ev: Evidence) -> list[Diagnosis]:
         return []
     explained: dict[str, Diagnosis] = {}
     for block in failing:
-        found = _block_pattern(ev, block)
-        if found is not None:
-            explained[block.name] = found
+        pattern = _block_pattern(ev, block)
+        if pattern is not None:
+            explained[block.name] = pattern
     found = _merged(list(explained.values()), layout)
     rest = [b for b in failing if b.name not in explained]
     if rest:
@@ -133,8 +133,9 @@ def _failure_patterns(ev: Evidence) -> list[Diagnosis]:
 
 def _directional_findings(ev: Evidence) -> list[Diagnosis]:
     """A global factor seen along every direction, or the wrong entries the search named."""
-    transposed = [_block_pattern(ev, b) for b in ev.layout.blocks if b.name in ev.transposed]
+    transposed = [_transposed(b) for b in ev.layout.blocks if b.name in ev.transposed]
     found = ev.directional
+    assert found is not None  # only called in directional mode
     if found.factor is not None:
         c = found.factor
         if abs(c + 1) < 1e-3:
@@ -144,7 +145,7 @@ def _directional_findings(ev: Evidence) -> list[Diagnosis]:
                           f"numeric one{_scale_hint(c)}")]
     if not found.failed_blocks:
         return transposed
-    wrong = np.array(sorted(found.wrong), dtype=int)
+    wrong = np.array(sorted(found.wrong), dtype=np.intp)
     agreeing = [b.name for b in ev.layout.blocks if b.name not in found.failed_blocks]
     verb = "disagrees" if len(found.failed_blocks) == 1 else "disagree"
     text = f"{', '.join(found.failed_blocks)} {verb} along random directions"
@@ -163,10 +164,7 @@ def _block_pattern(ev: Evidence, block: Block) -> Diagnosis | None:
     """sign, scale, transpose or permutation, if one explains the block."""
     name = block.name
     if name in ev.transposed:
-        rows, cols = block.shape
-        return Diagnosis(TRANSPOSE, f"{name}: grad returned shape ({cols}, {rows}), expected "
-                         f"({rows}, {cols}): the transpose. Return its `.T` (or swap the "
-                         "operands of the outer product).", name)
+        return _transposed(block)
     checked = np.isfinite(ev.numeric[block.slice]) & np.isfinite(ev.analytic[block.slice])
     a, n = ev.analytic[block.slice][checked], ev.numeric[block.slice][checked]
     miss = float(np.linalg.norm(a - n))
@@ -203,6 +201,14 @@ def _block_pattern(ev: Evidence, block: Block) -> Diagnosis | None:
                          "the wrong places (a permutation): check how grad unrolls or indexes "
                          "this block.", name)
     return None
+
+
+def _transposed(block: Block) -> Diagnosis:
+    """The diagnosis of a block that grad returned with its 2-D shape reversed."""
+    rows, cols = block.shape
+    return Diagnosis(TRANSPOSE, f"{block.name}: grad returned shape ({cols}, {rows}), expected "
+                     f"({rows}, {cols}): the transpose. Return its `.T` (or swap the "
+                     "operands of the outer product).", block.name)
 
 
 def _sorted_like(a: np.ndarray, n: np.ndarray) -> np.ndarray:

@@ -281,7 +281,7 @@ class ExecutorEvaluator(Evaluator):
         size = max(1, -(-count // (self.workers * TASKS_PER_WORKER)))
         return [slice(start, min(start + size, count)) for start in range(0, count, size)]
 
-    def _gather(self, futures: list[Future], tasks: list[slice], out: np.ndarray) -> np.ndarray:
+    def _gather(self, futures: list[Future[Any]], tasks: list[slice], out: np.ndarray) -> np.ndarray:
         done = np.zeros(len(tasks), bool)
         try:
             for k, (future, part) in enumerate(zip(futures, tasks)):
@@ -310,7 +310,7 @@ def _shifts_task(J: Callable[[Any], Any], layout: Layout, point: np.ndarray, pai
     return evaluator.shifted(shifts, np.full(len(shifts), np.nan))
 
 
-def _result(future: Future) -> Any:
+def _result(future: Future[Any]) -> Any:
     try:
         return future.result()
     except (pickle.PicklingError, AttributeError, TypeError) as exc:

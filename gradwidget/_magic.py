@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import difflib
 import keyword
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -43,10 +44,9 @@ class OptionTrait(TraitType[Any, Any]):
             raise TraitError(f"%config GradCheckMagics.{exc}") from None
 
 
-GradCheckOptions = type(Magics)(
-    "GradCheckOptions", (Magics,),
+GradCheckOptions = types.new_class("GradCheckOptions", (Magics,), exec_body=lambda namespace: namespace.update(
     {"__doc__": "The defaults of %gradcheck's options, one configurable trait per option of check.",
-     **{option.name: OptionTrait(option).tag(config=True) for option in OPTIONS if option.configurable}})
+     **{option.name: OptionTrait(option).tag(config=True) for option in OPTIONS if option.configurable}}))
 
 
 def _option_flags(magic: Callable[..., Any]) -> Callable[..., Any]:
@@ -62,7 +62,8 @@ def _option_flags(magic: Callable[..., Any]) -> Callable[..., Any]:
                              help=f"never: {option.name}=False")(magic)
             magic = argument(flag, action="store_true", default=None, help=help_text)(magic)
         else:
-            kinds = {"choice": {"choices": list(option.choices)}, "float": {"type": float}, "int": {"type": int}}
+            kinds: dict[str, dict[str, Any]] = {"choice": {"choices": list(option.choices)}, "float": {"type": float},
+                                                "int": {"type": int}}
             magic = argument(*names, metavar=option.metavar, help=help_text, **kinds.get(option.kind, {}))(magic)
     return magic
 

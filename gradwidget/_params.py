@@ -265,17 +265,17 @@ def flatten(theta: Any, shapes: Sequence[Sequence[int]] | None = None,
 def _flatten_unrolled(theta: Any, shapes: Sequence[Sequence[int]],
                       names: Sequence[str] | None) -> tuple[Layout, np.ndarray]:
     array = _as_float_array(theta, "theta", "")
-    shapes = [tuple(int(d) for d in np.atleast_1d(s)) for s in shapes]
+    block_shapes = [tuple(int(d) for d in np.atleast_1d(s)) for s in shapes]
     if names is None:
-        names = [f"theta[{i}]" for i in range(len(shapes))]
-    total = sum(prod(s) for s in shapes)
+        names = [f"theta[{i}]" for i in range(len(block_shapes))]
+    total = sum(prod(s) for s in block_shapes)
     if array.ndim != 1 or array.size != total:
         raise InputError(
-            f"shapes={shapes} hold {total} entries but theta has shape {array.shape} "
+            f"shapes={block_shapes} hold {total} entries but theta has shape {array.shape} "
             f"({array.size} entries); an unrolled theta is a 1-D vector of {total}"
         )
     blocks, start = [], 0
-    for name, shape in zip(names, shapes):
+    for name, shape in zip(names, block_shapes):
         blocks.append(Block(str(name), shape, start))
         start += prod(shape)
     layout = Layout("unrolled", tuple(blocks), shape=array.shape)
@@ -357,7 +357,7 @@ def random_init(shapes: Any, epsilon: float = 0.12, seed: int | np.random.Genera
     def draw(spec: Any) -> Any:
         if isinstance(spec, np.ndarray):
             dtype = spec.dtype if spec.dtype.kind == "f" else np.float64
-            return (rng.random(spec.shape) * 2 * epsilon - epsilon).astype(dtype)
+            return np.asarray(rng.random(spec.shape) * 2 * epsilon - epsilon).astype(dtype)
         if isinstance(spec, (int, np.integer)) or (
             isinstance(spec, (tuple, list)) and all(isinstance(d, (int, np.integer)) for d in spec)
         ):

@@ -19,6 +19,10 @@ from ._params import Block
 from ._verdict import Status
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.colors import Colormap
+    from matplotlib.image import AxesImage
+
     from ._result import CheckResult
     from ._sweep import Sweep
 
@@ -45,12 +49,10 @@ def heatmaps(result: CheckResult) -> Figure:
     rows = -(-len(blocks) // columns)
     fig = DisplayedFigure(figsize=(4.2 * columns + 1.2, 2.8 * rows), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False)
-    image = None
-    for ax, block in zip(axes.ravel(), blocks):
-        image = _draw_block(ax, result, block)
+    images = [_draw_block(ax, result, block) for ax, block in zip(axes.ravel(), blocks)]
     for ax in axes.ravel()[len(blocks):]:
         ax.remove()
-    fig.colorbar(image, ax=axes.ravel().tolist(), label="relative error |a - n| / max(|a|, |n|)")
+    fig.colorbar(images[-1], ax=axes.ravel().tolist(), label="relative error |a - n| / max(|a|, |n|)")
     verdict = result.verdict if result.passed else result.verdict.upper()
     fig.suptitle(f"gradwidget: {verdict}, error {result.error:.2e}")
     return fig
@@ -74,7 +76,7 @@ def figure_png(fig: Figure, dpi: int = 80) -> bytes:
     return buffer.getvalue()
 
 
-def _draw_block(ax: object, result: CheckResult, block: Block) -> object:
+def _draw_block(ax: Axes, result: CheckResult, block: Block) -> AxesImage:
     ev = result.evidence
     rows, cols = block.grid
     relative = metric_values(result, block, "rel").reshape(rows, cols)
@@ -96,7 +98,7 @@ def _draw_block(ax: object, result: CheckResult, block: Block) -> object:
     return image
 
 
-def _colormap() -> object:
+def _colormap() -> Colormap:
     from matplotlib import colormaps
 
     return colormaps[COLORMAP].with_extremes(bad=f"#{UNCHECKED_COLOUR:06x}")  # bad: entries not checked

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -42,7 +43,7 @@ def headline(result: CheckResult) -> tuple[str, str]:
 def block_rows(result: CheckResult) -> list[tuple[str, ...]]:
     """One row of strings per block, in the order of `BLOCK_COLUMNS`."""
     directional = result.evidence.directional is not None
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for b in result.blocks:
         worst = "" if b.worst is None else "[" + ", ".join(map(str, b.worst)) + "]"
         if b.passed:
@@ -135,7 +136,7 @@ def heatmaps_html(result: CheckResult) -> str:
     return '<div class="gradwidget-heatmaps">' + "".join(figures) + "</div>"
 
 
-def _table(css_class: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def _table(css_class: str, header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     esc = html.escape
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)

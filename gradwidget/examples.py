@@ -91,7 +91,7 @@ def article_network(bug: str | None = None, samples: int = 20, lam: float = 1.0,
         thetas = unroll(theta)
         acts = forward(thetas)
         delta = acts[-1] - y[:, None]
-        grads = []
+        grads: list[np.ndarray] = []
         for layer in range(len(thetas) - 1, -1, -1):
             grads.insert(0, delta.T @ acts[layer] / samples)
             if layer:
@@ -102,8 +102,7 @@ def article_network(bug: str | None = None, samples: int = 20, lam: float = 1.0,
             G[:, 1:] += lam / samples * T[:, 1:]
             if bug == "regularized-bias":
                 G[:, 0] += lam / samples * T[:, 0]
-        order = "F" if bug == "column-major" else "C"
-        return np.concatenate([G.ravel(order=order) for G in grads])
+        return np.concatenate([G.ravel(order="F" if bug == "column-major" else "C") for G in grads])
 
     def J_batch(thetas: np.ndarray) -> np.ndarray:
         count = thetas.shape[0]

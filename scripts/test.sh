@@ -11,5 +11,6 @@ if [ -n "$missing" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; the
     apt-get update -qq && apt-get install -y -qq $missing >/dev/null
 fi
 "$PY" -m ruff check .
+"$PY" -m mypy
 node --test js/
 "$PY" -m pytest "$@"

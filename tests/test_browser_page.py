@@ -8,7 +8,8 @@ from typing import Any
 import browser
 import pytest
 
-pytestmark = pytest.mark.skipif(browser.missing() is not None, reason=str(browser.missing()))
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(browser.missing() is not None, reason=str(browser.missing()))]
 
 DARK, LIGHT, GREY = (browser.rgb(c) for c in (browser.PALETTE["colours"][-1], browser.PALETTE["colours"][0],
                                               browser.PALETTE["unchecked"]))

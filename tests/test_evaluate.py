@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from gradwidget._evaluate import Evaluator, scalar_cost
-from gradwidget._noise import returned_precision as cost_precision
 from gradwidget._params import flatten
 
 
@@ -19,12 +18,6 @@ def test_complex_cost_only_when_allowed() -> None:
     assert scalar_cost(np.complex128(1 + 2j), allow_complex=True) == 1 + 2j
     with pytest.raises(TypeError, match="J returned a complex cost"):
         scalar_cost(1 + 2j)
-
-
-def test_cost_precision() -> None:
-    assert cost_precision(np.float32(1)) == np.finfo(np.float32).eps
-    assert cost_precision((np.float32(1), None)) == np.finfo(np.float32).eps
-    assert cost_precision(1.0) == np.finfo(float).eps
 
 
 def test_along_moves_one_entry_and_restores_it() -> None:

@@ -22,7 +22,8 @@ from typing import Any
 import browser
 import pytest
 
-pytestmark = pytest.mark.skipif(browser.missing() is not None, reason=str(browser.missing()))
+pytestmark = [pytest.mark.browser, pytest.mark.slow,
+              pytest.mark.skipif(browser.missing() is not None, reason=str(browser.missing()))]
 pytest.importorskip("jupyterlab", reason="jupyterlab is not installed (pip install -e .[test])")
 
 TOKEN = "gradwidget-test"

@@ -137,6 +137,7 @@ def test_thread_pool_and_directions_on_an_executor() -> None:
     assert list(result.evidence.directional.wrong) == [7]
 
 
+@pytest.mark.slow
 def test_dask_local_cluster() -> None:
     distributed = pytest.importorskip("distributed")
     x = np.linspace(-1, 1, 40)

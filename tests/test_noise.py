@@ -1,0 +1,94 @@
+"""The noise model: each rounding, truncation, floor and precision estimate, and the noise measurement."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gradwidget._differences import STENCILS
+from gradwidget._evaluate import Evaluator
+from gradwidget._noise import NOISE_MARGIN, TRUNCATION_MARGIN, NoiseModel, measure_noise, returned_precision
+from gradwidget._params import flatten
+
+U = float(np.finfo(float).eps)
+CENTRAL = STENCILS["central"]
+
+
+def test_rounding_is_the_noise_of_J_over_the_step_with_its_margin() -> None:
+    model = NoiseModel(U, cost=2.0)
+    values = np.array([[1.0, 3.0], [4.0, -1.0]])
+    got = model.rounding(values, np.array([1e-5, 1e-3]), CENTRAL)
+    expected = NOISE_MARGIN * U * np.array([3.0, 4.0]) * CENTRAL.noise_gain / np.array([1e-5, 1e-3])
+    assert got == pytest.approx(expected)
+
+
+def test_rounding_uses_measured_noise_when_it_is_larger_and_ignores_nan() -> None:
+    model = NoiseModel(U, cost=1.0, measured=1e-9)
+    got = model.rounding(np.array([[1.0, np.nan]]), 1e-4, CENTRAL)
+    assert got == pytest.approx(NOISE_MARGIN * 1e-9 * CENTRAL.noise_gain / 1e-4)
+
+
+def test_complex_step_has_no_rounding() -> None:
+    assert NoiseModel(U, 1.0).rounding(np.ones((3, 1)), 1e-20, None).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_floor_is_relative_sqrt_u_plus_ulps_of_the_scale() -> None:
+    model = NoiseModel(U, 1.0)
+    got = model.floor(np.array([2.0, 0.0]), np.array([1.0, -3.0]), np.array([10.0, 0.0]))
+    assert got == pytest.approx([np.sqrt(U) * 2 + NOISE_MARGIN * U * 10, np.sqrt(U) * 3])
+
+
+@pytest.mark.parametrize(("order", "divisor"), [(1, 3), (2, 15), (4, 255)])
+def test_truncation_is_richardsons_estimate(order: int, divisor: int) -> None:
+    assert NoiseModel.truncation(np.array([1.0]), order)[0] == pytest.approx(TRUNCATION_MARGIN / divisor)
+
+
+def test_repeatable_allows_a_few_ulps_and_nothing_more() -> None:
+    model = NoiseModel(U, 1.0)
+    assert model.repeatable(1.0, 1.0 + 2 * U)
+    assert not model.repeatable(1.0, 1.0 + 1e-12)
+    assert not model.repeatable(1.0, float("nan"))
+
+
+def test_precision_is_the_units_or_the_measured_relative_noise() -> None:
+    assert NoiseModel(U, 10.0).precision == U
+    assert NoiseModel(U, 10.0, measured=1e-6).precision == pytest.approx(1e-7)
+    assert NoiseModel(U, 0.0, measured=1e-6).precision > 1
+
+
+def test_with_measured_keeps_the_rest() -> None:
+    model = NoiseModel(1e-7, 3.0).with_measured(2e-5)
+    assert (model.unit, model.cost, model.measured) == (1e-7, 3.0, 2e-5)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (1.5, U), (np.float32(1), np.finfo(np.float32).eps), ((np.float32(1), None), np.finfo(np.float32).eps),
+    (np.float16(1), np.finfo(np.float16).eps), (3, U), (np.array(1.0, np.float32), np.finfo(np.float32).eps),
+])
+def test_returned_precision_follows_the_type_of_the_cost(value: object, expected: float) -> None:
+    assert returned_precision(value) == expected
+
+
+@pytest.mark.parametrize("level", [1e-10, 1e-7])
+def test_measure_noise_finds_the_order_of_injected_noise(level: float) -> None:
+    rng = np.random.default_rng(0)
+    x = np.linspace(-1, 1, 10)
+
+    def noisy(v: np.ndarray) -> float:
+        return float(np.sum(np.sin(v)) + level * rng.standard_normal())
+
+    layout, point = flatten(x)
+    evaluator = Evaluator(noisy, layout, point)
+    estimates = [measure_noise(evaluator, point, NoiseModel(U, noisy(x)), np.random.default_rng(s))
+                 for s in range(25)]
+    assert evaluator.calls == 6 * 25
+    assert level / 3 < np.median(estimates) < 1.5 * level  # the estimator's median is about 0.8 sigma
+
+
+def test_measure_noise_of_a_smooth_J_is_rounding() -> None:
+    x = np.linspace(-1, 1, 10)
+    layout, point = flatten(x)
+    cost = float(np.sum(np.sin(x)) + 100)
+    found = measure_noise(Evaluator(lambda v: float(np.sum(np.sin(v)) + 100), layout, point), point,
+                          NoiseModel(U, cost), np.random.default_rng(0))
+    assert found < 10 * U * cost
