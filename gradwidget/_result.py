@@ -101,7 +101,7 @@ class CheckResult:
         self.numeric = ev.layout.unflatten(ev.numeric)
         self.error = ev.error
         verdicts = [block_verdict(ev, b) for b in ev.layout.blocks]
-        self.blocks = [self._block_report(b, v) for b, v in zip(ev.layout.blocks, verdicts)]
+        self.blocks = [block_report(ev, b, v) for b, v in zip(ev.layout.blocks, verdicts)]
         self._verdict = overall_verdict(ev, verdicts, (d.code for d in diagnoses))
 
     @property
@@ -113,22 +113,6 @@ class CheckResult:
     def passed(self) -> bool:
         """Whether the check passed."""
         return self._verdict is Verdict.PASSED
-
-    def _block_report(self, block: Block, verdict: Verdict) -> BlockReport:
-        ev = self.evidence
-        part = block.slice
-        checked = np.isfinite(ev.numeric[part])
-        # Directional checks measure only the entries they name: no per-block figure.
-        error = (global_error(ev.analytic[part], ev.numeric[part], ev.tolerance[part])
-                 if ev.directional is None else float("nan"))
-        worst = block.index(int(np.argmax(ev.significance[part]))) if checked.any() else None
-        counts = np.bincount(ev.status[part], minlength=len(Status))
-        return BlockReport(
-            block.name, block.shape, error,
-            float(np.nanmax(ev.gap[part][checked])) if checked.any() else float("nan"),
-            float(np.nanmax(ev.relative[part][checked])) if checked.any() else float("nan"),
-            worst, verdict.label, int(counts[Status.OK] + counts[Status.WRONG] + counts[Status.KINK]),
-            int(counts[Status.WRONG]), int(counts[Status.KINK]))
 
     # ------------------------------------------------------------ summaries
 
@@ -237,6 +221,23 @@ class CheckResult:
         """Flat position of each block's worst entry (None for a block with nothing checked)."""
         return [None if r.worst is None else b.start + (int(np.ravel_multi_index(r.worst, b.shape)) if b.shape else 0)
                 for b, r in zip(self.evidence.layout.blocks, self.blocks)]
+
+
+def block_report(ev: Evidence, block: Block, verdict: Verdict) -> BlockReport:
+    """The report of one block of ``ev`` whose verdict is ``verdict``."""
+    part = block.slice
+    checked = np.isfinite(ev.numeric[part])
+    # Directional checks measure only the entries they name: no per-block figure.
+    error = (global_error(ev.analytic[part], ev.numeric[part], ev.tolerance[part])
+             if ev.directional is None else float("nan"))
+    worst = block.index(int(np.argmax(ev.significance[part]))) if checked.any() else None
+    counts = np.bincount(ev.status[part], minlength=len(Status))
+    return BlockReport(
+        block.name, block.shape, error,
+        float(np.nanmax(ev.gap[part][checked])) if checked.any() else float("nan"),
+        float(np.nanmax(ev.relative[part][checked])) if checked.any() else float("nan"),
+        worst, verdict.label, int(counts[Status.OK] + counts[Status.WRONG] + counts[Status.KINK]),
+        int(counts[Status.WRONG]), int(counts[Status.KINK]))
 
 
 def _num(value: Any) -> float | None:

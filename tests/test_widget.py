@@ -69,7 +69,7 @@ def test_selection_from_the_front_end(failing: gw.CheckResult) -> None:
     panel = failing.widget()
     panel.heatmaps[0].set_state({"selected": 5 * 11})
     assert panel.selected == ("Theta1", (5, 0))
-    assert "Theta1[5, 0]" in panel.sweep_title.value
+    assert "Theta1[5, 0]" in panel.sweep_view.title.value
     panel.heatmaps[2].set_state({"selected": 3})
     assert panel.selected == ("Theta3", (0, 3))
     assert panel.heatmaps[0].selected == -1  # one selection at a time
@@ -94,30 +94,30 @@ def test_panel_shows_verdict_diagnoses_and_worst(failing: gw.CheckResult) -> Non
     assert 'class="gradwidget-verdict"' in panel.summary.value and "FAILED" in panel.summary.value
     assert 'data-code="localized"' in panel.summary.value
     assert 'class="gradwidget-worst"' in panel.worst.value
-    assert [h.block for h in panel.heatmap_box.children] == ARTICLE_NAMES
-    assert panel.sweep.value[:4] == b"\x89PNG"
+    assert [h.block for h in panel.grid.children] == ARTICLE_NAMES
+    assert panel.sweep_view.image.value[:4] == b"\x89PNG"
     bundle = panel._repr_mimebundle_()
     assert {"application/vnd.jupyter.widget-view+json", "text/html", "text/plain"} <= set(bundle)
 
 
 def test_controls_redraw_and_filter(failing: gw.CheckResult) -> None:
     panel = failing.widget()
-    panel.metric.value = "abs"
+    panel.controls.metric.value = "abs"
     assert all(h.label == "abs" for h in panel.heatmaps)
-    panel.scale.value = "linear"
+    panel.controls.scale.value = "linear"
     assert not panel.heatmaps[0].log
-    panel.block_filter.value = "Theta2"
-    assert [h.block for h in panel.heatmap_box.children] == ["Theta2"]
+    panel.controls.block_filter.value = "Theta2"
+    assert [h.block for h in panel.grid.children] == ["Theta2"]
 
 
 def test_scheme_and_step_controls_run_the_check_again(failing: gw.CheckResult) -> None:
     panel = failing.widget()
-    panel.method.value = "forward"
+    panel.controls.method.value = "forward"
     panel.wait()
     assert panel.result is not failing and panel.result.method == "forward"
-    panel.eps.value = 1e-4
+    panel.controls.eps.value = 1e-4
     panel.wait()
-    assert not panel.auto_step.value
+    assert not panel.controls.auto_step.value
     assert panel.result.problem.options.eps == 1e-4
     assert [h.result for h in panel.heatmaps] == [panel.result] * 3
 
@@ -125,7 +125,7 @@ def test_scheme_and_step_controls_run_the_check_again(failing: gw.CheckResult) -
 def test_recheck_at_a_random_point(failing: gw.CheckResult) -> None:
     panel = failing.widget()
     before = failing.evidence.point.copy()
-    panel.random_button.click()
+    panel.controls.random.click()
     panel.wait()
     point = panel.result.evidence.point
     assert not np.array_equal(point, before) and np.abs(point).max() <= 0.12
@@ -143,10 +143,10 @@ def test_panel_runs_its_own_check_and_stays_responsive() -> None:
     started = time.perf_counter()
     panel = GradCheckPanel(slow, lambda x: 2 * x, np.linspace(0, 1, 50))
     assert time.perf_counter() - started < 1  # returned while the check waits
-    assert panel.result is None and panel.progress.layout.display is None and panel.recheck_button.disabled
+    assert panel.result is None and panel.run.progress.layout.display is None and panel.controls.recheck.disabled
     release.set()
     panel.wait()
-    assert panel.result.passed and panel.progress.layout.display == "none"
+    assert panel.result.passed and panel.run.progress.layout.display == "none"
 
 
 def test_cancel_keeps_the_partial_result() -> None:
@@ -155,11 +155,11 @@ def test_cancel_keeps_the_partial_result() -> None:
         return float(np.sum(x ** 2))
 
     panel = GradCheckPanel(slow, lambda x: 2 * x, np.linspace(0, 1, 2000))
-    while panel.progress.value == 0:
+    while panel.run.progress.value == 0:
         time.sleep(0.01)
-    panel.cancel_button.click()
+    panel.run.cancel.click()
     assert panel.result.interrupted.startswith("interrupted after")
-    assert "cancelled" in panel.status.value
+    assert "cancelled" in panel.run.message.value
     assert 0 < panel.result.checked < 2000
 
 
@@ -167,7 +167,7 @@ def test_errors_in_J_show_in_the_panel() -> None:
     panel = GradCheckPanel(lambda x: 1 / 0, lambda x: x, np.ones(3))
     panel.wait()
     assert panel.result is None
-    assert "ZeroDivisionError" in panel.status.value
+    assert "ZeroDivisionError" in panel.run.message.value
 
 
 def test_bad_panel_arguments() -> None:

@@ -61,6 +61,10 @@ class GradCheckPanel(w.VBox):
         The entry clicked last in a heatmap.
     heatmaps : list of Heatmap
         One per block.
+    grid : HeatmapGrid
+    controls : Controls
+    run : RunStatus
+        The progress bar, Cancel and the last run's message.
     """
 
     def __init__(self, J: Callable[[Any], Any] | None = None, grad: Callable[[Any], Any] | None = None,
@@ -78,61 +82,32 @@ class GradCheckPanel(w.VBox):
         self.problem = problem
         self.options = {k: v for k, v in options.items() if v is not None}
         self.result: CheckResult | None = None
-        self.heatmaps: list[Heatmap] = []
-        self._selected_position = -1  # flat position in theta of the entry clicked last
-        self._run: threading.Thread | None = None
+        self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
-        self._build()
-        super().__init__([self.summary, self.status_row, self.controls, self.heatmap_box,
-                          w.HBox([self.worst, self.sweep_box])], layout=w.Layout(width="100%"))
+        self.summary = w.HTML()
+        self.run = RunStatus(self.cancel)
+        self.controls = Controls(self.options.get("method", OPTION["method"].default), self.options.get("eps"))
+        self.grid = HeatmapGrid(self._draw_sweep)
+        self.worst = w.HTML(layout=w.Layout(margin="0 16px 0 0"))
+        self.sweep_view = SweepView()
+        self._connect()
+        super().__init__([self.summary, self.run, self.controls, self.grid,
+                          w.HBox([self.worst, self.sweep_view])], layout=w.Layout(width="100%"))
         if result is not None:
             self._show(result)
         else:
             self.recheck()
 
-    # ------------------------------------------------------------ building
-
-    def _build(self) -> None:
-        opts = self.options
-        self.summary = w.HTML()
-        self.progress = w.FloatProgress(min=0.0, max=1.0, description="checking", bar_style="info")
-        self.status = w.HTML()
-        self.cancel_button = w.Button(description="Cancel", icon="stop", button_style="warning")
-        self.cancel_button.on_click(lambda _: self.cancel())
-        self.status_row = w.HBox([self.progress, self.cancel_button, self.status])
-        self.method = w.Dropdown(options=list(OPTION["method"].choices), value=opts.get("method", "central"),
-                                 description="scheme")
-        eps = opts.get("eps")
-        self.auto_step = w.Checkbox(value=eps is None, description="step per entry", indent=False)
-        self.eps = w.FloatLogSlider(value=eps or 1e-6, base=10, min=-12, max=-1, step=0.25, description="eps",
-                                    readout_format=".0e", continuous_update=False, disabled=eps is None)
-        self.metric = w.ToggleButtons(options=list(METRICS), value="rel", description="metric",
-                                      style={"button_width": "88px"})
-        self.scale = w.ToggleButtons(options=list(SCALES), value="log", description="colour",
-                                     style={"button_width": "60px"})
-        self.block_filter = w.Dropdown(options=[ALL_BLOCKS], value=ALL_BLOCKS, description="blocks")
-        self.recheck_button = w.Button(description="Re-check", icon="refresh")
-        self.random_button = w.Button(description="Re-check at a random point", icon="random",
-                                      layout=w.Layout(width="auto"))
-        self.recheck_button.on_click(lambda _: self.recheck())
-        self.random_button.on_click(lambda _: self.recheck(random_point=True))
-        self.controls = w.VBox([
-            w.HBox([self.method, self.auto_step, self.eps]),
-            w.HBox([self.metric, self.scale]),
-            w.HBox([self.block_filter, self.recheck_button, self.random_button]),
-        ])
-        self.heatmap_box = w.Box(layout=w.Layout(display="flex", flex_flow="row wrap", align_items="flex-start"))
-        self.worst = w.HTML(layout=w.Layout(margin="0 16px 0 0"))
-        self.sweep_title = w.HTML()
-        self.sweep = w.Image(format="png", layout=w.Layout(max_width="520px"))
-        self.sweep_box = w.VBox([self.sweep_title, self.sweep])
-        self.method.observe(self._scheme_changed, "value")
-        self.eps.observe(self._step_changed, "value")
-        self.auto_step.observe(self._scheme_changed, "value")
-        self.metric.observe(self._redraw, "value")
-        self.scale.observe(self._redraw, "value")
-        self.block_filter.observe(self._filter, "value")
-        self._set_busy(False)
+    def _connect(self) -> None:
+        c = self.controls
+        c.recheck.on_click(lambda _: self.recheck())
+        c.random.on_click(lambda _: self.recheck(random_point=True))
+        c.method.observe(self._scheme_changed, "value")
+        c.auto_step.observe(self._scheme_changed, "value")
+        c.eps.observe(self._step_changed, "value")
+        c.metric.observe(self._redraw, "value")
+        c.scale.observe(self._redraw, "value")
+        c.block_filter.observe(lambda change: self.grid.filter(change["new"]), "value")
 
     # ------------------------------------------------------------ checks
 
@@ -146,17 +121,16 @@ class GradCheckPanel(w.VBox):
             in [-0.12, 0.12]) instead of the current one.
         """
         self.cancel()
-        theta = self.problem.theta
         if random_point:
-            theta = random_init(theta)
-            self.problem = Problem(self.problem.J, self.problem.grad, theta, self.problem.options)
-        options = {**self.options, "method": self.method.value, "eps": None if self.auto_step.value else self.eps.value}
+            self.problem = Problem(self.problem.J, self.problem.grad, random_init(self.problem.theta),
+                                   self.problem.options)
+        options = {**self.options, **self.controls.check_options()}
         if options["method"] != "central":
             options.pop("directions", None)
         self._cancel = threading.Event()
-        self._set_busy(True)
-        self._run = threading.Thread(target=self._check, args=(theta, options, self._cancel), daemon=True)
-        self._run.start()
+        self._busy(True)
+        self._thread = threading.Thread(target=self._check, args=(options, self._cancel), daemon=True)
+        self._thread.start()
 
     def cancel(self) -> None:
         """Stop the running check; the panel shows what it measured."""
@@ -165,111 +139,69 @@ class GradCheckPanel(w.VBox):
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the running check (if any) has ended and is shown."""
-        if self._run is not None and self._run is not threading.current_thread():
-            self._run.join(timeout)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
 
-    def _check(self, theta: Any, options: dict[str, Any], cancel: threading.Event) -> None:
+    def _check(self, options: dict[str, Any], cancel: threading.Event) -> None:
         def progress(done: int, total: int) -> None:
             if cancel.is_set():
                 raise KeyboardInterrupt
-            self.progress.value = done / max(total, 1)
+            self.run.progress.value = done / max(total, 1)
 
         try:
-            result = check(self.problem.J, self.problem.grad, theta, progress=progress, **options)
+            result = check(self.problem.J, self.problem.grad, self.problem.theta, progress=progress, **options)
         except Exception as exc:
-            self._set_busy(False)
-            self.status.value = f'<span style="color:#cf222e">{type(exc).__name__}: {html.escape(str(exc))}</span>'
+            self._busy(False)
+            self.run.say(f'<span style="color:#cf222e">{type(exc).__name__}: {html.escape(str(exc))}</span>')
             return
         self._show(result)
-        self._set_busy(False)
+        self._busy(False)
         if result.interrupted:
-            self.status.value = f"<em>cancelled: {html.escape(result.interrupted)}</em>"
+            self.run.say(f"<em>cancelled: {html.escape(result.interrupted)}</em>")
 
-    def _set_busy(self, busy: bool) -> None:
-        self.progress.value = 0.0
-        self.progress.layout.display = self.cancel_button.layout.display = None if busy else "none"
-        self.status.value = ""
-        for control in (self.recheck_button, self.random_button):
-            control.disabled = busy
+    def _busy(self, busy: bool) -> None:
+        self.run.busy(busy)
+        self.controls.recheck.disabled = self.controls.random.disabled = busy
 
     # ------------------------------------------------------------ showing
 
     def _show(self, result: CheckResult) -> None:
         self.result = result
-        blocks = result.evidence.layout.blocks
         self.summary.value = summary_html(result)
         self.worst.value = worst_html(result)
-        if [h.block for h in self.heatmaps] != [b.name for b in blocks]:
-            for heatmap in self.heatmaps:
-                heatmap.close()
-            self.heatmaps = [Heatmap(result, b, self.metric.value, self.scale.value) for b in blocks]
-            for heatmap in self.heatmaps:
-                heatmap.observe(self._selection_changed, "selected")
-            names = [ALL_BLOCKS, *(b.name for b in blocks)]
-            self.block_filter.options = names if len(blocks) > 1 else [ALL_BLOCKS]
-            self._selected_position = -1
-        else:
-            self._redraw()
-        self._filter()
+        names = [b.name for b in result.evidence.layout.blocks]
+        self.controls.block_filter.options = [ALL_BLOCKS, *names] if len(names) > 1 else [ALL_BLOCKS]
+        self.grid.show(result, self.controls.metric.value, self.controls.scale.value)
+        self.grid.filter(self.controls.block_filter.value)
         self._draw_sweep()
 
     def _redraw(self, _: Any = None) -> None:
-        if self.result is None:
-            return
-        for heatmap, block in zip(self.heatmaps, self.result.evidence.layout.blocks):
-            heatmap.show(self.result, block, self.metric.value, self.scale.value)
-
-    def _filter(self, _: Any = None) -> None:
-        chosen = self.block_filter.value
-        self.heatmap_box.children = [h for h in self.heatmaps if chosen in (ALL_BLOCKS, h.block)]
+        if self.result is not None:
+            self.grid.show(self.result, self.controls.metric.value, self.controls.scale.value)
 
     def _scheme_changed(self, _: Any) -> None:
-        self.eps.disabled = self.auto_step.value
+        self.controls.eps.disabled = self.controls.auto_step.value
         self.recheck()
 
     def _step_changed(self, _: Any) -> None:
-        if self.auto_step.value:
-            self.auto_step.value = False  # re-checks
+        if self.controls.auto_step.value:
+            self.controls.auto_step.value = False  # re-checks
         else:
             self.recheck()
 
-    def _selection_changed(self, change: dict[str, Any]) -> None:
-        heatmap = change["owner"]
-        if change["new"] < 0:
-            if self.selected is not None and self.selected[0] == heatmap.block:
-                self._selected_position = -1
-            return
-        for other in self.heatmaps:
-            if other is not heatmap:
-                other.selected = -1
-        self._selected_position = heatmap.position
-        self._draw_sweep()
+    @property
+    def heatmaps(self) -> list[Heatmap]:
+        """One heatmap per block."""
+        return self.grid.heatmaps
 
     @property
     def selected(self) -> tuple[str, tuple[int, ...]] | None:
         """The entry clicked last: ``(block name, index in the block)``, or None."""
-        if self._selected_position < 0 or self.result is None:
-            return None
-        block = self.result.evidence.layout.block_of(self._selected_position)
-        return block.name, block.index(self._selected_position - block.start)
+        return self.grid.selected
 
     def _draw_sweep(self) -> None:
-        """The error against the step of the selected entry, or of the worst entry of the blocks shown."""
-        result = self.result
-        if result is None or result.problem is None:
-            return
-        position = self._selected_position
-        if position < 0:
-            shown = [(report, at) for report, at in zip(result.blocks, result.worst_positions())
-                     if at is not None and self.block_filter.value in (ALL_BLOCKS, report.name)]
-            failing = [at for report, at in shown if not report.passed]
-            if not shown:
-                self.sweep_title.value, self.sweep.value = "", b""
-                return
-            position = (failing or [shown[0][1]])[0]
-        entry = result.evidence.layout.entry_name(position)
-        self.sweep_title.value = f"<b>Error against the step: {html.escape(entry)}</b> (click an entry to change)"
-        self.sweep.value = figure_png(result.plot_eps_sweep(position), dpi=72)
+        if self.result is not None and self.result.problem is not None:
+            self.sweep_view.show(self.result, self.grid.position, self.controls.block_filter.value)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         """The widget, with the HTML report for places where widgets do not render."""
@@ -279,3 +211,140 @@ class GradCheckPanel(w.VBox):
             bundle["text/plain"] = str(self.result)
         return bundle
 
+
+class HeatmapGrid(w.Box):
+    """One heatmap per block, with one selected entry across them all.
+
+    Parameters
+    ----------
+    on_select : callable
+        Called when the selection changes.
+    """
+
+    def __init__(self, on_select: Callable[[], None]) -> None:
+        super().__init__(layout=w.Layout(display="flex", flex_flow="row wrap", align_items="flex-start"))
+        self.on_select = on_select
+        self.heatmaps: list[Heatmap] = []
+        self.result: CheckResult | None = None
+        self.position = -1  # flat position in theta of the entry clicked last
+
+    def show(self, result: CheckResult, metric: str, scale: str) -> None:
+        """Draw ``result``'s blocks; the heatmaps (and the selection) stay when the blocks are the same."""
+        blocks = result.evidence.layout.blocks
+        self.result = result
+        if [h.block for h in self.heatmaps] == [b.name for b in blocks]:
+            for heatmap, block in zip(self.heatmaps, blocks):
+                heatmap.show(result, block, metric, scale)
+            return
+        for heatmap in self.heatmaps:
+            heatmap.close()
+        self.heatmaps = [Heatmap(result, b, metric, scale) for b in blocks]
+        for heatmap in self.heatmaps:
+            heatmap.observe(self._selection_changed, "selected")
+        self.position = -1
+
+    def filter(self, chosen: str) -> None:
+        """Show every block (`ALL_BLOCKS`) or the one named."""
+        self.children = [h for h in self.heatmaps if chosen in (ALL_BLOCKS, h.block)]
+
+    @property
+    def selected(self) -> tuple[str, tuple[int, ...]] | None:
+        """The entry clicked last: ``(block name, index in the block)``, or None."""
+        if self.position < 0 or self.result is None:
+            return None
+        block = self.result.evidence.layout.block_of(self.position)
+        return block.name, block.index(self.position - block.start)
+
+    def _selection_changed(self, change: dict[str, Any]) -> None:
+        heatmap = change["owner"]
+        if change["new"] < 0:
+            if self.selected is not None and self.selected[0] == heatmap.block:
+                self.position = -1
+            return
+        for other in self.heatmaps:
+            if other is not heatmap:
+                other.selected = -1
+        self.position = heatmap.position
+        self.on_select()
+
+
+class RunStatus(w.HBox):
+    """A check running in the background: its progress bar, a Cancel button, and the last run's message."""
+
+    def __init__(self, cancel: Callable[[], None]) -> None:
+        self.progress = w.FloatProgress(min=0.0, max=1.0, description="checking", bar_style="info")
+        self.cancel = w.Button(description="Cancel", icon="stop", button_style="warning")
+        self.cancel.on_click(lambda _: cancel())
+        self.message = w.HTML()
+        super().__init__([self.progress, self.cancel, self.message])
+        self.busy(False)
+
+    def busy(self, busy: bool) -> None:
+        """Show the bar and Cancel while a check runs; clear the message."""
+        self.progress.value = 0.0
+        self.progress.layout.display = self.cancel.layout.display = None if busy else "none"
+        self.message.value = ""
+
+    def say(self, text: str) -> None:
+        """Show ``text`` (HTML) beside the bar."""
+        self.message.value = text
+
+
+class Controls(w.VBox):
+    """The panel's controls: the scheme and step of the next check (from `check`'s options), how to colour.
+
+    Attributes
+    ----------
+    method, auto_step, eps : the scheme, whether each entry gets its own step, and one step for all
+    metric, scale, block_filter : what the heatmaps show
+    recheck, random : buttons
+    """
+
+    def __init__(self, method: str, eps: float | None) -> None:
+        self.method = w.Dropdown(options=list(OPTION["method"].choices), value=method, description="scheme")
+        self.auto_step = w.Checkbox(value=eps is None, description="step per entry", indent=False)
+        self.eps = w.FloatLogSlider(value=eps or 1e-6, base=10, min=-12, max=-1, step=0.25, description="eps",
+                                    readout_format=".0e", continuous_update=False, disabled=eps is None)
+        self.metric = w.ToggleButtons(options=list(METRICS), value="rel", description="metric",
+                                      style={"button_width": "88px"})
+        self.scale = w.ToggleButtons(options=list(SCALES), value="log", description="colour",
+                                     style={"button_width": "60px"})
+        self.block_filter = w.Dropdown(options=[ALL_BLOCKS], value=ALL_BLOCKS, description="blocks")
+        self.recheck = w.Button(description="Re-check", icon="refresh")
+        self.random = w.Button(description="Re-check at a random point", icon="random", layout=w.Layout(width="auto"))
+        super().__init__([w.HBox([self.method, self.auto_step, self.eps]), w.HBox([self.metric, self.scale]),
+                          w.HBox([self.block_filter, self.recheck, self.random])])
+
+    def check_options(self) -> dict[str, Any]:
+        """The options of `check` the controls set: the scheme, and the step (None: per entry)."""
+        return {"method": self.method.value, "eps": None if self.auto_step.value else self.eps.value}
+
+
+class SweepView(w.VBox):
+    """The error against the step of one entry: the one selected, or else the worst of the blocks shown.
+
+    Attributes
+    ----------
+    title : HTML
+    image : Image
+        The figure, as PNG.
+    """
+
+    def __init__(self) -> None:
+        self.title = w.HTML()
+        self.image = w.Image(format="png", layout=w.Layout(max_width="520px"))
+        super().__init__([self.title, self.image])
+
+    def show(self, result: CheckResult, position: int, blocks_shown: str) -> None:
+        """Sweep the entry at flat ``position`` (-1: the worst failing, or else worst, of ``blocks_shown``)."""
+        if position < 0:
+            shown = [(report, at) for report, at in zip(result.blocks, result.worst_positions())
+                     if at is not None and blocks_shown in (ALL_BLOCKS, report.name)]
+            if not shown:
+                self.title.value, self.image.value = "", b""
+                return
+            failing = [at for report, at in shown if not report.passed]
+            position = (failing or [shown[0][1]])[0]
+        entry = result.evidence.layout.entry_name(position)
+        self.title.value = f"<b>Error against the step: {html.escape(entry)}</b> (click an entry to change)"
+        self.image.value = figure_png(result.plot_eps_sweep(position), dpi=72)
