@@ -43,6 +43,26 @@ JUDGED = (Status.OK, Status.WRONG, Status.KINK)
 
 
 @dataclass(frozen=True)
+class Wording:
+    """How messages name the two gradients compared and the function at fault."""
+
+    ours: str
+    theirs: str
+    function: str
+    mean_hint: str  # a factor m or 1/m between the two, m the number of examples
+    row_major: str  # who reads the values row-major
+
+
+WORDING = {
+    "numeric": Wording("the analytic gradient", "the numeric one", "grad",
+                       "dividing by m = {m} (a mean) in one of J and grad but not the other?", "J reads them"),
+    "reference": Wording("your gradient", "the reference's", "your gradient function",
+                         "{} by m = {m} (a mean)?", "theta is unrolled"),
+}
+"""Evidence.against -> wording: a check compares grad with finite differences; grading, with a reference."""
+
+
+@dataclass(frozen=True)
 class Diagnosis:
     """One finding: a fixed ``code``, a message for people, and where.
 
@@ -133,7 +153,7 @@ def _failure_patterns(ev: Evidence) -> list[Diagnosis]:
 
 def _directional_findings(ev: Evidence) -> list[Diagnosis]:
     """A global factor seen along every direction, or the wrong entries the search named."""
-    transposed = [_transposed(b) for b in ev.layout.blocks if b.name in ev.transposed]
+    transposed = [_transposed(b, WORDING[ev.against]) for b in ev.layout.blocks if b.name in ev.transposed]
     found = ev.directional
     assert found is not None  # only called in directional mode
     if found.factor is not None:
@@ -142,7 +162,7 @@ def _directional_findings(ev: Evidence) -> list[Diagnosis]:
             return [Diagnosis(SIGN, "along every random direction the analytic gradient is -1 x the "
                               "numeric one: it has the wrong sign (`y - h` where `h - y` was meant?)")]
         return [Diagnosis(SCALE, f"along every random direction the analytic gradient is {_factor(c)} x the "
-                          f"numeric one{_scale_hint(c)}")]
+                          f"numeric one{_scale_hint(c, WORDING[ev.against])}")]
     if not found.failed_blocks:
         return transposed
     wrong = np.array(sorted(found.wrong), dtype=np.intp)
@@ -162,9 +182,9 @@ def _directional_findings(ev: Evidence) -> list[Diagnosis]:
 
 def _block_pattern(ev: Evidence, block: Block) -> Diagnosis | None:
     """sign, scale, transpose or permutation, if one explains the block."""
-    name = block.name
+    name, say = block.name, WORDING[ev.against]
     if name in ev.transposed:
-        return _transposed(block)
+        return _transposed(block, say)
     checked = np.isfinite(ev.numeric[block.slice]) & np.isfinite(ev.analytic[block.slice])
     a, n = ev.analytic[block.slice][checked], ev.numeric[block.slice][checked]
     miss = float(np.linalg.norm(a - n))
@@ -178,35 +198,32 @@ def _block_pattern(ev: Evidence, block: Block) -> Diagnosis | None:
     factor = float(a @ n) / nn if nn > 0 else 0.0
     if factor != 0 and explains(a / factor):
         if abs(factor + 1) < 1e-3:
-            return Diagnosis(SIGN, f"{name}: the analytic gradient has the wrong sign "
-                             "(it is -1 x the numeric one): a gradient ascent step, or "
-                             "`y - h` where `h - y` was meant?", name)
-        return Diagnosis(SCALE, f"{name}: the analytic gradient is {_factor(factor)} x the "
-                         f"numeric one{_scale_hint(factor)}", name)
+            return Diagnosis(SIGN, f"{name}: {say.ours} has the wrong sign (it is -1 x {say.theirs}): a "
+                             "gradient ascent step, or `y - h` where `h - y` was meant?", name)
+        return Diagnosis(SCALE, f"{name}: {say.ours} is {_factor(factor)} x {say.theirs}"
+                         f"{_scale_hint(factor, say)}", name)
     if checked.all() and len(block.shape) == 2:
         full_a = ev.analytic[block.slice]
         full_n = ev.numeric[block.slice]
         rows, cols = block.shape
         if rows == cols and float(np.linalg.norm(full_a.reshape(rows, cols).T.ravel() - full_n)) <= EXPLAINED * miss:
-            return Diagnosis(TRANSPOSE, f"{name}: your gradient is the transpose of the numeric "
-                             "one: swap the operands of the outer product (e.g. `X.T @ delta` "
-                             "vs `delta.T @ X`).", name)
+            return Diagnosis(TRANSPOSE, f"{name}: {say.ours} is the transpose of {say.theirs}: swap the "
+                             "operands of the outer product (e.g. `X.T @ delta` vs `delta.T @ X`).", name)
         column_major = full_a.reshape(block.shape[::-1]).T.ravel()
         if float(np.linalg.norm(column_major - full_n)) <= EXPLAINED * miss:
-            return Diagnosis(PERMUTATION, f"{name}: grad returns the values in column-major "
-                             "(Octave `Theta(:)`, `order='F'`) order, J reads them row-major: unroll "
+            return Diagnosis(PERMUTATION, f"{name}: {say.function} returns the values in column-major "
+                             f"(Octave `Theta(:)`, `order='F'`) order, {say.row_major} row-major: unroll "
                              "with `.ravel()` (or reshape with the same order on both sides).", name)
     if explains(_sorted_like(a, n)):
-        return Diagnosis(PERMUTATION, f"{name}: the analytic gradient has the right values in "
-                         "the wrong places (a permutation): check how grad unrolls or indexes "
-                         "this block.", name)
+        return Diagnosis(PERMUTATION, f"{name}: {say.ours} has the right values in the wrong places (a "
+                         f"permutation): check how {say.function} unrolls or indexes this block.", name)
     return None
 
 
-def _transposed(block: Block) -> Diagnosis:
-    """The diagnosis of a block that grad returned with its 2-D shape reversed."""
+def _transposed(block: Block, say: Wording) -> Diagnosis:
+    """The diagnosis of a block that the gradient function returned with its 2-D shape reversed."""
     rows, cols = block.shape
-    return Diagnosis(TRANSPOSE, f"{block.name}: grad returned shape ({cols}, {rows}), expected "
+    return Diagnosis(TRANSPOSE, f"{block.name}: {say.function} returned shape ({cols}, {rows}), expected "
                      f"({rows}, {cols}): the transpose. Return its `.T` (or swap the "
                      "operands of the outer product).", block.name)
 
@@ -380,13 +397,15 @@ def _factor(c: float) -> str:
     return f"{c:.{digits}g}" if abs(c) >= 1 or abs(c - 1) < 0.01 else f"{c:.3g}"
 
 
-def _scale_hint(c: float) -> str:
+def _scale_hint(c: float, say: Wording) -> str:
+    """What usually makes ``ours = c * theirs``: a factor 2 or a mean's m, on one side only."""
     for value, hint in ((2.0, "a missing 1/2 or a doubled term?"),
                         (0.5, "a lost factor 2 (the derivative of a square)?")):
         if abs(c - value) < 1e-3 * value:
             return f": {hint}"
     for m in (c, 1 / c):
         if m > 2.5 and abs(m - round(m)) < 1e-3 * m:
-            return f": dividing by m = {round(m)} (a mean) in one of J and grad but not the other?"
+            side = "not dividing" if m == c else "dividing once more"
+            return ": " + say.mean_hint.format(side, m=round(m))
     return "."
 

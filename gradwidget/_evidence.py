@@ -78,6 +78,10 @@ class Evidence:
         Entries checked, when ``sample=`` chose them.
     directional : DirectionalFindings or None
         Set in directional mode.
+    against : str
+        What ``numeric`` is: ``"numeric"`` (finite differences, a check) or
+        ``"reference"`` (an instructor's gradient, when grading); it sets how
+        diagnoses word the comparison.
     """
 
     layout: Layout
@@ -102,6 +106,7 @@ class Evidence:
     interrupted: str | None = None
     sampled: int | None = None
     directional: DirectionalFindings | None = None
+    against: str = "numeric"
 
     @property
     def unit(self) -> float:

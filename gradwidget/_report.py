@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 __all__ = ["report_html", "report_text", "summary_html", "worst_html"]
 
 METHOD_NAMES = {"central": "central differences", "forward": "forward differences",
-                "complex": "complex step", "richardson": "Richardson extrapolation"}
+                "complex": "complex step", "richardson": "Richardson extrapolation",
+                "reference": "the instructor's reference"}
 BLOCK_COLUMNS = ("block", "shape", "error", "max abs", "max rel", "worst", "verdict")
 MAX_HEATMAPS = 12  # blocks drawn in the HTML report; more are listed in the table only
 

@@ -28,7 +28,7 @@ LAYERS: list[set[str]] = [
     {"_entries", "_directions"},  # the coordinate and directional paths
     {"_check"},  # orchestration: check, assert_gradient
     {"_colour", "_report", "_plot", "_sweep"},  # how a result shows
-    {"_magic", "widget", "demo", "__init__"},  # entry points
+    {"_magic", "widget", "grading", "demo", "__init__", "__main__"},  # entry points
 ]
 
 LAZY_DELEGATES = {
@@ -136,3 +136,14 @@ def test_type_checking_imports_and_named_delegates_are_allowed() -> None:
     source = ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ._check import Problem\n"
               "class CheckResult:\n    def plot(self):\n        from ._plot import heatmaps\n")
     assert upward_imports({"_result": source}) == []
+
+
+def test_the_grading_worker_imports_only_the_standard_library_and_numpy() -> None:
+    """It runs beside student code: nothing of gradwidget may be loaded there."""
+    tree = ast.parse((PACKAGE / "grading" / "_worker.py").read_text())
+    modules = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+               for alias in node.names}
+    modules |= {node.module.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
+    assert not any(isinstance(node, ast.ImportFrom) and node.level for node in ast.walk(tree))
+    assert modules - {"numpy", "__future__"} <= set(__import__("sys").stdlib_module_names)

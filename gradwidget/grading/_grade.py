@@ -1,0 +1,243 @@
+"""Grading a class: each submission run by an isolated worker, scored against the reference, written out.
+
+The trusted side (this module, in the grader's process or its pool's) draws
+the points, evaluates the reference, prepares a work folder holding only the
+student's code, the points and the data, runs the worker there, and scores
+what came back. Submissions run one per worker process, several at a time
+with ``workers=N`` (a process pool) or on a dask.distributed cluster.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._isolation import WORKER, Isolation, job_uid, probe, rlimits, run_worker
+from ._outcome import read_outcome
+from ._outputs import feedback_html, write_grades, write_submission
+from ._points import hidden_points, public_points, read_secret
+from ._reference import Answers, argument, load_answers, reference_answers
+from ._scoring import Graded, score, unscored
+from ._spec import Spec, SpecError, load_spec
+from ._submission import Submission, imported_modules, read_submissions
+
+__all__ = ["Context", "SelfCheck", "grade", "grade_one", "self_check"]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every grading job shares (it travels to pool processes and dask workers)."""
+
+    spec_path: Path
+    out: Path
+    public: bool
+    isolation: str
+    secret: bytes | None
+    protected: tuple[Path, ...]  # every submission's files, hidden from every worker
+
+
+def grade(spec_path: str | Path, submissions: Iterable[str | Path], out: str | Path, *, workers: int = 1,
+          dask: str | None = None, public: bool = False, isolation: str = "auto", progress: bool = True,
+          ids: dict[str, str] | None = None) -> list[Graded]:
+    """Grade submissions; write ``out/grades.csv`` and ``out/<id>/{results.json,feedback.html}``.
+
+    Parameters
+    ----------
+    spec_path : path
+        The assignment spec (TOML).
+    submissions : paths
+        ``.ipynb`` or ``.py`` files, or folders of them.
+    out : path
+        The output folder (made if missing).
+    workers : int
+        Submissions graded at once on a process pool.
+    dask : str, optional
+        A dask.distributed scheduler's address to grade on instead (the spec,
+        the submissions and ``out`` must be at the same paths there).
+    public : bool
+        Grade at the public points only (a self-check; no secret needed).
+    isolation : str
+        ``"auto"`` (the strongest available), or one of ``full``,
+        ``user-namespace``, ``limits``.
+    progress : bool
+        A progress bar over submissions.
+    ids : dict, optional
+        Submission path -> id, instead of the file's stem.
+
+    Returns
+    -------
+    list of Graded
+        In the order given. Every submission gets one, whatever it did.
+    """
+    spec = load_spec(spec_path)
+    if not public and spec.reference_file is None:
+        raise SpecError(f"{spec.path.name} holds the reference's answers at the public points only (a handout's "
+                        "spec): grading at hidden points needs [reference] file; self-check with --public")
+    chosen = probe(isolation)
+    secret = None if public else read_secret(spec)
+    paths = [Path(p).resolve() for p in submissions]
+    read = read_submissions(paths, ids)
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    protected = tuple(file for submission in read for file in submission.files)
+    context = Context(spec.path, out, public, chosen.level, secret, protected)
+    graded = _run_all(context, read, workers, dask, progress)
+    write_grades(spec, graded, out / "grades.csv")
+    return graded
+
+
+def _run_all(context: Context, submissions: list[Submission], workers: int, dask: str | None,
+             progress: bool) -> list[Graded]:
+    bar = _bar(len(submissions), progress)
+    try:
+        if dask is not None:
+            from distributed import Client
+
+            with Client(dask) as client:
+                futures = client.map(grade_one, [context] * len(submissions), submissions, pure=False)
+                return _collect(futures, lambda f: f.result(), bar)
+        if workers > 1:
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+                return _collect([pool.submit(grade_one, context, s) for s in submissions], lambda f: f.result(),
+                                bar)
+        graded = []
+        for submission in submissions:
+            graded.append(grade_one(context, submission))
+            bar.update(1)
+        return graded
+    finally:
+        bar.close()
+
+
+def _collect(futures: list[Any], result: Callable[[Any], Graded], bar: Any) -> list[Graded]:
+    """Results in submission order, advancing the bar as each one ends."""
+    order = {id(f): k for k, f in enumerate(futures)}
+    graded: list[Graded | None] = [None] * len(futures)
+    for future in _completed(futures):
+        graded[order[id(future)]] = result(future)
+        bar.update(1)
+    return [g for g in graded if g is not None]
+
+
+def _completed(futures: list[Any]) -> Iterable[Any]:
+    """concurrent.futures' or dask's futures, as each one completes."""
+    if futures and not hasattr(futures[0], "_condition"):  # dask.distributed futures
+        from distributed import as_completed as dask_completed
+
+        return dask_completed(futures)
+    return as_completed(futures)
+
+
+def _bar(total: int, show: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="grading", unit="submission", disable=not show or total < 2)
+
+
+def grade_one(context: Context, submission: Submission) -> Graded:
+    """Grade one submission and write its results.json and feedback.html."""
+    spec = _spec(context.spec_path)
+    isolation = Isolation(context.isolation)
+    if submission.problem:
+        graded = unscored(spec, submission.id, "invalid", submission.problem, isolation=isolation.describe())
+    else:
+        points = (public_points(spec) if context.public else
+                  hidden_points(spec, submission.id, context.secret or b""))
+        graded = _graded(spec, context, isolation, submission, points, _answers(spec, points, context.public))
+    write_submission(spec, graded, context.out / submission.id)
+    return graded
+
+
+def _graded(spec: Spec, context: Context, isolation: Isolation, submission: Submission, points: np.ndarray,
+            answers: Answers) -> Graded:
+    with tempfile.TemporaryDirectory(prefix="gradwidget-") as root:
+        os.chmod(root, 0o711)  # a job's uid may enter its own folder, and list none
+        workdir = _prepare(Path(root), spec, isolation, submission, points)
+        run = run_worker(isolation, workdir, spec.limits, _hidden(spec, context, workdir))
+        outcome = read_outcome(workdir, spec, len(submission.cells), len(points))
+    return score(spec, answers, outcome, run, submission.id, imported_modules(submission.cells),
+                 isolation.describe())
+
+
+@functools.lru_cache(maxsize=8)
+def _spec(path: Path) -> Spec:
+    return load_spec(path)
+
+
+def _answers(spec: Spec, points: np.ndarray, public: bool) -> Answers:
+    if public and spec.reference_file is None:
+        return load_answers(spec, points)
+    return reference_answers(spec, points)
+
+
+def _prepare(root: Path, spec: Spec, isolation: Isolation, submission: Submission, points: np.ndarray) -> Path:
+    """The work folder: the code, the points, the data; owned by the job's uid when there is one."""
+    workdir = root / "job"
+    for folder in (workdir, workdir / "out", workdir / "tmp", workdir / "arguments"):
+        folder.mkdir(mode=0o700)
+    own_uid = isolation.root and isolation.level != "user-namespace"
+    task = {"cells": list(submission.cells), "cost": spec.cost, "gradient": spec.gradient,
+            "arguments": len(spec.arguments), "layout": spec.layout, "shapes": [list(s) for s in spec.shapes],
+            "names": list(spec.names), "size": spec.size, "cell_seconds": spec.limits.cell,
+            "call_seconds": spec.limits.call, "limits": rlimits(spec.limits, own_uid)}
+    (workdir / "task.json").write_text(json.dumps(task), encoding="utf-8")
+    np.save(workdir / "points.npy", points)
+    for i, name in enumerate(spec.arguments):
+        np.save(workdir / "arguments" / f"{i}.npy", np.asarray(argument(spec.data[name])), allow_pickle=False)
+    for name, relative in spec.data_files.items():  # where the student's notebook loads them from
+        target = (workdir / relative).resolve()
+        if workdir in target.parents:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            np.save(target, spec.data[name], allow_pickle=False)
+    if own_uid:
+        uid = job_uid(workdir)
+        for path in [workdir, *workdir.rglob("*")]:
+            os.chown(path, uid, uid)
+    return workdir
+
+
+def _hidden(spec: Spec, context: Context, workdir: Path) -> list[Path]:
+    """What the worker must not see: the course's folders (or, where one holds Python itself, its files)."""
+    needed = [Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), Path(sys.executable).resolve(),
+              WORKER.resolve(), workdir]
+    course_files = [p for p in (spec.path, spec.reference_file, spec.answers_file, spec.template, spec.solution)
+                    if p is not None]
+    if spec.secret.startswith("file:"):
+        course_files.append((spec.folder / spec.secret[5:]).resolve())
+    hidden: list[Path] = []
+    for files in (course_files, list(context.protected), [context.out / "grades.csv"]):
+        for folder in sorted({f.parent for f in files}):
+            if any(n == folder or folder in n.parents for n in needed):
+                hidden += [f for f in files if f.parent == folder]  # Python lives here: hide the files only
+            else:
+                hidden.append(folder)
+    return hidden
+
+
+@dataclass(frozen=True)
+class SelfCheck:
+    """A self-check's grade, shown as its feedback in a notebook."""
+
+    graded: Graded
+    html: str
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+
+def self_check(spec_path: str | Path, submission: str | Path, out: str | Path | None = None) -> SelfCheck:
+    """Grade one's own notebook at the public points, as it will be graded (for students, before submitting)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        (graded,) = grade(spec_path, [submission], out or scratch, public=True, progress=False)
+    return SelfCheck(graded, feedback_html(_spec(Path(spec_path).resolve()), graded))

@@ -1,0 +1,124 @@
+"""What grading leaves in the output folder: grades.csv, and per submission results.json and feedback.html.
+
+Feedback for students speaks of the reference and of check points but never
+shows the hidden points, the reference's values or its code, nor the
+integrity flags (those are in grades.csv, and in results.json as a test
+hidden from students).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ._scoring import Graded
+from ._spec import Spec
+
+__all__ = ["CSV_COLUMNS", "feedback_html", "feedback_markdown", "results_json", "write_grades", "write_submission"]
+
+CSV_COLUMNS = ("submission", "score", "max_score", "status", "flags", "seconds", "isolation")
+STATUS_COLOURS = {"graded": "#1a7f37", "timeout": "#9a6700", "crashed": "#cf222e", "invalid": "#cf222e",
+                  "error": "#6e7781"}
+
+
+def write_grades(spec: Spec, graded: Sequence[Graded], path: Path) -> None:
+    """grades.csv: one row per submission, then one column per scored item."""
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow([*CSV_COLUMNS, *spec.items])
+        for g in graded:
+            writer.writerow([g.id, _number(g.score), _number(g.max_score), g.status, ";".join(g.flags),
+                             f"{g.seconds:.2f}", g.isolation, *(_number(item.points) for item in g.items)])
+
+
+def write_submission(spec: Spec, graded: Graded, folder: Path) -> None:
+    """``folder/results.json`` (Gradescope's schema) and ``folder/feedback.html``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps(results_json(spec, graded), indent=1), encoding="utf-8")
+    (folder / "feedback.html").write_text(feedback_html(spec, graded), encoding="utf-8")
+
+
+def results_json(spec: Spec, graded: Graded) -> dict[str, Any]:
+    """The grade in Gradescope's autograder results format: one test per scored item."""
+    tests: list[dict[str, Any]] = []
+    for item in graded.items:
+        lines = [f"Agrees with the reference at {item.agreed} of {item.checked} check points."]
+        lines += [f"- {d.message}" for d in graded.diagnoses if d.block in (item.name, None) and item.name != "cost"]
+        tests.append({"name": "cost" if item.name == "cost" else f"gradient: {item.name}",
+                      "score": round(item.points, 4), "max_score": item.max_points,
+                      "status": "passed" if item.agreed == item.checked and item.checked else "failed",
+                      "output": "\n".join(lines), "output_format": "md", "visibility": "visible"})
+    tests.append({"name": "integrity review (instructors only)", "score": 0, "max_score": 0,
+                  "output": ", ".join(graded.flags) or "nothing flagged", "visibility": "hidden"})
+    return {"score": round(graded.score, 4), "execution_time": round(graded.seconds, 2),
+            "output": feedback_markdown(spec, graded), "output_format": "md", "tests": tests}
+
+
+def feedback_markdown(spec: Spec, graded: Graded) -> str:
+    """The feedback as markdown (Gradescope's overall output)."""
+    lines = [f"**{spec.title}**: {_number(graded.score)} of {_number(graded.max_score)} points."]
+    if graded.reason:
+        lines.append(f"\n{graded.reason}.")
+    if graded.notes:
+        lines += ["", *(f"- {note}" for note in graded.notes)]
+    if graded.diagnoses:
+        lines += ["", "How your gradient differs from the reference:", *(f"- {d.message}" for d in graded.diagnoses)]
+    return "\n".join(lines)
+
+
+def feedback_html(spec: Spec, graded: Graded) -> str:
+    """A self-contained page: score, status, the items, what went wrong, and heatmaps of the discrepancy."""
+    esc = html.escape
+    colour = STATUS_COLOURS.get(graded.status, "#6e7781")
+    rows = "".join(f"<tr><td>{esc(item.name)}</td><td>{_number(item.points)} / {_number(item.max_points)}</td>"
+                   f"<td>{item.agreed} of {item.checked}</td></tr>" for item in graded.items)
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{esc(spec.title)}: feedback for {esc(graded.id)}</title>",
+        "<style>body{font-family:sans-serif;font-size:14px;max-width:60em;margin:1em auto;padding:0 1em}"
+        "table{border-collapse:collapse}td,th{border:1px solid #d0d7de;padding:3px 8px;text-align:left}"
+        ".status{color:white;padding:2px 8px;border-radius:4px;font-weight:bold}</style></head><body>",
+        f"<h1>{esc(spec.title)}</h1>",
+        f"<p><span class='status' style='background:{colour}'>{esc(graded.status.upper())}</span> "
+        f"{esc(graded.id)}: <b>{_number(graded.score)} of {_number(graded.max_score)} points</b></p>",
+    ]
+    if graded.reason:
+        parts.append(f"<p class='reason'>{esc(graded.reason)}.</p>")
+    parts.append("<table class='items'><thead><tr><th>item</th><th>points</th><th>agrees with the reference at"
+                 f"</th></tr></thead><tbody>{rows}</tbody></table><p>Each item is checked at "
+                 f"{graded.items[0].checked} points of your own that no one else gets.</p>")
+    if graded.notes:
+        parts.append("<h2>What went wrong</h2><ul class='notes'>"
+                     + "".join(f"<li>{esc(note)}</li>" for note in graded.notes) + "</ul>")
+    if graded.diagnoses:
+        parts.append("<h2>How your gradient differs from the reference</h2><ul class='diagnoses'>"
+                     + "".join(f"<li data-code='{esc(d.code)}'><code>{esc(d.code)}</code> {esc(d.message)}</li>"
+                               for d in graded.diagnoses) + "</ul>")
+    if graded.comparison is not None:
+        parts.append(_heatmaps(graded))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _heatmaps(graded: Graded) -> str:
+    from .._plot import block_png
+
+    result = graded.comparison
+    assert result is not None
+    figures = []
+    for block in result.evidence.layout.blocks:
+        data = base64.b64encode(block_png(result, block)).decode("ascii")
+        figures.append(f"<figure style='display:inline-block;margin:4px' data-block='{html.escape(block.name)}'>"
+                       f"<img src='data:image/png;base64,{data}' alt='{html.escape(block.name)}: relative "
+                       "discrepancy with the reference'/></figure>")
+    return ("<h2>Where (relative discrepancy with the reference at one check point; crosses: wrong)</h2>"
+            + "".join(figures))
+
+
+def _number(value: float) -> str:
+    return f"{value:.4g}"

@@ -1,0 +1,123 @@
+"""``gradwidget validate``: prove that a spec works before a class is graded with it.
+
+It runs the reference against itself (the same answers twice), checks the
+reference's own gradient with `gradwidget.check` at the check points, sees
+where its tolerance sits between an analytic gradient and a finite-difference
+one, and grades the spec's solution (full marks expected) and template (none
+expected). Every problem comes with what to fix.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .._check import check
+from ._grade import grade
+from ._points import hidden_points, public_points, read_secret
+from ._reference import argument, reference_answers, reference_functions
+from ._scoring import ANALYTIC_LEVEL, tolerances
+from ._spec import Spec, SpecError, layout_of, load_spec
+
+__all__ = ["Validation", "validate"]
+
+
+@dataclass
+class Validation:
+    """What validate found: report lines, and the problems the instructor must fix."""
+
+    lines: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def __str__(self) -> str:
+        verdict = ["", "spec OK" if self.ok else f"{len(self.problems)} problem(s) to fix:"]
+        return "\n".join(self.lines + verdict + [f"  - {p}" for p in self.problems])
+
+
+def validate(spec_path: str | Path, isolation: str = "auto") -> Validation:
+    """Check a spec and its reference; grade its solution and template (see the module's docstring)."""
+    found = Validation()
+    spec = load_spec(spec_path)
+    found.lines.append(f"{spec.path.name}: {spec.title}; {len(spec.shapes)} blocks, {spec.size} parameters, "
+                       f"{spec.hidden} hidden and {spec.public} public points, {spec.max_score:g} points")
+    if spec.reference_file is None:
+        found.problems.append("[reference] file is missing: validate (and grading at hidden points) needs it")
+        return found
+    try:
+        secret: bytes | None = read_secret(spec)
+    except SpecError as exc:
+        secret = None
+        found.lines.append(f"no secret ({exc}): checked at the public points only")
+    points = np.concatenate([public_points(spec), *([hidden_points(spec, "validate", secret)] if secret else [])])
+    try:
+        _reference(spec, points, found)
+    except Exception as exc:  # the instructor's own code: say where it broke
+        found.problems.append(f"the reference raised {type(exc).__name__}: {exc}")
+    for role, path, expect_full in (("solution", spec.solution, True), ("template", spec.template, False)):
+        if path is not None and not path.is_file():
+            found.problems.append(f"[files] {role} = {path.name!r}: no such file ({path})")
+        elif path is not None:
+            _grade_file(spec, role, path, expect_full, secret is None, isolation, found)
+    return found
+
+
+def _reference(spec: Spec, points: np.ndarray, found: Validation) -> None:
+    first, again = reference_answers(spec, points), reference_answers(spec, points)
+    if not (np.array_equal(first.costs, again.costs) and np.array_equal(first.gradients, again.gradients)):
+        found.problems.append("the reference gives different answers for the same point (is it random? seed it)")
+    cost, gradient = reference_functions(spec)
+    arguments = [argument(spec.data[name]) for name in spec.arguments]
+    layout = layout_of(spec)
+    options = {"shapes": spec.shapes, "names": spec.names} if layout.kind == "unrolled" else {}
+    finite_difference = []
+    for k, point in enumerate(points):
+        result = check(lambda t: cost(t, *arguments), None if gradient is None else lambda t: gradient(t, *arguments),
+                       layout.views(point.copy()), seed=k, **options)
+        if not result.passed:
+            reasons = "; ".join(d.message for d in result.diagnoses) or "see gradwidget.check's report"
+            found.problems.append(f"the reference's gradient fails gradwidget's check at point {k + 1}: {reasons}")
+        a, n = result.evidence.analytic, result.evidence.numeric
+        finite_difference.append(float(np.linalg.norm(n - a) / max(np.linalg.norm(a), np.finfo(float).tiny)))
+    found.lines.append(f"the reference's gradient passes gradwidget's check at {len(points)} points"
+                       if not found.problems else "the reference's gradient was checked")
+    _tolerance(spec, first.dtype, float(np.median(finite_difference)), tolerances(spec, first), found)
+
+
+def _tolerance(spec: Spec, dtype: np.dtype, fd: float, tolerance: tuple[float, float], found: Validation) -> None:
+    analytic = ANALYTIC_LEVEL * float(np.finfo(dtype).eps)
+    gradient = tolerance[1]
+    found.lines.append(f"gradient agreement: analytic gradients to about {analytic:.0e}, a finite-difference one to "
+                       f"{fd:.0e}; tolerance.gradient = {gradient:.0e}")
+    if gradient <= 10 * analytic:
+        found.problems.append(f"tolerance.gradient = {gradient:.0e} is too tight: a right gradient that sums in "
+                              f"another order could fail; set it to at least {10 * analytic:.0e}")
+    if fd <= 10 * analytic:
+        found.problems.append("a finite-difference gradient is as accurate as an analytic one here (a linear "
+                              "or tiny problem?): the numerical-gradient flag cannot work; use a richer problem")
+    elif gradient >= fd:
+        found.lines.append(f"note: a finite-difference gradient passes tolerance.gradient (it is flagged "
+                           f"numerical-gradient for review); to give it no points, set it below {fd / 10:.0e}")
+    else:
+        found.lines.append("a finite-difference gradient fails tolerance.gradient")
+
+
+def _grade_file(spec: Spec, role: str, path: Path, expect_full: bool, public: bool, isolation: str,
+                found: Validation) -> None:
+    with tempfile.TemporaryDirectory() as out:
+        (graded,) = grade(spec.path, [path], out, public=public, isolation=isolation, progress=False)
+    found.lines.append(f"{role} {path.name}: {graded.score:g} of {graded.max_score:g} ({graded.status}"
+                       f"{'; flags ' + ', '.join(graded.flags) if graded.flags else ''})")
+    if expect_full and graded.score < graded.max_score:
+        found.problems.append(f"the solution {path.name} gets {graded.score:g} of {graded.max_score:g}: "
+                              + ("; ".join(graded.notes + tuple(d.message for d in graded.diagnoses))
+                                 or graded.reason or "see its feedback"))
+    if not expect_full and graded.score > 0:
+        found.problems.append(f"the template {path.name} already gets {graded.score:g} points: its functions "
+                              "should not be right before students write them")

@@ -1,0 +1,302 @@
+"""The grading worker: runs one submission in its own process and writes back numbers only.
+
+The grader starts it as ``python -I _worker.py WORKDIR`` inside whatever
+isolation the machine allows. WORKDIR holds ``task.json`` (the student's
+code cells and what to call), ``points.npy`` (one flat check point per row)
+and ``arguments/*.npy`` (the data); nothing else of the course is visible.
+The worker lowers its own limits, runs each cell with its own time limit,
+calls the student's functions at every point, and writes ``.npy`` files into
+``WORKDIR/out`` as it goes, ending with ``done.npy``.
+
+The student's code runs in this very process, so nothing written here is
+trusted: the grader loads each file with ``allow_pickle=False``, checks its
+type and shape, and compares the numbers with the reference itself. This
+module imports only the standard library and numpy (never gradwidget), and
+the grader imports it only for the status codes below.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import os
+import resource
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# What became of a cell (out/cells.npy) or of a call at a point (out/calls.npy: cost, gradient).
+OK, RAISED, TIMEOUT = 0, 1, 2  # both
+CELL_SYNTAX, CELL_NOT_RUN = 3, 4
+CALL_BAD_VALUE, CALL_MISSING, CALL_NOT_RUN = 3, 4, 5
+# How the gradient came back, in out/p<k>_form.npy.
+FORM_ARRAY, FORM_SEQUENCE, FORM_MAPPING = 0, 1, 2
+
+MESSAGE_LENGTH = 200  # characters kept of an error message
+IGNORED_LIMIT_GRACE = 2.0  # seconds a cell may go on after its time limit before the worker gives up on it
+
+# Kept before any student code runs, so that patching numpy, builtins or the standard library does not break the
+# worker's own work.
+_save, _asarray, _float64, _open = np.save, np.asarray, np.float64, open
+_clock, _setitimer, _getpid, _exit = time.perf_counter, signal.setitimer, os.getpid, os._exit
+
+
+class TimeLimit(BaseException):
+    """A cell or call ran past its time limit (a BaseException, so that `except Exception` does not swallow it)."""
+
+
+class _Sink(io.TextIOBase):
+    """Where the student's prints go: nowhere (stdout and stderr never score)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def writable(self) -> bool:
+        return True
+
+
+class _NoShell:
+    """``get_ipython()`` for notebook code run outside IPython: magics do nothing, except those that run their cell."""
+
+    RUNS_ITS_CELL = ("capture", "time", "gradcheck")
+
+    def __init__(self, namespace: dict[str, Any]) -> None:
+        self.namespace = namespace
+        self.user_ns = namespace
+
+    def run_line_magic(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def run_cell_magic(self, name: str, line: str, cell: str) -> None:
+        if name in self.RUNS_ITS_CELL:
+            exec(compile(cell, "<cell magic>", "exec"), self.namespace)
+
+    def system(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    getoutput = system
+
+
+class Worker:
+    """One submission's run: its cells, then its functions at each point."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.task = json.loads((workdir / "task.json").read_text())
+        self.out = workdir / "out"
+        self.pid = _getpid()
+        self.points = np.load(workdir / "points.npy", allow_pickle=False)  # read before any student code runs
+        self.arguments = [_argument(np.load(workdir / "arguments" / f"{i}.npy", allow_pickle=False))
+                          for i in range(self.task["arguments"])]
+        self.imports: set[str] = set()
+        self.watched: str | None = None  # what is running under a time limit: "cell 3", "cost at point 2"
+
+    # ------------------------------------------------------------ guards
+
+    def limit(self) -> None:
+        """Lower this process's limits, soft and hard: the student's code cannot raise them again."""
+        for name, value in self.task["limits"].items():
+            kind = getattr(resource, name)
+            hard = resource.getrlimit(kind)[1]
+            value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+            resource.setrlimit(kind, (value, value))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write fails instead of killing the worker
+        signal.signal(signal.SIGALRM, self._alarm)
+
+    def watch_imports(self) -> None:
+        """Record every module imported from now on (an audit hook: it cannot be removed)."""
+        imports = self.imports
+
+        def hook(event: str, args: tuple[Any, ...]) -> None:
+            if event == "import" and args and isinstance(args[0], str):
+                imports.add(args[0])
+
+        sys.addaudithook(hook)
+
+    def _alarm(self, signum: int, frame: Any) -> None:
+        if self.watched is None:
+            return
+        if self.watched.endswith(" (over time)"):  # it caught TimeLimit and went on: give up on the whole run
+            self._note_gave_up()
+            _exit(3)
+        self.watched += " (over time)"
+        _setitimer(signal.ITIMER_REAL, IGNORED_LIMIT_GRACE)
+        raise TimeLimit
+
+    def _timed(self, what: str, seconds: float, run: Callable[[], Any]) -> Any:
+        self.watched = what
+        _setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            return run()
+        finally:
+            _setitimer(signal.ITIMER_REAL, 0)
+            self.watched = None
+            if _getpid() != self.pid:  # the student's code forked: a child never goes on with the grading
+                _exit(0)
+
+    def _note_gave_up(self) -> None:
+        self._write("gave_up.npy", _asarray(str(self.watched)[:MESSAGE_LENGTH]))
+
+    # ------------------------------------------------------------ the run
+
+    def run(self) -> None:
+        namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+        shell = _NoShell(namespace)
+        namespace["get_ipython"] = lambda: shell
+        self._run_cells(namespace)
+        self._call_functions(namespace)
+        self._write("imports.npy", _asarray(sorted(self.imports), dtype=f"<U{MESSAGE_LENGTH}"))
+        self._write("done.npy", _asarray(1))
+
+    def _run_cells(self, namespace: dict[str, Any]) -> None:
+        cells = self.task["cells"]
+        status = np.full(len(cells), CELL_NOT_RUN, dtype=np.int8)
+        errors = np.full(len(cells), "", dtype=f"<U{MESSAGE_LENGTH}")
+        seconds = np.zeros(len(cells))
+        for k, source in enumerate(cells):
+            start = _clock()
+            try:
+                code = compile(source, f"<cell {k + 1}>", "exec")
+            except (SyntaxError, ValueError) as exc:
+                status[k], errors[k] = CELL_SYNTAX, _describe(exc)
+            else:
+                status[k], errors[k], _ = self._attempt(f"cell {k + 1}", self.task["cell_seconds"],
+                                                        functools.partial(exec, code, namespace))
+            seconds[k] = _clock() - start
+            self._write("cells.npy", status)
+            self._write("cell_errors.npy", errors)
+            self._write("cell_seconds.npy", seconds)
+
+    def _attempt(self, what: str, limit: float, run: Callable[[], Any]) -> tuple[int, str, Any]:
+        """(OK, RAISED or TIMEOUT, error message, value) of ``run()`` under a time limit; nothing gets out."""
+        try:
+            return OK, "", self._timed(what, limit, run)
+        except TimeLimit:
+            return TIMEOUT, f"took longer than {limit:g} s", None
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt from student code too
+            return RAISED, _describe(exc), None
+
+    def _call_functions(self, namespace: dict[str, Any]) -> None:
+        task, points, arguments = self.task, self.points, self.arguments
+        count = len(points)
+        status = np.full((count, 2), CALL_NOT_RUN, dtype=np.int8)
+        errors = np.full((count, 2), "", dtype=f"<U{MESSAGE_LENGTH}")
+        seconds = np.full((count, 2), np.nan)
+        functions = [namespace.get(name) if name else None for name in (task["cost"], task["gradient"])]
+        for which, (name, function) in enumerate(zip((task["cost"], task["gradient"]), functions)):
+            if name and not callable(function):
+                status[:, which] = CALL_MISSING
+                errors[:, which] = f"{name} is not defined" if function is None else f"{name} is not a function"
+        for k in range(count):
+            for which, function in enumerate(functions):
+                if function is not None and callable(function):
+                    status[k, which], errors[k, which], seconds[k, which] = self._call(
+                        k, which, function, points[k], arguments)
+            self._write("calls.npy", status)
+            self._write("call_errors.npy", errors)
+            self._write("call_seconds.npy", seconds)
+
+    def _call(self, k: int, which: int, function: Callable[..., Any], point: np.ndarray,
+              arguments: list[Any]) -> tuple[int, str, float]:
+        """Call the cost (``which`` 0) or the gradient (1) at point ``k``; write what it returned."""
+        what = f"{'cost' if which == 0 else 'gradient'} at point {k + 1}"
+        start = _clock()
+        code, message, value = self._attempt(what, self.task["call_seconds"],
+                                             lambda: function(self._theta(point), *arguments))
+        elapsed = _clock() - start
+        if code != OK:
+            return code, message, elapsed
+        try:
+            if which == 1:
+                self._write_gradient(k, value)
+            elif self.task["gradient"] is None:  # one function returns (cost, gradient)
+                if not (isinstance(value, (tuple, list)) and len(value) == 2):
+                    raise TypeError(f"{self.task['cost']} must return (cost, gradient); it returned a "
+                                    f"{type(value).__name__}")
+                self._write(f"p{k}_cost.npy", _float64(_scalar(value[0])))
+                self._write_gradient(k, value[1])
+            else:
+                self._write(f"p{k}_cost.npy", _float64(_scalar(value)))
+        except BaseException as exc:
+            return CALL_BAD_VALUE, _describe(exc), elapsed
+        return OK, "", elapsed
+
+    def _theta(self, point: np.ndarray) -> Any:
+        """A fresh copy of the point in the structure the student's functions take."""
+        task = self.task
+        if task["layout"] == "unrolled":
+            return point.copy()
+        arrays, start = [], 0
+        for shape in task["shapes"]:
+            size = int(np.prod(shape, dtype=np.int64))
+            arrays.append(point[start:start + size].reshape(shape).copy())
+            start += size
+        if task["layout"] == "array":
+            return arrays[0]
+        return dict(zip(task["names"], arrays)) if task["layout"] == "dict" else arrays
+
+    def _write_gradient(self, k: int, value: Any) -> None:
+        limit = 4 * self.task["size"] + 16  # entries: generous, but no huge files
+        if isinstance(value, dict):
+            missing = [name for name in self.task["names"] if name not in value]
+            if missing:
+                raise KeyError(f"the gradient has no key {missing[0]!r}")
+            parts, form = [value[name] for name in self.task["names"]], FORM_MAPPING
+        elif isinstance(value, (list, tuple)) and value and not np.isscalar(value[0]):
+            parts, form = list(value), FORM_SEQUENCE
+        else:
+            parts, form = [value], FORM_ARRAY
+        arrays = [_asarray(part, dtype=np.float64) for part in parts]
+        if len(arrays) > len(self.task["shapes"]) + 1 or sum(a.size for a in arrays) > limit:
+            raise ValueError(f"the gradient is far larger than theta ({sum(a.size for a in arrays)} numbers)")
+        for j, array in enumerate(arrays):
+            self._write(f"p{k}_g{j}.npy", array)
+        self._write(f"p{k}_form.npy", _asarray([form, len(arrays)], dtype=np.int8))
+
+    def _write(self, name: str, array: Any) -> None:
+        with _open(self.out / name, "wb") as file:
+            _save(file, array, allow_pickle=False)
+
+
+def _scalar(value: Any) -> float:
+    array = _asarray(value, dtype=np.float64)
+    if array.size != 1:
+        raise TypeError(f"the cost must be one number; it is an array of shape {array.shape}")
+    return float(array.reshape(()))
+
+
+def _argument(array: np.ndarray) -> Any:
+    return array.item() if array.ndim == 0 else array
+
+
+def _describe(exc: BaseException) -> str:
+    """One line: the exception's type and the first line of its message."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return line[:MESSAGE_LENGTH]
+
+
+def main(workdir: str) -> None:
+    """Run the submission in ``workdir``, then exit at once (no student atexit handler or thread can hold it)."""
+    sys.stdout = sys.stderr = _Sink()
+    worker = Worker(Path(workdir))
+    os.chdir(workdir)
+    worker.limit()
+    worker.watch_imports()
+    try:
+        worker.run()
+    except BaseException as exc:  # the student's code broke the worker itself (patched numpy, closed files)
+        try:
+            worker._write("error.npy", _asarray(_describe(exc)))
+        finally:
+            _exit(2)
+    _exit(0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
