@@ -262,12 +262,18 @@ def _localized(ev: Evidence, rest: list[Block], failing: list[Block]) -> Diagnos
     if wrong.size == checked.sum():
         return None  # wrong everywhere: no place to point at
     agreeing = [b.name for b in layout.blocks if b not in failing]
-    parts = []
-    for block in rest:
-        bad = np.flatnonzero(status[block.slice] == Status.WRONG)
-        total = int(np.isin(status[block.slice], JUDGED).sum())
-        where = _where_in_block(block, bad) if bad.size < total else ""
-        parts.append(f"{block.name}: {bad.size} of {total} entries wrong{where}")
+    column = _same_whole_column(ev, rest)
+    if column is not None and len(rest) > 1:
+        names = "every block" if len(rest) == len(layout.blocks) else ", ".join(b.name for b in rest)
+        hint = " (the bias column?)" if column == 0 else ""
+        parts = [f"column {column} of {names} is wrong, and only that column{hint}"]
+    else:
+        parts = []
+        for block in rest:
+            bad = np.flatnonzero(status[block.slice] == Status.WRONG)
+            total = int(np.isin(status[block.slice], JUDGED).sum())
+            where = _where_in_block(block, bad) if bad.size < total else ""
+            parts.append(f"{block.name}: {bad.size} of {total} entries wrong{where}")
     if agreeing:
         tail = ("all other blocks agree" if len(agreeing) + len(rest) == len(layout.blocks)
                 else f"{', '.join(agreeing)} agree")
@@ -276,6 +282,20 @@ def _localized(ev: Evidence, rest: list[Block], failing: list[Block]) -> Diagnos
     block = layout.block_of(int(worst))
     return Diagnosis(LOCALIZED, "; ".join(parts) + ".", block.name,
                      block.index(int(worst) - block.start))
+
+
+def _same_whole_column(ev: Evidence, blocks: list[Block]) -> int | None:
+    """The column c when, in every one of ``blocks`` (2-D), exactly the whole column c is wrong."""
+    columns = set()
+    for block in blocks:
+        if len(block.shape) != 2:
+            return None
+        bad = np.flatnonzero(ev.status[block.slice] == Status.WRONG)
+        cols = np.unravel_index(bad, block.shape)[1]
+        if bad.size != block.shape[0] or not np.all(cols == cols[0]):
+            return None
+        columns.add(int(cols[0]))
+    return columns.pop() if len(columns) == 1 else None
 
 
 def _where_in_block(block: Block, bad: np.ndarray) -> str:

@@ -60,6 +60,17 @@ def test_a_wrong_bias_column_is_localized_and_named() -> None:
     assert found.block == "Theta1" and found.index is not None and found.index[1] == 0
 
 
+def test_the_same_whole_column_wrong_in_several_blocks_is_said_once() -> None:
+    a = N.copy()
+    a[:, 0] += 0.3
+    three = {"T1": a, "T2": a[:3], "T3": N[:2]}
+    (found,) = diagnose(evidence(three, {"T1": N, "T2": N[:3], "T3": N[:2]}))
+    assert found.message == ("column 0 of T1, T2 is wrong, and only that column (the bias column?); all other "
+                             "blocks agree.")
+    (found,) = diagnose(evidence({"T1": a, "T2": a[:3]}, {"T1": N, "T2": N[:3]}))
+    assert found.message == "column 0 of every block is wrong, and only that column (the bias column?)."
+
+
 def test_a_few_wrong_entries_are_named() -> None:
     a = N.copy()
     a[1, 2] += 1.0

@@ -83,4 +83,4 @@ def test_an_nbgrader_course_gets_the_isolated_grade(tmp_path: Path) -> None:
         assert not gradebook.find_grade(CELL, NOTEBOOK, ASSIGNMENT, "bob").needs_manual_grade
     assert scores == {"alice": 10, "bob": 2}
     feedback = (course / "feedback" / "bob" / ASSIGNMENT / "gradwidget-feedback.html").read_text()
-    assert "the whole column 0 (the bias column?)" in feedback
+    assert "column 0 of every block is wrong, and only that column (the bias column?)" in feedback

@@ -57,7 +57,7 @@ def test_gradcheck_notebook_shows_the_bug_and_the_fix(executed: dict[str, Any]) 
     outputs = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs]
     reports = [out.data for out in outputs if "text/html" in out.get("data", {})]
     assert [data["text/plain"].split()[1] for data in reports] == ["FAILED", "PASSED", "PASSED"]
-    assert "the whole column 0 (the bias column?)" in reports[0]["text/html"]
+    assert "column 0 of every block is wrong, and only that column (the bias column?)" in reports[0]["text/html"]
     assert all(data["text/html"].count("data:image/png;base64,") == 3 for data in reports[:2])
     plain = [out.data["text/plain"] for out in outputs if out.output_type == "execute_result"]
     assert "(False, ['localized'], 10)" in plain

@@ -91,7 +91,7 @@ def test_html_report_of_a_failing_network(failing: gw.CheckResult) -> None:
                                                   ("Theta2", "(10, 11)", "10 of 110 wrong"),
                                                   ("Theta3", "(1, 11)", "1 of 11 wrong")]
     assert [code for code, _ in page.diagnoses] == ["localized"]
-    assert "the whole column 0 (the bias column?)" in page.diagnoses[0][1]
+    assert "column 0 of every block is wrong, and only that column (the bias column?)" in page.diagnoses[0][1]
     header, *worst = page.tables["gradwidget-worst"]
     assert header[0] == "entry" and len(worst) == 5
     assert all(row[0].endswith(", 0]") and row[-1] == "wrong" for row in worst)
