@@ -138,6 +138,25 @@ def test_a_linked_out_folder_is_not_followed(tmp_path: Path) -> None:
     assert not read_outcome(tmp_path / "job", load_spec(SPEC), 0, 1).finished
 
 
+# ---------------------------------------------------------------- isolation
+
+
+def test_folders_others_cannot_pass_are_reopened_for_the_way_to_python_only(tmp_path: Path) -> None:
+    from gradwidget.grading._isolation import reopen_plan
+
+    (tmp_path / "home" / "python" / "bin").mkdir(parents=True)
+    (tmp_path / "home" / "secrets").mkdir()
+    os.chmod(tmp_path / "home", 0o700)
+    python = tmp_path / "home" / "python" / "bin"
+
+    def within(plan: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:  # pytest's own folders are 0700 too
+        return [(b, c) for b, c in plan if tmp_path in b.parents]
+
+    assert within(reopen_plan([python])) == [(tmp_path / "home", tmp_path / "home" / "python")]
+    os.chmod(tmp_path / "home", 0o755)
+    assert within(reopen_plan([python])) == []
+
+
 # ---------------------------------------------------------------- commands
 
 

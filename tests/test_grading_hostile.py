@@ -8,7 +8,6 @@ own) skip, saying so, where the grader is not root; CI runs as root.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import threading
 import time
@@ -366,6 +365,12 @@ def test_hidden_points_are_the_submissions_own(course: tuple[Path, Path]) -> Non
 
 
 @needs_full
-def test_isolation_is_recorded(course: tuple[Path, Path]) -> None:
-    graded = run(course, "isolated", solution_cells())
-    assert graded.isolation.startswith("full: no network") and os.geteuid() == 0
+def test_the_worker_runs_the_graders_python_as_a_uid_of_its_own(course: tuple[Path, Path]) -> None:
+    import sys
+
+    cells = solution_cells()
+    cells.insert(1, "import os, sys\nraise RuntimeError(f'{os.getuid()} {sys.version}')")
+    graded = run(course, "isolated", cells)
+    assert graded.isolation.startswith("full: no network") and graded.score == 10
+    uid, version = graded.notes[0].removeprefix("cell 2 raised RuntimeError: ").split(" ", 1)
+    assert int(uid) >= 1_000_000 and sys.version.startswith(version)

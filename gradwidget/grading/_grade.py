@@ -186,7 +186,7 @@ def _prepare(root: Path, spec: Spec, isolation: Isolation, submission: Submissio
     workdir = root / "job"
     for folder in (workdir, workdir / "out", workdir / "tmp", workdir / "arguments"):
         folder.mkdir(mode=0o700)
-    own_uid = isolation.root and isolation.level != "user-namespace"
+    own_uid = isolation.own_uid
     task = {"cells": list(submission.cells), "cost": spec.cost, "gradient": spec.gradient,
             "arguments": len(spec.arguments), "layout": spec.layout, "shapes": [list(s) for s in spec.shapes],
             "names": list(spec.names), "size": spec.size, "cell_seconds": spec.limits.cell,

@@ -25,18 +25,21 @@ it started.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ._spec import Limits
 
-__all__ = ["LEVELS", "Isolation", "Run", "probe", "processes_of", "run_worker"]
+__all__ = ["LEVELS", "Isolation", "Run", "probe", "processes_of", "python_paths", "reopen_plan", "run_worker"]
 
 LEVELS = ("full", "user-namespace", "limits")
 WORKER = Path(__file__).with_name("_worker.py")
@@ -44,19 +47,63 @@ FIRST_UID = 1_000_000  # job uids start here, far above any real user's
 NAMESPACES = ["--net", "--pid", "--mount", "--fork", "--kill-child", "--mount-proc"]
 SHARED_TEMP = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))  # cleaned of what a job uid left there
 
-# Runs as root inside the new namespaces: hide paths, then become the job's uid (or stay, with "-").
+# Runs as root inside the new namespaces (argv[1]: the plan, JSON): make Python reachable for the job's uid,
+# hide the course's files, then become the job's uid (or stay, uid None) and run the worker.
 LAUNCHER = r"""
-uid=$1 python=$2 worker=$3 workdir=$4; shift 4
-for path in "$@"; do
-    if [ -d "$path" ]; then mount -t tmpfs -o size=16k,mode=0555 gradwidget-hidden "$path" || exit 97
-    elif [ -e "$path" ]; then mount --bind /dev/null "$path" || exit 97
-    fi
-done
-[ -d /dev/shm ] && mount -t tmpfs -o size=64m,mode=1777 gradwidget-shm /dev/shm
-if [ "$uid" = - ]; then exec "$python" -I "$worker" "$workdir"; fi
-exec setpriv --reuid="$uid" --regid="$uid" --clear-groups --no-new-privs --inh-caps=-all --bounding-set=-all \
-    -- "$python" -I "$worker" "$workdir"
+import json, os, subprocess, sys
+plan = json.loads(sys.argv[1])
+def mount(*args):
+    if subprocess.run(["mount", *args], stdin=subprocess.DEVNULL).returncode:
+        sys.exit(97)
+kept = []
+for k, (_, child) in enumerate(plan["reopen"]):  # keep each way in before its directory is covered
+    keep = os.path.join(plan["scratch"], f"keep{k}")
+    open(keep, "w").close() if os.path.isfile(child) else os.makedirs(keep)
+    mount("--bind", child, keep)
+    kept.append(keep)
+for blocking in dict.fromkeys(b for b, _ in plan["reopen"]):
+    mount("-t", "tmpfs", "-o", "size=64k,mode=0755", "gradwidget-reopened", blocking)
+for keep, (_, child) in zip(kept, plan["reopen"]):
+    open(child, "w").close() if os.path.isfile(keep) else os.makedirs(child, exist_ok=True)
+    mount("--bind", keep, child)
+for path in plan["hidden"]:
+    if os.path.isdir(path):
+        mount("-t", "tmpfs", "-o", "size=16k,mode=0555", "gradwidget-hidden", path)
+    elif os.path.exists(path):
+        mount("--bind", "/dev/null", path)
+if os.path.isdir("/dev/shm"):
+    mount("-t", "tmpfs", "-o", "size=64m,mode=1777", "gradwidget-shm", "/dev/shm")
+command = plan["command"]
+if plan["uid"] is not None:
+    uid = str(plan["uid"])
+    command = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs",
+               "--inh-caps=-all", "--bounding-set=-all", "--", *command]
+os.execvp(command[0], command)
 """
+PYTHON_CHECK = "import numpy, sys; sys.exit(0 if sys.version == {version!r} else 3)"
+
+
+def python_paths() -> list[Path]:
+    """What the worker's Python needs to reach: the interpreter, its prefixes and search path, the worker."""
+    paths = [Path(sys.executable), Path(sys.executable).resolve(), Path(sys.prefix), Path(sys.base_prefix),
+             WORKER, *(Path(p) for p in sys.path if p and Path(p).is_dir())]
+    return list(dict.fromkeys(p.resolve() for p in paths))
+
+
+def reopen_plan(paths: list[Path]) -> list[tuple[Path, Path]]:
+    """(blocking folder, entry within it) for each folder others cannot pass on the way to ``paths``.
+
+    In the worker's mount namespace each blocking folder is covered by an
+    empty, passable one holding only the entries named, bound back in place:
+    Python stays at its own paths for an unprivileged uid, and nothing else
+    of those folders shows.
+    """
+    plan: dict[tuple[Path, Path], None] = {}
+    for path in paths:
+        for folder, child in zip(path.parents[::-1], [*path.parents[::-1][1:], path]):
+            if not os.stat(folder).st_mode & stat.S_IXOTH:
+                plan[(folder, child)] = None
+    return list(plan)
 
 
 @dataclass(frozen=True)
@@ -66,8 +113,11 @@ class Isolation:
     level: str
 
     @property
-    def root(self) -> bool:
-        return os.geteuid() == 0
+    def own_uid(self) -> bool:
+        """Whether the worker runs as a uid of its own (the grader is root, and Python is reachable for it)."""
+        if os.geteuid() != 0 or self.level == "user-namespace":
+            return False
+        return self.level == "full" or not reopen_plan(python_paths())
 
     def describe(self) -> str:
         """One line for grades.csv: what the worker could not do, and what it could."""
@@ -76,18 +126,21 @@ class Isolation:
         if self.level == "user-namespace":
             return "user-namespace: no network, own PID and mount namespace, course files hidden, rlimits; " \
                    "grader's uid"
-        uid = "own uid, " if self.root else "grader's uid, course files readable, "
+        uid = "own uid, " if self.own_uid else "grader's uid, course files readable, "
         return f"limits: rlimits, own process group, {uid}network open"
 
 
 def probe(requested: str = "auto") -> Isolation:
-    """The strongest level this machine allows (or ``requested``, if it is allowed)."""
+    """The strongest level this machine allows (or ``requested``, if it is allowed).
+
+    A level counts as allowed only once a worker's Python, started the way
+    that level starts it, has imported numpy.
+    """
     root = os.geteuid() == 0
     usable = []
-    if shutil.which("unshare") and shutil.which("setpriv") and root and _works(["unshare", *NAMESPACES, "true"]):
+    if root and shutil.which("unshare") and shutil.which("setpriv") and _python_runs(Isolation("full")):
         usable.append("full")
-    if not root and shutil.which("unshare") and _works(["unshare", "--user", "--map-root-user", *NAMESPACES,
-                                                         "true"]):
+    if not root and shutil.which("unshare") and _python_runs(Isolation("user-namespace")):
         usable.append("user-namespace")
     usable.append("limits")
     if requested == "auto":
@@ -97,12 +150,31 @@ def probe(requested: str = "auto") -> Isolation:
     return Isolation(requested)
 
 
-def _works(command: list[str]) -> bool:
-    try:
-        return subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, timeout=10).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
+def _python_runs(isolation: Isolation) -> bool:
+    """Whether the worker's Python, started as ``isolation`` starts it, runs and imports numpy."""
+    check = [sys.executable, "-I", "-c", PYTHON_CHECK.format(version=sys.version)]
+    with tempfile.TemporaryDirectory() as scratch:
+        os.chmod(scratch, 0o711)
+        uid = FIRST_UID - 1 if isolation.level == "full" else None
+        try:
+            return subprocess.run(_command(isolation, check, uid, Path(scratch), []), stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30).returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            return False
+
+
+def _command(isolation: Isolation, command: list[str], uid: int | None, scratch: Path,
+             hidden: list[Path]) -> list[str]:
+    """``command`` started at ``isolation``'s level, as ``uid`` where there is one."""
+    if isolation.level == "limits":
+        if uid is None:
+            return command
+        return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs",
+                "--inh-caps=-all", "--bounding-set=-all", "--", *command]
+    plan = {"command": command, "uid": uid, "scratch": str(scratch), "hidden": [str(p) for p in hidden],
+            "reopen": [[str(b), str(c)] for b, c in reopen_plan(python_paths())] if uid is not None else []}
+    prefix = ["unshare"] if isolation.level == "full" else ["unshare", "--user", "--map-root-user"]
+    return [*prefix, *NAMESPACES, "--", sys.executable, "-I", "-c", LAUNCHER, json.dumps(plan)]
 
 
 def job_uid(workdir: Path) -> int:
@@ -132,18 +204,8 @@ class Run:
 
 def run_worker(isolation: Isolation, workdir: Path, limits: Limits, hidden: list[Path]) -> Run:
     """Run the worker on ``workdir`` (prepared and owned by the job's uid); hide ``hidden`` where possible."""
-    uid = job_uid(workdir) if isolation.root else None
-    if isolation.level == "limits":
-        command = [sys.executable, "-I", str(WORKER), str(workdir)]
-        if uid is not None:
-            command = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs",
-                       "--inh-caps=-all", "--bounding-set=-all", "--", *command]
-    else:
-        prefix = ["unshare", *NAMESPACES] if isolation.level == "full" else ["unshare", "--user",
-                                                                              "--map-root-user", *NAMESPACES]
-        who = str(uid) if isolation.level == "full" else "-"
-        command = [*prefix, "--", "sh", "-c", LAUNCHER, "sh", who, sys.executable, str(WORKER), str(workdir),
-                   *map(str, hidden)]
+    uid = job_uid(workdir) if isolation.own_uid else None
+    command = _command(isolation, [sys.executable, "-I", str(WORKER), str(workdir)], uid, workdir.parent, hidden)
     environment = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "TMPDIR": str(workdir / "tmp"),
                    "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                    "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1"}
