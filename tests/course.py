@@ -7,7 +7,10 @@ written into its gradient, or hostile cells added around it.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +61,55 @@ def grade_cells(spec: Path, folder: Path, name: str, cells: list[str], **options
     path = write_notebook(folder / "submissions" / f"{name}.ipynb", cells)
     (graded,) = grade(spec, [path], folder / "out", progress=False, **options)
     return graded
+
+
+# ---------------------------------------------------------------- an nbgrader course of the same exercise
+
+ASSIGNMENT, NOTEBOOK, CELL = "backprop", "backprop", "gradient-grade"
+
+
+def nbgrader_cell(source: str, **metadata: object) -> dict[str, object]:
+    return {"cell_type": "code", "execution_count": None, "outputs": [], "source": source,
+            "metadata": {"nbgrader": {"schema_version": 3, "solution": False, "grade": False, "locked": False,
+                                      "task": False, **metadata}}}
+
+
+def source_notebook() -> dict[str, object]:
+    setup, cost, gradient = solution_cells()[:3]
+    cells = [nbgrader_cell(setup, grade_id="setup", locked=True),
+             nbgrader_cell(f"### BEGIN SOLUTION\n{cost}\n### END SOLUTION", grade_id="cost", solution=True),
+             nbgrader_cell(f"### BEGIN SOLUTION\n{gradient}\n### END SOLUTION", grade_id="gradient", solution=True),
+             nbgrader_cell("# Graded by gradwidget, in an isolated worker, after nbgrader autograde:\n"
+                           "# gradwidget nbgrader assignment.toml --course . --assignment backprop --notebook "
+                           "backprop --cell gradient-grade", grade_id=CELL, grade=True, locked=True, points=10)]
+    return {"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                        "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def submission(cells: list[str]) -> dict[str, object]:
+    released = source_notebook()
+    for cell, source in zip(released["cells"], cells):  # type: ignore[call-overload]
+        cell["source"] = source
+    return released
+
+
+def nbgrader(course: Path, *args: str) -> None:
+    """Run an nbgrader command in the course."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # nbgrader runs `alembic` by name
+    subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, check=True, capture_output=True,
+                   timeout=300, env={**os.environ, "PATH": path})
+
+
+def nbgrader_course(folder: Path, submissions: dict[str, list[str]]) -> Path:
+    """An nbgrader course in ``folder``: the exercise generated, and each student's cells submitted."""
+    (folder / "source" / ASSIGNMENT).mkdir(parents=True)
+    (folder / "nbgrader_config.py").write_text(f"c = get_config()\nc.CourseDirectory.root = {str(folder)!r}\n"
+                                               "c.CourseDirectory.course_id = 'demo'\n")
+    (folder / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb").write_text(json.dumps(source_notebook()))
+    nbgrader(folder, "generate_assignment", ASSIGNMENT, "--force")
+    for student, cells in submissions.items():
+        where = folder / "submitted" / student / ASSIGNMENT
+        where.mkdir(parents=True)
+        (where / f"{NOTEBOOK}.ipynb").write_text(json.dumps(submission(cells)))
+        (where / "timestamp.txt").write_text("2026-11-24 12:00:00.000000 UTC")
+    return folder

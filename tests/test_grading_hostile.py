@@ -254,6 +254,31 @@ for name in ("grades.csv", "writer/results.json", "writer/feedback.html", "intru
 
 
 @needs_full
+def test_filling_every_writable_place_stays_within_limits(course: tuple[Path, Path]) -> None:
+    cells = solution_cells()
+    cells.insert(1, """
+import os
+written = {}
+for where in (".", "/tmp", "/var/tmp", "/dev/shm"):
+    written[where] = 0
+    try:
+        for k in range(100):
+            with open(os.path.join(where, f"gradwidget-test-fill{k}"), "wb") as file:
+                for _ in range(32):
+                    file.write(bytes(2 ** 20))
+                    written[where] += 1
+    except OSError:
+        pass
+raise RuntimeError(f"{written} {sorted(os.listdir('/tmp'))}")
+""")
+    graded = run(course, "disk-filler", cells)
+    assert graded.score == 10 and graded.status == "graded"  # its results had a room of their own
+    assert graded.notes == ("cell 2 raised RuntimeError: {'.': 64, '/tmp': 16, '/var/tmp': 16, '/dev/shm': 64} "
+                            "['gradwidget-test-fill0']",)
+    assert not list(Path("/tmp").glob("gradwidget-test-fill*"))
+
+
+@needs_full
 def test_no_network(course: tuple[Path, Path]) -> None:
     server = socket.create_server(("127.0.0.1", 0))
     server.settimeout(10)

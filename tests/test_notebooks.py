@@ -14,7 +14,11 @@ pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 nbclient = pytest.importorskip("nbclient")
 nbformat = pytest.importorskip("nbformat")
 
-NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+FOLDER = Path(__file__).parent.parent / "notebooks"
+# Every notebook but the grading exercise's template, whose functions raise NotImplementedError until a student
+# writes them (its grading is tested in test_grading).
+NOTEBOOKS = sorted(p for p in FOLDER.rglob("*.ipynb") if p.name != "student.ipynb" and ".ipynb_checkpoints" not in
+                   p.parts)
 KERNEL = "gradwidget-tests"
 
 
@@ -62,3 +66,21 @@ def test_gradcheck_notebook_shows_the_bug_and_the_fix(executed: dict[str, Any]) 
     plain = [out.data["text/plain"] for out in outputs if out.output_type == "execute_result"]
     assert "(False, ['localized'], 10)" in plain
     assert sum("image/png" in out.get("data", {}) for out in outputs) == 1  # the eps sweep
+
+
+def test_the_instructors_walkthrough_grades_a_class(executed: dict[str, Any]) -> None:
+    notebook = executed["instructor.ipynb"]
+    text = "".join(out.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                   for out in cell.outputs)
+    assert "spec OK" in text
+    assert "student     0 / 10  graded   flags: -" in text
+    assert "ada        10 / 10  graded   flags: -" in text
+    assert "bob         2 / 10  graded   flags: -" in text
+    assert "cyd        10 / 10  graded   flags: numerical-gradient, slow-gradient" in text
+    assert "column 0 of every block is wrong, and only that column (the bias column?)." in text
+    assert "10.0 of 10.0 at the public points" in text
+
+
+def test_the_solution_notebook_checks_its_own_gradient(executed: dict[str, Any]) -> None:
+    outputs = [out for cell in executed["solution.ipynb"].cells if cell.cell_type == "code" for out in cell.outputs]
+    assert any("PASSED" in out.get("data", {}).get("text/plain", "") for out in outputs)

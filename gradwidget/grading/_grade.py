@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ._isolation import WORKER, Isolation, job_uid, probe, rlimits, run_worker
+from ._isolation import WORKER, Isolation, job_folder, probe, rlimits, run_worker
 from ._outcome import read_outcome
 from ._outputs import feedback_html, write_grades, write_submission
 from ._points import hidden_points, public_points, read_secret
@@ -161,10 +161,11 @@ def grade_one(context: Context, submission: Submission) -> Graded:
 
 def _graded(spec: Spec, context: Context, isolation: Isolation, submission: Submission, points: np.ndarray,
             answers: Answers) -> Graded:
-    with tempfile.TemporaryDirectory(prefix="gradwidget-") as root:
-        os.chmod(root, 0o711)  # a job's uid may enter its own folder, and list none
-        workdir = _prepare(Path(root), spec, isolation, submission, points)
-        run = run_worker(isolation, workdir, spec.limits, _hidden(spec, context, workdir))
+    inputs = points.nbytes + sum(a.nbytes for a in spec.data.values()) * 2 + sum(map(len, submission.cells))
+    results = len(points) * (16 * spec.size + 8192) + 1024 * len(submission.cells) + 2 ** 20
+    with job_folder(isolation, spec.limits.output + inputs + 2 ** 20, results) as (root, uid):
+        workdir = _prepare(root, spec, uid, submission, points)
+        run = run_worker(isolation, workdir, uid, spec.limits, _hidden(spec, context, workdir))
         outcome = read_outcome(workdir, spec, len(submission.cells), len(points))
     return score(spec, answers, outcome, run, submission.id, imported_modules(submission.cells),
                  isolation.describe())
@@ -181,16 +182,15 @@ def _answers(spec: Spec, points: np.ndarray, public: bool) -> Answers:
     return reference_answers(spec, points)
 
 
-def _prepare(root: Path, spec: Spec, isolation: Isolation, submission: Submission, points: np.ndarray) -> Path:
+def _prepare(root: Path, spec: Spec, uid: int | None, submission: Submission, points: np.ndarray) -> Path:
     """The work folder: the code, the points, the data; owned by the job's uid when there is one."""
-    workdir = root / "job"
-    for folder in (workdir, workdir / "out", workdir / "tmp", workdir / "arguments"):
+    workdir = root / "job"  # made, with its out folder, by job_folder
+    for folder in (workdir / "tmp", workdir / "arguments"):
         folder.mkdir(mode=0o700)
-    own_uid = isolation.own_uid
     task = {"cells": list(submission.cells), "cost": spec.cost, "gradient": spec.gradient,
             "arguments": len(spec.arguments), "layout": spec.layout, "shapes": [list(s) for s in spec.shapes],
             "names": list(spec.names), "size": spec.size, "cell_seconds": spec.limits.cell,
-            "call_seconds": spec.limits.call, "limits": rlimits(spec.limits, own_uid)}
+            "call_seconds": spec.limits.call, "limits": rlimits(spec.limits, uid is not None)}
     (workdir / "task.json").write_text(json.dumps(task), encoding="utf-8")
     np.save(workdir / "points.npy", points)
     for i, name in enumerate(spec.arguments):
@@ -200,8 +200,7 @@ def _prepare(root: Path, spec: Spec, isolation: Isolation, submission: Submissio
         if workdir in target.parents:
             target.parent.mkdir(parents=True, exist_ok=True)
             np.save(target, spec.data[name], allow_pickle=False)
-    if own_uid:
-        uid = job_uid(workdir)
+    if uid is not None:
         for path in [workdir, *workdir.rglob("*")]:
             os.chown(path, uid, uid)
     return workdir

@@ -34,18 +34,22 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ._spec import Limits
 
-__all__ = ["LEVELS", "Isolation", "Run", "probe", "processes_of", "python_paths", "reopen_plan", "run_worker"]
+__all__ = ["LEVELS", "Isolation", "Run", "covers", "job_folder", "probe", "processes_of", "python_paths", "reopen_plan",
+           "run_worker"]
 
 LEVELS = ("full", "user-namespace", "limits")
 WORKER = Path(__file__).with_name("_worker.py")
 FIRST_UID = 1_000_000  # job uids start here, far above any real user's
 NAMESPACES = ["--net", "--pid", "--mount", "--fork", "--kill-child", "--mount-proc"]
-SHARED_TEMP = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))  # cleaned of what a job uid left there
+SHARED_TEMP = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))  # covered, in full isolation; cleaned after
+WORK_BASE = Path("/run/gradwidget")  # full isolation's job folders: each a size-limited tmpfs, outside SHARED_TEMP
+COVER_SIZE = {"reopened": "64k", "shared": "16m"}  # the empty file systems that cover folders
 
 # Runs as root inside the new namespaces (argv[1]: the plan, JSON): make Python reachable for the job's uid,
 # hide the course's files, then become the job's uid (or stay, uid None) and run the worker.
@@ -55,17 +59,19 @@ plan = json.loads(sys.argv[1])
 def mount(*args):
     if subprocess.run(["mount", *args], stdin=subprocess.DEVNULL).returncode:
         sys.exit(97)
-kept = []
-for k, (_, child) in enumerate(plan["reopen"]):  # keep each way in before its directory is covered
-    keep = os.path.join(plan["scratch"], f"keep{k}")
-    open(keep, "w").close() if os.path.isfile(child) else os.makedirs(keep)
-    mount("--bind", child, keep)
-    kept.append(keep)
-for blocking in dict.fromkeys(b for b, _ in plan["reopen"]):
-    mount("-t", "tmpfs", "-o", "size=64k,mode=0755", "gradwidget-reopened", blocking)
-for keep, (_, child) in zip(kept, plan["reopen"]):
-    open(child, "w").close() if os.path.isfile(keep) else os.makedirs(child, exist_ok=True)
-    mount("--bind", keep, child)
+# Cover folders (deepest first) with an empty file system holding only the entries the worker needs:
+# build it aside, bind those entries into it, then move it over the folder.
+for k, (folder, options, children) in enumerate(plan["covers"]):
+    new = os.path.join(plan["scratch"], f"cover{k}")
+    os.makedirs(new)
+    mount("-t", "tmpfs", "-o", options, "gradwidget-cover", new)
+    for child in children:
+        place = os.path.join(new, os.path.relpath(child, folder))
+        os.makedirs(place if os.path.isdir(child) else os.path.dirname(place), exist_ok=True)
+        if not os.path.isdir(child):
+            open(place, "w").close()
+        mount("--rbind", child, place)
+    mount("--move", new, folder)
 for path in plan["hidden"]:
     if os.path.isdir(path):
         mount("-t", "tmpfs", "-o", "size=16k,mode=0555", "gradwidget-hidden", path)
@@ -88,6 +94,69 @@ def python_paths() -> list[Path]:
     paths = [Path(sys.executable), Path(sys.executable).resolve(), Path(sys.prefix), Path(sys.base_prefix),
              WORKER, *(Path(p) for p in sys.path if p and Path(p).is_dir())]
     return list(dict.fromkeys(p.resolve() for p in paths))
+
+
+def covers(own_uid: bool) -> list[tuple[Path, str, list[Path]]]:
+    """Folders the launcher covers, deepest first: (folder, tmpfs options, entries kept in it).
+
+    With a uid of its own, the worker gets folders others cannot pass
+    reopened on the way to Python (`reopen_plan`), and the shared temporary
+    folders replaced by small empty ones (keeping Python where it lives
+    there), so that it can neither fill the machine's disk nor leave files
+    for other jobs.
+    """
+    if not own_uid:
+        return []
+    needed = python_paths()
+    found: dict[Path, tuple[str, list[Path]]] = {}
+    for folder, child in reopen_plan(needed):
+        found.setdefault(folder, (f"size={COVER_SIZE['reopened']},mode=0755", []))[1].append(child)
+    for folder in SHARED_TEMP[:2]:
+        if folder.is_dir():
+            inside = [p for p in needed if folder in p.parents]
+            kept = [p for p in inside if not any(q in p.parents for q in inside)]
+            found[folder] = (f"size={COVER_SIZE['shared']},mode=1777", kept)
+    return [(folder, options, children) for folder, (options, children) in
+            sorted(found.items(), key=lambda item: -len(item[0].parts))]
+
+
+@contextlib.contextmanager
+def job_folder(isolation: Isolation, size: int, results: int) -> Iterator[tuple[Path, int | None]]:
+    """A private folder for one job (0711, holding ``job/out`` for the worker's results), and the job's uid.
+
+    In full isolation both folders are tmpfs mounts outside the shared
+    temporary folders: ``size`` bytes for the job, ``results`` bytes for its
+    results apart, so that a submission that fills its folder cannot also
+    take the room its results need. The uid comes from the folder's inode on
+    the machine's file system: no other job has it while this one runs.
+    """
+    if isolation.level != "full":
+        with tempfile.TemporaryDirectory(prefix="gradwidget-") as temporary:
+            os.chmod(temporary, 0o711)
+            (Path(temporary) / "job" / "out").mkdir(parents=True)
+            yield Path(temporary), _uid(Path(temporary)) if isolation.own_uid else None
+        return
+    WORK_BASE.mkdir(mode=0o711, parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="job-", dir=WORK_BASE))
+    uid = _uid(root)
+    try:
+        _mount_tmpfs(root, size, 0o711)
+        (root / "job" / "out").mkdir(parents=True)
+        _mount_tmpfs(root / "job" / "out", results, 0o700)
+        yield root, uid
+    finally:
+        subprocess.run(["umount", "--recursive", "--lazy", str(root)], stdin=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        root.rmdir()
+
+
+def _uid(folder: Path) -> int:
+    return FIRST_UID + os.stat(folder).st_ino % (2 ** 31 - FIRST_UID)
+
+
+def _mount_tmpfs(folder: Path, size: int, mode: int) -> None:
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode={mode:o}", "gradwidget-job", str(folder)],
+                   check=True, stdin=subprocess.DEVNULL)
 
 
 def reopen_plan(paths: list[Path]) -> list[tuple[Path, Path]]:
@@ -153,14 +222,13 @@ def probe(requested: str = "auto") -> Isolation:
 def _python_runs(isolation: Isolation) -> bool:
     """Whether the worker's Python, started as ``isolation`` starts it, runs and imports numpy."""
     check = [sys.executable, "-I", "-c", PYTHON_CHECK.format(version=sys.version)]
-    with tempfile.TemporaryDirectory() as scratch:
-        os.chmod(scratch, 0o711)
-        uid = FIRST_UID - 1 if isolation.level == "full" else None
-        try:
-            return subprocess.run(_command(isolation, check, uid, Path(scratch), []), stdin=subprocess.DEVNULL,
+    uid = FIRST_UID - 1 if isolation.level == "full" else None
+    try:
+        with job_folder(isolation, 2 ** 20, 2 ** 16) as (scratch, _):
+            return subprocess.run(_command(isolation, check, uid, scratch, []), stdin=subprocess.DEVNULL,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30).returncode == 0
-        except (OSError, subprocess.SubprocessError):
-            return False
+    except (OSError, subprocess.SubprocessError):
+        return False
 
 
 def _command(isolation: Isolation, command: list[str], uid: int | None, scratch: Path,
@@ -172,14 +240,9 @@ def _command(isolation: Isolation, command: list[str], uid: int | None, scratch:
         return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs",
                 "--inh-caps=-all", "--bounding-set=-all", "--", *command]
     plan = {"command": command, "uid": uid, "scratch": str(scratch), "hidden": [str(p) for p in hidden],
-            "reopen": [[str(b), str(c)] for b, c in reopen_plan(python_paths())] if uid is not None else []}
+            "covers": [[str(f), o, [str(c) for c in children]] for f, o, children in covers(uid is not None)]}
     prefix = ["unshare"] if isolation.level == "full" else ["unshare", "--user", "--map-root-user"]
     return [*prefix, *NAMESPACES, "--", sys.executable, "-I", "-c", LAUNCHER, json.dumps(plan)]
-
-
-def job_uid(workdir: Path) -> int:
-    """A uid no one else uses while this job runs: from the work folder's inode, unique while it exists."""
-    return FIRST_UID + os.stat(workdir).st_ino % (2 ** 31 - FIRST_UID)
 
 
 def rlimits(limits: Limits, own_uid: bool) -> dict[str, int]:
@@ -202,9 +265,8 @@ class Run:
     launcher_error: str = ""
 
 
-def run_worker(isolation: Isolation, workdir: Path, limits: Limits, hidden: list[Path]) -> Run:
-    """Run the worker on ``workdir`` (prepared and owned by the job's uid); hide ``hidden`` where possible."""
-    uid = job_uid(workdir) if isolation.own_uid else None
+def run_worker(isolation: Isolation, workdir: Path, uid: int | None, limits: Limits, hidden: list[Path]) -> Run:
+    """Run the worker on ``workdir`` (prepared, and owned by ``uid`` if not None); hide ``hidden`` where possible."""
     command = _command(isolation, [sys.executable, "-I", str(WORKER), str(workdir)], uid, workdir.parent, hidden)
     environment = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "TMPDIR": str(workdir / "tmp"),
                    "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
