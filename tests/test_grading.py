@@ -273,3 +273,10 @@ def test_two_workers_and_a_dask_cluster_grade_the_same(tmp_path: Path) -> None:
         assert [(g.id, g.score, g.flags) for g in run] == [(g.id, g.score, g.flags) for g in serial]
     assert [g.score for g in serial] == [2, 10, 2, 10]
     assert SECRET  # the course's secret drew every run's points
+
+
+def test_the_readme_names_every_spec_key() -> None:
+    from gradwidget.grading import SPEC_KEYS
+
+    readme = (COURSE.parents[1] / "README.md").read_text()
+    assert [key for key in SPEC_KEYS if f"| `{key}` |" not in readme] == []

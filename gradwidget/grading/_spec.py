@@ -66,7 +66,7 @@ SPEC_KEYS: dict[str, str] = {
     "limits.memory": "address space, e.g. \"2 GiB\" (default 4 GiB)",
     "limits.processes": "processes and threads (default 64)",
     "limits.files": "open files (default 256)",
-    "limits.output": "largest file the worker may write (default 64 MiB)",
+    "limits.output": "what the worker may write: its folder's size and the largest file (default 64 MiB)",
     "integrity.forbidden": f"modules whose import is flagged (default {list(DEFAULT_FORBIDDEN)})",
     "integrity.slow_factor": "flag a gradient this many times slower than the cost (default 20)",
     "files.template": "the notebook students start from (handouts; validate expects it to score 0)",
