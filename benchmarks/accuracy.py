@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from anchors import ANCHORS
 from corpus import Case, all_cases, make
+from tables import print_table
 
 import gradwidget as gw
 from gradwidget._params import flatten
@@ -92,12 +93,9 @@ def main() -> int:
             outcomes.append((case, passed, None, counted.calls, time.perf_counter() - start))
         tally(name, outcomes)
 
-    header = ("checker", "bugs caught", "false alarms", "right explanations", "calls of J", "seconds")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     print(f"{len(cases)} cases: {len(buggy)} buggy ({len(explained)} with a diagnosis to give), "
           f"{len(cases) - len(buggy)} right\n")
-    for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths)) + " |")
+    print_table(("checker", "bugs caught", "false alarms", "right explanations", "calls of J", "seconds"), rows)
     print("\nWrong verdicts:")
     for name, names in misses.items():
         print(f"  {name}: {', '.join(names) if names else 'none'}")

@@ -28,6 +28,7 @@ from gradwidget.widget import Heatmap
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import browser
+from tables import ok, print_table
 
 SIDE = 1000
 RUNS = 7
@@ -78,25 +79,17 @@ def main() -> int:
     dense[123_456] = 1.0
     rows = [("entries", f"{SIDE * SIDE:,}", "", ""),
             ("binary buffer bytes / entry", f"{buffer_bytes / SIDE ** 2:.2f}", "4",
-             _met(buffer_bytes == 4 * SIDE ** 2)),
-            ("JSON state bytes (the rest)", f"{json_bytes}", "small", _met(json_bytes < 2000)),
+             ok(buffer_bytes == 4 * SIDE ** 2)),
+            ("JSON state bytes (the rest)", f"{json_bytes}", "small", ok(json_bytes < 2000)),
             ("  ES module and CSS, sent with the widget's first state", f"{module_bytes}", "", "")]
     for label, data in (("check's values (mostly not checked)", values), ("dense values", dense.tobytes())):
         first, again = draw_times(data)
         rows.append((f"draw after data arrives, {label}", f"{statistics.median(first):.0f} ms", "<= 1000 ms",
-                     _met(statistics.median(first) <= 1000)))
+                     ok(statistics.median(first) <= 1000)))
         rows.append((f"redraw on new values, {label}", f"{statistics.median(again):.0f} ms", "<= 1000 ms",
-                     _met(statistics.median(again) <= 1000)))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    header = ("what", "measured", "target", "met")
-    widths = [max(w, len(h)) for w, h in zip(widths, header)]
-    for row in (header, tuple("-" * w for w in widths), *rows):
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
+                     ok(statistics.median(again) <= 1000)))
+    print_table(("what", "measured", "target", "met"), rows)
     return 0
-
-
-def _met(ok: bool) -> str:
-    return "yes" if ok else "NO"
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from course import (
     with_gradient_bug,
     write_notebook,
 )
+from tables import ok, print_table
 
 from gradwidget.grading import grade
 from gradwidget.grading._cli import main as gradwidget_command
@@ -80,10 +81,10 @@ def main() -> int:
         rows += [("one submission alone (the spec loaded, isolation probed, the reference run)", f"{one:.2f} s",
                   "", ""),
                  (f"{args.count} submissions, 1 worker: per submission", f"{serial / args.count:.2f} s", "<= 1 s",
-                  _ok(serial / args.count <= 1)),
+                  ok(serial / args.count <= 1)),
                  (f"{args.count} submissions, 2 workers: per submission per worker",
-                  f"{2 * parallel / args.count:.2f} s", "<= 1 s", _ok(2 * parallel / args.count <= 1)),
-                 ("speedup of 2 workers over 1", f"{serial / parallel:.2f}x", "near 2x", _ok(serial / parallel >= 1.6))]
+                  f"{2 * parallel / args.count:.2f} s", "<= 1 s", ok(2 * parallel / args.count <= 1)),
+                 ("speedup of 2 workers over 1", f"{serial / parallel:.2f}x", "near 2x", ok(serial / parallel >= 1.6))]
         try:
             import nbgrader as _  # noqa: F401
         except ImportError:
@@ -104,15 +105,8 @@ def main() -> int:
                      ("  then gradwidget nbgrader (isolated grades into its gradebook): per submission",
                       f"{isolated / args.nbgrader_count:.2f} s", "", "")]
     print(f"gradwidget grading speed; isolation: {isolation.describe()}\n")
-    header = ("what", "measured", "target", "met")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-    for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths)) + " |")
+    print_table(("what", "measured", "target", "met"), rows)
     return 0
-
-
-def _ok(met: bool) -> str:
-    return "yes" if met else "NO"
 
 
 if __name__ == "__main__":

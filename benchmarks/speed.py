@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 from anchors import ANCHORS
+from tables import ok, print_table
 
 import gradwidget as gw
 from gradwidget.examples import ARTICLE_SHAPES, article_gradient, article_network, one_wrong_entry
@@ -198,12 +199,6 @@ def anchors() -> list[tuple[str, str, str]]:
     return rows
 
 
-def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths)) + " |")
-
-
 def main() -> int:
     overhead, per_call = full_check_overhead()
     sizes = {m: vectorized(m) for m in (20, 100, 200)}
@@ -211,27 +206,23 @@ def main() -> int:
     fraction, named = directional()
     rows = [
         (f"full check / 2n bare calls (MLP, n={MLP_SIZE}, J {per_call * 1e6:.0f} us)",
-         f"{overhead:.3f}", "<= 1.10", _ok(overhead <= 1.10)),
+         f"{overhead:.3f}", "<= 1.10", ok(overhead <= 1.10)),
         *[(f"vectorized check / one batched call on 2n points (article network, m={m}: {call * 1e3:.1f} ms)",
-           f"{ratio:.2f}", "<= 1.3", _ok(ratio <= 1.3)) for m, (ratio, _, call) in sizes.items()],
-        *[(f"article's loop / vectorized check (m={m})", f"{loop:.1f}x", "about 5x", _ok(loop >= 4))
+           f"{ratio:.2f}", "<= 1.3", ok(ratio <= 1.3)) for m, (ratio, _, call) in sizes.items()],
+        *[(f"article's loop / vectorized check (m={m})", f"{loop:.1f}x", "about 5x", ok(loop >= 4))
           for m, (_, loop, _) in sizes.items()],
         (f"serial / 2-process pool (J {slow_call * 1e3:.1f} ms, n=300)",
-         f"{speedup:.2f}x", ">= 1.7x", _ok(speedup >= 1.7)),
+         f"{speedup:.2f}x", ">= 1.7x", ok(speedup >= 1.7)),
         ("  the same pool on plain map of J: what this machine allowed", f"{ceiling:.2f}x", "", ""),
         ("directions=8 calls / full check calls (n=20,000, 1 wrong)",
-         f"{fraction:.2%}", "<= 1%", _ok(fraction <= 0.01 and named)),
-        ("  ...the wrong entry named in every run", str(named), "True", _ok(named)),
+         f"{fraction:.2%}", "<= 1%", ok(fraction <= 0.01 and named)),
+        ("  ...the wrong entry named in every run", str(named), "True", ok(named)),
     ]
     print(f"gradwidget speed (medians of {RUNS} runs; {sys.platform}, numpy {np.__version__})\n")
-    table(("what", "measured", "target", "met"), rows)
+    print_table(("what", "measured", "target", "met"), rows)
     print(f"\nOn the MLP (n={MLP_SIZE}), a right gradient:\n")
-    table(("checker", "calls of J", "seconds"), anchors())
+    print_table(("checker", "calls of J", "seconds"), anchors())
     return 0
-
-
-def _ok(met: bool) -> str:
-    return "yes" if met else "NO"
 
 
 if __name__ == "__main__":
