@@ -100,6 +100,8 @@ def test_notebook_syntax_becomes_python_and_ids_come_from_stems(tmp_path: Path) 
     assert [c.strip() for c in bob.cells] == ["a = 1", "b = 2"]
     with pytest.raises(ValueError, match="two submissions have the id 'bob'"):
         read_submissions([script, script])
+    odd = [write_notebook(tmp_path / f"{stem}.ipynb", ["x = 1"]) for stem in ("...", "-2+3", "=cmd|x")]
+    assert [s.id for s in read_submissions(odd)] == ["_..", "_2_3", "_cmd_x"]
 
 
 def test_imports_are_read_from_the_code_without_running_it() -> None:

@@ -64,8 +64,8 @@ def feedback_markdown(spec: Spec, graded: Graded) -> str:
     lines = [f"**{spec.title}**: {_number(graded.score)} of {_number(graded.max_score)} points."]
     if graded.reason:
         lines.append(f"\n{graded.reason}.")
-    if graded.notes:
-        lines += ["", *(f"- {note}" for note in graded.notes)]
+    if graded.notes:  # they quote the student's own error messages: as code, never as Markdown
+        lines += ["", *(f"- `{note.replace('`', chr(39))}`" for note in graded.notes)]
     if graded.diagnoses:
         lines += ["", "How your gradient differs from the reference:", *(f"- {d.message}" for d in graded.diagnoses)]
     return "\n".join(lines)
