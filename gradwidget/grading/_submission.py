@@ -73,8 +73,10 @@ def _read(path: Path, given_id: str | None) -> Submission:
 
 
 def _safe_id(stem: str) -> str:
-    """The id as a file name and a spreadsheet cell: letters, digits, ``.``, ``_``, ``-``; never starting with
-    a dot (a hidden or parent folder) or a minus (a formula)."""
+    """The id, safe as a file name and a spreadsheet cell: letters, digits, ``.``, ``_``, ``-``.
+
+    It never starts with a dot (a hidden or parent folder) or a minus (a formula).
+    """
     cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", stem)[:100]
     return "_" + cleaned[1:] if not cleaned or cleaned[0] in ".-" else cleaned
 
