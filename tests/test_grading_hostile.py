@@ -7,6 +7,7 @@ own) skip, saying so, where the grader is not root; CI runs as root.
 
 from __future__ import annotations
 
+import ast
 import json
 import socket
 import threading
@@ -18,7 +19,7 @@ import pytest
 from course import SECRET, copy_course, grade_cells, solution_cells, with_gradient_bug, write_notebook
 
 from gradwidget.grading import grade
-from gradwidget.grading._isolation import probe, processes_of
+from gradwidget.grading._isolation import probe, processes_of, python_paths
 from gradwidget.grading._points import public_points
 from gradwidget.grading._reference import reference_answers
 from gradwidget.grading._spec import load_spec
@@ -273,8 +274,10 @@ raise RuntimeError(f"{written} {sorted(os.listdir('/tmp'))}")
 """)
     graded = run(course, "disk-filler", cells)
     assert graded.score == 10 and graded.status == "graded"  # its results had a room of their own
-    assert graded.notes == ("cell 2 raised RuntimeError: {'.': 64, '/tmp': 16, '/var/tmp': 16, '/dev/shm': 64} "
-                            "['gradwidget-test-fill0']",)
+    written, listed = graded.notes[0].removeprefix("cell 2 raised RuntimeError: ").split("} ")
+    assert written == "{'.': 64, '/tmp': 16, '/var/tmp': 16, '/dev/shm': 64"
+    kept_for_python = {p.relative_to("/tmp").parts[0] for p in python_paths() if Path("/tmp") in p.parents}
+    assert set(ast.literal_eval(listed)) == {"gradwidget-test-fill0", *kept_for_python}  # none of the machine's
     assert not list(Path("/tmp").glob("gradwidget-test-fill*"))
 
 
