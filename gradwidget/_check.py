@@ -18,17 +18,17 @@ from typing import Any
 import numpy as np
 
 from ._diagnose import diagnose
-from ._differences import default_steps, representable_steps
-from ._directions import Prober, check_directions
+from ._differences import default_steps, point_scales, representable_steps
+from ._directions import DirectionalSearch, Prober
 from ._entries import EntryTable, Target, check_entries
 from ._evaluate import Evaluator, call_with_copy, make_evaluator
-from ._evidence import DirectionalFindings, Evidence
-from ._noise import NoiseModel, returned_precision
-from ._options import OPTIONS, CheckOptions, InputError, options_docstring, parse_options
+from ._evidence import Evidence
+from ._noise import NoiseModel, block_scales, observed_precision, returned_precision
+from ._options import OPTIONS, CheckOptions, InputError, OptionError, options_docstring, parse_options
 from ._params import Layout, flatten
 from ._progress import Progress
 from ._result import CheckResult
-from ._verdict import Status
+from ._verdict import Status, Verdict
 
 __all__ = ["GradientCheckError", "Problem", "assert_gradient", "check"]
 
@@ -65,13 +65,15 @@ class Problem:
 
 @dataclass(frozen=True)
 class AtPoint:
-    """J (twice) and grad at theta: the cost, the gradient, and what they did to their input."""
+    """J and grad at theta, twice each: the cost, the gradient, their precision, what they did to their input."""
 
-    costs: tuple[float, float]
+    costs: tuple[float, ...]
     analytic: np.ndarray
     transposed: list[str]
     mutated: dict[str, np.ndarray]
     unit: float
+    grad_unit: float
+    grad_changes: bool
 
 
 def check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any, **options: Any) -> CheckResult:
@@ -83,34 +85,46 @@ def check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any
                                executor=opts.executor, dtype=np.complex128 if opts.method == "complex" else None)
     positions = _positions_to_check(layout, opts.sample, rng)
     start = _at_point(evaluator, grad, layout, point)
-    noise = NoiseModel(start.unit, start.costs[0])
-    nondeterministic = not noise.repeatable(*start.costs)
-    table = EntryTable.start(_first_steps(opts, point, noise.unit), opts.method)
-    found: DirectionalFindings | None = None
+    noise = NoiseModel(start.unit, start.costs[0], grad_unit=start.grad_unit)
+    costs = start.costs
+    blocks = [b.slice for b in layout.blocks]
+    scale = point_scales(point, blocks)
+    table = EntryTable.start(_first_steps(opts, point, scale, noise.unit), opts.method)
+    search: DirectionalSearch | None = None
     ignores_input, interrupted = False, None
-    try:
-        if not opts.directions:
-            target = Target(evaluator, opts.method, point, start.analytic, _block_scale(layout, start.analytic),
-                            opts.tol)
-            look_again = opts.tol is None and not nondeterministic and opts.method != "complex"
-            with Progress(positions.size, opts.progress) as progress:
+    with Progress(opts.progress) as progress:
+        try:
+            if _repeatable(noise, costs) and opts.directions:
+                search = DirectionalSearch(Prober(evaluator, point, start.analytic, noise, rng), layout,
+                                           table.steps, opts.directions, rng, progress)
+                search.run()
+                noise = search.prober.noise
+            elif _repeatable(noise, costs):
+                target = Target(evaluator, opts.method, point, start.analytic, block_scales(blocks, start.analytic),
+                                scale, opts.tol)
+                look_again = opts.tol is None and opts.method != "complex"
                 noise = check_entries(target, noise, table, positions, look_again, rng, progress)
-        elif not nondeterministic:
-            found, noise = _check_directions(evaluator, layout, point, start.analytic, noise, table,
-                                             opts.directions, rng)
-        if not nondeterministic:
-            with np.errstate(all="ignore"):
-                ignores_input = _ignores_input(evaluator, grad, layout, point, start, noise.unit, rng)
-    except KeyboardInterrupt:
-        done = int(np.sum(table.status[positions] != Status.UNCHECKED))
-        interrupted = f"interrupted after {done} of {positions.size} entries; the rest are NaN in numeric"
+            costs = (*costs, _cost_again(evaluator, point))  # a J whose state or noise shows only later
+            if _repeatable(noise, costs) and not start.grad_changes:
+                with np.errstate(all="ignore"):
+                    ignores_input = _ignores_input(evaluator, grad, layout, point, start, noise.unit, rng)
+        except KeyboardInterrupt as stop:
+            where = search.phase if search is not None else table.phase or "the first calls at theta"
+            reason = getattr(stop, "reason", None)  # a worker died, rather than Ctrl-C or Cancel
+            interrupted = f"interrupted during {where}" + (f": {reason}" if reason else "")
+    found = search.found if search is not None else None
+    if found is not None:
+        for position, (derivative, tolerance) in found.wrong.items():
+            table.numeric[position], table.tolerance[position] = derivative, tolerance
+            table.status[position] = Status.WRONG
     evidence = Evidence(
         layout, point, opts.method, start.analytic, table.numeric, table.steps, table.tolerance, table.status,
-        noise, tol=opts.tol, calls=evaluator.calls, costs_at_point=start.costs, nondeterministic=nondeterministic,
+        noise, tol=opts.tol, calls=evaluator.calls, costs_at_point=costs,
+        nondeterministic=not _repeatable(noise, costs), grad_keeps_state=start.grad_changes,
         mutated=_with_drift(start.mutated, evaluator), transposed=start.transposed,
-        step_reduced=_joined(table.reduced), kink_near=_joined(table.kink_near), one_sided=table.one_sided,
-        ignores_input=ignores_input, interrupted=interrupted, sampled=positions.size if opts.sample else None,
-        directional=found)
+        step_reduced=_joined(table.reduced), kink_near=_joined(table.kink_near), jumps=_joined(table.jumps),
+        one_sided=table.one_sided, ignores_input=ignores_input, interrupted=interrupted,
+        sampled=positions.size if opts.sample else None, directional=found, eps=opts.eps)
     return CheckResult(evidence, diagnose(evidence), Problem(J, grad, theta, opts))
 
 
@@ -160,27 +174,37 @@ Examples
 """
 
 
-def assert_gradient(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any,
-                    **options: Any) -> CheckResult:
-    """Check the gradient and raise `GradientCheckError` if it is wrong.
+def assert_gradient(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any, *,
+                    allow_inconclusive: bool = False, **options: Any) -> CheckResult:
+    """Check the gradient and raise `GradientCheckError` unless it passes.
 
     For test cells (nbgrader, otter-grader) and pytest: the error is an
     explicit `AssertionError` subclass (not a bare ``assert``, which
     ``python -O`` removes) whose message is the report. Takes the options of
     :func:`check`.
 
+    Parameters
+    ----------
+    allow_inconclusive : bool, default False
+        Accept an inconclusive verdict (the check could not resolve the
+        gradient to the accuracy it claims, or was interrupted with every
+        judged entry agreeing) as well as a pass.
+
     Returns
     -------
     CheckResult
-        When the check passes.
+        When the check passes (or is inconclusive and that is allowed).
 
     Raises
     ------
     GradientCheckError
-        When it fails, or was interrupted before it could pass.
+        When it fails, or is inconclusive and that is not allowed.
     """
+    if not isinstance(allow_inconclusive, (bool, np.bool_)):
+        raise OptionError("allow_inconclusive", f"allow_inconclusive={allow_inconclusive!r} is not accepted: "
+                                                f"allow_inconclusive must be True or False")
     result = check(J, grad, theta, **options)
-    if not result.passed:
+    if not (result.passed or (allow_inconclusive and result.verdict == Verdict.INCONCLUSIVE.label)):
         raise GradientCheckError(str(result), result)
     return result
 
@@ -201,56 +225,59 @@ def _positions_to_check(layout: Layout, sample: int | None, rng: np.random.Gener
                            for b in layout.blocks])
 
 
-def _first_steps(opts: CheckOptions, point: np.ndarray, unit: float) -> np.ndarray:
+def _first_steps(opts: CheckOptions, point: np.ndarray, scale: np.ndarray, unit: float) -> np.ndarray:
     if opts.eps is not None:  # a user's step is used as given
         return np.full(point.size, opts.eps)
-    steps = default_steps(opts.method, point, unit)
+    steps = default_steps(opts.method, scale, unit)
     return steps if opts.method == "complex" else representable_steps(point, steps)
 
 
+def _repeatable(noise: NoiseModel, costs: tuple[float, ...]) -> bool:
+    """Whether every value of J seen at theta is the first one, to rounding."""
+    return all(noise.repeatable(costs[0], other) for other in costs[1:])
+
+
+def _cost_again(evaluator: Evaluator, point: np.ndarray) -> float:
+    return float(np.real(evaluator.cost(evaluator.at(point)[0])))
+
+
 def _at_point(evaluator: Evaluator, grad: Callable[[Any], Any] | None, layout: Layout, point: np.ndarray) -> AtPoint:
-    """J twice and grad once at theta: cost, gradient, mutation, determinism."""
+    """J and grad at theta, twice each: cost, gradient, their precision, mutation, state."""
     first, changed = evaluator.at(point)
     cost = float(np.real(evaluator.cost(first)))
     if not np.isfinite(cost):
         raise InputError(f"J(theta) is {cost}: the check point must be inside J's domain")
-    unit = max(float(np.finfo(point.dtype).eps), returned_precision(first))  # a float32 cost is as coarse
     mutated = {"J": changed} if changed.size else {}
     if changed.size:
         evaluator.fresh_copies = True
-    if grad is None:
-        gradient, source = first[1], "J's second output (grad=None)"
-    else:
-        gradient, changed = call_with_copy(grad, layout, point, "grad")
-        source = "grad"
-        if changed.size:
-            mutated["grad"] = changed
-    second, _ = evaluator.at(point)
-    costs = (cost, float(np.real(evaluator.cost(second))))
-    analytic, transposed = layout.flatten_like(gradient, source)
-    return AtPoint(costs, analytic, transposed, mutated, unit)
+    gradients: list[Any] = []
+    for _ in range(2):  # a grad that keeps state (a buffer never zeroed) gives another answer the second time
+        if grad is None:
+            second, _ = evaluator.at(point) if gradients else (first, None)
+            gradients.append(second[1])
+        else:
+            gradient, changed = call_with_copy(grad, layout, point, "grad")
+            gradients.append(gradient)
+            if changed.size:
+                mutated["grad"] = changed
+    source = "grad" if grad is not None else "J's second output (grad=None)"
+    analytic, transposed = layout.flatten_like(gradients[0], source)
+    again, _ = layout.flatten_like(gradients[1], source)
+    second_cost = float(np.real(evaluator.cost(evaluator.at(point)[0] if grad is not None else second)))
+    unit = max(float(np.finfo(point.dtype).eps), returned_precision(first),
+               observed_precision(np.array([cost, second_cost])))
+    grad_unit = max(gradient_precision(gradients[0]), observed_precision(analytic))
+    changes = not np.allclose(again, analytic, rtol=4 * max(unit, grad_unit), atol=0, equal_nan=True)
+    return AtPoint((cost, second_cost), analytic, transposed, mutated, unit, grad_unit, changes)
 
 
-def _block_scale(layout: Layout, analytic: np.ndarray) -> np.ndarray:
-    """Per entry, the RMS of the finite analytic entries of its block."""
-    scale = np.empty(layout.size)
-    for block in layout.blocks:
-        values = analytic[block.slice]
-        finite = values[np.isfinite(values)]
-        scale[block.slice] = np.sqrt(np.mean(finite ** 2)) if finite.size else 0.0
-    return scale
-
-
-def _check_directions(evaluator: Evaluator, layout: Layout, point: np.ndarray, analytic: np.ndarray,
-                      noise: NoiseModel, table: EntryTable, count: int,
-                      rng: np.random.Generator) -> tuple[DirectionalFindings, NoiseModel]:
-    """The directional path; the wrong entries it names go into ``table``."""
-    prober = Prober(evaluator, point, analytic, noise, rng)
-    found = check_directions(prober, layout, table.steps, count, rng)
-    for position, (derivative, tolerance) in found.wrong.items():
-        table.numeric[position], table.tolerance[position] = derivative, tolerance
-        table.status[position] = Status.WRONG
-    return found, prober.noise
+def gradient_precision(gradient: Any) -> float:
+    """The machine epsilon of the coarsest float array grad returned its gradient in (0 if float64 or finer)."""
+    parts = gradient.values() if isinstance(gradient, dict) else gradient if isinstance(gradient, (list, tuple)) \
+        else [gradient]
+    found = [np.finfo(np.asarray(part).dtype).eps for part in parts if np.asarray(part).dtype.kind == "f"]
+    coarsest = float(max(found, default=0.0))
+    return coarsest if coarsest > np.finfo(np.float64).eps else 0.0
 
 
 def _ignores_input(evaluator: Evaluator, grad: Callable[[Any], Any] | None, layout: Layout, point: np.ndarray,

@@ -11,11 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._evidence import Evidence
+from ._evidence import Evidence, global_resolution
+from ._noise import COARSE_UNIT
 from ._params import Block, Layout
 from ._verdict import (
     DOMAIN,
     IGNORES_INPUT,
+    INTERRUPTED,
+    JUDGED,
     KINK,
     LOCALIZED,
     MUTATES_INPUT,
@@ -38,8 +41,6 @@ EXPLAINED = 0.05
 
 MAX_NAMED = 5
 """Entries named in a message before "and N more"."""
-
-JUDGED = (Status.OK, Status.WRONG, Status.KINK)
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,12 @@ class Diagnosis:
 def diagnose(ev: Evidence) -> list[Diagnosis]:
     """The diagnoses that ``ev`` supports, most important first."""
     found: list[Diagnosis] = []
-    found += _setup_problems(ev)
-    if not ev.nondeterministic:
-        found += _directional_findings(ev) if ev.directional else _failure_patterns(ev)
-        found += _kinks(ev)
-    found += _warnings(ev)
+    with np.errstate(over="ignore", invalid="ignore"):  # grad's inf or 1e200 entries are findings, not warnings
+        found += _setup_problems(ev)
+        if not ev.nondeterministic:
+            found += _directional_findings(ev) if ev.directional else _failure_patterns(ev)
+            found += _kinks(ev)
+        found += _warnings(ev)
     return found
 
 
@@ -114,12 +116,20 @@ def _setup_problems(ev: Evidence) -> list[Diagnosis]:
                 "(`t = theta; t[0] = 0` changes theta too: use `t = theta.copy()`).",
                 block.name, block.index(int(positions[0]) - block.start)))
     if ev.nondeterministic:
-        first, second = ev.costs_at_point
+        first, *later = ev.costs_at_point
+        other = next(c for c in later if c != first)
+        when = "and then" if other == later[0] else "at the start and, after the check's other calls,"
         found.append(Diagnosis(
             NONDETERMINISTIC,
-            f"J returned {first:.10g} and then {second:.10g} for the same theta: it is random "
-            "(unseeded dropout, sampling, shuffling?). Finite differences of a random J mean "
+            f"J returned {first:.10g} {when} {other:.10g} for the same theta: it is random or keeps state "
+            "(unseeded dropout, sampling, shuffling, a counter?). Finite differences of such a J mean "
             "nothing; fix the randomness inside J (e.g. a seeded generator made in J) while checking."))
+    if ev.grad_keeps_state:
+        found.append(Diagnosis(
+            NONDETERMINISTIC,
+            "grad returned different gradients for the same theta, called twice: it keeps state between "
+            "calls (a buffer it adds into and never zeroes, a `+=` on an array kept outside grad?). Make it "
+            "start from fresh zeros on every call."))
     if ev.ignores_input:
         found.append(Diagnosis(
             IGNORES_INPUT,
@@ -137,12 +147,12 @@ def _failure_patterns(ev: Evidence) -> list[Diagnosis]:
     failing = [b for b in layout.blocks if block_verdict(ev, b) is Verdict.FAILED]
     if not failing:
         return []
-    explained: dict[str, Diagnosis] = {}
+    explained: dict[str, Diagnosis] = _swapped(ev, failing)
     for block in failing:
-        pattern = _block_pattern(ev, block)
+        pattern = _block_pattern(ev, block) if block.name not in explained else None
         if pattern is not None:
             explained[block.name] = pattern
-    found = _merged(list(explained.values()), layout)
+    found = _merged(list(dict.fromkeys(explained.values())), layout)
     rest = [b for b in failing if b.name not in explained]
     if rest:
         localized = _localized(ev, rest, failing)
@@ -180,6 +190,23 @@ def _directional_findings(ev: Evidence) -> list[Diagnosis]:
                                    block.index(first - block.start) if wrong.size else None)]
 
 
+def _swapped(ev: Evidence, failing: list[Block]) -> dict[str, Diagnosis]:
+    """Pairs of same-shape blocks whose gradients came back in each other's place: block name -> diagnosis."""
+    say, found = WORDING[ev.against], {}
+    for k, b in enumerate(failing):
+        for c in failing[k + 1:]:
+            if b.shape != c.shape or b.name in found or c.name in found:
+                continue
+            ab, ac, nb, nc = (ev.analytic[b.slice], ev.analytic[c.slice], ev.numeric[b.slice], ev.numeric[c.slice])
+            if (np.isfinite(nb).all() and np.isfinite(nc).all()
+                    and np.linalg.norm(ab - nc) <= EXPLAINED * np.linalg.norm(ab - nb)
+                    and np.linalg.norm(ac - nb) <= EXPLAINED * np.linalg.norm(ac - nc)):
+                found[b.name] = found[c.name] = Diagnosis(
+                    PERMUTATION, f"{b.name} and {c.name} are swapped: {say.function} returns {c.name}'s gradient "
+                    f"as {b.name}'s and {b.name}'s as {c.name}'s (check the order of what it returns).")
+    return found
+
+
 def _block_pattern(ev: Evidence, block: Block) -> Diagnosis | None:
     """sign, scale, transpose or permutation, if one explains the block."""
     name, say = block.name, WORDING[ev.against]
@@ -188,7 +215,7 @@ def _block_pattern(ev: Evidence, block: Block) -> Diagnosis | None:
     checked = np.isfinite(ev.numeric[block.slice]) & np.isfinite(ev.analytic[block.slice])
     a, n = ev.analytic[block.slice][checked], ev.numeric[block.slice][checked]
     miss = float(np.linalg.norm(a - n))
-    if a.size == 0 or miss == 0:
+    if a.size <= 1 or miss == 0:  # one entry: a factor says nothing more than "wrong"
         return None
 
     def explains(candidate: np.ndarray) -> bool:
@@ -196,7 +223,7 @@ def _block_pattern(ev: Evidence, block: Block) -> Diagnosis | None:
 
     nn = float(n @ n)
     factor = float(a @ n) / nn if nn > 0 else 0.0
-    if factor != 0 and explains(a / factor):
+    if factor != 0 and _mostly_wrong(ev, block) and explains(a / factor):
         if abs(factor + 1) < 1e-3:
             return Diagnosis(SIGN, f"{name}: {say.ours} has the wrong sign (it is -1 x {say.theirs}): a "
                              "gradient ascent step, or `y - h` where `h - y` was meant?", name)
@@ -214,10 +241,24 @@ def _block_pattern(ev: Evidence, block: Block) -> Diagnosis | None:
             return Diagnosis(PERMUTATION, f"{name}: {say.function} returns the values in column-major "
                              f"(Octave `Theta(:)`, `order='F'`) order, {say.row_major} row-major: unroll "
                              "with `.ravel()` (or reshape with the same order on both sides).", name)
-    if explains(_sorted_like(a, n)):
+    wrong = int(np.sum(ev.status[block.slice] == Status.WRONG))
+    if wrong >= 2 and float(np.linalg.norm(np.sort(a) - np.sort(n))) <= EXPLAINED * miss:
         return Diagnosis(PERMUTATION, f"{name}: {say.ours} has the right values in the wrong places (a "
                          f"permutation): check how {say.function} unrolls or indexes this block.", name)
     return None
+
+
+def _mostly_wrong(ev: Evidence, block: Block) -> bool:
+    """Whether at least half the entries that carry weight in the block are wrong (as a factor would make them).
+
+    A single entry far off (1e200 in grad) dominates every norm; the fit of
+    a factor would then explain the block by that one entry alone.
+    """
+    n = ev.numeric[block.slice]
+    wrong = ev.status[block.slice] == Status.WRONG
+    size = np.abs(np.nan_to_num(n))
+    weighty = size >= 0.1 * float(np.sqrt(np.mean(size ** 2)))
+    return int(wrong.sum()) >= 2 and 2 * int(wrong[weighty].sum()) >= int(weighty.sum())
 
 
 def _transposed(block: Block, say: Wording) -> Diagnosis:
@@ -226,13 +267,6 @@ def _transposed(block: Block, say: Wording) -> Diagnosis:
     return Diagnosis(TRANSPOSE, f"{block.name}: {say.function} returned shape ({cols}, {rows}), expected "
                      f"({rows}, {cols}): the transpose. Return its `.T` (or swap the "
                      "operands of the outer product).", block.name)
-
-
-def _sorted_like(a: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """``a``'s values rearranged to follow ``n``'s order (best permutation)."""
-    out = np.empty_like(a)
-    out[np.argsort(n, kind="stable")] = np.sort(a, kind="stable")
-    return out
 
 
 def _merged(found: list[Diagnosis], layout: Layout) -> list[Diagnosis]:
@@ -259,7 +293,7 @@ def _localized(ev: Evidence, rest: list[Block], failing: list[Block]) -> Diagnos
     layout, status = ev.layout, ev.status
     wrong = np.flatnonzero(status == Status.WRONG)
     checked = np.isin(status, JUDGED)
-    if wrong.size == checked.sum():
+    if wrong.size == checked.sum() and np.isfinite(ev.analytic[wrong]).all():
         return None  # wrong everywhere: no place to point at
     agreeing = [b.name for b in layout.blocks if b not in failing]
     column = _same_whole_column(ev, rest)
@@ -272,12 +306,20 @@ def _localized(ev: Evidence, rest: list[Block], failing: list[Block]) -> Diagnos
         for block in rest:
             bad = np.flatnonzero(status[block.slice] == Status.WRONG)
             total = int(np.isin(status[block.slice], JUDGED).sum())
-            where = _where_in_block(block, bad) if bad.size < total else ""
-            parts.append(f"{block.name}: {bad.size} of {total} entries wrong{where}")
+            if total == 1:
+                parts.append(f"{block.name}: its one entry is wrong")
+            elif bad.size == total:
+                parts.append(f"{block.name}: the whole block ({total} entries) is wrong")
+            else:
+                parts.append(f"{block.name}: {bad.size} of {total} entries wrong{_where_in_block(block, bad)}")
     if agreeing:
         tail = ("all other blocks agree" if len(agreeing) + len(rest) == len(layout.blocks)
                 else f"{', '.join(agreeing)} agree")
         parts.append(tail)
+    broken = wrong[~np.isfinite(ev.analytic[wrong])]
+    if broken.size:
+        values = ", ".join(dict.fromkeys(str(v) for v in ev.analytic[broken]))
+        parts.insert(0, f"grad returned {values} at {_entries(layout, broken)}")
     worst = wrong[np.argmax(ev.significance[wrong])]
     block = layout.block_of(int(worst))
     return Diagnosis(LOCALIZED, "; ".join(parts) + ".", block.name,
@@ -319,16 +361,27 @@ def _where_in_block(block: Block, bad: np.ndarray) -> str:
 def _kinks(ev: Evidence) -> list[Diagnosis]:
     found = []
     at = np.flatnonzero(ev.status == Status.KINK)
-    if at.size:
-        first = int(at[0])
+    jumps = np.intersect1d(at, ev.jumps)
+    corners = np.setdiff1d(at, jumps)
+    if corners.size:
+        first = int(corners[0])
         left, right = ev.one_sided.get(first, (np.nan, np.nan))
         block = ev.layout.block_of(first)
         found.append(Diagnosis(
             KINK,
-            f"J is not differentiable at theta in {_entries(ev.layout, at)}: its slope from the "
+            f"J is not differentiable at theta in {_entries(ev.layout, corners)}: its slope from the "
             f"left ({left:.4g}) and from the right ({right:.4g}) differ, so no finite difference "
             "settles there (a ReLU, max or abs exactly at its corner?). Not a bug in grad: "
             "the analytic value lies between the two slopes.",
+            block.name, block.index(first - block.start)))
+    if jumps.size:
+        first = int(jumps[0])
+        block = ev.layout.block_of(first)
+        found.append(Diagnosis(
+            KINK,
+            f"J is discontinuous at theta in {_entries(ev.layout, jumps)}: it jumps there (a rounding, a count "
+            "or a comparison that changes at this value?), so it has no derivative; whatever grad returns "
+            "there is a convention, not something a check can confirm.",
             block.name, block.index(first - block.start)))
     if ev.kink_near.size:
         found.append(Diagnosis(
@@ -356,9 +409,11 @@ def _warnings(ev: Evidence) -> list[Diagnosis]:
             text += ("; " if reduced.size else "") + (
                 f"{_count(skipped.size, 'entry')} could not be checked and are NaN in numeric")
         found.append(Diagnosis(DOMAIN, text + ".", ev.layout.block_of(int(ev.step_reduced[0])).name))
-    if ev.precision > 1e-10 and not ev.nondeterministic:
-        low = ev.unit > 1e-10
-        coarse_theta = np.finfo(ev.point.dtype).eps > 1e-10
+    limits = _limits(ev)
+    found += limits
+    if ev.precision > COARSE_UNIT and not ev.nondeterministic and not any(d.code == NOISE_FLOOR for d in limits):
+        low = ev.noise.coarse
+        coarse_theta = np.finfo(ev.point.dtype).eps > COARSE_UNIT
         cause = (f"theta is {ev.point.dtype}: rounding in J" if low and coarse_theta else
                  "J returns its cost in single precision: rounding" if low else
                  f"J's value is noisy at about {ev.precision:.0e} relative (rounding in a large or "
@@ -371,6 +426,64 @@ def _warnings(ev: Evidence) -> list[Diagnosis]:
             + (" (check in float64 to see smaller errors)." if low else ".")))
     found += _symmetric_point(ev)
     return found
+
+
+def _limits(ev: Evidence) -> list[Diagnosis]:
+    """What stopped the check, or kept it from resolving what its verdict claims, and what to do."""
+    found = []
+    if ev.interrupted:
+        judged = int(np.isin(ev.status, JUDGED).sum())
+        found.append(Diagnosis(INTERRUPTED, f"The check was {ev.interrupted}; {judged} of {ev.layout.size} entries "
+                                            "were judged (the rest are NaN in numeric): run it again to judge "
+                                            "them all (sample= or directions= check fewer)."))
+    unresolved = np.flatnonzero(ev.status == Status.UNRESOLVED)
+    if ev.tol is not None and ev.directional is None:
+        resolution = global_resolution(ev.analytic, ev.numeric, ev.tolerance)
+        if resolution >= ev.tol:
+            size = f"about {resolution:.0e} of its size" if resolution < 1 else "larger than the gradient itself"
+            checked = np.flatnonzero(np.isfinite(ev.numeric))
+            found.append(Diagnosis(NOISE_FLOOR, f"The numeric gradient's own error is {size}, not below "
+                                                f"tol = {ev.tol:g}: {_cause(ev, checked)}."))
+    elif unresolved.size:
+        worst = float(np.nanmax(ev.resolution[unresolved]))
+        block = ev.layout.block_of(int(unresolved[0]))
+        found.append(Diagnosis(
+            NOISE_FLOOR, f"The check could resolve {_entries(ev.layout, unresolved)} "
+                         + (f"only to about {worst:.0e} of the gradient's size" if worst < 1 else
+                            "not at all (the numeric gradient's error there is as large as the gradient)")
+                         + f", and its verdict claims {ev.noise.claim:.0e}: {_cause(ev, unresolved)}.",
+            block.name))
+    elif ev.directional is not None and not ev.directional.directions.resolved.all():
+        found.append(Diagnosis(NOISE_FLOOR, "Some random directions could not be resolved to what the verdict "
+                                            f"claims ({ev.noise.claim:.0e}): {_cause(ev, unresolved)}."))
+    return found
+
+
+def _cause(ev: Evidence, entries: np.ndarray) -> str:
+    """What most likely limited the resolution of ``entries``, and what to do about it."""
+    noise = ev.noise
+    if ev.eps is not None:
+        return (f"with eps = {ev.eps:g}, rounding in J or the truncation of the difference swamps what the step "
+                "can show; leave eps out (gradwidget picks a step per entry) or try a step nearer "
+                f"{noise.unit ** (1 / 3):.0e} times theta's scale")
+    if ev.method == "forward":
+        return ("a forward difference resolves at best about the square root of J's rounding: use "
+                "method='central' (the default)")
+    if entries.size and np.all(np.abs(ev.analytic[entries]) <= ev.tolerance[entries]) and np.all(
+            np.abs(ev.numeric[entries]) <= ev.tolerance[entries]):
+        return ("the gradient is about 0 there, within the numeric error (a minimum or another stationary "
+                "point?): errors in proportion to the gradient cannot show; check at a random point "
+                "(gradwidget.random_init)")
+    if noise.coarse:
+        return (f"J's values are rounded at about {noise.unit:.0e} (float32): compute J in float64, or check "
+                "with a larger eps (e.g. eps=1e-2)")
+    if noise.measured > 10 * noise.unit * max(abs(noise.cost), np.finfo(float).tiny):
+        return (f"J's value is noisy at about {noise.measured:.0e} (measured), far above the rounding of its "
+                "type (large terms that cancel, such as a constant added and removed, sampling, or a changing "
+                "order of summation): compute J without them, or check with a larger eps")
+    return (f"J's rounding (J is about {abs(noise.cost):.1e}) is large next to the change these entries make in "
+            "J: subtract a constant from J (the gradient does not change) or, if J is a sum of terms, check "
+            "the terms of these entries on their own")
 
 
 def _symmetric_point(ev: Evidence) -> list[Diagnosis]:

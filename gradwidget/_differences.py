@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ._evaluate import Evaluator
 
 __all__ = ["COMPLEX_STEP", "DOMAIN_RETRIES", "DOMAIN_SHRINK", "METHODS", "REFINE_LEVELS", "REFINE_RATIO",
-           "STENCILS", "PartialDifferences", "Stencil", "default_steps", "differences", "one_sided",
+           "STENCILS", "PartialDifferences", "Stencil", "default_steps", "differences", "one_sided", "point_scales",
            "representable_steps", "smaller_steps", "spread"]
 
 REFINE_RATIO = 4.0
@@ -87,15 +87,32 @@ STENCILS = {
 }
 
 
-def default_steps(method: str, flat: np.ndarray, unit: float) -> np.ndarray:
-    """Per-entry steps chosen from |theta_i| and the precision of J.
+def point_scales(flat: np.ndarray, blocks: list[slice]) -> np.ndarray:
+    """Per entry, the scale of theta there: ``max(|theta_i|, min(1, 10 * s))``, s its block's RMS.
 
-    The step is ``u**(1/(order+1)) * max(|theta_i|, 1)`` where ``u`` is the
-    machine epsilon J computes with: absolute for entries of order one or
-    smaller (weights of a network), relative for large entries. Entries near
-    a domain edge get smaller steps later, when J returns NaN there.
+    Entries of order one or smaller in ordinary blocks (the weights of a
+    network) get the scale 1; large entries their own size; entries of a
+    block far below 1 (parameters of 1e-6) a scale of their block's, so that
+    a step never dwarfs them. A block of zeros counts as ordinary.
     """
-    scale = np.maximum(np.abs(flat.astype(np.float64)), 1.0)
+    size = np.abs(flat.astype(np.float64))
+    typical = np.ones(flat.size)
+    for part in blocks:
+        rms = float(np.sqrt(np.mean(size[part] ** 2))) if size[part].size else 0.0
+        typical[part] = min(1.0, 10 * rms) if rms > 0 else 1.0
+    return np.maximum(size, typical)
+
+
+def default_steps(method: str, scale: np.ndarray, unit: float) -> np.ndarray:
+    """Per-entry steps from theta's scale there (`point_scales`) and the precision of J.
+
+    The step is ``u**(1/(order+1)) * scale`` where ``u`` is the relative
+    rounding of J's values: the step that balances truncation against
+    rounding when J's derivatives are of the size its scale makes them
+    (Nocedal & Wright, sec. 8.1). Entries whose tolerance this step leaves too
+    loose get other steps later; entries near a domain edge smaller ones,
+    when J returns NaN there.
+    """
     if method == "complex":
         return COMPLEX_STEP * scale
     return unit ** STENCILS[method].step_exponent * scale
@@ -130,11 +147,13 @@ class PartialDifferences(KeyboardInterrupt):
         Entries complete (the first ``count`` of the positions asked for).
     estimates, values : ndarray
         Their estimates and stencil values.
+    reason : str or None
+        Why the evaluation stopped, when not Ctrl-C (a worker died).
     """
 
-    def __init__(self, count: int, estimates: np.ndarray, values: np.ndarray) -> None:
+    def __init__(self, count: int, estimates: np.ndarray, values: np.ndarray, reason: str | None = None) -> None:
         super().__init__()
-        self.count, self.estimates, self.values = count, estimates, values
+        self.count, self.estimates, self.values, self.reason = count, estimates, values, reason
 
 
 def differences(evaluator: Evaluator, method: str, positions: np.ndarray, steps: np.ndarray,
@@ -167,7 +186,12 @@ def differences(evaluator: Evaluator, method: str, positions: np.ndarray, steps:
     """
     if method == "complex":
         out = np.full(positions.size, np.nan, dtype=np.complex128)
-        evaluator.along(positions, 1j * steps, out)
+        try:
+            evaluator.along(positions, 1j * steps, out)
+        except KeyboardInterrupt as stop:
+            done = evaluator.reached
+            raise PartialDifferences(done, out.imag[:done] / steps[:done], out.imag[:done, None],
+                                     reason=getattr(stop, "reason", None)) from None
         return out.imag / steps, out.imag[:, None]
     stencil = STENCILS[method]
     offsets = np.array(stencil.offsets)
@@ -176,9 +200,10 @@ def differences(evaluator: Evaluator, method: str, positions: np.ndarray, steps:
     deltas = steps[:, None] * offsets[moving]
     try:
         evaluator.along(np.repeat(positions, moving.sum()), deltas.ravel(), out.reshape(-1))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         complete = evaluator.reached // int(moving.sum())
-        raise PartialDifferences(complete, *_combine(stencil, out[:complete], steps[:complete], cost)) from None
+        raise PartialDifferences(complete, *_combine(stencil, out[:complete], steps[:complete], cost),
+                                 reason=getattr(stop, "reason", None)) from None
     return _combine(stencil, out, steps, cost)
 
 

@@ -14,6 +14,8 @@ noise model and by the same rule, with smaller moves where it disagrees.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ._differences import DOMAIN_RETRIES, DOMAIN_SHRINK, REFINE_LEVELS, REFINE_RATIO, STENCILS
@@ -21,9 +23,10 @@ from ._evaluate import Evaluator
 from ._evidence import DirectionalFindings, Probes
 from ._noise import NoiseModel, measure_noise
 from ._params import Layout
+from ._progress import Progress
 from ._verdict import judge
 
-__all__ = ["Prober", "check_directions"]
+__all__ = ["DirectionalSearch", "Directions", "Prober"]
 
 MAX_FOUND = 5
 """Wrong entries to name before the search stops."""
@@ -33,13 +36,76 @@ RATIO_AGREEMENT = 0.05
 
 CENTRAL = STENCILS["central"]
 
+Group = tuple[int, int]
+"""A run of flat positions ``start:stop`` (the support of a probe)."""
+
+
+@dataclass(frozen=True)
+class Directions:
+    """Moves of theta along random sign directions, made one at a time from their seeds, never all at once.
+
+    Move k changes the entries of ``groups[k]`` (every entry when None) by
+    ``factors[k] * s_i * steps[i]`` with signs ``s_i = +-1`` drawn from
+    ``seeds[k]``. A move costs memory only while J is evaluated at it, so
+    the memory of a directional check does not grow with the number of
+    directions; and the moves pickle small, for an executor's workers.
+    """
+
+    steps: np.ndarray
+    seeds: np.ndarray
+    groups: tuple[Group | None, ...]
+    factors: np.ndarray
+
+    @classmethod
+    def random(cls, steps: np.ndarray, groups: list[Group | None], rng: np.random.Generator) -> Directions:
+        """One direction per group, each with its own seed drawn from ``rng``."""
+        return cls(steps, rng.integers(2 ** 63, size=len(groups)), tuple(groups), np.ones(len(groups)))
+
+    def __len__(self) -> int:
+        return self.seeds.size
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        """Move k as a full vector."""
+        group = self.groups[k]
+        if group is None:
+            row = self._signs(k) * self.steps
+        else:
+            row = np.zeros(self.steps.size)
+            row[group[0]:group[1]] = self._signs(k) * self.steps[group[0]:group[1]]
+        row *= self.factors[k]
+        return row
+
+    def entry(self, k: int, position: int) -> float:
+        """Move k's change of one entry of its group."""
+        group = self.groups[k]
+        start = 0 if group is None else group[0]
+        return float(self._signs(k)[position - start] * self.steps[position] * self.factors[k])
+
+    def part(self, which: np.ndarray | slice) -> Directions:
+        """The moves ``which`` (an index array or a slice)."""
+        rows = np.arange(len(self))[which]
+        return Directions(self.steps, self.seeds[rows], tuple(self.groups[k] for k in rows.tolist()),
+                          self.factors[rows])
+
+    def scaled(self, factors: np.ndarray) -> Directions:
+        """The same moves, each multiplied by its factor."""
+        return Directions(self.steps, self.seeds, self.groups, self.factors * factors)
+
+    def _signs(self, k: int) -> np.ndarray:
+        group = self.groups[k]
+        size = self.steps.size if group is None else group[1] - group[0]
+        bits = np.random.default_rng(int(self.seeds[k])).integers(0, 2, size, dtype=np.int8)
+        return bits * np.int8(2) - np.int8(1)
+
 
 class Prober:
-    """Judges J along ``theta +- shifts[k]`` against the noise model, with smaller moves where it disagrees.
+    """Judges J along ``theta +- d`` for each move d against the noise model, with smaller moves where it disagrees.
 
     Each probe keeps its own scale of the move: a quarter of it for a second
     look, a sixteenth where J left its domain. The first probe that
     disagrees beyond rounding has J's noise measured, for every later one.
+    A probe is resolved when its tolerance is within the claimed resolution
+    of ``||v * a||``, the size ``v . a`` has along random signs.
 
     Attributes
     ----------
@@ -55,18 +121,18 @@ class Prober:
         self.noise = noise
         self.reduced = False
 
-    def __call__(self, shifts: np.ndarray) -> Probes:
-        count = len(shifts)
-        analytic = shifts @ self.analytic
-        scale_of_gradient = np.abs(shifts) @ np.abs(self.analytic)
+    def __call__(self, moves: Directions) -> Probes:
+        count = len(moves)
+        analytic, scale_of_gradient, size = self._sizes(moves)
         numeric, tolerance = np.full(count, np.nan), np.full(count, np.inf)
         agree = np.zeros(count, bool)
-        scale, previous = np.ones(count), np.full(count, np.nan)
+        scale, previous, previous_rounding = np.ones(count), np.full(count, np.nan), np.zeros(count)
         levels, retries = np.zeros(count, int), np.zeros(count, int)
         active = np.arange(count)
         while active.size:
-            rows = shifts[active] * scale[active, None]
-            costs = self.evaluator.shifted(np.concatenate([rows, -rows]), np.empty(2 * active.size))
+            both = moves.part(np.concatenate([active, active])).scaled(np.concatenate([scale[active],
+                                                                                        -scale[active]]))
+            costs = self.evaluator.shifted(both, np.empty(2 * active.size))
             values = np.column_stack([costs[: active.size], costs[active.size:]])
             estimate = (values[:, 0] - values[:, 1]) / (2 * scale[active])
             finite = np.isfinite(estimate)
@@ -80,50 +146,137 @@ class Prober:
                     gap > self._rounding(values, scale[active]) + self.noise.absolute_floor(
                         scale_of_gradient[active]))):
                 self.noise = self.noise.with_measured(measure_noise(self.evaluator, self.point, self.noise, self.rng))
+            rounding = self._rounding(values, scale[active])
             change = np.where(first, np.inf, np.abs(previous[active] - estimate))
-            truncation = np.where(first, 0.0, self.noise.truncation(change, CENTRAL.order))
-            look = judge(gap, self._rounding(values, scale[active]),
-                         self.noise.floor(analytic[active], estimate, scale_of_gradient[active]), truncation, change)
+            truncation = np.where(first, 0.0, self.noise.truncation(change, CENTRAL.order,
+                                                                    rounding + previous_rounding[active]))
+            look = judge(gap, rounding, self.noise.floor(analytic[active], estimate, scale_of_gradient[active]),
+                         truncation, change)
             ok = finite & look.agree
             numeric[active[finite]] = estimate[finite]
             tolerance[active[finite]] = look.tolerance[finite]
             agree[active[ok]] = True
             again = finite & ~ok & ~look.settled & (levels[active] < REFINE_LEVELS)
             levels[active[again]] += 1
-            previous[active[again]] = estimate[again]
+            previous[active[again]], previous_rounding[active[again]] = estimate[again], rounding[again]
             scale[active[again]] /= REFINE_RATIO
             active = active[again | lost]
-        return Probes(analytic, numeric, tolerance, agree)
+        resolved = (size == 0) | (tolerance <= self.noise.claim * size)
+        return Probes(analytic, numeric, tolerance, agree, resolved)
+
+    @property
+    def moves_at_once(self) -> int:
+        """Moves worth probing together (see `Evaluator.moves_at_once`)."""
+        return self.evaluator.moves_at_once
+
+    def _sizes(self, moves: Directions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per move v: ``v . a``, ``|v| . |a|`` and ``||v * a||``, one move in memory at a time."""
+        sizes = np.zeros((3, len(moves)))
+        magnitude = np.abs(self.analytic)
+        for k in range(len(moves)):
+            move = moves[k]
+            sizes[0, k] = move @ self.analytic
+            np.abs(move, out=move)
+            sizes[1, k] = move @ magnitude
+            sizes[2, k] = np.sqrt((move * move) @ (magnitude * magnitude))
+        return sizes[0], sizes[1], sizes[2]
 
     def _rounding(self, values: np.ndarray, scale: np.ndarray) -> np.ndarray:
         return self.noise.rounding(values, scale, CENTRAL)
 
 
-def check_directions(probe: Prober, layout: Layout, steps: np.ndarray, count: int,
-                     rng: np.random.Generator) -> DirectionalFindings:
-    """Probe ``count`` random directions; localize the wrong entries if one disagrees.
+class DirectionalSearch:
+    """Probe random directions; when one disagrees, find and name the wrong entries.
+
+    ``found`` holds what was found so far (also when the search is
+    interrupted), ``phase`` what the search is doing.
 
     Parameters
     ----------
-    probe : Prober
-        Judges the moves ``theta +- shifts[k]`` for each row of ``shifts``.
+    prober : Prober
+        Judges J along moves of theta.
     layout : Layout
     steps : ndarray
         Per-entry steps: the size of a move along each coordinate.
     count : int
         Random directions.
     rng : Generator
+    progress : Progress
     """
-    shifts = rng.choice([-1.0, 1.0], (count, layout.size)) * steps
-    found = DirectionalFindings(probe(shifts), probes=count)
-    factor = _shared_factor(found.directions)
-    if factor is not None:
-        found.factor = factor
-        found.failed_blocks = [b.name for b in layout.blocks]
-    elif not found.directions.agree.all():
-        _localize(probe, layout, steps, rng, found)
-    found.reduced = probe.reduced
-    return found
+
+    def __init__(self, prober: Prober, layout: Layout, steps: np.ndarray, count: int, rng: np.random.Generator,
+                 progress: Progress) -> None:
+        self.prober, self.layout, self.steps, self.count, self.rng = prober, layout, steps, count, rng
+        self.progress = progress
+        self.found: DirectionalFindings | None = None
+        self.phase = f"the {count} random directions"
+
+    def run(self) -> DirectionalFindings:
+        directions = Directions.random(self.steps, [None] * self.count, self.rng)
+        found = self.found = DirectionalFindings(Probes.none())
+        self.progress.phase(self.count, "random directions")
+        chunk = self.prober.moves_at_once
+        for start in range(0, self.count, chunk):
+            part = directions.part(slice(start, start + chunk))
+            found.directions = found.directions.joined(self.prober(part))
+            found.probes += len(part)
+            self.phase = f"the {self.count} random directions, after {found.probes} of them"
+            self.progress.update(len(part))
+        factor = _shared_factor(found.directions)
+        if factor is not None:
+            found.factor = factor
+            found.failed_blocks = [b.name for b in self.layout.blocks]
+        elif not found.directions.agree.all():
+            self._localize(found)
+        found.reduced = self.prober.reduced
+        return found
+
+    def _localize(self, found: DirectionalFindings) -> None:
+        groups: list[Group] = [(b.start, b.stop) for b in self.layout.blocks if b.size]
+        self.phase = "the search for wrong entries"
+        self.progress.phase(len(groups) + 2 * sum(int(np.ceil(np.log2(max(stop - start, 2))))
+                                                  for start, stop in groups), "search for wrong entries")
+        verdicts = self._probe_groups(groups, found)
+        searches = []  # one depth-first search per failing block
+        for group, (ok, _) in zip(groups, verdicts):
+            if not ok:
+                found.failed_blocks.append(self.layout.block_of(group[0]).name)
+                searches.append([(group, (float("nan"), float("nan")))])
+        # Name one entry in every failing block first, then more, up to MAX_FOUND.
+        while any(searches) and len(found.wrong) < MAX_FOUND:
+            for stack in searches:
+                if stack and len(found.wrong) < MAX_FOUND:
+                    self._descend(stack, found)
+
+    def _descend(self, stack: list[tuple[Group, tuple[float, float]]], found: DirectionalFindings) -> None:
+        """Split failing groups depth-first until one wrong entry is named (or none is left)."""
+        while stack:
+            (start, stop), measured = stack.pop()
+            if stop - start == 1:
+                found.wrong[start] = measured
+                return
+            middle = (start + stop) // 2
+            halves = [(start, middle), (middle, stop)]
+            for half, (ok, measured) in reversed(list(zip(halves, self._probe_groups(halves, found)))):
+                if not ok:
+                    stack.append((half, measured))
+
+    def _probe_groups(self, groups: list[Group], found: DirectionalFindings) -> list[tuple[bool, tuple[float, float]]]:
+        """Probe one random direction supported on each group.
+
+        Returns, per group, whether it agrees and, for a single entry, its
+        numeric derivative and that value's tolerance.
+        """
+        moves = Directions.random(self.steps, list(groups), self.rng)
+        result = self.prober(moves)
+        found.probes += len(groups)
+        self.progress.update(len(groups))
+        out = []
+        for k, ((start, stop), ok, numeric, tolerance) in enumerate(zip(groups, result.agree, result.numeric,
+                                                                         result.tolerance)):
+            step = moves.entry(k, start) if stop - start == 1 else np.nan
+            out.append((bool(ok), (float(numeric / step), float(tolerance / abs(step)))))
+        return out
 
 
 def _shared_factor(directions: Probes) -> float | None:
@@ -133,52 +286,3 @@ def _shared_factor(directions: Probes) -> float | None:
     ratios = directions.analytic / np.where(directions.numeric != 0, directions.numeric, np.nan)
     middle = np.median(ratios)
     return float(middle) if np.all(np.abs(ratios - middle) <= RATIO_AGREEMENT * abs(middle - 1)) else None
-
-
-def _localize(probe: Prober, layout: Layout, steps: np.ndarray, rng: np.random.Generator,
-              found: DirectionalFindings) -> None:
-    groups = [np.arange(b.start, b.stop) for b in layout.blocks]
-    verdicts = _probe_groups(probe, groups, steps, rng, found)
-    searches = []  # one depth-first search per failing block
-    for block, group, (ok, _) in zip(layout.blocks, groups, verdicts):
-        if not ok:
-            found.failed_blocks.append(block.name)
-            searches.append([(group, (float("nan"), float("nan")))])
-    # Name one entry in every failing block first, then more, up to MAX_FOUND.
-    while any(searches) and len(found.wrong) < MAX_FOUND:
-        for stack in searches:
-            if stack and len(found.wrong) < MAX_FOUND:
-                _descend(probe, stack, steps, rng, found)
-
-
-def _descend(probe: Prober, stack: list[tuple[np.ndarray, tuple[float, float]]], steps: np.ndarray,
-             rng: np.random.Generator, found: DirectionalFindings) -> None:
-    """Split failing groups depth-first until one wrong entry is named (or none is left)."""
-    while stack:
-        group, measured = stack.pop()
-        if group.size == 1:
-            found.wrong[int(group[0])] = measured
-            return
-        halves = [group[: group.size // 2], group[group.size // 2:]]
-        for half, (ok, measured) in reversed(list(zip(halves, _probe_groups(probe, halves, steps, rng, found)))):
-            if not ok:
-                stack.append((half, measured))
-
-
-def _probe_groups(probe: Prober, groups: list[np.ndarray], steps: np.ndarray,
-                  rng: np.random.Generator, found: DirectionalFindings) -> list[tuple[bool, tuple[float, float]]]:
-    """Probe one random direction supported on each group.
-
-    Returns, per group, whether it agrees and, for a single entry, its
-    numeric derivative and that value's tolerance.
-    """
-    shifts = np.zeros((len(groups), steps.size))
-    for row, group in zip(shifts, groups):
-        row[group] = rng.choice([-1.0, 1.0], group.size) * steps[group]
-    result = probe(shifts)
-    found.probes += len(groups)
-    out = []
-    for row, group, ok, numeric, tolerance in zip(shifts, groups, result.agree, result.numeric, result.tolerance):
-        step = row[group[0]] if group.size == 1 else np.nan
-        out.append((bool(ok), (float(numeric / step), float(tolerance / abs(step)))))
-    return out

@@ -1,15 +1,19 @@
-"""The coordinate path: each entry measured, judged against its own noise, looked at again where it disagrees.
+"""The coordinate path: each entry measured, judged against its own noise, looked at again where it must be.
 
-A right gradient's discrepancy shrinks with the step like ``h**order``
-until rounding takes over; a wrong one stays put. So every entry gets one
-look at its first step; entries that disagree (and agreeing entries whose
-one-sided slopes differ, a possible kink) get second looks at steps
-`REFINE_RATIO` times smaller until each agrees, settles wrong, or shows a
-kink. A right gradient costs about 2n calls of J.
+Every entry gets one look at its first step. It passes when it agrees within
+its tolerance and that tolerance resolves what the verdict claims
+(`NoiseModel.claim`); a right gradient costs about 2n calls of J. Entries
+that disagree, or agree only within too loose a tolerance, or whose
+one-sided slopes differ (a possible kink), get second looks on a ladder of
+steps `REFINE_RATIO` apart: a larger step where rounding dominates the
+tolerance, a smaller one where truncation does. Each pair of neighbouring
+looks bounds the truncation error (`NoiseModel.truncation`), and the look
+with the smallest tolerance is kept. An entry ends OK, WRONG (its estimates
+settled away from grad's value), at a KINK or a jump of J, or UNRESOLVED
+(no step resolved it: the verdict is then inconclusive).
 
-`EntryTable` holds the per-entry findings and is filled in place, chunk by
-chunk, like numpy's ``out=`` arrays: an interrupted check keeps everything
-measured before the interrupt.
+`EntryTable` holds the per-entry findings and is filled in place, like
+numpy's ``out=`` arrays: an interrupted check keeps everything measured.
 """
 
 from __future__ import annotations
@@ -49,8 +53,17 @@ KINK_SPREAD = 1e-2
 KINK_PERSISTS = 0.5
 """At a kink the one-sided spread stays: at a 4x smaller step it keeps at least this share (smooth J: 1/4)."""
 
+JUMP_GROWS = 2.0
+"""Where J jumps, the one-sided slopes are the jump over h: at a 4x smaller step the spread grows about 4x."""
+
+SLOPES_SETTLE = 0.25
+"""At a kink each one-sided slope settles: between two looks it moves by less than this share of the spread."""
+
 KINK_CROSSED = 16.0
 """A spread that falls more than this factor at the next step came from a kink crossed by the larger step."""
+
+GROWTH_LIMIT = 0.25
+"""A step never grows beyond this share of the entry's scale (max(|theta_i|, its block's)): J stays local."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +78,9 @@ class Target:
         Flat theta and grad's answer.
     block_scale : ndarray
         Per entry, the RMS of the analytic gradient over its block (the scale
-        of `NoiseModel.floor`).
+        of `NoiseModel.floor` and of the claimed resolution).
+    point_scale : ndarray
+        Per entry, the scale of theta there (how far a step may grow).
     tol : float or None
         The classic rule's threshold, when given.
     """
@@ -75,12 +90,17 @@ class Target:
     point: np.ndarray
     analytic: np.ndarray
     block_scale: np.ndarray
+    point_scale: np.ndarray
     tol: float | None
 
     @property
     def stencil(self) -> Stencil | None:
         """The scheme's stencil (None for the complex step)."""
         return STENCILS.get(self.method)
+
+    def claim_scale(self, positions: np.ndarray) -> np.ndarray:
+        """What each entry's resolution is measured against: the larger of |a_i| and its block's RMS."""
+        return np.maximum(np.abs(self.analytic[positions]), self.block_scale[positions])
 
 
 @dataclass
@@ -90,16 +110,18 @@ class EntryTable:
     Attributes
     ----------
     numeric, tolerance, steps : ndarray
-        Each entry's estimate, its tolerance and the step it was taken at.
+        Each entry's best estimate, its tolerance and the step it was taken at.
     status : ndarray
         Each entry's `Status`.
     values : ndarray
-        J's values on each entry's stencil (one row per entry).
-    reduced, kink_near : list of ndarray
-        Entries whose step was made smaller at a domain edge, and agreeing
-        entries with a kink within one step.
+        J's values on the stencil of each entry's best estimate (one row each).
+    reduced, kink_near, jumps : list of ndarray
+        Entries whose step was made smaller at a domain edge, agreeing
+        entries with a kink within one step, and entries where J jumps.
     one_sided : dict
-        Entry at a kink -> (left slope, right slope).
+        Entry at a kink or jump -> (left slope, right slope).
+    phase : str
+        What the path is doing, for an interrupt's message.
     """
 
     numeric: np.ndarray
@@ -109,7 +131,9 @@ class EntryTable:
     values: np.ndarray
     reduced: list[np.ndarray] = field(default_factory=list)
     kink_near: list[np.ndarray] = field(default_factory=list)
+    jumps: list[np.ndarray] = field(default_factory=list)
     one_sided: dict[int, tuple[float, float]] = field(default_factory=dict)
+    phase: str = ""
 
     @classmethod
     def start(cls, steps: np.ndarray, method: str) -> EntryTable:
@@ -123,7 +147,7 @@ class EntryTable:
 
 def check_entries(target: Target, noise: NoiseModel, table: EntryTable, positions: np.ndarray,
                   look_again: bool, rng: np.random.Generator, progress: Progress) -> NoiseModel:
-    """Measure and judge ``positions``; look again at those that disagree.
+    """Measure and judge ``positions``; look again at those that need it.
 
     Parameters
     ----------
@@ -134,11 +158,11 @@ def check_entries(target: Target, noise: NoiseModel, table: EntryTable, position
     positions : ndarray
         The entries to check.
     look_again : bool
-        Whether entries that disagree get second looks (not under the
-        classic rule, nor for the complex step, nor when J is random).
+        Whether entries get second looks (not under the classic rule, nor for
+        the complex step, nor when J is random).
     rng : Generator
-        For the direction of the noise measurement (made once, when an
-        entry first disagrees).
+        For the direction of the noise measurement (made once: first for a
+        coarse J, else when an entry first needs a second look).
     progress : Progress
 
     Returns
@@ -146,17 +170,22 @@ def check_entries(target: Target, noise: NoiseModel, table: EntryTable, position
     NoiseModel
         ``noise``, with J's measured noise if it was measured.
     """
+    if look_again and noise.coarse and noise.measured == 0:  # float32: J's rounding is well below u * |J|
+        noise = noise.with_measured(measure_noise(target.evaluator, target.point, noise, rng))
+    table.phase = f"the first look at {positions.size} entries"
     _first_look(target, noise, table, positions, progress)
     if not look_again:
         return noise
     suspects = _suspects(target, table)
     if suspects.size and noise.measured == 0:
         noise = noise.with_measured(measure_noise(target.evaluator, target.point, noise, rng))
-        _judge(target, noise, table, suspects)
+        _judge(target, noise, table, positions)  # the measured noise may be smaller than the model's
         suspects = _suspects(target, table)
     again = np.union1d(suspects, _kink_candidates(target, noise, table))
     if again.size:
-        _refine(target, noise, table, again)
+        table.phase = f"the second looks at {again.size} {'entry' if again.size == 1 else 'entries'}"
+        progress.phase(again.size, "second looks")
+        _second_looks(target, noise, table, again, progress)
     return noise
 
 
@@ -165,25 +194,24 @@ def _first_look(target: Target, noise: NoiseModel, table: EntryTable, positions:
     """One look at every entry, in chunks sized to take a fraction of a second each."""
     evaluator = target.evaluator
     size, done = evaluator.first_chunk, 0
-    start = time.perf_counter()
+    progress.phase(positions.size, "first look")
     while done < positions.size:
         chunk = positions[done:done + size]
         chunk_start = time.perf_counter()
-        _measure(target, noise, table, chunk, table.steps[chunk])
+        estimates, values, steps = _measure(target, noise, table, chunk, table.steps[chunk])
+        table.numeric[chunk], table.values[chunk], table.steps[chunk] = estimates, values, steps
+        table.status[chunk[~np.isfinite(estimates)]] = Status.SKIPPED
         _judge(target, noise, table, chunk[table.status[chunk] == Status.UNCHECKED])
         done += chunk.size
-        progress.update(chunk.size, time.perf_counter() - start)
+        table.phase = f"the first look, after {done} of {positions.size} entries"
+        progress.update(chunk.size)
         per_entry = (time.perf_counter() - chunk_start) / chunk.size
         size = int(np.clip(evaluator.chunk_seconds / max(per_entry, 1e-9), 8, MAX_CHUNK))
 
 
 def _measure(target: Target, noise: NoiseModel, table: EntryTable, positions: np.ndarray,
-             steps: np.ndarray) -> np.ndarray:
-    """Estimate the derivative along each entry, with smaller steps where J returns NaN or inf.
-
-    Fills ``numeric``, ``values`` and ``steps``; entries where no step gives
-    finite values are SKIPPED. Returns the estimates.
-    """
+             steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Estimates along each entry, with smaller steps where J returns NaN or inf: (estimates, values, steps)."""
     estimates, values = _differences(target, noise, table, positions, steps)
     for _ in range(DOMAIN_RETRIES):
         bad = ~np.isfinite(estimates)
@@ -193,21 +221,21 @@ def _measure(target: Target, noise: NoiseModel, table: EntryTable, positions: np
         steps = steps.copy()
         steps[bad] = smaller_steps(target.point[positions[bad]], steps[bad])
         estimates[bad], values[bad] = _differences(target, noise, table, positions[bad], steps[bad])
-    table.status[positions[~np.isfinite(estimates)]] = Status.SKIPPED
-    table.numeric[positions], table.values[positions], table.steps[positions] = estimates, values, steps
-    return estimates
+    return estimates, values, steps
 
 
 def _differences(target: Target, noise: NoiseModel, table: EntryTable, positions: np.ndarray,
                  steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`differences`, keeping (and judging) the complete entries when interrupted."""
+    """`differences`, keeping (and judging) the complete entries of a first look when interrupted."""
     try:
         estimates, values = differences(target.evaluator, target.method, positions, steps, noise.cost)
     except PartialDifferences as partial:
         done = positions[:partial.count]
-        table.numeric[done], table.values[done], table.steps[done] = partial.estimates, partial.values, steps[
-            :partial.count]
-        _judge(target, noise, table, done[table.status[done] == Status.UNCHECKED])
+        first = done[table.status[done] == Status.UNCHECKED]  # second looks keep their best so far instead
+        kept = np.isin(done, first)
+        table.numeric[first], table.values[first] = partial.estimates[kept], partial.values[kept]
+        table.steps[first] = steps[:partial.count][kept]
+        _judge(target, noise, table, first)
         raise
     if target.stencil is None and not np.any(values) and np.any(target.analytic[positions]):
         raise InputError(
@@ -218,20 +246,32 @@ def _differences(target: Target, noise: NoiseModel, table: EntryTable, positions
 
 
 def _judge(target: Target, noise: NoiseModel, table: EntryTable, positions: np.ndarray) -> None:
-    """First-look verdict: agree within rounding noise, or suspect."""
-    positions = positions[table.status[positions] != Status.SKIPPED]
+    """First-look verdict: OK (agrees, resolved), UNRESOLVED (agrees, tolerance too loose), or WRONG."""
+    positions = positions[np.isfinite(table.numeric[positions])]
     estimates = table.numeric[positions]
     analytic = target.analytic[positions]
     gap = np.abs(analytic - estimates)
-    look = judge(gap, noise.rounding(table.values[positions], table.steps[positions], target.stencil),
-                 noise.floor(analytic, estimates, target.block_scale[positions]))
+    rounding = noise.rounding(table.values[positions], table.steps[positions], target.stencil)
+    look = judge(gap, rounding, noise.floor(analytic, estimates, target.block_scale[positions]))
     table.tolerance[positions] = look.tolerance
-    agree = look.agree if target.tol is None else classic_agrees(gap, analytic, estimates, target.tol)
-    table.status[positions] = np.where(agree, Status.OK, Status.WRONG)
+    if target.tol is not None:  # the classic rule, entry by entry; what it resolves is judged as a whole
+        agree, resolved = classic_agrees(gap, analytic, estimates, target.tol), np.ones(positions.size, bool)
+    else:
+        agree, resolved = look.agree, _resolved(target, noise, positions, look.tolerance)
+    status = np.where(agree, np.where(resolved, Status.OK, Status.UNRESOLVED), Status.WRONG)
+    table.status[positions] = np.where(np.isfinite(analytic), status, Status.WRONG)
+
+
+def _resolved(target: Target, noise: NoiseModel, positions: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
+    """Whether each tolerance is within the resolution the verdict claims (a zero gradient: always)."""
+    scale = target.claim_scale(positions)
+    return (scale == 0) | (tolerance <= noise.claim * scale)
 
 
 def _suspects(target: Target, table: EntryTable) -> np.ndarray:
-    return np.flatnonzero((table.status == Status.WRONG) & np.isfinite(target.analytic))
+    """Entries that need second looks: those that disagree or are unresolved (grad's NaN or inf is just wrong)."""
+    return np.flatnonzero(np.isin(table.status, (Status.WRONG, Status.UNRESOLVED)) & np.isfinite(table.numeric)
+                          & np.isfinite(target.analytic))
 
 
 def _kink_candidates(target: Target, noise: NoiseModel, table: EntryTable) -> np.ndarray:
@@ -252,52 +292,125 @@ def _kink_candidates(target: Target, noise: NoiseModel, table: EntryTable) -> np
     return agreeing[(gap > rounding) & (gap > KINK_SPREAD * scale)]
 
 
-def _refine(target: Target, noise: NoiseModel, table: EntryTable, suspects: np.ndarray) -> None:
-    """Look again at smaller steps until each entry agrees, settles, or shows a kink."""
-    stencil = STENCILS[target.method]  # second looks are for stencils, not the complex step
-    has_sides = stencil.sides is not None
-    previous = table.numeric[suspects].copy()
-    last_spread = spread(stencil, table.values[suspects], table.steps[suspects], noise.cost) if has_sides else None
-    active = suspects
-    for _ in range(REFINE_LEVELS):
-        steps = representable_steps(target.point[active], table.steps[active] / REFINE_RATIO)
-        estimates = _measure(target, noise, table, active, steps)
-        live = np.isfinite(estimates)
-        change = np.abs(previous - estimates)
-        values, steps = table.values[active], table.steps[active]
-        rounding = noise.rounding(values, steps, stencil)
-        look = judge(np.abs(target.analytic[active] - estimates), rounding,
-                     noise.floor(target.analytic[active], estimates, target.block_scale[active]),
-                     noise.truncation(change, stencil.order), change)
-        table.tolerance[active] = look.tolerance
-        agree = live & look.agree
-        kink = np.zeros(active.size, bool)
-        if last_spread is not None:
-            # Smooth: the spread is h * J'' and shrinks 4x with h. At a corner it stays.
-            new_spread = np.abs(spread(stencil, values, steps, noise.cost))
-            kink = live & (new_spread > 2 * rounding) & (new_spread >= KINK_PERSISTS * np.abs(last_spread))
-            crossed = (agree & ~kink & (np.abs(last_spread) > KINK_CROSSED * new_spread)
-                       & (np.abs(last_spread) > 2 * rounding))
-            table.kink_near.append(active[crossed])
-            _resolve_kinks(target, noise, table, active[kink], look.tolerance[kink])
-            last_spread = new_spread
-        settled = live & look.settled & ~kink
-        table.status[active[agree & ~kink]] = Status.OK
-        table.status[active[settled]] = Status.WRONG
-        keep = live & ~agree & ~kink & ~settled
-        active, previous = active[keep], estimates[keep]
-        if last_spread is not None:
-            last_spread = last_spread[keep]
-        if not active.size:
-            break
+@dataclass
+class _Look:
+    """One look per active entry: its step, estimate, rounding error and stencil values."""
+
+    step: np.ndarray
+    estimate: np.ndarray
+    rounding: np.ndarray
+    values: np.ndarray
+
+    def take(self, keep: np.ndarray) -> _Look:
+        return _Look(self.step[keep], self.estimate[keep], self.rounding[keep], self.values[keep])
+
+    def put(self, where: np.ndarray, other: _Look) -> None:
+        self.step[where], self.estimate[where] = other.step[where], other.estimate[where]
+        self.rounding[where], self.values[where] = other.rounding[where], other.values[where]
 
 
-def _resolve_kinks(target: Target, noise: NoiseModel, table: EntryTable, positions: np.ndarray,
-                   tolerance: np.ndarray) -> None:
-    """At a kink, grad is right when its value lies between the one-sided slopes."""
+def _second_looks(target: Target, noise: NoiseModel, table: EntryTable, suspects: np.ndarray,
+                  progress: Progress) -> None:
+    """Walk each suspect's ladder of steps until it is decided (see the module's docstring)."""
     stencil = STENCILS[target.method]
-    left, right = one_sided(stencil, table.values[positions], table.steps[positions], noise.cost)
-    between = within(target.analytic[positions], left, right, tolerance)
-    table.status[positions] = np.where(between, Status.KINK, Status.WRONG)
-    for i, lo, hi in zip(positions.tolist(), left.tolist(), right.tolist()):
-        table.one_sided[i] = (lo, hi)
+    active = suspects
+    first = _Look(table.steps[active].copy(), table.numeric[active].copy(),
+                  noise.rounding(table.values[active], table.steps[active], stencil), table.values[active].copy())
+    small, large = first, _Look(*(a.copy() for a in (first.step, first.estimate, first.rounding, first.values)))
+    truncation = np.full(active.size, np.nan)  # of the best look; NaN until a pair bounds it
+    best = np.full(active.size, np.inf)  # the best look's tolerance: the first look's has no truncation bound yet
+    for _ in range(REFINE_LEVELS):
+        best_rounding = noise.rounding(table.values[active], table.steps[active], stencil)
+        unresolved = ~_resolved(target, noise, active, table.tolerance[active])
+        grow = np.where(np.isnan(truncation), unresolved & (best_rounding > 0.5 * table.tolerance[active]),
+                        best_rounding > truncation)
+        grow &= large.step * REFINE_RATIO <= GROWTH_LIMIT * target.point_scale[active]
+        steps = np.where(grow, large.step * REFINE_RATIO, small.step / REFINE_RATIO)
+        steps = representable_steps(target.point[active], steps)
+        estimates, values, steps = _measure(target, noise, table, active, steps)
+        new = _Look(steps, estimates, noise.rounding(values, steps, stencil), values)
+        live = np.isfinite(estimates)
+        beside = large if grow.all() else small if not grow.any() else _Look(
+            np.where(grow, large.step, small.step), np.where(grow, large.estimate, small.estimate),
+            np.where(grow, large.rounding, small.rounding), np.where(grow[:, None], large.values, small.values))
+        change = np.abs(new.estimate - beside.estimate)
+        pair_noise = new.rounding + beside.rounding
+        pair_truncation = noise.truncation(change, stencil.order, pair_noise)
+        # The smaller step of the pair has the truncation bound; the larger one REFINE_RATIO**order times it.
+        larger = REFINE_RATIO ** stencil.order * pair_truncation
+        analytic = target.analytic[active]
+        floor = noise.floor(analytic, estimates, target.block_scale[active])
+        look = judge(np.abs(analytic - estimates), new.rounding, floor, np.where(grow, larger, pair_truncation))
+        settled = change <= pair_noise + floor  # two looks agree with each other: a third would not move them
+        for candidate, tolerance, own in (
+                (beside, beside.rounding + floor + np.where(grow, pair_truncation, larger),
+                 np.where(grow, pair_truncation, larger)),
+                (new, look.tolerance, np.where(grow, larger, pair_truncation))):
+            better = live & (tolerance < best)
+            _keep(table, active[better], candidate.take(better), tolerance[better])
+            best[better], truncation[better] = tolerance[better], own[better]
+        kink, jump = _kinks(target, noise, table, active, small, new, live & ~grow, look.agree)
+        small.put(live & ~grow, new)
+        large.put(live & grow, new)
+        decided = _decide(target, noise, table, active, live, settled, kink | jump)
+        progress.update(int(decided.sum()))
+        keep = ~decided
+        active, small, large = active[keep], small.take(keep), large.take(keep)
+        truncation, best = truncation[keep], best[keep]
+        if not active.size:
+            return
+    agree = np.abs(target.analytic[active] - table.numeric[active]) <= table.tolerance[active]
+    table.status[active] = np.where(agree, Status.UNRESOLVED, Status.WRONG)
+
+
+def _keep(table: EntryTable, positions: np.ndarray, look: _Look, tolerance: np.ndarray) -> None:
+    """Make ``look`` the best estimate of ``positions``."""
+    table.numeric[positions], table.values[positions] = look.estimate, look.values
+    table.steps[positions], table.tolerance[positions] = look.step, tolerance
+
+
+def _decide(target: Target, noise: NoiseModel, table: EntryTable, active: np.ndarray, live: np.ndarray,
+            settled: np.ndarray, at_kink: np.ndarray) -> np.ndarray:
+    """Set the status of the entries the last look decided; returns which of ``active`` they are."""
+    gap = np.abs(target.analytic[active] - table.numeric[active])
+    agree = gap <= table.tolerance[active]
+    resolved = _resolved(target, noise, active, table.tolerance[active])
+    ok = live & agree & resolved & ~at_kink
+    wrong = live & ~agree & settled & ~at_kink
+    table.status[active[ok]] = Status.OK
+    table.status[active[wrong]] = Status.WRONG
+    return ok | wrong | at_kink
+
+
+def _kinks(target: Target, noise: NoiseModel, table: EntryTable, active: np.ndarray, previous: _Look,
+           new: _Look, shrunk: np.ndarray, agree: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Kinks and jumps of J that a smaller step shows; sets their status. Returns (kink, jump) masks.
+
+    A kink: the spread between the one-sided slopes persists at the smaller
+    step, beyond rounding, and each slope settles to its own limit. A jump:
+    the spread grows like 1/h. Only a pair of looks from a step to a
+    smaller one says either.
+    """
+    stencil = STENCILS[target.method]
+    none = np.zeros(active.size, bool)
+    if stencil.sides is None:
+        return none, none
+    old_left, old_right = one_sided(stencil, previous.values, previous.step, noise.cost)
+    left, right = one_sided(stencil, new.values, new.step, noise.cost)
+    old_spread, new_spread = np.abs(old_right - old_left), np.abs(right - left)
+    significant = shrunk & (new_spread > 2 * new.rounding) & (new_spread >= KINK_PERSISTS * old_spread)
+    jump = significant & (new_spread > JUMP_GROWS * old_spread)
+    settle = (np.abs(left - old_left) <= SLOPES_SETTLE * new_spread) & (np.abs(right - old_right)
+                                                                       <= SLOPES_SETTLE * new_spread)
+    kink = significant & ~jump & settle
+    crossed = shrunk & agree & ~kink & ~jump & (old_spread > KINK_CROSSED * new_spread) & (
+        old_spread > 2 * new.rounding)
+    table.kink_near.append(active[crossed])
+    table.jumps.append(active[jump])
+    tolerance = new.rounding + noise.floor(target.analytic[active], new.estimate, target.block_scale[active])
+    between = within(target.analytic[active], left, right, tolerance)
+    table.status[active[kink]] = np.where(between[kink], Status.KINK, Status.WRONG)
+    table.status[active[jump]] = Status.KINK  # where J jumps, any gradient is a convention
+    for i in np.flatnonzero(kink | jump).tolist():
+        table.one_sided[int(active[i])] = (float(left[i]), float(right[i]))
+    return kink, jump

@@ -13,19 +13,20 @@ stacks the points as rows and calls J once per chunk of rows;
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from ._options import InputError
 from ._params import Layout
 
-__all__ = ["BatchEvaluator", "Evaluator", "ExecutorEvaluator", "call_with_copy", "make_evaluator", "note_exception",
-           "scalar_cost"]
+__all__ = ["BatchEvaluator", "Evaluator", "ExecutorEvaluator", "Moves", "Stopped", "call_with_copy",
+           "make_evaluator", "note_exception", "scalar_cost"]
 
 BATCH_BYTES = 64 * 2 ** 20  # rows of one batched call of J, at most
 TASKS_PER_WORKER = 8  # tasks per worker and chunk: small tasks leave little idle time at the end
@@ -41,6 +42,10 @@ def scalar_cost(value: Any, *, allow_complex: bool = False) -> float | complex:
         raise InputError(f"J must return a scalar cost; it returned a tuple of {len(value)} "
                         f"(if J returns (cost, grad), pass grad=None)")
     array = np.asarray(value)
+    if array.dtype.kind == "O" and array.ndim == 0:  # a framework's number: its item() or __float__ says it
+        item = getattr(value, "item", None)
+        with contextlib.suppress(TypeError, ValueError):  # not a number after all: the error below says so
+            array = np.asarray(float(item() if callable(item) else value))
     if array.size != 1 or array.dtype.kind not in "biufc":
         what = f"an array of shape {array.shape}" if array.dtype.kind in "biufc" else f"a {type(value).__name__}"
         raise InputError(f"J must return a scalar cost; it returned {what}")
@@ -50,12 +55,36 @@ def scalar_cost(value: Any, *, allow_complex: bool = False) -> float | complex:
     return number
 
 
+class Moves(Protocol):
+    """Whole-vector moves of theta, made one at a time (see `gradwidget._directions.Directions`)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, k: int) -> np.ndarray: ...
+
+    def part(self, which: slice) -> Moves: ...
+
+
+class Stopped(KeyboardInterrupt):
+    """The check stopped before its end for a reason other than Ctrl-C (a worker died); ``reason`` says which."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+NOTE = "gradwidget: "
+
+
 def note_exception(exc: BaseException, note: str) -> None:
-    """Attach ``note`` to ``exc`` so its traceback says where it happened."""
+    """Attach ``note`` to ``exc`` so its traceback says where it happened (once: recursion adds no more)."""
+    notes = getattr(exc, "__notes__", None) or [str(a) for a in exc.args[1:2]]
+    if any(str(n).startswith(NOTE) for n in notes):
+        return
     if hasattr(exc, "add_note"):
-        exc.add_note(note)
+        exc.add_note(NOTE + note)
     else:  # Python 3.10: no notes; extend the message instead
-        exc.args = (*exc.args[:1], note, *exc.args[1:]) if exc.args else (note,)
+        exc.args = (*exc.args[:1], NOTE + note, *exc.args[1:]) if exc.args else (NOTE + note,)
 
 
 def call_with_copy(fn: Callable[[Any], Any], layout: Layout, point: np.ndarray,
@@ -68,7 +97,7 @@ def call_with_copy(fn: Callable[[Any], Any], layout: Layout, point: np.ndarray,
     try:
         result = fn(layout.views(copy))
     except Exception as exc:
-        note_exception(exc, f"gradwidget: raised by {name} at the check point")
+        note_exception(exc, f"raised by {name} at the check point")
         raise
     return result, np.flatnonzero(copy != point)
 
@@ -151,7 +180,7 @@ class Evaluator:
                     args = layout.views(work.copy()) if self.fresh_copies else layout.rebuild(self.args)
                     value = J(args)
                 except Exception as exc:
-                    note_exception(exc, f"gradwidget: raised by J with {layout.entry_name(i)} "
+                    note_exception(exc, f"raised by J with {layout.entry_name(i)} "
                                         f"moved by {delta:+.3g} from {original:.6g}")
                     raise
                 finally:
@@ -163,12 +192,17 @@ class Evaluator:
             raise
         return out
 
-    def shifted(self, shifts: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Fill ``out[k]`` with J(theta + shifts[k]) (whole-vector moves)."""
+    moves_at_once = 1
+    """Moves worth evaluating together (a batch, one per worker)."""
+
+    def shifted(self, moves: Moves, out: np.ndarray) -> np.ndarray:
+        """Fill ``out[k]`` with J(theta + moves[k]), one move in memory at a time."""
         with np.errstate(all="ignore"):
-            for k, shift in enumerate(shifts):
-                point = (self.point + shift).astype(self.work.dtype)
-                out[k] = self.cost(self._call(point, f"along direction {k}"))
+            for k in range(len(moves)):
+                point = moves[k]
+                point += self.point
+                out[k] = self.cost(self._call(point.astype(self.work.dtype, copy=False), f"along direction {k}"))
+                del point
         return out
 
     def _call(self, point: np.ndarray, where: str) -> Any:
@@ -176,7 +210,7 @@ class Evaluator:
         try:
             return self.J(self.layout.views(point))
         except Exception as exc:
-            note_exception(exc, f"gradwidget: raised by J with theta moved {where}")
+            note_exception(exc, f"raised by J with theta moved {where}")
             raise
 
     def drifted(self) -> np.ndarray:
@@ -199,7 +233,7 @@ class BatchEvaluator(Evaluator):
         try:
             value = self.J(self.layout.batch_views(batch))
         except Exception as exc:
-            note_exception(exc, "gradwidget: raised by J (vectorized) at the check point")
+            note_exception(exc, "raised by J (vectorized) at the check point")
             raise
         if self.pair:
             costs, grads = value
@@ -219,11 +253,17 @@ class BatchEvaluator(Evaluator):
             self.reached = min(start + rows_per_call, positions.size)
         return out
 
-    def shifted(self, shifts: np.ndarray, out: np.ndarray) -> np.ndarray:
+    @property
+    def moves_at_once(self) -> int:  # type: ignore[override]
+        return max(1, self._rows_per_call() // 2)  # each move is probed both ways
+
+    def shifted(self, moves: Moves, out: np.ndarray) -> np.ndarray:
         rows_per_call = self._rows_per_call()
-        for start in range(0, len(shifts), rows_per_call):
-            part = slice(start, start + rows_per_call)
-            out[part] = self._batch((self.point + shifts[part]).astype(self.work.dtype))
+        for start in range(0, len(moves), rows_per_call):
+            rows = np.empty((min(rows_per_call, len(moves) - start), self.point.size), self.work.dtype)
+            for k, row in enumerate(rows):
+                np.add(self.point, moves[start + k], out=row, casting="unsafe")
+            out[start:start + rows.shape[0]] = self._batch(rows)
         return out
 
     def _rows_per_call(self) -> int:
@@ -235,7 +275,7 @@ class BatchEvaluator(Evaluator):
             try:
                 value = self.J(self.layout.batch_views(rows))
             except Exception as exc:
-                note_exception(exc, f"gradwidget: raised by J (vectorized) on a batch of {rows.shape[0]} points")
+                note_exception(exc, f"raised by J (vectorized) on a batch of {rows.shape[0]} points")
                 raise
         return self._costs(value[0] if self.pair else value, rows.shape[0])
 
@@ -264,28 +304,37 @@ class ExecutorEvaluator(Evaluator):
         self.executor = executor
         self.workers = _worker_count(executor)
         self.first_chunk = 2 * self.workers * TASKS_PER_WORKER  # every worker busy from the start
+        self.moves_at_once = self.workers
 
     def along(self, positions: np.ndarray, deltas: np.ndarray, out: np.ndarray) -> np.ndarray:
         tasks = self._split(positions.size)
         futures = [self.executor.submit(_entries_task, self.J, self.layout, self.point, self.pair,
                                         positions[part], deltas[part]) for part in tasks]
-        return self._gather(futures, tasks, out)
+        return self._gather(futures, tasks, out, lambda part: "with one of " + ", ".join(
+            dict.fromkeys(self.layout.entry_name(int(i)) for i in positions[part][:4])) + " moved")
 
-    def shifted(self, shifts: np.ndarray, out: np.ndarray) -> np.ndarray:
-        tasks = self._split(len(shifts))
+    def shifted(self, moves: Moves, out: np.ndarray) -> np.ndarray:
+        tasks = self._split(len(moves))
         futures = [self.executor.submit(_shifts_task, self.J, self.layout, self.point, self.pair,
-                                        shifts[part]) for part in tasks]
-        return self._gather(futures, tasks, out)
+                                        moves.part(part)) for part in tasks]
+        return self._gather(futures, tasks, out, lambda part: f"along directions {part.start} to {part.stop - 1}")
 
     def _split(self, count: int) -> list[slice]:
         size = max(1, -(-count // (self.workers * TASKS_PER_WORKER)))
         return [slice(start, min(start + size, count)) for start in range(0, count, size)]
 
-    def _gather(self, futures: list[Future[Any]], tasks: list[slice], out: np.ndarray) -> np.ndarray:
+    def _gather(self, futures: list[Future[Any]], tasks: list[slice], out: np.ndarray,
+                describe: Callable[[slice], str]) -> np.ndarray:
         done = np.zeros(len(tasks), bool)
         try:
             for k, (future, part) in enumerate(zip(futures, tasks)):
-                out[part] = _result(future)
+                try:
+                    out[part] = _result(future)
+                except Exception as exc:
+                    if _worker_died(exc):
+                        raise Stopped(f"a worker died ({type(exc).__name__}) while evaluating J {describe(part)}; "
+                                      "what was measured before is kept") from exc
+                    raise
                 done[k] = True
                 self.calls += part.stop - part.start
         except BaseException:
@@ -304,10 +353,10 @@ def _entries_task(J: Callable[[Any], Any], layout: Layout, point: np.ndarray, pa
 
 
 def _shifts_task(J: Callable[[Any], Any], layout: Layout, point: np.ndarray, pair: bool,
-                 shifts: np.ndarray) -> np.ndarray:
+                 moves: Moves) -> np.ndarray:
     """One worker's share of `Evaluator.shifted`."""
     evaluator = Evaluator(J, layout, point, pair=pair)
-    return evaluator.shifted(shifts, np.full(len(shifts), np.nan))
+    return evaluator.shifted(moves, np.full(len(moves), np.nan))
 
 
 def _result(future: Future[Any]) -> Any:
@@ -321,6 +370,13 @@ def _result(future: Future[Any]) -> Any:
             f"({exc}): define J at module level (not in a notebook cell or as a lambda or closure), "
             "or use an executor that pickles with cloudpickle (dask.distributed, ipyparallel)."
         ) from None
+
+
+def _worker_died(exc: BaseException) -> bool:
+    """Whether ``exc`` says the executor lost a worker (a process pool broken, dask's KilledWorker)."""
+    from concurrent.futures import BrokenExecutor
+
+    return isinstance(exc, BrokenExecutor) or type(exc).__name__ == "KilledWorker"
 
 
 def _worker_count(executor: Any) -> int:

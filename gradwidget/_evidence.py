@@ -12,20 +12,33 @@ from functools import cached_property
 
 import numpy as np
 
-from ._noise import NoiseModel
+from ._noise import NoiseModel, block_scales
 from ._params import Layout
 
-__all__ = ["DirectionalFindings", "Evidence", "Probes", "global_error"]
+__all__ = ["DirectionalFindings", "Evidence", "Probes", "global_error", "global_resolution"]
 
 
 @dataclass(frozen=True)
 class Probes:
-    """Verdicts of a set of probes: analytic A = v . a, numeric D, tolerance, agreement."""
+    """Verdicts of a set of probes: analytic A = v . a, numeric D, tolerance, agreement, resolution."""
 
     analytic: np.ndarray
     numeric: np.ndarray
     tolerance: np.ndarray
     agree: np.ndarray
+    resolved: np.ndarray
+
+    @classmethod
+    def none(cls) -> Probes:
+        """No probes yet."""
+        empty = np.zeros(0)
+        return cls(empty, empty, empty, empty.astype(bool), empty.astype(bool))
+
+    def joined(self, other: Probes) -> Probes:
+        """These probes followed by ``other``."""
+        return Probes(*(np.concatenate([mine, theirs]) for mine, theirs in
+                        zip((self.analytic, self.numeric, self.tolerance, self.agree, self.resolved),
+                            (other.analytic, other.numeric, other.tolerance, other.agree, other.resolved))))
 
 
 @dataclass
@@ -57,19 +70,21 @@ class Evidence:
         The classic rule's threshold, when given.
     calls : int
         Calls of J.
-    costs_at_point : (float, float)
-        J at theta, twice.
+    costs_at_point : tuple of float
+        J at theta: twice at the start, once more at the end.
     nondeterministic : bool
-        The two differ beyond rounding.
+        They differ beyond rounding.
+    grad_keeps_state : bool
+        grad gave another gradient the second time at theta.
     mutated : dict
         ``"J"`` or ``"grad"`` -> flat positions it changed in place.
     transposed : list of str
         Blocks grad returned with their 2-D shape reversed.
-    step_reduced, kink_near : ndarray
-        Entries where the step was made smaller (domain edge), and agreeing
-        entries with a kink within one step.
+    step_reduced, kink_near, jumps : ndarray
+        Entries where the step was made smaller (domain edge), agreeing
+        entries with a kink within one step, and entries where J jumps.
     one_sided : dict
-        Entry at a kink -> (slope from the left, slope from the right).
+        Entry at a kink or a jump -> (slope from the left, slope from the right).
     ignores_input : bool
         grad gave the same answer at a second point where J's slope differs.
     interrupted : str or None
@@ -78,6 +93,8 @@ class Evidence:
         Entries checked, when ``sample=`` chose them.
     directional : DirectionalFindings or None
         Set in directional mode.
+    eps : float or None
+        The step the user gave, if any.
     against : str
         What ``numeric`` is: ``"numeric"`` (finite differences, a check) or
         ``"reference"`` (an instructor's gradient, when grading); it sets how
@@ -95,18 +112,21 @@ class Evidence:
     noise: NoiseModel
     tol: float | None = None
     calls: int = 0
-    costs_at_point: tuple[float, float] = (np.nan, np.nan)
+    costs_at_point: tuple[float, ...] = (np.nan, np.nan)
     nondeterministic: bool = False
+    grad_keeps_state: bool = False
     mutated: dict[str, np.ndarray] = field(default_factory=dict)
     transposed: list[str] = field(default_factory=list)
     step_reduced: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
     kink_near: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    jumps: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
     one_sided: dict[int, tuple[float, float]] = field(default_factory=dict)
     ignores_input: bool = False
     interrupted: str | None = None
     sampled: int | None = None
     directional: DirectionalFindings | None = None
     against: str = "numeric"
+    eps: float | None = None
 
     @property
     def unit(self) -> float:
@@ -136,6 +156,18 @@ class Evidence:
         return ratio
 
     @cached_property
+    def block_scale(self) -> np.ndarray:
+        """Per entry, the RMS of the analytic gradient over its block."""
+        return block_scales([b.slice for b in self.layout.blocks], self.analytic)
+
+    @cached_property
+    def resolution(self) -> np.ndarray:
+        """Per entry, its tolerance over max(|a_i|, its block's RMS): the relative error it could see (NaN: none)."""
+        scale = np.maximum(np.abs(self.analytic), self.block_scale)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(scale > 0, self.tolerance / scale, 0.0)
+
+    @cached_property
     def error(self) -> float:
         """The article's ``||a - n|| / ||a + n||``: over checked entries, or over the random directions."""
         if self.directional is not None:
@@ -162,15 +194,36 @@ def global_error(a: np.ndarray, n: np.ndarray, tolerance: np.ndarray) -> float:
 
     Where both gradients are down at the noise (at a minimum), the
     denominator is the noise scale instead, so the figure does not become
-    an arbitrary ratio of two roundings.
+    an arbitrary ratio of two roundings. An analytic value that is not
+    finite makes it infinite.
     """
     checked = np.isfinite(n)
     if not checked.any():
         return float("nan")
-    a, n = a[checked], n[checked]
-    tol = tolerance[checked]
-    denominator = max(float(np.linalg.norm(a + n)), float(np.linalg.norm(np.nan_to_num(tol))))
-    difference = float(np.linalg.norm(a - n))
+    if not np.isfinite(a[checked]).all():
+        return float("inf")
+    scale = max(float(np.abs(a[checked]).max()), float(np.abs(n[checked]).max()), np.finfo(float).tiny)
+    a, n = a[checked] / scale, n[checked] / scale  # no overflow in the norms
+    tol = tolerance[checked] / scale
+    denominator = max(_norm(a + n), _norm(np.nan_to_num(tol, nan=0.0, posinf=np.inf)))
+    difference = _norm(a - n)
     if denominator == 0:
         return 0.0 if difference == 0 else float("inf")
     return difference / denominator
+
+
+def global_resolution(a: np.ndarray, n: np.ndarray, tolerance: np.ndarray) -> float:
+    """What ``||a - n|| / ||a + n||`` can resolve: ``||tolerance|| / ||a + n||`` over the checked entries."""
+    checked = np.isfinite(n) & np.isfinite(a)
+    total = _norm(a[checked] + n[checked])
+    spread = _norm(np.nan_to_num(tolerance[checked], nan=0.0, posinf=np.inf))
+    with np.errstate(over="ignore"):
+        return spread / total if total > 0 else (0.0 if spread == 0 else float("inf"))
+
+
+def _norm(values: np.ndarray) -> float:
+    """The 2-norm, without overflow for entries near the largest float (inf if one is infinite)."""
+    top = float(np.abs(values).max()) if values.size else 0.0
+    if top == 0 or not np.isfinite(top):
+        return top
+    return top * float(np.linalg.norm(values / top))

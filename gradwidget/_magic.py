@@ -106,20 +106,43 @@ class GradCheckMagics(GradCheckOptions):  # type: ignore[misc,valid-type]
             def J(theta): ...
             def grad(theta): ...
         """
-        args = parse_argstring(self.gradcheck, line)
+        if _asks_for_help(line):
+            print(self.gradcheck.__doc__)
+            return None
+        try:
+            args = parse_argstring(self.gradcheck, line)
+        except ValueError as exc:  # shlex: "No closing quotation" and the like
+            raise UsageError(f"%gradcheck could not split its line: {exc} (a quote opened and not closed?)") \
+                from None
         if cell is None:
             J, grad, theta = self._line_target(args.targets)
         else:
             J, grad, theta = self._cell_target(args, cell)
             if J is None:  # the cell raised; IPython has shown its traceback
                 return None
+        options = self._options(args)
+        if options.get("names") is None and options.get("shapes") is None:
+            options["names"] = _named_after(args.targets[-1], theta)
         try:
-            result = check(J, grad, theta, **self._options(args))
+            result = check(J, grad, theta, **options)
         except InputError as exc:  # gradwidget's complaint about what it was given: one line
-            raise UsageError(str(exc)) from None
+            raise UsageError(self._in_magic_words(str(exc), args.targets, cell is None)) from None
+        except Exception as exc:  # the user's J or grad raised: show their frames, not gradwidget's
+            __tracebackhide__ = True
+            raise exc.with_traceback(_user_frames(exc.__traceback__)) from None
         if not args.quiet:
             self._show(result)
         return result if args.output else None
+
+    @staticmethod
+    def _in_magic_words(message: str, targets: list[str], line_form: bool) -> str:
+        """A message of `check` as the magic's user would act on it."""
+        message = message.replace("pass grad=None", "give two names: %gradcheck cost_and_grad theta")
+        message = message.replace("with grad=None, J must", "with two names, the first must")
+        if line_form and len(targets) == 3 and message.startswith("J must return a scalar cost"):
+            J, grad, theta = targets
+            message += f"; if the names are swapped, the cost comes first: %gradcheck {grad} {J} {theta}"
+        return message
 
     # ------------------------------------------------------------ targets
 
@@ -213,6 +236,29 @@ class GradCheckMagics(GradCheckOptions):  # type: ignore[misc,valid-type]
         from IPython.display import display
 
         display(result.widget() if getattr(self.shell, "kernel", None) is not None else result)
+
+
+def _asks_for_help(line: str) -> bool:
+    """Whether the line is only a request for help (argparse here has no --help of its own)."""
+    return line.split() in (["--help"], ["-h"])
+
+
+def _named_after(variable: str, theta: Any) -> list[str] | None:
+    """Block names from theta's variable: ``w`` for one array, ``params[0]``, ... for a list of them."""
+    if not variable.isidentifier() or isinstance(theta, dict) or hasattr(type(theta), "_fields"):
+        return None  # an expression, or blocks named by keys or fields
+    if isinstance(theta, (list, tuple)) and theta and not all(isinstance(v, (int, float)) for v in theta):
+        return [f"{variable}[{i}]" for i in range(len(theta))]
+    return [variable]
+
+
+def _user_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """The traceback from the first frame outside gradwidget on (the user's J or grad), or all of it."""
+    package = __name__.rsplit(".", 1)[0]
+    first = tb
+    while first is not None and first.tb_frame.f_globals.get("__name__", "").startswith(package + "."):
+        first = first.tb_next
+    return first if first is not None else tb
 
 
 def _unquote(text: str) -> str:

@@ -31,7 +31,8 @@ from ._differences import REFINE_RATIO, Stencil
 if TYPE_CHECKING:
     from ._evaluate import Evaluator
 
-__all__ = ["NOISE_MARGIN", "REPEAT_MARGIN", "TRUNCATION_MARGIN", "NoiseModel", "measure_noise", "returned_precision"]
+__all__ = ["CLAIM_FACTOR", "COARSE_UNIT", "MEASURED_TRUST", "NOISE_MARGIN", "REPEAT_MARGIN", "TRUNCATION_MARGIN",
+           "NoiseModel", "block_rms", "block_scales", "measure_noise", "observed_precision", "returned_precision"]
 
 NOISE_MARGIN = 8.0
 """An estimate agrees within this many modelled rounding errors.
@@ -71,8 +72,53 @@ machine; a few ulps allow for reductions whose order depends on threads
 (multithreaded BLAS), never for sampling noise, which is far larger.
 """
 
+MEASURED_TRUST = 0.25
+"""Once J's noise is measured, the measurement replaces ``u * |J|``, but never goes below this share of it.
+
+Notes
+-----
+The rounding of a value of J is often well below one ulp of it (float32
+costs measure about 0.3 ulp): the measurement makes tolerances tighter where
+it matters most, for coarse dtypes. Its floor keeps a measurement that came
+out low by chance (the estimator spreads by about 2x, [2]) from making the
+tolerance too tight.
+"""
+
+CLAIM_FACTOR = 1.8
+"""The verdict claims to resolve each entry to ``CLAIM_FACTOR * u**(2/5)`` of its size (or its block's RMS).
+
+Notes
+-----
+That is 1e-6 in float64 and 3e-3 in float32: a bug that changes an entry by
+more is caught. Both are what a central difference resolves, with the
+margins of this model, in a J whose value is some tens of times its
+gradient entries (a network's loss): at about 2n calls in float64, and only
+after the step has grown and J's noise was measured in float32. The power
+2/5 interpolates between the two. Where the tolerance an entry ends up with
+is larger than the claim, the check cannot say that the entry is right: the
+verdict is inconclusive, and says what limited it.
+"""
+
+COARSE_UNIT = 1e-10
+"""A relative rounding above this is float32's or coarser (float64's is 2.2e-16)."""
+
 ECNOISE_ORDERS = range(3, 7)
 """Orders k of the differences whose spread estimates the noise ([2])."""
+
+ECNOISE_HALF = 8
+"""Points on each side of theta for one noise measurement: 16 calls of J, an estimate good to about 1.6x."""
+
+ECNOISE_MOVING = 0.75
+"""The share of neighbouring points whose values of J must differ for the spread of J to show its rounding."""
+
+ECNOISE_WIDEN = 10.0
+"""Where J's values change between fewer neighbours, the spacing grows by this factor and J is measured again."""
+
+ECNOISE_AGAIN = 3.7
+"""The second measurement's spacing, in units of the first's (not a round number: see `measure_noise`)."""
+
+ECNOISE_WIDENINGS = 9
+"""At most this many wider measurements (a J rounded to a grid up to 1e9 times coarser than u * |J|)."""
 
 
 @dataclass(frozen=True)
@@ -83,17 +129,22 @@ class NoiseModel:
     ----------
     unit : float
         The relative rounding of J's values: the machine epsilon of theta's
-        dtype or of the type J returns its cost in, whichever is coarser.
+        dtype, of the type J returns its cost in, or of the type its values
+        are rounded to (`observed_precision`), whichever is coarsest.
     cost : float
         J at theta.
     measured : float
         The absolute noise of J's value measured by `measure_noise`, or 0
         when it was not measured (only entries that disagree need it).
+    grad_unit : float
+        The relative rounding of grad's values, found the same way; 0 means
+        as fine as ``unit``.
     """
 
     unit: float
     cost: float
     measured: float = 0.0
+    grad_unit: float = 0.0
 
     def with_measured(self, noise: float) -> NoiseModel:
         """The same model with J's measured noise."""
@@ -109,33 +160,53 @@ class NoiseModel:
         if stencil is None:
             return np.zeros(len(values))
         modelled = self.unit * np.maximum(abs(self.cost), np.fmax.reduce(np.abs(values), axis=1))
-        return NOISE_MARGIN * np.maximum(modelled, self.measured) * stencil.noise_gain / steps
+        level = np.maximum(MEASURED_TRUST * modelled, self.measured) if self.measured > 0 else modelled
+        return NOISE_MARGIN * level * stencil.noise_gain / steps
 
     def floor(self, analytic: np.ndarray, estimate: np.ndarray, scale: np.ndarray) -> np.ndarray:
         """How closely two right answers can agree, whatever the step: relative and absolute parts.
 
-        Relative: ``sqrt(u)`` of the larger of the two, the accuracy of a
+        Relative: ``sqrt(u)`` of the smaller of the two (a wildly wrong
+        value never widens its own tolerance), the accuracy of a
         forward difference at its best step ([1] sec. 8.1): the check never
-        claims agreement finer than that. Absolute: `NOISE_MARGIN` ulps of
+        claims agreement finer than that; or `NOISE_MARGIN` ulps of grad's
+        own values, if they are coarser. Absolute: `NOISE_MARGIN` ulps of
         ``scale``, the size of the gradient that flows into this estimate (a
         block's RMS for one entry, ``|v| . |a|`` along a direction ``v``), since
         an entry near 0 in a block of large entries is the difference of
         large terms and carries their rounding.
         """
-        return np.sqrt(self.unit) * np.maximum(np.abs(analytic), np.abs(estimate)) + self.absolute_floor(scale)
+        relative = max(np.sqrt(self.unit), NOISE_MARGIN * self.grad_unit)
+        return relative * np.minimum(np.abs(analytic), np.abs(estimate)) + self.absolute_floor(scale)
 
     def absolute_floor(self, scale: np.ndarray) -> np.ndarray:
-        """The absolute part of `floor`: `NOISE_MARGIN` ulps of the gradient's scale."""
-        return NOISE_MARGIN * self.unit * scale
+        """The absolute part of `floor`: `NOISE_MARGIN` ulps (of J's or grad's values) of the gradient's scale."""
+        return NOISE_MARGIN * max(self.unit, self.grad_unit) * scale
 
     @staticmethod
-    def truncation(change: np.ndarray, order: int) -> np.ndarray:
-        """The truncation error left after a look at a ``REFINE_RATIO`` x smaller step (see `TRUNCATION_MARGIN`)."""
-        return TRUNCATION_MARGIN * change / (REFINE_RATIO ** order - 1)
+    def truncation(change: np.ndarray, order: int, rounding: np.ndarray | float = 0.0) -> np.ndarray:
+        """The truncation error of the smaller-step estimate of a pair ``REFINE_RATIO`` apart.
+
+        ``change`` is how far the two estimates are apart and ``rounding`` the
+        sum of their rounding errors: what of the change is not rounding is
+        truncation, which shrinks by ``REFINE_RATIO**order`` from the larger
+        step to the smaller (see `TRUNCATION_MARGIN`).
+        """
+        return TRUNCATION_MARGIN * (change + rounding) / (REFINE_RATIO ** order - 1)
+
+    @property
+    def claim(self) -> float:
+        """The relative resolution the verdict claims (see `CLAIM_FACTOR`), never finer than grad's own rounding."""
+        return max(CLAIM_FACTOR * float(self.unit ** (2 / 5)), 4 * NOISE_MARGIN * self.grad_unit)
 
     def repeatable(self, first: float, second: float) -> bool:
         """Whether two values of J at the same theta are equal to rounding (see `REPEAT_MARGIN`)."""
         return bool(abs(first - second) <= REPEAT_MARGIN * self.unit * max(abs(first), abs(second)))
+
+    @property
+    def coarse(self) -> bool:
+        """Whether J's values are rounded far coarser than float64's (float32 or worse)."""
+        return self.unit > COARSE_UNIT
 
     @property
     def precision(self) -> float:
@@ -144,19 +215,66 @@ class NoiseModel:
 
 
 def returned_precision(value: Any) -> float:
-    """Machine epsilon of the type J returned its cost in (float64 for Python floats)."""
+    """The relative rounding of a cost as J returned it: its type's machine epsilon, or the type it is rounded to.
+
+    A cost computed in float32 but returned as a Python float carries float32
+    rounding; `observed_precision` sees it. Anything with ``__array__``,
+    ``.item()`` or ``__float__`` (a framework's 0-d tensor) is read as a number.
+    """
     if isinstance(value, (tuple, list)) and len(value) == 2:
         value = value[0]
-    dtype = getattr(value, "dtype", None)
-    return float(np.finfo(dtype).eps) if dtype is not None and dtype.kind == "f" else float(np.finfo(float).eps)
+    try:
+        array = np.asarray(value)
+    except Exception:  # an object numpy cannot read: its __float__ decides the cost
+        array = np.asarray(float(value))
+    dtype = array.dtype if array.dtype.kind == "f" else np.dtype(np.float64)
+    return max(float(np.finfo(dtype).eps), observed_precision(array.astype(np.float64, copy=False).ravel()))
+
+
+def observed_precision(values: np.ndarray) -> float:
+    """float32's machine epsilon when every one of ``values`` is a float32 number (and some is not a float16 one).
+
+    Values that float16 holds exactly say nothing (0.5 and 3.0 fit every
+    float); a value computed in float64 fits float32 by chance with
+    probability about 2**-29. Returns 0 when the values show no rounding
+    coarser than float64's.
+    """
+    finite = values[np.isfinite(values)]
+
+    def all_fit(dtype: type[np.floating[Any]]) -> bool:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return bool(np.all(finite.astype(dtype).astype(np.float64) == finite))
+
+    if finite.size and not all_fit(np.float16) and all_fit(np.float32):
+        return float(np.finfo(np.float32).eps)
+    return 0.0
+
+
+def block_scales(blocks: list[slice], values: np.ndarray) -> np.ndarray:
+    """Per entry, the RMS of the finite ``values`` of its block (`block_rms`)."""
+    scale = np.zeros(values.size)
+    for part in blocks:
+        scale[part] = block_rms(values[part])
+    return scale
+
+
+def block_rms(values: np.ndarray) -> float:
+    """The root mean square of the finite ``values`` (0 if none), computed without overflow."""
+    finite = np.abs(values[np.isfinite(values)])
+    top = float(finite.max()) if finite.size else 0.0
+    return top * float(np.sqrt(np.mean((finite / top) ** 2))) if top > 0 else 0.0
 
 
 def measure_noise(evaluator: Evaluator, point: np.ndarray, noise: NoiseModel, rng: np.random.Generator) -> float:
     """The absolute noise of J's value, from high-order differences at tiny spacing.
 
-    Six extra calls along a random sign direction, a few hundred ulps apart:
+    Thirty-two extra calls along a random sign direction, a few hundred ulps apart
+    and then 3.7 times that (the larger of the two estimates counts):
     enough to change J's rounding, too little for J's smooth part to show in
-    differences of order 3 to 6. Their scaled spread estimates the standard
+    differences of order 3 to 6. Where J gives the same value at neighbouring
+    points (a cost rounded coarser than its type, such as ``(1e8 + c) - 1e8``),
+    the spacing widens until its values move at nearly every point: only then
+    do their roundings look like independent noise. Their scaled spread estimates the standard
     deviation of J's noise ([2], ECnoise, simplified: the median over orders
     instead of a test of their consistency).
 
@@ -164,25 +282,42 @@ def measure_noise(evaluator: Evaluator, point: np.ndarray, noise: NoiseModel, rn
     -----
     The k-th difference of independent noise of variance s**2 has variance
     ``s**2 * (2k)! / (k!)**2``, so ``gamma_k = (k!)**2 / (2k)!`` rescales its
-    mean square to ``s**2`` ([2]). From seven values the estimate is rough:
-    on pure noise its median is about 0.8 s, and single estimates spread by a
-    factor of 2 either way, which `NOISE_MARGIN` absorbs.
+    mean square to ``s**2`` ([2]). From seventeen values, 90% of the estimates
+    on a float32 network's loss fall within a factor of 1.6 of their median;
+    `NOISE_MARGIN` absorbs that.
     """
     size = np.abs(point.astype(np.float64))
     scale = np.where(size > 0, size, np.sqrt(np.mean(size ** 2)) or 1.0)
-    direction = rng.choice([-1.0, 1.0], size.size) * noise.unit ** (2 / 3) * scale
-    costs = []
+    signs = rng.choice([-1.0, 1.0], size.size)
+    spacing = noise.unit ** (2 / 3)
+    for _ in range(ECNOISE_WIDENINGS + 1):
+        costs = _costs_along(evaluator, point, noise.cost, signs * spacing * scale)
+        if np.mean(np.diff(costs) != 0) >= ECNOISE_MOVING:
+            break
+        spacing *= ECNOISE_WIDEN  # J's values are rounded coarser than they move: the noise would look small
+    # Once more at a wider spacing: a J rounded to a grid can step by a whole number of grid points
+    # (its differences all 0) or move too little for its roundings to be independent at the first one.
+    wider = _costs_along(evaluator, point, noise.cost, signs * ECNOISE_AGAIN * spacing * scale)
+    level = max(_spread(costs), _spread(wider))
+    return level if np.isfinite(level) else 0.0
+
+
+def _spread(costs: list[float]) -> float:
+    """The noise level that the differences of order `ECNOISE_ORDERS` of ``costs`` show (their median)."""
     with np.errstate(all="ignore"):
-        for j in range(-3, 4):
-            if j == 0:
-                costs.append(noise.cost)
-                continue
-            moved = (point + j * direction).astype(point.dtype)
-            costs.append(float(np.real(evaluator.cost(evaluator.at(moved)[0]))))
         levels = []
         for k in ECNOISE_ORDERS:
             diffs = np.diff(costs, k)
             gamma = math.factorial(k) ** 2 / math.factorial(2 * k)
             levels.append(np.sqrt(gamma * np.mean(diffs ** 2)))
-    level = float(np.median(levels))
-    return level if np.isfinite(level) else 0.0
+    return float(np.median(levels))
+
+
+def _costs_along(evaluator: Evaluator, point: np.ndarray, cost: float, direction: np.ndarray) -> list[float]:
+    """J at ``point + j * direction`` for j = -`ECNOISE_HALF` .. `ECNOISE_HALF` (``cost`` at j = 0)."""
+    costs = []
+    with np.errstate(all="ignore"):
+        for j in range(-ECNOISE_HALF, ECNOISE_HALF + 1):
+            moved = (point + j * direction).astype(point.dtype)
+            costs.append(cost if j == 0 else float(np.real(evaluator.cost(evaluator.at(moved)[0]))))
+    return costs

@@ -181,7 +181,9 @@ OPTIONS: tuple[Option, ...] = (
            "block shapes of a flat, unrolled theta (row-major per block)", "literal", _optional(_shapes),
            "sequence of shapes, optional", metavar="SHAPES"),
     Option("names", None, "None or a list of distinct, non-empty strings",
-           "names of those blocks (default theta[0], theta[1], ...)", "words", _optional(_names),
+           "names of the blocks: of an unrolled theta (with shapes=), of a list or tuple of arrays, or one "
+           "name for a single array (default theta[0], theta[1], ..., or theta); a dict's keys name its own",
+           "words", _optional(_names),
            "sequence of str, optional", metavar="A,B,..."),
     Option("sample", None, "None or a positive whole number",
            "check only this many entries per block, chosen at random (the others are NaN in numeric)",
@@ -268,7 +270,5 @@ def _check_combinations(options: CheckOptions) -> None:
     if options.directions is not None and options.method != "central":
         raise OptionError("directions", f"directions= uses central differences; method={options.method!r} "
                                         "does not apply")
-    if options.names is not None and options.shapes is None:
-        raise OptionError("names", "names= needs shapes=: it names the blocks of an unrolled theta")
     if options.names is not None and options.shapes is not None and len(options.names) != len(options.shapes):
         raise OptionError("names", f"names= has {len(options.names)} names for {len(options.shapes)} shapes")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._options import InputError
+from ._options import InputError, OptionError
 
 __all__ = ["Block", "Layout", "flatten", "random_init"]
 
@@ -47,7 +47,7 @@ class Block:
             return (1, 1)
         if len(self.shape) == 1:
             return (1, self.shape[0])
-        return (self.shape[0], self.size // self.shape[0])
+        return (self.shape[0], self.size // self.shape[0] if self.shape[0] else 0)
 
     def index(self, offset: int) -> tuple[int, ...]:
         """The multi-index in this block of flat position ``start + offset``."""
@@ -63,13 +63,15 @@ class Layout:
     """How a parameter structure maps onto a flat vector.
 
     ``kind`` is ``"array"`` (one ndarray), ``"dict"``, ``"list"``, ``"tuple"``
-    or ``"unrolled"`` (a flat vector with block shapes).
+    (a tuple or a namedtuple: ``container`` is its type) or ``"unrolled"`` (a
+    flat vector with block shapes).
     """
 
     kind: str
     blocks: tuple[Block, ...]
     keys: tuple[Any, ...] = ()
     shape: tuple[int, ...] = ()
+    container: type = tuple
 
     @property
     def size(self) -> int:
@@ -106,10 +108,7 @@ class Layout:
             return flat.reshape(self.shape)
         if self.kind == "unrolled":
             return flat
-        arrays = [flat[b.slice].reshape(b.shape) for b in self.blocks]
-        if self.kind == "dict":
-            return dict(zip(self.keys, arrays))
-        return tuple(arrays) if self.kind == "tuple" else arrays
+        return self._container([flat[b.slice].reshape(b.shape) for b in self.blocks])
 
     def batch_views(self, rows: np.ndarray) -> Any:
         """The structure J expects, each array with a leading batch axis (one row a point)."""
@@ -118,10 +117,15 @@ class Layout:
             return rows.reshape(batch, *self.shape)
         if self.kind == "unrolled":
             return rows
-        arrays = [rows[:, b.slice].reshape(batch, *b.shape) for b in self.blocks]
+        return self._container([rows[:, b.slice].reshape(batch, *b.shape) for b in self.blocks])
+
+    def _container(self, arrays: list[np.ndarray]) -> Any:
+        """The user's kind of container around ``arrays`` (a namedtuple stays one)."""
         if self.kind == "dict":
             return dict(zip(self.keys, arrays))
-        return tuple(arrays) if self.kind == "tuple" else arrays
+        if self.kind == "tuple":
+            return self.container(*arrays) if self.container is not tuple else tuple(arrays)
+        return arrays
 
     def first_of_batch(self, tree: Any) -> Any:
         """Item 0 of every array of a batched structure (what a vectorized J's grad gives)."""
@@ -223,7 +227,9 @@ def flatten(theta: Any, shapes: Sequence[Sequence[int]] | None = None,
         Block shapes of a flat, unrolled ``theta`` (row-major per block),
         as validated by the ``shapes`` option.
     names : sequence of str, optional
-        Names of those blocks (default ``theta[0]``, ``theta[1]``, ...).
+        Names of the blocks of an unrolled theta, of a list or tuple, or one
+        name for a single array (default ``theta[0]``, ``theta[1]``, ...,
+        or ``theta``).
 
     Returns
     -------
@@ -238,28 +244,57 @@ def flatten(theta: Any, shapes: Sequence[Sequence[int]] | None = None,
     """
     if shapes is not None:
         return _flatten_unrolled(theta, shapes, names)
+    container: type = tuple
+    if isinstance(theta, Mapping) and names is not None:
+        raise OptionError("names", "names= does not apply to a dict: its keys name its blocks")
     if isinstance(theta, Mapping):
         keys = tuple(theta)
         arrays = [_as_float_array(theta[k], "theta", f" block {k!r}") for k in keys]
-        block_names = [str(k) for k in keys]
+        block_names = _block_names(keys)
         kind = "dict"
     elif isinstance(theta, (list, tuple)) and theta and not _is_number_list(theta):
         keys = ()
         arrays = [_as_float_array(a, "theta", f"[{i}]") for i, a in enumerate(theta)]
-        block_names = [f"theta[{i}]" for i in range(len(theta))]
-        kind = type(theta).__name__ if type(theta) in (list, tuple) else "list"
+        fields = getattr(type(theta), "_fields", None)  # a namedtuple: its blocks are named by its fields
+        block_names = list(fields) if fields else [f"theta[{i}]" for i in range(len(theta))]
+        kind = "tuple" if isinstance(theta, tuple) else "list"
+        container = type(theta) if fields else tuple
     else:
         array = _as_float_array(theta, "theta", "")
-        layout = Layout("array", (Block("theta", array.shape, 0),), shape=array.shape)
+        (name,) = _given_names(names, ["theta"])
+        layout = Layout("array", (Block(name, array.shape, 0),), shape=array.shape)
         return layout, _checked_flat([array], layout)
     if not arrays:
         raise InputError(f"theta is an empty {type(theta).__name__}: there are no parameters to check")
+    block_names = _given_names(names, block_names)
     blocks, start = [], 0
     for name, array in zip(block_names, arrays):
         blocks.append(Block(name, array.shape, start))
         start += array.size
-    layout = Layout(kind, tuple(blocks), keys=keys)
+    layout = Layout(kind, tuple(blocks), keys=keys, container=container)
     return layout, _checked_flat(arrays, layout)
+
+
+def _given_names(names: Sequence[str] | None, default: list[str]) -> list[str]:
+    """The names the user gave the blocks, one per block, or ``default``."""
+    if names is None:
+        return default
+    if len(names) != len(default):
+        raise OptionError("names", f"names= has {len(names)} name{'s' if len(names) != 1 else ''} for "
+                                   f"theta's {len(default)} block{'s' if len(default) != 1 else ''}")
+    return [str(name) for name in names]
+
+
+def _block_names(keys: tuple[Any, ...]) -> list[str]:
+    """The blocks' names: each key as a string, refused where two keys read the same (1 and '1')."""
+    seen: dict[str, Any] = {}
+    for key in keys:
+        name = str(key)
+        if name in seen:
+            raise InputError(f"theta's keys {seen[name]!r} and {key!r} both name a block {name!r}: "
+                             "reports could not tell them apart; use distinct keys")
+        seen[name] = key
+    return list(seen)
 
 
 def _flatten_unrolled(theta: Any, shapes: Sequence[Sequence[int]],

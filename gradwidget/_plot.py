@@ -43,16 +43,18 @@ class DisplayedFigure(Figure):
 
 
 def heatmaps(result: CheckResult) -> Figure:
-    """One heatmap of relative error per block, on one shared log colour scale."""
-    blocks = result.evidence.layout.blocks
-    columns = min(MAX_COLUMNS, len(blocks))
+    """One heatmap of relative error per block, on one shared log colour scale (empty blocks have none)."""
+    blocks = [b for b in result.evidence.layout.blocks if b.size]
+    columns = max(1, min(MAX_COLUMNS, len(blocks)))
     rows = -(-len(blocks) // columns)
     fig = DisplayedFigure(figsize=(4.2 * columns + 1.2, 2.8 * rows), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False)
     images = [_draw_block(ax, result, block) for ax, block in zip(axes.ravel(), blocks)]
     for ax in axes.ravel()[len(blocks):]:
         ax.remove()
-    fig.colorbar(images[-1], ax=axes.ravel().tolist(), label="relative error |a - n| / max(|a|, |n|)")
+    if images:
+        fig.colorbar(images[-1], ax=axes.ravel()[:len(images)].tolist(),
+                     label="relative error |a - n| / max(|a|, |n|)")
     verdict = result.verdict if result.passed else result.verdict.upper()
     fig.suptitle(f"gradwidget: {verdict}, error {result.error:.2e}")
     return fig
@@ -89,7 +91,8 @@ def _draw_block(ax: Axes, result: CheckResult, block: Block) -> AxesImage:
         ax.scatter(wrong_cols, wrong_rows, s=18, marker="x", color="#19a0ff", linewidths=1.2, label="wrong")
     shape = "x".join(map(str, block.shape)) or "scalar"
     laid_out = f" as {rows}x{cols}" if len(block.shape) > 2 else ""
-    state = "ok" if result.blocks[ev.layout.blocks.index(block)].passed else "wrong"
+    state = {"passed": "ok", "failed": "wrong"}.get(result.blocks[ev.layout.blocks.index(block)].verdict,
+                                                   "inconclusive")
     ax.set_title(f"{block.name} ({shape}{laid_out}): {state}", fontsize=10)
     ax.set_xlabel("column" if len(block.shape) != 1 else "index", fontsize=8)
     if rows == 1:

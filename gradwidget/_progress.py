@@ -1,55 +1,60 @@
-"""A progress bar for long checks, shown only when it helps.
+"""A progress bar for long checks, shown only when it helps, phase after phase.
 
 tqdm is imported only when a bar is shown; ``tqdm.auto`` draws a widget in a
 notebook and text in a terminal. A callable instead of a bar gets
-``(done, total)`` after every chunk; raising KeyboardInterrupt there stops
-the check as Ctrl-C does (the panel's Cancel button).
+``(done, total)`` at the start of every phase and after every chunk of work;
+raising KeyboardInterrupt there stops the check as Ctrl-C does (the panel's
+Cancel button).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 __all__ = ["Progress"]
 
-SHOW_AFTER = 1.0  # seconds a check is expected to take before a bar is worth it
+SHOW_AFTER = 1.0  # seconds a phase is expected to take before a bar is worth it
 
 
 class Progress:
-    """Counts done entries; shows a bar when asked to, or when the work looks long.
+    """Counts the work done in the current phase; shows a bar when asked to, or when the phase looks long.
 
     Parameters
     ----------
-    total : int
-        Units of work (entries).
     show : bool, None or callable
-        True: always; False: never; None: once the expected total time
-        exceeds about a second; a callable: called with ``(done, total)``
+        True: always; False: never; None: once a phase is expected to take
+        more than about a second; a callable: called with ``(done, total)``
         instead of a bar.
-    description : str
-        The bar's label.
     """
 
-    def __init__(self, total: int, show: bool | Callable[[int, int], None] | None,
-                 description: str = "gradcheck") -> None:
+    def __init__(self, show: bool | Callable[[int, int], None] | None) -> None:
         self.callback = show if callable(show) else None
         self.show = None if self.callback else show
-        self.total, self.description = total, description
-        self.done = 0
+        self.total, self.done, self.description = 0, 0, ""
+        self.started = time.perf_counter()
         self.bar: Any = None
-        if self.show:
+
+    def phase(self, total: int, description: str) -> None:
+        """Start a phase of ``total`` units of work (entries, probes)."""
+        self.close()
+        self.total, self.done, self.description = total, 0, description
+        self.started = time.perf_counter()
+        if self.callback is not None:
+            self.callback(0, total)
+        elif self.show:
             self._open()
 
-    def update(self, count: int, elapsed: float) -> None:
-        """Record ``count`` more units done, ``elapsed`` seconds since the start."""
+    def update(self, count: int) -> None:
+        """Record ``count`` more units of the phase done."""
         self.done += count
         if self.callback is not None:
             self.callback(self.done, self.total)
             return
-        if self.bar is None and self.show is None and self.done:
-            expected = elapsed / self.done * self.total
-            if expected > SHOW_AFTER and self.done < self.total:
+        if self.bar is None and self.show is None and 0 < self.done < self.total:
+            expected = (time.perf_counter() - self.started) / self.done * self.total
+            if expected > SHOW_AFTER:
                 self._open()
         if self.bar is not None:
             self.bar.update(count)
@@ -57,11 +62,12 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
     def _open(self) -> None:
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=self.total, desc=self.description, unit="entry", leave=False)
+        self.bar = tqdm(total=self.total, desc=f"gradcheck: {self.description}", leave=False)
         self.bar.update(self.done)
 
     def __enter__(self) -> Progress:

@@ -16,7 +16,7 @@ import numpy as np
 if TYPE_CHECKING:
     from ._result import CheckResult
 
-__all__ = ["report_html", "report_text", "summary_html", "worst_html"]
+__all__ = ["BADGE_COLOURS", "report_html", "report_text", "summary_html", "worst_html"]
 
 METHOD_NAMES = {"central": "central differences", "forward": "forward differences",
                 "complex": "complex step", "richardson": "Richardson extrapolation",
@@ -49,6 +49,11 @@ def block_rows(result: CheckResult) -> list[tuple[str, ...]]:
         worst = "" if b.worst is None else "[" + ", ".join(map(str, b.worst)) + "]"
         if b.passed:
             state = "ok"
+        elif b.verdict == "inconclusive":
+            state = "inconclusive" + "".join(f", {count} {what}" for count, what in (
+                (b.unresolved, "unresolved"), (b.skipped, "skipped"), (int(np.prod(b.shape)) - b.checked
+                                                                       - b.skipped, "not checked")) if count)
+            state = state if b.checked + b.skipped or directional else "inconclusive, nothing checked"
         elif directional:
             state = f"wrong ({b.wrong} named)" if b.wrong else "wrong"
         else:
@@ -59,8 +64,20 @@ def block_rows(result: CheckResult) -> list[tuple[str, ...]]:
     return rows
 
 
+BADGE_COLOURS = {"passed": "#1a7f37", "inconclusive": "#9a6700", "failed": "#cf222e"}
+"""The verdict badge's background, white text on each (contrast 4.5:1 or more)."""
+
+
 def worst_title(result: CheckResult) -> str:
     return "Worst entries" if not result.passed else "Largest discrepancies (within noise)"
+
+
+def worst_cells(result: CheckResult) -> list[tuple[str, ...]]:
+    """The worst entries as strings: entry, analytic, numeric, abs and rel error, status (NaN and inf shown)."""
+    ev = result.evidence
+    return [(w["entry"], f"{ev.analytic[w['position']]: .6e}", f"{ev.numeric[w['position']]: .6e}",
+             f"{ev.gap[w['position']]:.1e}", f"{ev.relative[w['position']]:.1e}", w["status"])
+            for w in result.worst_entries()]
 
 
 def report_text(result: CheckResult) -> str:
@@ -76,12 +93,11 @@ def report_text(result: CheckResult) -> str:
     if result.diagnoses:
         lines += ["", "Diagnoses"]
         lines += [f"  - [{d.code}] {d.message}" for d in result.diagnoses]
-    worst_rows = result.worst_entries()
+    worst_rows = worst_cells(result)
     if worst_rows:
         lines += ["", worst_title(result)]
-        for w in worst_rows:
-            lines.append(f"  {w['entry']:<16} analytic {w['analytic']: .6e}  numeric {w['numeric']: .6e}"
-                         f"  abs {w['abs_error']:.1e}  rel {w['rel_error']:.1e}  {w['status']}")
+        for entry, analytic, numeric, gap, relative, status in worst_rows:
+            lines.append(f"  {entry:<16} analytic {analytic}  numeric {numeric}  abs {gap}  rel {relative}  {status}")
     return "\n".join(lines)
 
 
@@ -100,7 +116,7 @@ def summary_html(result: CheckResult) -> str:
     """The verdict badge with what was measured, and the diagnoses."""
     esc = html.escape
     verdict, detail = headline(result)
-    color = "#1a7f37" if result.passed else "#cf222e"
+    color = BADGE_COLOURS[result.verdict]
     parts = [f'<p><span class="gradwidget-verdict" style="background:{color};color:white;padding:2px 8px;'
              f'border-radius:4px;font-weight:bold">{verdict}</span> {esc(detail)}</p>']
     if result.interrupted:
@@ -114,11 +130,9 @@ def summary_html(result: CheckResult) -> str:
 
 def worst_html(result: CheckResult) -> str:
     """The entries that disagree most, as a table (empty when nothing was checked)."""
-    worst = result.worst_entries()
-    if not worst:
+    rows = [tuple(cell.strip() for cell in row) for row in worst_cells(result)]
+    if not rows:
         return ""
-    rows = [(w["entry"], f"{w['analytic']:.6e}", f"{w['numeric']:.6e}", f"{w['abs_error']:.1e}",
-             f"{w['rel_error']:.1e}", w["status"]) for w in worst]
     return (f"<p><b>{worst_title(result)}</b></p>"
             + _table("gradwidget-worst", ("entry", "analytic", "numeric", "abs", "rel", "status"), rows))
 
@@ -129,7 +143,7 @@ def heatmaps_html(result: CheckResult) -> str:
 
     esc = html.escape
     figures = []
-    for block in result.evidence.layout.blocks[:MAX_HEATMAPS]:
+    for block in [b for b in result.evidence.layout.blocks if b.size][:MAX_HEATMAPS]:
         data = base64.b64encode(block_png(result, block)).decode("ascii")
         figures.append(f'<figure style="display:inline-block;margin:4px" data-block="{esc(block.name)}">'
                        f'<img src="data:image/png;base64,{data}" alt="{esc(block.name)} heatmap of '

@@ -10,7 +10,7 @@ import numpy as np
 from ._diagnose import Diagnosis
 from ._evidence import Evidence, global_error
 from ._params import Block
-from ._verdict import Status, Verdict, block_verdict, overall_verdict
+from ._verdict import JUDGED, Status, Verdict, block_verdict, overall_verdict
 
 if TYPE_CHECKING:
     from ._check import Problem
@@ -35,9 +35,11 @@ class BlockReport:
         Index in the block of the entry that disagrees most (in units of its
         own tolerance).
     verdict : str
-        ``"passed"`` or ``"failed"``.
-    checked, wrong, kinks : int
-        Entries checked, found wrong, and at a kink of J.
+        ``"passed"``, ``"failed"`` or ``"inconclusive"``.
+    checked, wrong, kinks, unresolved, skipped : int
+        Entries measured and judged; of those, found wrong, at a kink of J,
+        and agreeing only within a tolerance looser than the verdict claims;
+        and entries J's domain kept from being checked.
     """
 
     name: str
@@ -50,6 +52,8 @@ class BlockReport:
     checked: int
     wrong: int
     kinks: int
+    unresolved: int = 0
+    skipped: int = 0
 
     @property
     def passed(self) -> bool:
@@ -60,7 +64,8 @@ class BlockReport:
         return {"name": self.name, "shape": list(self.shape), "error": _num(self.error),
                 "max_abs": _num(self.max_abs), "max_rel": _num(self.max_rel),
                 "worst": None if self.worst is None else list(self.worst), "verdict": self.verdict,
-                "passed": self.passed, "checked": self.checked, "wrong": self.wrong, "kinks": self.kinks}
+                "passed": self.passed, "checked": self.checked, "wrong": self.wrong, "kinks": self.kinks,
+                "unresolved": self.unresolved, "skipped": self.skipped}
 
 
 class CheckResult:
@@ -69,7 +74,9 @@ class CheckResult:
     Attributes
     ----------
     verdict : str
-        ``"passed"`` or ``"failed"``.
+        ``"passed"``, ``"failed"`` or ``"inconclusive"`` (the check could not
+        resolve every entry to the accuracy it claims, or was stopped with
+        every judged entry agreeing; a diagnosis says what limited it).
     passed : bool
         Whether the verdict is ``"passed"``.
     error : float
@@ -106,7 +113,7 @@ class CheckResult:
 
     @property
     def verdict(self) -> str:
-        """``"passed"`` or ``"failed"``."""
+        """``"passed"``, ``"failed"`` or ``"inconclusive"``."""
         return self._verdict.label
 
     @property
@@ -128,18 +135,13 @@ class CheckResult:
         wrong = ev.status[order] == Status.WRONG
         if wrong.any():
             order = order[wrong]
-        rows = []
-        for i in order[:count].tolist():
-            if not np.isfinite(ev.numeric[i]):
-                break
-            rows.append(self.entry(i))
-        return rows
+        return [self.entry(i) for i in order[:count].tolist() if np.isfinite(ev.numeric[i])]
 
     def entry(self, position: int) -> dict[str, Any]:
         """One entry, by flat position: its name, both gradients, errors and status (JSON-safe)."""
         ev = self.evidence
         block = ev.layout.block_of(position)
-        return {"block": block.name, "index": list(block.index(position - block.start)),
+        return {"block": block.name, "index": list(block.index(position - block.start)), "position": position,
                 "entry": ev.layout.entry_name(position), "analytic": _num(ev.analytic[position]),
                 "numeric": _num(ev.numeric[position]), "abs_error": _num(ev.gap[position]),
                 "rel_error": _num(ev.relative[position]), "status": Status(ev.status[position]).label}
@@ -158,6 +160,10 @@ class CheckResult:
 
     def __bool__(self) -> bool:
         return self.passed
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without its problem: J and grad are often lambdas or closures, which do not pickle."""
+        return {**self.__dict__, "problem": None}
 
     def __repr__(self) -> str:
         verdict = self.verdict if self.passed else self.verdict.upper()
@@ -236,8 +242,8 @@ def block_report(ev: Evidence, block: Block, verdict: Verdict) -> BlockReport:
         block.name, block.shape, error,
         float(np.nanmax(ev.gap[part][checked])) if checked.any() else float("nan"),
         float(np.nanmax(ev.relative[part][checked])) if checked.any() else float("nan"),
-        worst, verdict.label, int(counts[Status.OK] + counts[Status.WRONG] + counts[Status.KINK]),
-        int(counts[Status.WRONG]), int(counts[Status.KINK]))
+        worst, verdict.label, int(sum(counts[s] for s in JUDGED)), int(counts[Status.WRONG]),
+        int(counts[Status.KINK]), int(counts[Status.UNRESOLVED]), int(counts[Status.SKIPPED]))
 
 
 def _num(value: Any) -> float | None:

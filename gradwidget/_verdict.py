@@ -1,9 +1,12 @@
 """The verdict, decided in one place: per entry, per block, overall; and the table of diagnosis codes.
 
-An entry agrees when its discrepancy is within its tolerance (`judge`); a
-block fails when one of its entries is wrong, when grad returned it
-transposed, or, under the classic rule, when its ``||a - n|| / ||a + n||``
-is not below ``tol``; the check passes when every block passes and no
+An entry agrees when its discrepancy is within its tolerance (`judge`), and
+is resolved when that tolerance is within what the verdict claims. A block
+fails when one of its entries is wrong, when grad returned it transposed,
+or, under the classic rule, when its ``||a - n|| / ||a + n||`` is not below
+``tol``; it is inconclusive when an entry could not be resolved or checked,
+or when none of its entries was judged;
+the check passes when every block passes, nothing stopped it and no
 diagnosis is fatal (`CODES`).
 """
 
@@ -15,13 +18,25 @@ from enum import IntEnum
 
 import numpy as np
 
-from ._evidence import Evidence, global_error
+from ._evidence import Evidence, global_error, global_resolution
 from ._params import Block
 
 # Public through gradwidget: the diagnosis codes. The rest is imported by name inside the package.
 __all__ = [
-    "CODES", "DOMAIN", "IGNORES_INPUT", "KINK", "LOCALIZED", "MUTATES_INPUT", "NOISE_FLOOR", "NONDETERMINISTIC",
-    "PERMUTATION", "SCALE", "SIGN", "SYMMETRIC_POINT", "TRANSPOSE",
+    "CODES",
+    "DOMAIN",
+    "IGNORES_INPUT",
+    "INTERRUPTED",
+    "KINK",
+    "LOCALIZED",
+    "MUTATES_INPUT",
+    "NOISE_FLOOR",
+    "NONDETERMINISTIC",
+    "PERMUTATION",
+    "SCALE",
+    "SIGN",
+    "SYMMETRIC_POINT",
+    "TRANSPOSE",
 ]
 
 
@@ -31,8 +46,9 @@ class Status(IntEnum):
     UNCHECKED = 0  # not measured (sampled out, directional mode, interrupted)
     OK = 1  # agrees within its tolerance
     WRONG = 2  # disagrees beyond it
-    KINK = 3  # J is not differentiable there; the analytic value lies between the one-sided slopes
+    KINK = 3  # J is not differentiable there; the analytic value lies between the one-sided slopes (or J jumps)
     SKIPPED = 4  # J returned NaN or inf at every step tried
+    UNRESOLVED = 5  # agrees, but no step gave a tolerance within the resolution the verdict claims
 
     @property
     def label(self) -> str:
@@ -40,15 +56,20 @@ class Status(IntEnum):
         return self.name.lower()
 
 
+JUDGED = (Status.OK, Status.WRONG, Status.KINK, Status.UNRESOLVED)
+"""The statuses of entries that were measured and judged (not skipped, not left unchecked)."""
+
+
 class Verdict(IntEnum):
     """A block's or the whole check's verdict; the worse of two is the larger."""
 
     PASSED = 0
+    INCONCLUSIVE = 1
     FAILED = 2
 
     @property
     def label(self) -> str:
-        """``"passed"`` or ``"failed"``."""
+        """``"passed"``, ``"inconclusive"`` or ``"failed"``."""
         return self.name.lower()
 
 
@@ -72,6 +93,7 @@ SYMMETRIC_POINT = "symmetric-point"
 DOMAIN = "domain"
 NOISE_FLOOR = "noise-floor"
 IGNORES_INPUT = "ignores-input"
+INTERRUPTED = "interrupted"
 
 CODES: dict[str, Code] = {
     SCALE: Code("analytic = c * numeric for a constant c != 1 (whole or one block)"),
@@ -86,6 +108,7 @@ CODES: dict[str, Code] = {
     DOMAIN: Code("a perturbed point left J's domain (NaN/inf); step adapted or entry skipped"),
     NOISE_FLOOR: Code("precision limits how small an error can be seen"),
     IGNORES_INPUT: Code("grad does not change when theta changes", fatal=True),
+    INTERRUPTED: Code("the check stopped before every entry was judged (Ctrl-C, Cancel, a dying worker)"),
 }
 """Every diagnosis code, in the order reports list them. Tools match on the codes; they never change."""
 
@@ -130,21 +153,45 @@ def block_verdict(ev: Evidence, block: Block) -> Verdict:
     """A block's verdict: by the classic rule when ``tol`` is set, else entry by entry."""
     if block.name in ev.transposed:
         return Verdict.FAILED
-    if ev.directional is not None and block.name in ev.directional.failed_blocks:
-        return Verdict.FAILED
+    if ev.directional is not None:  # directions move every block: a block is judged only when it fails
+        if block.name in ev.directional.failed_blocks:
+            return Verdict.FAILED
+        return Verdict.PASSED if ev.directional.directions.resolved.all() else Verdict.INCONCLUSIVE
+    part = block.slice
+    status = ev.status[part]
     if ev.tol is not None:
-        part = block.slice
-        agrees = global_error(ev.analytic[part], ev.numeric[part], ev.tolerance[part]) < ev.tol
-        return Verdict.PASSED if agrees else Verdict.FAILED
-    return Verdict.FAILED if (ev.status[block.slice] == Status.WRONG).any() else Verdict.PASSED
+        return classic_verdict(ev.analytic[part], ev.numeric[part], ev.tolerance[part], ev.tol)
+    if (status == Status.WRONG).any():
+        return Verdict.FAILED
+    nothing_judged = status.size and ev.directional is None and not np.isin(status, JUDGED).any()
+    if nothing_judged or np.isin(status, (Status.UNRESOLVED, Status.SKIPPED)).any():
+        return Verdict.INCONCLUSIVE
+    return Verdict.PASSED
+
+
+def classic_verdict(analytic: np.ndarray, numeric: np.ndarray, tolerance: np.ndarray, tol: float) -> Verdict:
+    """The classic rule ``||a - n|| / ||a + n|| < tol``, inconclusive where the numeric error alone reaches ``tol``."""
+    checked = np.isfinite(numeric)
+    if not checked.any():
+        return Verdict.INCONCLUSIVE
+    if not np.isfinite(analytic[checked]).all():
+        return Verdict.FAILED
+    if global_resolution(analytic, numeric, tolerance) >= tol:
+        return Verdict.INCONCLUSIVE
+    return Verdict.PASSED if global_error(analytic, numeric, tolerance) < tol else Verdict.FAILED
 
 
 def overall_verdict(ev: Evidence, blocks: Iterable[Verdict], codes: Iterable[str]) -> Verdict:
     """The check's verdict from its blocks' verdicts and its diagnoses' codes."""
-    if ev.interrupted or (ev.directional is None and not np.isfinite(ev.numeric).any()):
-        return Verdict.FAILED
-    if ev.tol is not None:
-        return Verdict.PASSED if ev.error < ev.tol else Verdict.FAILED
     if any(CODES[code].fatal for code in codes):
         return Verdict.FAILED
-    return max(blocks, default=Verdict.PASSED)
+    worst = max(blocks, default=Verdict.PASSED)
+    if ev.tol is not None and ev.directional is None:
+        worst = max(worst, classic_verdict(ev.analytic, ev.numeric, ev.tolerance, ev.tol))
+    if worst is Verdict.FAILED:
+        return worst
+    if ev.interrupted or (ev.directional is None and not np.isfinite(ev.numeric).any()):
+        return Verdict.INCONCLUSIVE
+    if ev.directional is not None and not ev.directional.directions.resolved.all():
+        return Verdict.INCONCLUSIVE
+    return worst

@@ -8,15 +8,14 @@ from corpus import CASES, all_cases, make
 
 import gradwidget as gw
 
-ALL_CODES = {"scale", "sign", "transpose", "permutation", "localized", "kink", "nondeterministic",
-             "mutates-input", "symmetric-point", "domain", "noise-floor", "ignores-input"}
+ALL_CODES = set(gw.CODES) - {"interrupted"}  # a corpus case is never interrupted
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_case_gets_its_verdict_and_codes(name: str) -> None:
     case = make(name)
     result = gw.check(case.J, case.grad, case.theta, **case.options)
-    assert result.passed is case.correct, str(result)
+    assert result.verdict == case.verdict, str(result)
     assert {d.code for d in result.diagnoses} == set(case.codes), str(result)
 
 
@@ -33,7 +32,7 @@ def test_right_gradient_costs_about_2n_calls(name: str) -> None:
     case = make(name)
     result = gw.check(case.J, case.grad, case.theta, **case.options)
     n = sum(np.size(a) for a in (case.theta.values() if isinstance(case.theta, dict) else [case.theta]))
-    assert result.evaluations <= 2 * n + 2
+    assert result.evaluations <= 2 * n + 3  # and J at theta three times: twice first, once at the end
 
 
 def test_case_names_match_their_keys() -> None:

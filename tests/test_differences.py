@@ -10,6 +10,7 @@ from gradwidget._differences import (
     PartialDifferences,
     default_steps,
     differences,
+    point_scales,
     representable_steps,
     smaller_steps,
 )
@@ -29,11 +30,21 @@ def test_stencil_is_exact_for_polynomials_up_to_its_order(name: str) -> None:
 
 def test_steps_balance_truncation_and_rounding() -> None:
     x = np.array([0.0, 0.5, -3.0, 1e4])
+    scale = point_scales(x, [slice(0, 4)])
     unit = np.finfo(float).eps
-    assert default_steps("central", x, unit) == pytest.approx(unit ** (1 / 3) * np.array([1, 1, 3, 1e4]))
-    assert default_steps("forward", x, unit)[0] == pytest.approx(unit ** 0.5)
-    assert default_steps("richardson", x, unit)[0] == pytest.approx(unit ** 0.2)
-    assert default_steps("central", x, np.finfo(np.float32).eps)[0] == pytest.approx(4.9e-3, rel=0.01)
+    assert default_steps("central", scale, unit) == pytest.approx(unit ** (1 / 3) * np.array([1, 1, 3, 1e4]))
+    assert default_steps("forward", scale, unit)[0] == pytest.approx(unit ** 0.5)
+    assert default_steps("richardson", scale, unit)[0] == pytest.approx(unit ** 0.2)
+    assert default_steps("central", scale, np.finfo(np.float32).eps)[0] == pytest.approx(4.9e-3, rel=0.01)
+
+
+def test_a_block_far_below_one_gets_steps_of_its_own_scale() -> None:
+    x = np.array([1.3e-6, -0.7e-6, 2.1e-6, 1.2e4, -0.8e4])
+    scale = point_scales(x, [slice(0, 3), slice(3, 5)])
+    rms = np.sqrt(np.mean(x[:3] ** 2))
+    assert scale[:3] == pytest.approx(np.maximum(np.abs(x[:3]), 10 * rms))
+    assert scale[3:] == pytest.approx(np.abs(x[3:]))
+    assert np.all(default_steps("central", scale, np.finfo(float).eps)[:3] < 1e-9)  # far below each entry
 
 
 def test_representable_steps_make_theta_plus_h_exact() -> None:

@@ -99,7 +99,8 @@ def test_missing_sigmoid_gradient(course: tuple[Path, Path]) -> None:
     assert graded.score == 2 + 2  # the cost and the output layer's Theta3
     assert [i.agreed for i in graded.items] == [5, 0, 0, 5]
     assert codes(graded) == ["localized"]
-    assert graded.diagnoses[0].message.startswith("Theta1: 110 of 110 entries wrong; Theta2: 110 of 110 entries wrong")
+    assert graded.diagnoses[0].message.startswith("Theta1: the whole block (110 entries) is wrong; "
+                                                  "Theta2: the whole block (110 entries) is wrong")
 
 
 def test_regularized_bias(course: tuple[Path, Path]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -117,15 +118,22 @@ def test_article_rule_with_eps_and_tol(way: Way) -> None:
     assert result.passed
     assert result.evidence.tol == 1e-7
     assert np.all(result.evidence.steps == 1e-4)
-    assert result.evaluations == 2 * theta.size + 2
+    assert result.evaluations == 2 * theta.size + 3
 
 
-@pytest.mark.parametrize("method", ["forward", "richardson", "complex"])
+@pytest.mark.parametrize("method", ["richardson", "complex"])
 def test_methods(way: Way, method: str) -> None:
     J, grad, theta = article_network()
     result = way.check(J, grad, theta, shapes=ARTICLE_SHAPES, method=method)
     assert result.passed
     assert result.method == method
+
+
+def test_forward_differences_cannot_resolve_1e_6_and_say_so(way: Way) -> None:
+    J, grad, theta = article_network()
+    result = way.check(J, grad, theta, shapes=ARTICLE_SHAPES, method="forward")
+    assert result.verdict == "inconclusive" and result.method == "forward"
+    assert "method='central'" in next(d.message for d in result.diagnoses if d.code == "noise-floor")
 
 
 def test_sample_is_repeatable(way: Way) -> None:
@@ -212,7 +220,9 @@ def network_ns(fresh: InteractiveShell) -> InteractiveShell:
     ("J grad theta --method backward", "argument -m/--method: invalid choice: 'backward'"),
     ("J grad theta --sample two", "argument --sample: invalid int value: 'two'"),
     ("J grad theta --bogus", "unrecognized arguments: --bogus"),
-    ("J grad theta --names A,B,C", "names= needs shapes="),
+    ("J grad theta --names A,B,C", "names= has 3 names for theta's 1 block"),
+    ("J grad theta --shapes '[(10, 11)]", "could not split its line: No closing quotation"),
+    ("grad J theta", "J must return a scalar cost; .* the cost comes first: %gradcheck J grad theta"),
     ("J grad theta --shapes '[(10, 11)'", "--shapes '\\[\\(10, 11\\)' is neither a literal"),
     ("J grad theta --shapes 'abc'", "name 'abc' is not defined"),
     ("J grad theta --shapes '[(10, 11), (10, 11), (1, 11)]' --names A,B",
@@ -222,9 +232,49 @@ def network_ns(fresh: InteractiveShell) -> InteractiveShell:
     ("J grad theta[ --seed 0", "could not evaluate 'theta\\['"),
 ])
 def test_usage_errors(network_ns: InteractiveShell, line: str, message: str) -> None:
-    import re
-
     assert re.search(message, _magic_usage_error(network_ns, line))
+
+
+def test_help_flag_prints_the_help(fresh: InteractiveShell) -> None:
+    for line in ("--help", "-h"):
+        with capture_output() as captured:
+            assert fresh.run_line_magic("gradcheck", line) is None
+        assert "--directions" in captured.stdout and "%gradcheck J grad theta" in captured.stdout
+
+
+def test_messages_speak_of_the_magic_not_the_function(fresh: InteractiveShell) -> None:
+    fresh.user_ns.update(J=lambda w: (float(w @ w), 2 * w), grad=lambda w: 2 * w, theta=np.ones(3))
+    message = _magic_usage_error(fresh, "J grad theta")
+    assert "grad=None" not in message and "%gradcheck cost_and_grad theta" in message
+    fresh.user_ns.update(J=lambda w: float(w @ w))
+    message = _magic_usage_error(fresh, "J theta")
+    assert "grad=None" not in message and "with two names, the first must return (cost, grad)" in message
+
+
+def test_blocks_are_named_after_the_variables(fresh: InteractiveShell) -> None:
+    fresh.user_ns.update(J=lambda w: float(w @ w), grad=lambda w: 2 * w, weights=np.array([0.3, -0.2]))
+    result = fresh.run_line_magic("gradcheck", "-q -o J grad weights")
+    assert [b.name for b in result.blocks] == ["weights"]
+    fresh.user_ns.update(J=lambda p: float(p[0] @ p[0] + p[1] @ p[1]), grad=lambda p: [2 * p[0], 2 * p[1]],
+                         params=[np.array([0.3]), np.array([0.1, 0.2])])
+    result = fresh.run_line_magic("gradcheck", "-q -o J grad params")
+    assert [b.name for b in result.blocks] == ["params[0]", "params[1]"]
+    result = fresh.run_line_magic("gradcheck", "-q -o J grad params[:]")  # an expression: the default names
+    assert [b.name for b in result.blocks] == ["theta[0]", "theta[1]"]
+
+
+def test_a_traceback_from_J_starts_at_the_users_code(fresh: InteractiveShell) -> None:
+    fresh.run_cell("import numpy as np\n"
+                   "def J(w):\n"
+                   "    return float(np.sum(w)) / 0 if w[0] > 0.5 else 1 / 0\n"
+                   "grad = lambda w: w\n"
+                   "theta = np.ones(3)")
+    with capture_output() as captured:
+        outcome = fresh.run_cell("%gradcheck J grad theta")
+    assert isinstance(outcome.error_in_exec, ZeroDivisionError)
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", captured.stdout + captured.stderr)  # without colours
+    assert "----> 3     return float(np.sum(w)) / 0" in shown and "gradwidget/_" not in shown
+    assert "raised by J" in shown  # the note that says where it happened stays
 
 
 def test_usage_error_shows_no_traceback(network_ns: InteractiveShell) -> None:

@@ -23,11 +23,14 @@ def test_reduced_modes_get_every_corpus_verdict(name: str, mode: dict) -> None:
     case = make(name)
     result = gw.check(case.J, case.grad, case.theta, seed=0, **mode, **case.options)
     codes = {d.code for d in result.diagnoses}
-    assert result.passed is case.correct, str(result)
+    # A direction moves every entry: where one entry sits at J's domain edge, the whole probe moves
+    # closer to theta, and rounding may then keep it from resolving 1e-6.
+    edge = "directions" in mode and "domain" in case.codes and case.verdict == "passed"
+    assert result.verdict == ("inconclusive" if edge else case.verdict), str(result)
     assert case.codes & SETUP_CODES <= codes
     # Patterns that need every entry (transpose, permutation, a block's scale, kinks) may
     # show as `localized` instead; nothing else may appear.
-    assert codes <= case.codes | {"localized"}, str(result)
+    assert codes <= case.codes | {"localized"} | ({"noise-floor"} if edge else set()), str(result)
 
 
 def test_sample_checks_k_entries_per_block_repeatably() -> None:
@@ -39,7 +42,7 @@ def test_sample_checks_k_entries_per_block_repeatably() -> None:
     assert [int(checked[b.slice].sum()) for b in first.evidence.layout.blocks] == [4, 4, 4]
     assert np.array_equal(checked, np.isfinite(again.numeric))
     assert "12 of 231 entries sampled" in str(first)
-    assert first.evaluations == 2 + 2 * 12
+    assert first.evaluations == 3 + 2 * 12
 
 
 def test_sample_cannot_see_a_bug_outside_the_sample() -> None:
@@ -70,7 +73,7 @@ def test_directions_read_a_global_factor() -> None:
     result = gw.check(J, lambda t: 2 * grad(t), theta, shapes=ARTICLE_SHAPES, directions=4, seed=0)
     assert [d.code for d in result.diagnoses] == ["scale"]
     assert "2 x the numeric one" in result.diagnoses[0].message
-    assert result.evaluations <= 2 + 2 * 4 + 6 + 2 * 4  # at theta, directions, noise, one second look
+    assert result.evaluations <= 3 + 2 * 4 + 32 + 2 * 4  # at theta, directions, noise, one second look
 
 
 def test_vectorized_matches_serial_with_few_calls() -> None:
@@ -176,7 +179,7 @@ def test_progress_callback_counts_and_can_stop_the_check(capsys: pytest.CaptureF
             raise KeyboardInterrupt
 
     partial = gw.check(slow, lambda x: 2 * x, np.linspace(0, 1, 300), progress=cancel)
-    assert partial.interrupted.startswith("interrupted after ")
+    assert partial.interrupted.startswith("interrupted during the first look, after ")
     assert 50 <= partial.checked < 300 and not partial.passed
     assert capsys.readouterr().err == ""  # a callback replaces the bar
 

@@ -7,7 +7,14 @@ import pytest
 
 from gradwidget._differences import STENCILS
 from gradwidget._evaluate import Evaluator
-from gradwidget._noise import NOISE_MARGIN, TRUNCATION_MARGIN, NoiseModel, measure_noise, returned_precision
+from gradwidget._noise import (
+    MEASURED_TRUST,
+    NOISE_MARGIN,
+    TRUNCATION_MARGIN,
+    NoiseModel,
+    measure_noise,
+    returned_precision,
+)
 from gradwidget._params import flatten
 
 U = float(np.finfo(float).eps)
@@ -32,10 +39,23 @@ def test_complex_step_has_no_rounding() -> None:
     assert NoiseModel(U, 1.0).rounding(np.ones((3, 1)), 1e-20, None).tolist() == [0.0, 0.0, 0.0]
 
 
-def test_floor_is_relative_sqrt_u_plus_ulps_of_the_scale() -> None:
+def test_floor_is_relative_sqrt_u_of_the_smaller_plus_ulps_of_the_scale() -> None:
     model = NoiseModel(U, 1.0)
-    got = model.floor(np.array([2.0, 0.0]), np.array([1.0, -3.0]), np.array([10.0, 0.0]))
-    assert got == pytest.approx([np.sqrt(U) * 2 + NOISE_MARGIN * U * 10, np.sqrt(U) * 3])
+    got = model.floor(np.array([2.0, 0.0, 1e200]), np.array([1.0, -3.0, 0.5]), np.array([10.0, 0.0, 0.0]))
+    assert got == pytest.approx([np.sqrt(U) * 1 + NOISE_MARGIN * U * 10, 0.0, np.sqrt(U) * 0.5])
+
+
+def test_a_measured_noise_replaces_the_modelled_rounding_down_to_a_quarter_of_it() -> None:
+    values = np.array([[1.0, 1.0]])
+    modelled = NoiseModel(U, 1.0).rounding(values, 1e-5, CENTRAL)
+    assert NoiseModel(U, 1.0, measured=0.5 * U).rounding(values, 1e-5, CENTRAL) == pytest.approx(modelled / 2)
+    assert NoiseModel(U, 1.0, measured=1e-3 * U).rounding(values, 1e-5, CENTRAL) == pytest.approx(
+        MEASURED_TRUST * modelled)
+
+
+def test_the_claim_is_1e_6_in_float64_and_3e_3_in_float32() -> None:
+    assert NoiseModel(U, 1.0).claim == pytest.approx(1e-6, rel=0.02)
+    assert NoiseModel(float(np.finfo(np.float32).eps), 1.0).claim == pytest.approx(3e-3, rel=0.03)
 
 
 @pytest.mark.parametrize(("order", "divisor"), [(1, 3), (2, 15), (4, 255)])
@@ -81,8 +101,8 @@ def test_measure_noise_finds_the_order_of_injected_noise(level: float) -> None:
     evaluator = Evaluator(noisy, layout, point)
     estimates = [measure_noise(evaluator, point, NoiseModel(U, noisy(x)), np.random.default_rng(s))
                  for s in range(25)]
-    assert evaluator.calls == 6 * 25
-    assert level / 3 < np.median(estimates) < 1.5 * level  # the estimator's median is about 0.8 sigma
+    assert evaluator.calls == 32 * 25
+    assert level / 2 < np.median(estimates) < 1.5 * level  # the estimator's median is about 0.8 sigma
 
 
 def test_measure_noise_of_a_smooth_J_is_rounding() -> None:

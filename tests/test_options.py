@@ -79,7 +79,6 @@ def test_an_unknown_option_gets_a_suggestion() -> None:
     ({"sample": 3, "directions": 3}, "sample= and directions= do not combine"),
     ({"vectorized": True, "executor": ThreadPoolExecutor(1)}, "vectorized= and executor= do not combine"),
     ({"directions": 3, "method": "richardson"}, "directions= uses central differences"),
-    ({"names": ["a"]}, "names= needs shapes="),
     ({"shapes": [(1,), (1,)], "names": ["a"]}, "names= has 1 names for 2 shapes"),
 ])
 def test_options_that_exclude_each_other(options: dict, message: str) -> None:

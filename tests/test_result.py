@@ -48,7 +48,8 @@ def test_worst_entries_list_wrong_ones_first_and_only_them() -> None:
     wrong[1, 1] += 1.0
     result = result_of({"W": wrong}, {"W": W})
     assert [row["entry"] for row in result.worst_entries()] == ["W[1, 1]", "W[0, 0]"]
-    assert result.entry(4) == {"block": "W", "index": [1, 1], "entry": "W[1, 1]", "analytic": 6.0, "numeric": 5.0,
+    assert result.entry(4) == {"block": "W", "index": [1, 1], "position": 4, "entry": "W[1, 1]", "analytic": 6.0,
+                               "numeric": 5.0,
                                "abs_error": 1.0, "rel_error": pytest.approx(1 / 6), "status": "wrong"}
     assert result.worst_positions() == [4]
 
@@ -65,7 +66,8 @@ def test_to_dict_is_json_safe_with_nan_as_null() -> None:
 def test_nothing_checked_has_no_figures() -> None:
     result = result_of({"W": W}, {"W": np.full((2, 3), np.nan)})
     assert result.blocks[0].worst is None and np.isnan(result.blocks[0].max_abs)
-    assert result.worst_entries() == [] and result.verdict == "failed"
+    assert result.worst_entries() == [] and result.verdict == "inconclusive"
+    assert result.blocks[0].verdict == "inconclusive" and "nothing checked" in str(result)
 
 
 def test_a_result_without_its_problem_cannot_be_measured_again() -> None:

@@ -12,13 +12,14 @@ from gradwidget._verdict import CODES, Status, Verdict, block_verdict, classic_a
 
 DESIGN_CODES = ["scale", "sign", "transpose", "permutation", "localized", "kink", "nondeterministic",
                 "mutates-input", "symmetric-point", "domain", "noise-floor", "ignores-input"]
+ADDED_CODES = ["interrupted"]  # new codes go at the end: tools match on the old ones
 
 
 def test_the_codes_table_is_the_contract() -> None:
-    assert list(CODES) == DESIGN_CODES
+    assert list(CODES) == DESIGN_CODES + ADDED_CODES
     assert {code for code, info in CODES.items() if info.fatal} == {"mutates-input", "nondeterministic",
                                                                    "ignores-input"}
-    for code in DESIGN_CODES:
+    for code in DESIGN_CODES + ADDED_CODES:
         assert getattr(gw, code.upper().replace("-", "_")) == code
     assert gw.CODES is CODES
 
@@ -66,7 +67,7 @@ def test_under_tol_a_block_is_judged_by_the_classic_rule() -> None:
 
 
 def test_directional_failures_fail_their_blocks() -> None:
-    probes = Probes(np.ones(1), np.ones(1), np.ones(1), np.zeros(1, bool))
+    probes = Probes(np.ones(1), np.ones(1), np.ones(1), np.zeros(1, bool), np.ones(1, bool))
     ev = evidence({"a": np.ones(2), "b": np.ones(2)}, {"a": np.full(2, np.nan), "b": np.full(2, np.nan)},
                   directional=DirectionalFindings(probes, failed_blocks=["b"]))
     assert [block_verdict(ev, b) for b in ev.layout.blocks] == [Verdict.PASSED, Verdict.FAILED]
@@ -77,18 +78,21 @@ def test_directional_failures_fail_their_blocks() -> None:
     ({}, [Verdict.PASSED, Verdict.FAILED], ["localized"], Verdict.FAILED),
     ({}, [Verdict.PASSED], ["kink", "noise-floor"], Verdict.PASSED),
     ({}, [Verdict.PASSED], ["mutates-input"], Verdict.FAILED),
-    ({"interrupted": "interrupted after 3 of 4 entries"}, [Verdict.PASSED], [], Verdict.FAILED),
+    ({"interrupted": "interrupted during the first look"}, [Verdict.PASSED], [], Verdict.INCONCLUSIVE),
+    ({"interrupted": "interrupted during the first look"}, [Verdict.FAILED], [], Verdict.FAILED),
+    ({}, [Verdict.PASSED, Verdict.INCONCLUSIVE], ["noise-floor"], Verdict.INCONCLUSIVE),
+    ({}, [Verdict.INCONCLUSIVE, Verdict.FAILED], ["localized"], Verdict.FAILED),
 ])
 def test_overall_verdict(fields: dict, blocks: list, codes: list, expected: Verdict) -> None:
     ev = evidence(np.ones(4), np.ones(4), **fields)
     assert overall_verdict(ev, blocks, codes) is expected
 
 
-def test_nothing_checked_is_not_a_pass() -> None:
+def test_nothing_checked_is_inconclusive() -> None:
     ev = evidence(np.ones(3), np.full(3, np.nan))
-    assert overall_verdict(ev, [Verdict.PASSED], []) is Verdict.FAILED
+    assert overall_verdict(ev, [Verdict.PASSED], []) is Verdict.INCONCLUSIVE
 
 
 def test_labels() -> None:
-    assert [s.label for s in Status] == ["unchecked", "ok", "wrong", "kink", "skipped"]
-    assert Verdict.PASSED.label == "passed" and max(Verdict) is Verdict.FAILED
+    assert [s.label for s in Status] == ["unchecked", "ok", "wrong", "kink", "skipped", "unresolved"]
+    assert [v.label for v in Verdict] == ["passed", "inconclusive", "failed"] and max(Verdict) is Verdict.FAILED
