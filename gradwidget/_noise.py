@@ -31,8 +31,9 @@ from ._differences import REFINE_RATIO, Stencil
 if TYPE_CHECKING:
     from ._evaluate import Evaluator
 
-__all__ = ["CLAIM_FACTOR", "COARSE_UNIT", "MEASURED_TRUST", "NOISE_MARGIN", "REPEAT_MARGIN", "TRUNCATION_MARGIN",
-           "NoiseModel", "block_rms", "block_scales", "measure_noise", "observed_precision", "returned_precision"]
+__all__ = ["CLAIM_FACTOR", "COARSE_UNIT", "GRAD_MARGIN", "MEASURED_TRUST", "NOISE_MARGIN", "REPEAT_MARGIN",
+           "TRUNCATION_MARGIN", "NoiseModel", "block_rms", "block_scales", "measure_noise", "observed_precision",
+           "returned_precision"]
 
 NOISE_MARGIN = 8.0
 """An estimate agrees within this many modelled rounding errors.
@@ -60,6 +61,17 @@ scheme of order p shrinks by about ``r**p``, so the change between two looks,
 ``change / (r**p - 1)`` (Richardson's error estimate, [1] sec. 8.1). The
 margin of 3 covers the next term of the expansion, which makes the ratio
 differ from ``r**p`` while h is not yet small.
+"""
+
+GRAD_MARGIN = 64.0
+"""A gradient computed in a coarser type than J agrees within this many of its ulps (relative and of its block).
+
+Notes
+-----
+A float32 backward pass sums hundreds of products: its rounding grows like
+``sqrt(k) * u`` for sums of k terms, and more where terms cancel ([3], ch.
+4). 64 ulps of float32 is 7.6e-6: such gradients are judged to that, and the
+verdict claims no finer resolution than twice it.
 """
 
 REPEAT_MARGIN = 4.0
@@ -169,19 +181,19 @@ class NoiseModel:
         Relative: ``sqrt(u)`` of the smaller of the two (a wildly wrong
         value never widens its own tolerance), the accuracy of a
         forward difference at its best step ([1] sec. 8.1): the check never
-        claims agreement finer than that; or `NOISE_MARGIN` ulps of grad's
+        claims agreement finer than that; or `GRAD_MARGIN` ulps of grad's
         own values, if they are coarser. Absolute: `NOISE_MARGIN` ulps of
         ``scale``, the size of the gradient that flows into this estimate (a
         block's RMS for one entry, ``|v| . |a|`` along a direction ``v``), since
         an entry near 0 in a block of large entries is the difference of
         large terms and carries their rounding.
         """
-        relative = max(np.sqrt(self.unit), NOISE_MARGIN * self.grad_unit)
+        relative = max(np.sqrt(self.unit), GRAD_MARGIN * self.grad_unit)
         return relative * np.minimum(np.abs(analytic), np.abs(estimate)) + self.absolute_floor(scale)
 
     def absolute_floor(self, scale: np.ndarray) -> np.ndarray:
         """The absolute part of `floor`: `NOISE_MARGIN` ulps (of J's or grad's values) of the gradient's scale."""
-        return NOISE_MARGIN * max(self.unit, self.grad_unit) * scale
+        return max(NOISE_MARGIN * self.unit, GRAD_MARGIN * self.grad_unit) * scale
 
     @staticmethod
     def truncation(change: np.ndarray, order: int, rounding: np.ndarray | float = 0.0) -> np.ndarray:
@@ -197,7 +209,7 @@ class NoiseModel:
     @property
     def claim(self) -> float:
         """The relative resolution the verdict claims (see `CLAIM_FACTOR`), never finer than grad's own rounding."""
-        return max(CLAIM_FACTOR * float(self.unit ** (2 / 5)), 4 * NOISE_MARGIN * self.grad_unit)
+        return max(CLAIM_FACTOR * float(self.unit ** (2 / 5)), 2 * GRAD_MARGIN * self.grad_unit)
 
     def repeatable(self, first: float, second: float) -> bool:
         """Whether two values of J at the same theta are equal to rounding (see `REPEAT_MARGIN`)."""
