@@ -1,9 +1,12 @@
 """gradwidget against other gradient checkers on the test corpus.
 
 Every checker sees the same cases (tests/corpus.py): right gradients, which
-must pass, and buggy ones, which must fail. The table counts bugs caught,
-false alarms, right explanations (the exact diagnosis codes a case calls
-for), calls of J and seconds. The anchors and the verdict rule each is
+must pass, and buggy ones, which must fail. The table counts bugs caught
+(a failed verdict on a buggy case), false alarms (a failed verdict on a
+right one), inconclusive verdicts (only gradwidget has that third value:
+the right answer where a case's gradient cannot be resolved), right
+explanations (the exact diagnosis codes a case calls for), calls of J and
+seconds. The anchors and the verdict rule each is
 given are in ``benchmarks/anchors.py``.
 
 Run: ``python benchmarks/accuracy.py`` (needs ``pip install -e .[bench]``).
@@ -53,9 +56,9 @@ class Counted:
         return np.ravel(parts).astype(np.float64)
 
 
-def run_gradwidget(case: Case) -> tuple[bool, set[str], int]:
+def run_gradwidget(case: Case) -> tuple[str, set[str], int]:
     result = gw.check(case.J, case.grad, case.theta, **case.options)
-    return result.passed, {d.code for d in result.diagnoses}, result.evaluations
+    return result.verdict, {d.code for d in result.diagnoses}, result.evaluations
 
 
 def main() -> int:
@@ -65,22 +68,24 @@ def main() -> int:
     rows = []
     misses: dict[str, list[str]] = {}
 
-    def tally(name: str, outcomes: list[tuple[Case, bool, set[str] | None, int, float]]) -> None:
-        caught = sum(not passed for case, passed, *_ in outcomes if not case.correct)
-        alarms = sum(not passed for case, passed, *_ in outcomes if case.correct)
-        right = sum(1 for case, passed, codes, *_ in outcomes
-                    if case in explained and not passed and codes == set(case.codes))
+    def tally(name: str, outcomes: list[tuple[Case, str, set[str] | None, int, float]]) -> None:
+        caught = sum(verdict == "failed" for case, verdict, *_ in outcomes if not case.correct)
+        alarms = sum(verdict == "failed" for case, verdict, *_ in outcomes if case.correct)
+        unsure = sum(verdict == "inconclusive" for _, verdict, *_ in outcomes)
+        right = sum(1 for case, verdict, codes, *_ in outcomes
+                    if case in explained and verdict == "failed" and codes == set(case.codes))
         calls = sum(o[3] for o in outcomes)
         seconds = sum(o[4] for o in outcomes)
-        misses[name] = [case.name for case, passed, *_ in outcomes if passed != case.correct]
+        misses[name] = [case.name for case, verdict, *_ in outcomes if verdict != case.verdict]
         rows.append((name, f"{caught}/{len(buggy)}", f"{alarms}/{len(cases) - len(buggy)}",
-                     f"{right}/{len(explained)}", str(calls), f"{seconds:.2f}"))
+                     str(unsure) if name.startswith("gradwidget") else "-", f"{right}/{len(explained)}",
+                     str(calls), f"{seconds:.2f}"))
 
     outcomes = []
     for case in cases:
         start = time.perf_counter()
-        passed, codes, calls = run_gradwidget(case)
-        outcomes.append((case, passed, codes, calls, time.perf_counter() - start))
+        verdict, codes, calls = run_gradwidget(case)
+        outcomes.append((case, verdict, codes, calls, time.perf_counter() - start))
     tally("gradwidget (defaults)", outcomes)
     for name, run in ANCHORS.items():
         outcomes = []
@@ -90,13 +95,17 @@ def main() -> int:
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
                 passed = run(counted.cost, counted.grad, counted.x0)
-            outcomes.append((case, passed, None, counted.calls, time.perf_counter() - start))
+            outcomes.append((case, "passed" if passed else "failed", None, counted.calls,
+                             time.perf_counter() - start))
         tally(name, outcomes)
 
+    unresolvable = sum(c.verdict == "inconclusive" for c in cases)
     print(f"{len(cases)} cases: {len(buggy)} buggy ({len(explained)} with a diagnosis to give), "
-          f"{len(cases) - len(buggy)} right\n")
-    print_table(("checker", "bugs caught", "false alarms", "right explanations", "calls of J", "seconds"), rows)
-    print("\nWrong verdicts:")
+          f"{len(cases) - len(buggy)} right ({unresolvable} of them beyond what any check can resolve: "
+          "inconclusive is their right verdict)\n")
+    print_table(("checker", "bugs caught", "false alarms", "inconclusive", "right explanations", "calls of J",
+                 "seconds"), rows)
+    print("\nVerdicts other than the case's own (passed, failed or inconclusive):")
     for name, names in misses.items():
         print(f"  {name}: {', '.join(names) if names else 'none'}")
     return 0

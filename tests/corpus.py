@@ -452,5 +452,516 @@ def high_curvature() -> Case:
                 x, True, note="sin(300 x)")
 
 
+
+# ---------------------------------------------------------------- normalization layers
+
+
+def _normalized(axis: int, seed: int = 6, m: int = 12, d: int = 5) -> tuple[Any, ...]:
+    """``tanh(gamma * normalize(X W) + beta)`` against targets; batch norm (axis 0) or layer norm (axis 1)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(m, 4))
+    T = rng.normal(size=(m, d))
+
+    def forward(p: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+        Z = X @ p["W"]
+        std = np.sqrt(Z.var(axis=axis, keepdims=True) + 1e-5)
+        Zhat = (Z - Z.mean(axis=axis, keepdims=True)) / std
+        return Zhat, std, np.tanh(p["gamma"] * Zhat + p["beta"])
+
+    def J(p: dict[str, np.ndarray]) -> float:
+        return float(np.sum(T * forward(p)[2])) / m
+
+    def grad(p: dict[str, np.ndarray], bug: str | None = None) -> dict[str, np.ndarray]:
+        Zhat, std, H = forward(p)
+        dout = T * (1 - H ** 2) / m
+        dZhat = dout * p["gamma"]
+        spread = Zhat * np.mean(dZhat * Zhat, axis=axis, keepdims=True)
+        if bug == "statistics-constant":
+            dZ = dZhat / std
+        elif bug == "no-mean-term":
+            dZ = (dZhat - spread) / std
+        else:
+            dZ = (dZhat - dZhat.mean(axis=axis, keepdims=True) - spread) / std
+        return {"W": X.T @ dZ, "gamma": np.sum(dout * Zhat, axis=0), "beta": dout.sum(axis=0)}
+
+    theta = {"W": rng.normal(scale=0.5, size=(4, d)), "gamma": 1 + 0.1 * rng.normal(size=d),
+             "beta": 0.1 * rng.normal(size=d)}
+    return J, grad, theta
+
+
+@case
+def batch_norm() -> Case:
+    J, grad, theta = _normalized(axis=0)
+    return Case("batch-norm", J, grad, theta, True, note="batch normalization before a tanh")
+
+
+@case
+def batch_norm_statistics_constant() -> Case:
+    J, grad, theta = _normalized(axis=0)
+    return Case("batch-norm-statistics-constant", J, lambda p: grad(p, "statistics-constant"), theta, False,
+                frozenset({"localized"}), note="backward treats the batch mean and variance as constants")
+
+
+@case
+def layer_norm() -> Case:
+    J, grad, theta = _normalized(axis=1)
+    return Case("layer-norm", J, grad, theta, True, note="layer normalization before a tanh")
+
+
+@case
+def layer_norm_no_mean_term() -> Case:
+    J, grad, theta = _normalized(axis=1)
+    return Case("layer-norm-no-mean-term", J, lambda p: grad(p, "no-mean-term"), theta, False,
+                frozenset({"localized"}), note="backward drops the term that goes through the mean")
+
+
+# ---------------------------------------------------------------- convolution and pooling
+
+
+def _convolution(seed: int = 7) -> tuple[Any, ...]:
+    """A 3x3 kernel slid over three 8x8 images (cross-correlation), a bias, a tanh."""
+    rng = np.random.default_rng(seed)
+    windows = np.lib.stride_tricks.sliding_window_view(rng.normal(size=(3, 8, 8)), (3, 3), axis=(1, 2))
+    T = rng.normal(size=(3, 6, 6))
+
+    def forward(p: dict[str, np.ndarray]) -> np.ndarray:
+        return np.tanh(np.einsum("nijkl,kl->nij", windows, p["K"]) + p["b"])
+
+    def J(p: dict[str, np.ndarray]) -> float:
+        return float(np.sum(T * forward(p))) / 3
+
+    def grad(p: dict[str, np.ndarray], bug: str | None = None) -> dict[str, np.ndarray]:
+        D = T * (1 - forward(p) ** 2) / 3
+        dK = np.einsum("nijkl,nij->kl", windows, D)
+        return {"K": dK[::-1, ::-1] if bug == "flipped-kernel" else dK, "b": np.array([D.sum()])}
+
+    theta = {"K": rng.normal(scale=0.3, size=(3, 3)), "b": np.array([0.1])}
+    return J, grad, theta
+
+
+@case
+def convolution() -> Case:
+    J, grad, theta = _convolution()
+    return Case("convolution", J, grad, theta, True, note="3x3 kernel over 8x8 images")
+
+
+@case
+def convolution_flipped_kernel() -> Case:
+    J, grad, theta = _convolution()
+    return Case("convolution-flipped-kernel", J, lambda p: grad(p, "flipped-kernel"), theta, False,
+                frozenset({"permutation"}), note="backward convolves where forward correlates: dK flipped")
+
+
+def _max_pooling(seed: int = 8) -> tuple[Any, ...]:
+    """2x2 max pooling of a 6x6 feature map (the parameter), squared against weights."""
+    rng = np.random.default_rng(seed)
+    T = rng.normal(size=(3, 3))
+
+    def windows(A: np.ndarray) -> np.ndarray:
+        return A.reshape(3, 2, 3, 2).transpose(0, 2, 1, 3).reshape(3, 3, 4)
+
+    def J(A: np.ndarray) -> float:
+        return float(np.sum(T * windows(A).max(axis=2) ** 2)) / 2
+
+    def grad(A: np.ndarray, bug: str | None = None) -> np.ndarray:
+        w = windows(A)
+        top = np.zeros_like(w)
+        where = np.zeros((3, 3), dtype=int) if bug == "top-left" else w.argmax(axis=2)
+        np.put_along_axis(top, where[..., None], (T * w.max(axis=2))[..., None], axis=2)
+        return top.reshape(3, 3, 2, 2).transpose(0, 2, 1, 3).reshape(6, 6)
+
+    return J, grad, rng.normal(size=(6, 6))
+
+
+@case
+def max_pooling() -> Case:
+    J, grad, A = _max_pooling()
+    return Case("max-pooling", J, grad, A, True, note="the gradient goes to each window's maximum")
+
+
+@case
+def max_pooling_top_left() -> Case:
+    J, grad, A = _max_pooling()
+    return Case("max-pooling-top-left", J, lambda A: grad(A, "top-left"), A, False, frozenset({"permutation"}),
+                note="backward sends each window's gradient to its first entry, not to its maximum")
+
+
+# ---------------------------------------------------------------- recurrent cells
+
+
+def _lstm(seed: int = 9, steps: int = 3, D: int = 3, H: int = 4) -> tuple[Any, ...]:
+    """An LSTM unrolled over three steps; the last hidden state against a target."""
+    rng = np.random.default_rng(seed)
+    xs = rng.normal(size=(steps, D))
+    target = rng.normal(size=H)
+
+    def forward(p: dict[str, np.ndarray]) -> tuple[np.ndarray, list[tuple[np.ndarray, ...]]]:
+        h, c, cache = np.zeros(H), np.zeros(H), []
+        for x in xs:
+            v = np.concatenate([x, h])
+            a = p["W"] @ v + p["b"]
+            i, f, o, g = sigmoid(a[:H]), sigmoid(a[H:2 * H]), sigmoid(a[2 * H:3 * H]), np.tanh(a[3 * H:])
+            cache.append((v, c, i, f, o, g))
+            c = f * c + i * g
+            h = o * np.tanh(c)
+        return h, cache
+
+    def J(p: dict[str, np.ndarray]) -> float:
+        return 0.5 * float(np.sum((forward(p)[0] - target) ** 2))
+
+    def grad(p: dict[str, np.ndarray], bug: str | None = None) -> dict[str, np.ndarray]:
+        h, cache = forward(p)
+        dh, dc = h - target, np.zeros(H)
+        dW, db = np.zeros_like(p["W"]), np.zeros_like(p["b"])
+        for v, c_prev, i, f, o, g in reversed(cache):
+            tc = np.tanh(f * c_prev + i * g)
+            dc = dc + dh * o * (1 - tc ** 2)
+            da = np.concatenate([dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dh * tc * o * (1 - o),
+                                 dc * i * (1 - g ** 2)])
+            dW += np.outer(da, v)
+            db += da
+            dh = (p["W"].T @ da)[D:]
+            dc = np.zeros(H) if bug == "cell-gradient-dropped" else dc * f
+        return {"W": dW, "b": db}
+
+    theta = {"W": rng.normal(scale=0.4, size=(4 * H, D + H)), "b": rng.normal(scale=0.1, size=4 * H)}
+    return J, grad, theta
+
+
+@case
+def lstm() -> Case:
+    J, grad, theta = _lstm()
+    return Case("lstm", J, grad, theta, True, note="backpropagation through three LSTM steps")
+
+
+@case
+def lstm_cell_gradient_dropped() -> Case:
+    J, grad, theta = _lstm()
+    return Case("lstm-cell-gradient-dropped", J, lambda p: grad(p, "cell-gradient-dropped"), theta, False,
+                frozenset({"localized"}), note="the cell state's gradient is not carried to the previous step")
+
+
+def _gru(seed: int = 10, D: int = 3, H: int = 4) -> tuple[Any, ...]:
+    """One GRU step from a given hidden state; the new state against a target."""
+    rng = np.random.default_rng(seed)
+    x, h0, target = rng.normal(size=D), rng.normal(size=H), rng.normal(size=H)
+
+    def forward(p: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+        v = np.concatenate([x, h0])
+        z, r = sigmoid(p["Wz"] @ v), sigmoid(p["Wr"] @ v)
+        u = np.concatenate([x, r * h0])
+        n = np.tanh(p["Wn"] @ u)
+        return v, z, r, u, n, (1 - z) * n + z * h0
+
+    def J(p: dict[str, np.ndarray]) -> float:
+        return 0.5 * float(np.sum((forward(p)[-1] - target) ** 2))
+
+    def grad(p: dict[str, np.ndarray], bug: str | None = None) -> dict[str, np.ndarray]:
+        v, z, r, u, n, h = forward(p)
+        dh = h - target
+        dz = dh * (n - h0) if bug == "gate-sign" else dh * (h0 - n)
+        dan = dh * (1 - z) * (1 - n ** 2)
+        dr = (p["Wn"].T @ dan)[D:] * h0
+        return {"Wz": np.outer(dz * z * (1 - z), v), "Wr": np.outer(dr * r * (1 - r), v), "Wn": np.outer(dan, u)}
+
+    theta = {k: rng.normal(scale=0.5, size=(H, D + H)) for k in ("Wz", "Wr", "Wn")}
+    return J, grad, theta
+
+
+@case
+def gru() -> Case:
+    J, grad, theta = _gru()
+    return Case("gru", J, grad, theta, True, note="one GRU step")
+
+
+@case
+def gru_gate_sign() -> Case:
+    J, grad, theta = _gru()
+    return Case("gru-gate-sign", J, lambda p: grad(p, "gate-sign"), theta, False, frozenset({"sign"}),
+                note="the update gate's gradient uses n - h where h = (1 - z) n + z h0 needs h0 - n")
+
+
+# ---------------------------------------------------------------- attention and embeddings
+
+
+def _attention(dtype: Any = np.float64, seed: int = 11, m: int = 5, d: int = 4) -> tuple[Any, ...]:
+    """Single-head self-attention, ``softmax(Q K^T / sqrt(d)) V``, through a tanh."""
+    rng = np.random.default_rng(seed)
+    X, T = rng.normal(size=(m, d)).astype(dtype), rng.normal(size=(m, d)).astype(dtype)
+    root = np.sqrt(d).astype(dtype)
+
+    def forward(p: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+        Q, K, V = X @ p["Wq"], X @ p["Wk"], X @ p["Wv"]
+        S = Q @ K.T / root
+        A = np.exp(S - S.max(axis=1, keepdims=True))
+        A /= A.sum(axis=1, keepdims=True)
+        return Q, K, V, A, np.tanh(A @ V)
+
+    def J(p: dict[str, np.ndarray]) -> Any:
+        return np.sum(T * forward(p)[-1])
+
+    def grad(p: dict[str, np.ndarray], bug: str | None = None) -> dict[str, np.ndarray]:
+        Q, K, V, A, out = forward(p)
+        dO = T * (1 - out ** 2)
+        dA = dO @ V.T
+        dS = A * (dA - np.sum(dA * A, axis=1, keepdims=True))
+        if bug != "unscaled-scores":
+            dS = dS / root
+        return {"Wq": X.T @ (dS @ K), "Wk": X.T @ (dS.T @ Q), "Wv": X.T @ (A.T @ dO)}
+
+    theta = {k: rng.normal(scale=0.5, size=(d, d)).astype(dtype) for k in ("Wq", "Wk", "Wv")}
+    return J, grad, theta
+
+
+@case
+def attention() -> Case:
+    J, grad, theta = _attention()
+    return Case("attention", J, grad, theta, True, note="single-head self-attention")
+
+
+@case
+def attention_unscaled_scores() -> Case:
+    J, grad, theta = _attention()
+    return Case("attention-unscaled-scores", J, lambda p: grad(p, "unscaled-scores"), theta, False,
+                frozenset({"scale"}), note="backward forgets the 1/sqrt(d) of the scores: Wq and Wk 2x")
+
+
+@case
+def attention_float32() -> Case:
+    J, grad, theta = _attention(np.float32)
+    return Case("attention-float32", J, grad, theta, True, frozenset({"noise-floor"}),
+                note="the same attention computed in float32")
+
+
+@case
+def attention_float32_unscaled_scores() -> Case:
+    J, grad, theta = _attention(np.float32)
+    return Case("attention-float32-unscaled-scores", J, lambda p: grad(p, "unscaled-scores"), theta, False,
+                frozenset({"scale", "noise-floor"}), note="the float32 attention with the 1/sqrt(d) forgotten")
+
+
+def _embedding(seed: int = 12, V: int = 10, d: int = 3) -> tuple[Any, ...]:
+    """An embedding table looked up with repeated ids, then a linear read-out."""
+    rng = np.random.default_rng(seed)
+    ids = np.array([1, 4, 4, 7, 1, 2, 4, 9])
+    y = rng.normal(size=ids.size)
+
+    def J(p: dict[str, np.ndarray]) -> float:
+        return 0.5 * float(np.mean((np.tanh(p["E"][ids]) @ p["w"] - y) ** 2))
+
+    def grad(p: dict[str, np.ndarray], bug: str | None = None) -> dict[str, np.ndarray]:
+        H = np.tanh(p["E"][ids])
+        r = (H @ p["w"] - y) / ids.size
+        dH = np.outer(r, p["w"]) * (1 - H ** 2)
+        dE = np.zeros_like(p["E"])
+        if bug == "overwrites-repeats":
+            dE[ids] += dH  # buffered: a repeated id keeps only its last row
+        else:
+            np.add.at(dE, ids, dH)
+        return {"E": dE, "w": H.T @ r}
+
+    return J, grad, {"E": rng.normal(scale=0.5, size=(V, d)), "w": rng.normal(size=d)}
+
+
+@case
+def embedding() -> Case:
+    J, grad, theta = _embedding()
+    return Case("embedding", J, grad, theta, True, note="ids 1 and 4 repeat; rows never looked up stay 0")
+
+
+@case
+def embedding_overwrites_repeats() -> Case:
+    J, grad, theta = _embedding()
+    return Case("embedding-overwrites-repeats", J, lambda p: grad(p, "overwrites-repeats"), theta, False,
+                frozenset({"localized"}), note="dE[ids] += dH does not add repeated ids: np.add.at does")
+
+
+# ---------------------------------------------------------------- statistical models
+
+
+def _poisson(seed: int = 13, m: int = 60) -> tuple[Any, ...]:
+    """Poisson regression with the log link: the negative log-likelihood (without log y!)."""
+    rng = np.random.default_rng(seed)
+    X = np.hstack([np.ones((m, 1)), rng.normal(scale=0.5, size=(m, 3))])
+    y = rng.poisson(np.exp(X @ np.array([0.5, 0.3, -0.2, 0.1]))).astype(float)
+
+    def J(b: np.ndarray) -> float:
+        return float(np.mean(np.exp(X @ b) - y * (X @ b)))
+
+    def grad(b: np.ndarray, bug: str | None = None) -> np.ndarray:
+        mean = X @ b if bug == "gaussian-formula" else np.exp(X @ b)
+        return X.T @ (mean - y) / m
+
+    return J, grad, rng.normal(scale=0.1, size=4)
+
+
+@case
+def poisson_glm() -> Case:
+    J, grad, b = _poisson()
+    return Case("poisson-glm", J, grad, b, True, note="log link, counts as data")
+
+
+@case
+def poisson_glm_gaussian_formula() -> Case:
+    J, grad, b = _poisson()
+    return Case("poisson-glm-gaussian-formula", J, lambda b: grad(b, "gaussian-formula"), b, False,
+                note="X^T (X b - y) / m, least squares' gradient, where exp(X b) was needed")
+
+
+def _mixture(seed: int = 14, m: int = 80, k: int = 3) -> tuple[Any, ...]:
+    """The negative log-likelihood of a 1-D Gaussian mixture in (logits, means, log sigmas)."""
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([rng.normal(-2, 0.5, m // 2), rng.normal(1, 1.0, m - m // 2)])[:, None]
+
+    def parts(p: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+        s = np.exp(p["log_sigma"])
+        u = (x - p["mu"]) / s
+        logp = p["logits"] - np.log(np.sum(np.exp(p["logits"])))
+        joint = logp - 0.5 * u ** 2 - p["log_sigma"] - 0.5 * np.log(2 * np.pi)
+        top = joint.max(axis=1, keepdims=True)
+        total = top + np.log(np.sum(np.exp(joint - top), axis=1, keepdims=True))
+        return u, s, np.exp(logp), np.exp(joint - total), total
+
+    def J(p: dict[str, np.ndarray]) -> float:
+        return -float(np.mean(parts(p)[-1]))
+
+    def grad(p: dict[str, np.ndarray], bug: str | None = None) -> dict[str, np.ndarray]:
+        u, s, pi, R, _ = parts(p)
+        spread = u ** 2 if bug == "sigma-without-minus-one" else u ** 2 - 1
+        return {"logits": -np.mean(R - pi, axis=0), "mu": -np.mean(R * u / s, axis=0),
+                "log_sigma": -np.mean(R * spread, axis=0)}
+
+    theta = {"logits": rng.normal(scale=0.3, size=k), "mu": rng.normal(size=k),
+             "log_sigma": rng.normal(scale=0.2, size=k)}
+    return J, grad, theta
+
+
+@case
+def gaussian_mixture() -> Case:
+    J, grad, theta = _mixture()
+    return Case("gaussian-mixture", J, grad, theta, True, note="three components, log-sum-exp")
+
+
+@case
+def gaussian_mixture_sigma_without_minus_one() -> Case:
+    J, grad, theta = _mixture()
+    return Case("gaussian-mixture-sigma-without-minus-one", J, lambda p: grad(p, "sigma-without-minus-one"),
+                theta, False, frozenset({"localized"}), note="d/d log sigma of -log sigma forgotten")
+
+
+# ---------------------------------------------------------------- physics
+
+
+def _lennard_jones(seed: int = 15) -> tuple[Any, ...]:
+    """The Lennard-Jones energy of eight atoms near a cube of side 1.1."""
+    rng = np.random.default_rng(seed)
+    corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=float)
+    upper = np.triu_indices(8, 1)
+
+    def pairs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        diff = x[:, None, :] - x[None, :, :]
+        return diff, np.sqrt(np.sum(diff ** 2, axis=2) + np.eye(8))
+
+    def J(x: np.ndarray) -> float:
+        r = pairs(x)[1][upper]
+        return float(np.sum(4 * (r ** -12 - r ** -6)))
+
+    def grad(x: np.ndarray, bug: str | None = None) -> np.ndarray:
+        diff, r = pairs(x)
+        slope = 4 * (-12 * r ** -13 + 6 * r ** -7) * (1 - np.eye(8))
+        g = np.sum((slope / r)[:, :, None] * diff, axis=1)
+        return -g if bug == "forces" else g
+
+    return J, grad, 1.1 * corners + rng.normal(scale=0.05, size=(8, 3))
+
+
+@case
+def lennard_jones() -> Case:
+    J, grad, x = _lennard_jones()
+    return Case("lennard-jones", J, grad, x, True, note="eight atoms, all pairs")
+
+
+@case
+def lennard_jones_forces() -> Case:
+    J, grad, x = _lennard_jones()
+    return Case("lennard-jones-forces", J, lambda x: grad(x, "forces"), x, False, frozenset({"sign"}),
+                note="grad returns the forces, -dE/dx")
+
+
+def _springs(seed: int = 16) -> tuple[Any, ...]:
+    """A chain of ten unit springs of rest length 1 in the plane."""
+    rng = np.random.default_rng(seed)
+
+    def J(x: np.ndarray) -> float:
+        stretch = np.linalg.norm(np.diff(x, axis=0), axis=1) - 1
+        return 0.5 * float(np.sum(stretch ** 2))
+
+    def grad(x: np.ndarray, bug: str | None = None) -> np.ndarray:
+        d = np.diff(x, axis=0)
+        length = np.linalg.norm(d, axis=1, keepdims=True)
+        pull = (length - 1) * d / length * (2 if bug == "no-half" else 1)
+        g = np.zeros_like(x)
+        g[1:] += pull
+        g[:-1] -= pull
+        return g
+
+    x = np.column_stack([np.arange(11) * 1.1, np.zeros(11)]) + rng.normal(scale=0.1, size=(11, 2))
+    return J, grad, x
+
+
+@case
+def spring_chain() -> Case:
+    J, grad, x = _springs()
+    return Case("spring-chain", J, grad, x, True, note="eleven masses, ten springs")
+
+
+@case
+def spring_chain_no_half() -> Case:
+    J, grad, x = _springs()
+    return Case("spring-chain-no-half", J, lambda x: grad(x, "no-half"), x, False, frozenset({"scale"}),
+                note="the gradient of (1/2) k s^2 written as 2 k s")
+
+
+# ---------------------------------------------------------------- mixed scales
+
+
+def _decay(seed: int = 17) -> tuple[Any, ...]:
+    """Two exponential decays and an offset fitted to data over 5e5 seconds: rates near 1e-6, amplitudes
+    near 1e4, an offset near 1 in one theta."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 5e5, 40)
+
+    def model(p: dict[str, np.ndarray]) -> np.ndarray:
+        return p["amplitude"] @ np.exp(-np.outer(p["rate"], t)) + p["offset"]
+
+    data = model({"rate": np.array([2e-6, 9e-6]), "amplitude": np.array([3e4, 1e4]),
+                  "offset": np.array([1.5])}) + rng.normal(scale=50, size=t.size)
+
+    def J(p: dict[str, np.ndarray]) -> float:
+        return 0.5 * float(np.mean((model(p) - data) ** 2))
+
+    def grad(p: dict[str, np.ndarray], bug: str | None = None) -> dict[str, np.ndarray]:
+        r = (model(p) - data) / t.size
+        decay = np.exp(-np.outer(p["rate"], t))
+        d_rate = (decay * t) @ r * p["amplitude"]
+        return {"rate": d_rate if bug == "rate-sign" else -d_rate, "amplitude": decay @ r,
+                "offset": np.array([r.sum()])}
+
+    theta = {"rate": np.array([2.4e-6, 7e-6]), "amplitude": np.array([2.7e4, 1.2e4]), "offset": np.array([1.2])}
+    return J, grad, theta
+
+
+@case
+def decay_mixed_scales() -> Case:
+    J, grad, theta = _decay()
+    return Case("decay-mixed-scales", J, grad, theta, True, note="parameters from 1e-6 to 3e4 in one theta")
+
+
+@case
+def decay_rate_sign() -> Case:
+    J, grad, theta = _decay()
+    return Case("decay-rate-sign", J, lambda p: grad(p, "rate-sign"), theta, False, frozenset({"sign"}),
+                note="d/dk exp(-k t) written as t exp(-k t): the rates' gradient has the wrong sign")
+
 def all_cases() -> list[Case]:
     return [make(name) for name in CASES]
