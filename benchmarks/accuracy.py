@@ -23,37 +23,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from anchors import ANCHORS
+from anchors import ANCHORS, Counted
 from corpus import Case, all_cases, make
 from tables import print_table
 
 import gradwidget as gw
-from gradwidget._params import flatten
-
-
-class Counted:
-    """J on a flat vector, counting its calls."""
-
-    def __init__(self, case: Case) -> None:
-        self.layout, self.x0 = flatten(case.theta, case.options.get("shapes"), case.options.get("names"))
-        self.case = case
-        self.calls = 0
-
-    def cost(self, x: np.ndarray) -> float:
-        self.calls += 1
-        value = self.case.J(self.layout.views(np.array(x, dtype=self.x0.dtype)))
-        if self.case.grad is None:
-            value = value[0]
-        return float(np.asarray(value).reshape(()))
-
-    def grad(self, x: np.ndarray) -> np.ndarray:
-        point = self.layout.views(np.array(x, dtype=self.x0.dtype))
-        g = self.case.J(point)[1] if self.case.grad is None else self.case.grad(point)
-        # Unrolled as a user of these tools would: each array raveled as it came back.
-        parts = [g[k] for k in self.layout.keys] if isinstance(g, dict) else g
-        if self.layout.kind in ("dict", "list", "tuple"):
-            return np.concatenate([np.ravel(p) for p in parts]).astype(np.float64)
-        return np.ravel(parts).astype(np.float64)
 
 
 def run_gradwidget(case: Case) -> tuple[str, set[str], int]:

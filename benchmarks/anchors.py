@@ -25,7 +25,34 @@ from typing import Any
 
 import numpy as np
 
+from gradwidget._params import flatten
 from gradwidget.examples import article_gradient
+
+
+class Counted:
+    """A corpus case's J and grad on one flat float64 vector, as the anchors take them; J's calls counted."""
+
+    def __init__(self, case: Any) -> None:
+        self.layout, self.x0 = flatten(case.theta, case.options.get("shapes"), case.options.get("names"))
+        self.case = case
+        self.calls = 0
+
+    def cost(self, x: np.ndarray) -> float:
+        self.calls += 1
+        value = self.case.J(self.layout.views(np.array(x, dtype=self.x0.dtype)))
+        if self.case.grad is None:
+            value = value[0]
+        return float(np.asarray(value).reshape(()))
+
+    def grad(self, x: np.ndarray) -> np.ndarray:
+        point = self.layout.views(np.array(x, dtype=self.x0.dtype))
+        g = self.case.J(point)[1] if self.case.grad is None else self.case.grad(point)
+        # Unrolled as a user of these tools would: each array raveled as it came back.
+        parts = [g[k] for k in self.layout.keys] if isinstance(g, dict) else g
+        if self.layout.kind in ("dict", "list", "tuple"):
+            return np.concatenate([np.ravel(p) for p in parts]).astype(np.float64)
+        return np.ravel(parts).astype(np.float64)
+
 
 Cost = Callable[[np.ndarray], float]
 Gradient = Callable[[np.ndarray], np.ndarray]

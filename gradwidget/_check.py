@@ -83,13 +83,13 @@ def check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any
     rng = np.random.default_rng(opts.seed)
     evaluator = make_evaluator(J, layout, point, pair=grad is None, vectorized=opts.vectorized,
                                executor=opts.executor, dtype=np.complex128 if opts.method == "complex" else None)
-    positions = _positions_to_check(layout, opts.sample, rng)
+    sampled = _positions_to_check(layout, opts.sample, rng) if opts.sample else None
     start = _at_point(evaluator, grad, layout, point)
     noise = NoiseModel(start.unit, start.costs[0], grad_unit=start.grad_unit)
     costs = start.costs
     blocks = [b.slice for b in layout.blocks]
-    scale = point_scales(point, blocks)
-    table = EntryTable.start(_first_steps(opts, point, scale, noise.unit), opts.method)
+    table = EntryTable.start(_first_steps(opts, point, point_scales(point, blocks), noise.unit), opts.method,
+                             not opts.directions)
     search: DirectionalSearch | None = None
     ignores_input, interrupted = False, None
     with Progress(opts.progress) as progress:
@@ -101,8 +101,9 @@ def check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any
                 noise = search.prober.noise
             elif _repeatable(noise, costs):
                 target = Target(evaluator, opts.method, point, start.analytic, block_scales(blocks, start.analytic),
-                                scale, opts.tol)
+                                point_scales(point, blocks), opts.tol)  # made again: no n-sized array outlives its use
                 look_again = opts.tol is None and opts.method != "complex"
+                positions = np.arange(layout.size) if sampled is None else sampled
                 noise = check_entries(target, noise, table, positions, look_again, rng, progress)
             costs = (*costs, _cost_again(evaluator, point))  # a J whose state or noise shows only later
             if _repeatable(noise, costs) and not start.grad_changes:
@@ -124,7 +125,7 @@ def check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any
         mutated=_with_drift(start.mutated, evaluator), transposed=start.transposed,
         step_reduced=_joined(table.reduced), kink_near=_joined(table.kink_near), jumps=_joined(table.jumps),
         one_sided=table.one_sided, ignores_input=ignores_input, interrupted=interrupted,
-        sampled=positions.size if opts.sample else None, directional=found, eps=opts.eps)
+        sampled=None if sampled is None else sampled.size, directional=found, eps=opts.eps)
     return CheckResult(evidence, diagnose(evidence), Problem(J, grad, theta, opts))
 
 
@@ -217,10 +218,8 @@ def _require_callables(J: Any, grad: Any) -> None:
                          f"got a {type(grad).__name__}")
 
 
-def _positions_to_check(layout: Layout, sample: int | None, rng: np.random.Generator) -> np.ndarray:
-    """Every entry, or ``sample`` entries of each block chosen at random."""
-    if not sample:
-        return np.arange(layout.size)
+def _positions_to_check(layout: Layout, sample: int, rng: np.random.Generator) -> np.ndarray:
+    """``sample`` entries of each block chosen at random."""
     return np.concatenate([np.sort(rng.choice(np.arange(b.start, b.stop), min(sample, b.size), replace=False))
                            for b in layout.blocks])
 

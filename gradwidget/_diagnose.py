@@ -31,6 +31,7 @@ from ._verdict import (
     TRANSPOSE,
     Status,
     Verdict,
+    among,
     block_verdict,
 )
 
@@ -292,7 +293,7 @@ def _localized(ev: Evidence, rest: list[Block], failing: list[Block]) -> Diagnos
     """Name the few wrong entries or blocks, if the rest of the gradient agrees."""
     layout, status = ev.layout, ev.status
     wrong = np.flatnonzero(status == Status.WRONG)
-    checked = np.isin(status, JUDGED)
+    checked = among(status, JUDGED)
     if wrong.size == checked.sum() and np.isfinite(ev.analytic[wrong]).all():
         return None  # wrong everywhere: no place to point at
     agreeing = [b.name for b in layout.blocks if b not in failing]
@@ -305,7 +306,7 @@ def _localized(ev: Evidence, rest: list[Block], failing: list[Block]) -> Diagnos
         parts = []
         for block in rest:
             bad = np.flatnonzero(status[block.slice] == Status.WRONG)
-            total = int(np.isin(status[block.slice], JUDGED).sum())
+            total = int(among(status[block.slice], JUDGED).sum())
             if total == 1:
                 parts.append(f"{block.name}: its one entry is wrong")
             elif bad.size == total:
@@ -432,7 +433,7 @@ def _limits(ev: Evidence) -> list[Diagnosis]:
     """What stopped the check, or kept it from resolving what its verdict claims, and what to do."""
     found = []
     if ev.interrupted:
-        judged = int(np.isin(ev.status, JUDGED).sum())
+        judged = int(among(ev.status, JUDGED).sum())
         found.append(Diagnosis(INTERRUPTED, f"The check was {ev.interrupted}; {judged} of {ev.layout.size} entries "
                                             "were judged (the rest are NaN in numeric): run it again to judge "
                                             "them all (sample= or directions= check fewer)."))

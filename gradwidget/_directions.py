@@ -172,13 +172,13 @@ class Prober:
     def _sizes(self, moves: Directions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per move v: ``v . a``, ``|v| . |a|`` and ``||v * a||``, one move in memory at a time."""
         sizes = np.zeros((3, len(moves)))
-        magnitude = np.abs(self.analytic)
         for k in range(len(moves)):
-            move = moves[k]
-            sizes[0, k] = move @ self.analytic
-            np.abs(move, out=move)
-            sizes[1, k] = move @ magnitude
-            sizes[2, k] = np.sqrt((move * move) @ (magnitude * magnitude))
+            product = moves[k]
+            np.multiply(product, self.analytic, out=product)
+            sizes[0, k] = product.sum()
+            np.abs(product, out=product)
+            sizes[1, k] = product.sum()
+            sizes[2, k] = np.sqrt(product @ product)
         return sizes[0], sizes[1], sizes[2]
 
     def _rounding(self, values: np.ndarray, scale: np.ndarray) -> np.ndarray:

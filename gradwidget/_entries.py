@@ -40,7 +40,7 @@ from ._evaluate import Evaluator
 from ._noise import NoiseModel, measure_noise
 from ._options import InputError
 from ._progress import Progress
-from ._verdict import Status, classic_agrees, judge, within
+from ._verdict import Status, among, classic_agrees, judge, within
 
 __all__ = ["EntryTable", "Target", "check_entries"]
 
@@ -136,11 +136,15 @@ class EntryTable:
     phase: str = ""
 
     @classmethod
-    def start(cls, steps: np.ndarray, method: str) -> EntryTable:
-        """A table with nothing measured yet, each entry's first step given."""
+    def start(cls, steps: np.ndarray, method: str, stencil_values: bool = True) -> EntryTable:
+        """A table with nothing measured yet, each entry's first step given.
+
+        Without ``stencil_values`` (a directional check, which measures no entry
+        by itself) ``values`` has no columns.
+        """
         size = steps.size
         stencil = STENCILS.get(method)
-        width = len(stencil.offsets) if stencil else 1
+        width = (len(stencil.offsets) if stencil else 1) if stencil_values else 0
         return cls(np.full(size, np.nan), np.full(size, np.nan), steps.copy(),
                    np.full(size, int(Status.UNCHECKED), dtype=np.int8), np.full((size, width), np.nan))
 
@@ -270,7 +274,7 @@ def _resolved(target: Target, noise: NoiseModel, positions: np.ndarray, toleranc
 
 def _suspects(target: Target, table: EntryTable) -> np.ndarray:
     """Entries that need second looks: those that disagree or are unresolved (grad's NaN or inf is just wrong)."""
-    return np.flatnonzero(np.isin(table.status, (Status.WRONG, Status.UNRESOLVED)) & np.isfinite(table.numeric)
+    return np.flatnonzero(among(table.status, (Status.WRONG, Status.UNRESOLVED)) & np.isfinite(table.numeric)
                           & np.isfinite(target.analytic))
 
 

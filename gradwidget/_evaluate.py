@@ -138,7 +138,7 @@ class Evaluator:
         self.layout = layout
         self.pair = pair
         self.work = np.array(point, dtype=dtype or point.dtype)
-        self.point = self.work.copy()
+        self.point = np.asarray(point, dtype=self.work.dtype)  # never written to: theta itself when it can be
         self.allow_complex = self.work.dtype.kind == "c"
         self.args = layout.views(self.work)
         self.calls = 0

@@ -142,16 +142,20 @@ class Evidence:
     def relative(self) -> np.ndarray:
         """|a - n| / max(|a|, |n|) per entry (0 where both are 0)."""
         a, n = self.analytic, self.numeric
+        rel = np.abs(a)
+        np.maximum(rel, np.abs(n), out=rel)
         with np.errstate(invalid="ignore", divide="ignore"):
-            rel = self.gap / np.maximum(np.abs(a), np.abs(n))
-        return np.where((a == 0) & (n == 0), 0.0, rel)
+            np.divide(self.gap, rel, out=rel)
+        rel[(a == 0) & (n == 0)] = 0.0
+        return rel
 
     @cached_property
     def significance(self) -> np.ndarray:
         """|a - n| in units of the entry's tolerance: +inf where grad gave NaN, -inf where not measured."""
         measured = np.isfinite(self.numeric)
         with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = np.where(measured, np.nan_to_num(self.gap / self.tolerance, nan=0.0), -np.inf)
+            ratio = np.nan_to_num(np.divide(self.gap, self.tolerance), copy=False, nan=0.0)
+        ratio[~measured] = -np.inf
         ratio[measured & ~np.isfinite(self.analytic)] = np.inf
         return ratio
 

@@ -298,18 +298,18 @@ def measure_noise(evaluator: Evaluator, point: np.ndarray, noise: NoiseModel, rn
     on a float32 network's loss fall within a factor of 1.6 of their median;
     `NOISE_MARGIN` absorbs that.
     """
-    size = np.abs(point.astype(np.float64))
-    scale = np.where(size > 0, size, np.sqrt(np.mean(size ** 2)) or 1.0)
-    signs = rng.choice([-1.0, 1.0], size.size)
+    direction = np.abs(point.astype(np.float64))
+    direction[direction == 0] = np.sqrt(np.mean(direction ** 2)) or 1.0
+    direction[rng.integers(0, 2, direction.size, dtype=np.int8) == 0] *= -1  # random signs, scaled like theta
     spacing = noise.unit ** (2 / 3)
     for _ in range(ECNOISE_WIDENINGS + 1):
-        costs = _costs_along(evaluator, point, noise.cost, signs * spacing * scale)
+        costs = _costs_along(evaluator, noise.cost, _Line(direction, spacing))
         if np.mean(np.diff(costs) != 0) >= ECNOISE_MOVING:
             break
         spacing *= ECNOISE_WIDEN  # J's values are rounded coarser than they move: the noise would look small
     # Once more at a wider spacing: a J rounded to a grid can step by a whole number of grid points
     # (its differences all 0) or move too little for its roundings to be independent at the first one.
-    wider = _costs_along(evaluator, point, noise.cost, signs * ECNOISE_AGAIN * spacing * scale)
+    wider = _costs_along(evaluator, noise.cost, _Line(direction, ECNOISE_AGAIN * spacing))
     level = max(_spread(costs), _spread(wider))
     return level if np.isfinite(level) else 0.0
 
@@ -325,11 +325,25 @@ def _spread(costs: list[float]) -> float:
     return float(np.median(levels))
 
 
-def _costs_along(evaluator: Evaluator, point: np.ndarray, cost: float, direction: np.ndarray) -> list[float]:
-    """J at ``point + j * direction`` for j = -`ECNOISE_HALF` .. `ECNOISE_HALF` (``cost`` at j = 0)."""
-    costs = []
-    with np.errstate(all="ignore"):
-        for j in range(-ECNOISE_HALF, ECNOISE_HALF + 1):
-            moved = (point + j * direction).astype(point.dtype)
-            costs.append(cost if j == 0 else float(np.real(evaluator.cost(evaluator.at(moved)[0]))))
-    return costs
+@dataclass(frozen=True)
+class _Line:
+    """The moves ``j * spacing * direction`` for j = -`ECNOISE_HALF` .. `ECNOISE_HALF`, j != 0 (`Moves`)."""
+
+    direction: np.ndarray
+    spacing: float
+    multiples: tuple[int, ...] = tuple(j for j in range(-ECNOISE_HALF, ECNOISE_HALF + 1) if j)
+
+    def __len__(self) -> int:
+        return len(self.multiples)
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        return self.direction * (self.multiples[k] * self.spacing)
+
+    def part(self, which: slice) -> _Line:
+        return replace(self, multiples=self.multiples[which])
+
+
+def _costs_along(evaluator: Evaluator, cost: float, line: _Line) -> list[float]:
+    """J along ``line``, with ``cost`` (J at theta) in the middle: one moved theta in memory at a time."""
+    values = evaluator.shifted(line, np.empty(len(line))).tolist()
+    return [*values[:ECNOISE_HALF], cost, *values[ECNOISE_HALF:]]

@@ -104,8 +104,10 @@ class CheckResult:
         self.method = ev.method
         self.evaluations = ev.calls
         self.interrupted = ev.interrupted
-        self.analytic = ev.layout.unflatten(ev.analytic)
-        self.numeric = ev.layout.unflatten(ev.numeric)
+        for flat in (ev.analytic, ev.numeric):
+            flat.flags.writeable = False  # the result's arrays are views of the evidence: read only
+        self.analytic = ev.layout.views(ev.analytic)
+        self.numeric = ev.layout.views(ev.numeric)
         self.error = ev.error
         verdicts = [block_verdict(ev, b) for b in ev.layout.blocks]
         self.blocks = [block_report(ev, b, v) for b, v in zip(ev.layout.blocks, verdicts)]
@@ -240,10 +242,16 @@ def block_report(ev: Evidence, block: Block, verdict: Verdict) -> BlockReport:
     counts = np.bincount(ev.status[part], minlength=len(Status))
     return BlockReport(
         block.name, block.shape, error,
-        float(np.nanmax(ev.gap[part][checked])) if checked.any() else float("nan"),
-        float(np.nanmax(ev.relative[part][checked])) if checked.any() else float("nan"),
+        _largest(ev.gap[part], checked), _largest(ev.relative[part], checked),
         worst, verdict.label, int(sum(counts[s] for s in JUDGED)), int(counts[Status.WRONG]),
         int(counts[Status.KINK]), int(counts[Status.UNRESOLVED]), int(counts[Status.SKIPPED]))
+
+
+def _largest(values: np.ndarray, where: np.ndarray) -> float:
+    """The largest of ``values`` where ``where`` holds, NaNs aside, without a copy (NaN if there is none)."""
+    if not where.any():
+        return float("nan")
+    return float(np.fmax.reduce(values, where=where, initial=-np.inf))
 
 
 def _num(value: Any) -> float | None:

@@ -42,6 +42,16 @@ def test_a_passing_result() -> None:
     assert result.analytic["W"].shape == (2, 3)
 
 
+def test_the_result_arrays_are_read_only_views_of_its_evidence() -> None:
+    result = result_of({"W": W}, {"W": W + 1e-12})
+    for tree in (result.analytic, result.numeric):
+        assert np.shares_memory(tree["W"], result.evidence.analytic if tree is result.analytic
+                                else result.evidence.numeric)
+        with pytest.raises(ValueError, match="read-only"):
+            tree["W"][0, 0] = 99.0
+    assert result.verdict == "passed" and result.evidence.analytic[0] == W[0, 0]
+
+
 def test_worst_entries_list_wrong_ones_first_and_only_them() -> None:
     wrong = W.copy()
     wrong[0, 0] += 0.1
