@@ -28,16 +28,10 @@ from ._options import OPTIONS, CheckOptions, InputError, OptionError, options_do
 from ._params import Layout, flatten
 from ._progress import Progress
 from ._result import CheckResult
+from ._second_point import ignores_input as second_point_ignored
 from ._verdict import Status, Verdict
 
 __all__ = ["GradientCheckError", "Problem", "assert_gradient", "check"]
-
-SECOND_POINT_SPREAD = 0.05
-"""The second point moves each entry by up to 5% of max(|theta_i|, 0.1): far enough to change any real gradient."""
-
-IGNORES_INPUT_MARGIN = 1e3
-"""J's change to the second point must miss its linear prediction by this many ulps before grad's sameness counts."""
-
 
 class GradientCheckError(AssertionError):
     """A gradient check failed; the message says where and why.
@@ -108,7 +102,8 @@ def check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any
             costs = (*costs, _cost_again(evaluator, point))  # a J whose state or noise shows only later
             if _repeatable(noise, costs) and not start.grad_changes:
                 with np.errstate(all="ignore"):
-                    ignores_input = _ignores_input(evaluator, grad, layout, point, start, noise.unit, rng)
+                    ignores_input = second_point_ignored(evaluator, grad, layout, point, start.analytic, table.steps,
+                                                         noise, rng)
         except KeyboardInterrupt as stop:
             where = search.phase if search is not None else table.phase or "the first calls at theta"
             reason = getattr(stop, "reason", None)  # a worker died, rather than Ctrl-C or Cancel
@@ -277,31 +272,6 @@ def gradient_precision(gradient: Any) -> float:
     found = [np.finfo(np.asarray(part).dtype).eps for part in parts if np.asarray(part).dtype.kind == "f"]
     coarsest = float(max(found, default=0.0))
     return coarsest if coarsest > np.finfo(np.float64).eps else 0.0
-
-
-def _ignores_input(evaluator: Evaluator, grad: Callable[[Any], Any] | None, layout: Layout, point: np.ndarray,
-                   start: AtPoint, unit: float, rng: np.random.Generator) -> bool:
-    """Whether grad gives exactly the same answer at a second point where J's slope differs (it reads a global)."""
-    moved = (point + SECOND_POINT_SPREAD * np.maximum(np.abs(point), 0.1) * rng.uniform(-1, 1, point.size)
-             ).astype(point.dtype)
-    if grad is None:
-        value, _ = evaluator.at(moved)
-        gradient = value[1]
-    else:
-        gradient, _ = call_with_copy(grad, layout, moved, "grad")
-    try:
-        other, _ = layout.flatten_like(gradient)
-    except InputError:
-        return False
-    if not np.array_equal(other, start.analytic):
-        return False
-    if grad is not None:
-        value, _ = evaluator.at(moved)
-    cost = float(np.real(evaluator.cost(value)))
-    delta = (moved - point).astype(np.float64)
-    linear = start.costs[0] + float(start.analytic @ delta)
-    scale = abs(start.costs[0]) + abs(cost) + float(np.abs(start.analytic) @ np.abs(delta))
-    return bool(np.isfinite(cost) and abs(cost - linear) > IGNORES_INPUT_MARGIN * unit * scale)
 
 
 def _with_drift(mutated: dict[str, np.ndarray], evaluator: Evaluator) -> dict[str, np.ndarray]:

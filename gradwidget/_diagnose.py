@@ -359,6 +359,15 @@ def _where_in_block(block: Block, bad: np.ndarray) -> str:
 # ---------------------------------------------------------------- warnings
 
 
+def _distinct(left: float, right: float) -> tuple[str, str]:
+    """Two numbers with as few significant digits as show that they differ (at least 4)."""
+    for digits in range(4, 18):
+        shown = f"{left:.{digits}g}", f"{right:.{digits}g}"
+        if shown[0] != shown[1]:
+            return shown
+    return shown
+
+
 def _kinks(ev: Evidence) -> list[Diagnosis]:
     found = []
     at = np.flatnonzero(ev.status == Status.KINK)
@@ -371,7 +380,8 @@ def _kinks(ev: Evidence) -> list[Diagnosis]:
         found.append(Diagnosis(
             KINK,
             f"J is not differentiable at theta in {_entries(ev.layout, corners)}: its slope from the "
-            f"left ({left:.4g}) and from the right ({right:.4g}) differ, so no finite difference "
+            f"left ({_distinct(left, right)[0]}) and from the right ({_distinct(left, right)[1]}) differ, so no "
+            "finite difference "
             "settles there (a ReLU, max or abs exactly at its corner?). Not a bug in grad: "
             "the analytic value lies between the two slopes.",
             block.name, block.index(first - block.start)))
@@ -472,9 +482,11 @@ def _cause(ev: Evidence, entries: np.ndarray) -> str:
                 "method='central' (the default)")
     if entries.size and np.all(np.abs(ev.analytic[entries]) <= ev.tolerance[entries]) and np.all(
             np.abs(ev.numeric[entries]) <= ev.tolerance[entries]):
-        return ("the gradient is about 0 there, within the numeric error (a minimum or another stationary "
-                "point?): errors in proportion to the gradient cannot show; check at a random point "
-                "(gradwidget.random_init)")
+        return ("the gradient is about 0 there, within the numeric error: errors in proportion to the gradient "
+                "cannot show. At a minimum or another stationary point, check at a random point "
+                "(gradwidget.random_init); where the gradient is simply small next to J (J is about "
+                f"{abs(noise.cost):.1e}), subtract a constant from J (the gradient does not change) or check "
+                "the terms of these entries on their own")
     if noise.coarse:
         return (f"J's values are rounded at about {noise.unit:.0e} (float32): compute J in float64, or check "
                 "with a larger eps (e.g. eps=1e-2)")

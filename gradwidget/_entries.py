@@ -402,7 +402,9 @@ def _kinks(target: Target, noise: NoiseModel, table: EntryTable, active: np.ndar
     old_left, old_right = one_sided(stencil, previous.values, previous.step, noise.cost)
     left, right = one_sided(stencil, new.values, new.step, noise.cost)
     old_spread, new_spread = np.abs(old_right - old_left), np.abs(right - left)
-    significant = shrunk & (new_spread > 2 * new.rounding) & (new_spread >= KINK_PERSISTS * old_spread)
+    floor = noise.floor(target.analytic[active], new.estimate, target.block_scale[active])
+    # The one-sided limits must differ beyond what their own tolerances allow, not only beyond rounding.
+    significant = shrunk & (new_spread > 2 * (new.rounding + floor)) & (new_spread >= KINK_PERSISTS * old_spread)
     jump = significant & (new_spread > JUMP_GROWS * old_spread)
     settle = (np.abs(left - old_left) <= SLOPES_SETTLE * new_spread) & (np.abs(right - old_right)
                                                                        <= SLOPES_SETTLE * new_spread)
@@ -411,7 +413,7 @@ def _kinks(target: Target, noise: NoiseModel, table: EntryTable, active: np.ndar
         old_spread > 2 * new.rounding)
     table.kink_near.append(active[crossed])
     table.jumps.append(active[jump])
-    tolerance = new.rounding + noise.floor(target.analytic[active], new.estimate, target.block_scale[active])
+    tolerance = new.rounding + floor
     between = within(target.analytic[active], left, right, tolerance)
     table.status[active[kink]] = np.where(between[kink], Status.KINK, Status.WRONG)
     table.status[active[jump]] = Status.KINK  # where J jumps, any gradient is a convention

@@ -186,8 +186,9 @@ class Evidence:
 
     @property
     def noise_floor(self) -> float:
-        """The relative gradient error below which this check is blind (NaN if unknown)."""
+        """The relative gradient error below which this check is blind (NaN if unknown); kinks and jumps aside."""
         checked = np.isfinite(self.numeric) & np.isfinite(self.analytic)
+        checked[list(self.one_sided)] = False
         size = np.maximum(np.abs(self.analytic), np.abs(self.numeric))[checked]
         scale = np.sqrt(np.mean(size ** 2)) if size.size else 0.0
         return float(np.median(self.tolerance[checked]) / scale) if scale > 0 else float("nan")

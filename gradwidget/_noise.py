@@ -307,6 +307,8 @@ def measure_noise(evaluator: Evaluator, point: np.ndarray, noise: NoiseModel, rn
         if np.mean(np.diff(costs) != 0) >= ECNOISE_MOVING:
             break
         spacing *= ECNOISE_WIDEN  # J's values are rounded coarser than they move: the noise would look small
+    else:  # J stays put between jumps at every spacing (floor, round): piecewise constant, no rounding noise
+        return 0.0
     # Once more at a wider spacing: a J rounded to a grid can step by a whole number of grid points
     # (its differences all 0) or move too little for its roundings to be independent at the first one.
     wider = _costs_along(evaluator, noise.cost, _Line(direction, ECNOISE_AGAIN * spacing))
@@ -315,11 +317,17 @@ def measure_noise(evaluator: Evaluator, point: np.ndarray, noise: NoiseModel, rn
 
 
 def _spread(costs: list[float]) -> float:
-    """The noise level that the differences of order `ECNOISE_ORDERS` of ``costs`` show (their median)."""
+    """The noise level that the differences of order `ECNOISE_ORDERS` of ``costs`` show (their median).
+
+    Differences are taken on each side of theta, never across it: where J
+    jumps at theta itself (a rounding at its boundary), a difference across
+    the jump would be taken for noise, and the jump then hidden by it.
+    """
+    sides = (costs[:ECNOISE_HALF], costs[ECNOISE_HALF + 1:])
     with np.errstate(all="ignore"):
         levels = []
         for k in ECNOISE_ORDERS:
-            diffs = np.diff(costs, k)
+            diffs = np.concatenate([np.diff(side, k) for side in sides])
             gamma = math.factorial(k) ** 2 / math.factorial(2 * k)
             levels.append(np.sqrt(gamma * np.mean(diffs ** 2)))
     return float(np.median(levels))

@@ -59,7 +59,7 @@ def block_rows(result: CheckResult) -> list[tuple[str, ...]]:
         else:
             state = f"{b.wrong} of {b.checked} wrong" if b.wrong else "wrong"
         if b.kinks:
-            state += f", {b.kinks} at a kink"
+            state += f", {b.kinks} at a kink or jump"
         rows.append((b.name, str(b.shape), _short(b.error), _short(b.max_abs), _short(b.max_rel), worst, state))
     return rows
 

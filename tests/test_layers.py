@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"_verdict"},  # statuses, verdicts, the codes table
     {"_diagnose"},  # evidence -> diagnoses
     {"_result"},  # CheckResult, BlockReport
-    {"_entries", "_directions"},  # the coordinate and directional paths
+    {"_entries", "_directions", "_second_point"},  # the coordinate and directional paths; the second point
     {"_check"},  # orchestration: check, assert_gradient
     {"_colour", "_report", "_plot", "_sweep"},  # how a result shows
     {"_magic", "widget", "grading", "demo", "__init__", "__main__"},  # entry points

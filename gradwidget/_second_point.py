@@ -1,0 +1,122 @@
+"""The second point: whether grad uses its argument at all.
+
+grad is called again at a point moved from theta. That it returns exactly
+the same gradient there proves nothing by itself: a linear J has the same
+gradient everywhere, and a piecewise-constant J (floor, round) a zero one.
+So J's slope is measured along one random direction at both points, each at
+two steps. Only when both measurements settle (the two steps agree, so no
+jump of J was crossed) and the two slopes differ beyond their tolerances
+has J's gradient changed while grad's answer did not: grad ignores its
+input (it reads a global, or returns a stale buffer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from ._differences import STENCILS
+from ._evaluate import Evaluator, call_with_copy
+from ._noise import NoiseModel
+from ._options import InputError
+from ._params import Layout
+
+__all__ = ["SECOND_POINT_SPREAD", "ignores_input"]
+
+SECOND_POINT_SPREAD = 0.05
+"""The second point moves each entry by up to 5% of max(|theta_i|, 0.1): far enough to change any real gradient."""
+
+SLOPE_STEPS = (1.0, 0.25)
+"""The slope along the direction is measured at these multiples of each entry's step."""
+
+SLOPE_SETTLES = 0.1
+"""A slope has settled when its two steps agree within rounding and this share of its size (a jump makes them
+differ by about the jump itself)."""
+
+CENTRAL = STENCILS["central"]
+
+
+@dataclass(frozen=True)
+class _Probes:
+    """Moves of theta along ``direction``, each from theta or from the second point (see `Moves`).
+
+    Move k is ``factors[k] * direction``, plus ``offset`` (the second point's
+    move) where ``moved[k]``.
+    """
+
+    offset: np.ndarray
+    direction: np.ndarray
+    factors: tuple[float, ...]
+    moved: tuple[bool, ...]
+
+    def __len__(self) -> int:
+        return len(self.factors)
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        move = self.factors[k] * self.direction
+        if self.moved[k]:
+            move += self.offset
+        return move
+
+    def part(self, which: slice) -> _Probes:
+        return replace(self, factors=self.factors[which], moved=self.moved[which])
+
+
+def ignores_input(evaluator: Evaluator, grad: Callable[[Any], Any] | None, layout: Layout, point: np.ndarray,
+                  analytic: np.ndarray, steps: np.ndarray, noise: NoiseModel, rng: np.random.Generator) -> bool:
+    """Whether grad gives exactly the same answer at a second point where J's slope is measurably different.
+
+    Parameters
+    ----------
+    evaluator : Evaluator
+    grad : callable or None
+        None when J returns ``(cost, grad)``.
+    layout : Layout
+    point, analytic : ndarray
+        Flat theta and grad's answer there.
+    steps : ndarray
+        Each entry's step: the direction's size along it.
+    noise : NoiseModel
+    rng : Generator
+        For the second point and the direction.
+    """
+    moved = (point + SECOND_POINT_SPREAD * np.maximum(np.abs(point), 0.1) * rng.uniform(-1, 1, point.size)
+             ).astype(point.dtype)
+    gradient = evaluator.at(moved)[0][1] if grad is None else call_with_copy(grad, layout, moved, "grad")[0]
+    try:
+        other, _ = layout.flatten_like(gradient)
+    except InputError:
+        return False
+    if not np.array_equal(other, analytic):
+        return False
+    direction = steps * (2.0 * rng.integers(0, 2, point.size) - 1)
+    factors = tuple(f for t in SLOPE_STEPS for f in (t, -t))
+    probes = _Probes((moved - point).astype(np.float64), direction, factors * 2,
+                     (False,) * len(factors) + (True,) * len(factors))
+    costs = evaluator.shifted(probes, np.empty(len(probes)))  # one batch, for a vectorized J
+    size = float(np.abs(direction) @ np.abs(analytic))
+    here, there = _slope(costs[:len(factors)], noise, size), _slope(costs[len(factors):], noise, size)
+    if here is None or there is None:
+        return False
+    return abs(here[0] - there[0]) > here[1] + there[1]
+
+
+def _slope(costs: np.ndarray, noise: NoiseModel, size: float) -> tuple[float, float] | None:
+    """J's slope along the direction from its values at ``+-t`` for each t of `SLOPE_STEPS`, with its tolerance.
+
+    None when the two steps do not settle on one slope (J jumps, or leaves its domain, in between).
+    """
+    values = costs.reshape(len(SLOPE_STEPS), 2)
+    steps = np.array(SLOPE_STEPS)
+    estimates = (values[:, 0] - values[:, 1]) / (2 * steps)
+    rounding = noise.rounding(values, steps, CENTRAL)
+    if not (np.isfinite(estimates).all() and np.isfinite(rounding).all()):
+        return None
+    change = abs(float(estimates[0] - estimates[1]))
+    if change > rounding.sum() + SLOPE_SETTLES * abs(float(estimates[1])):
+        return None
+    truncation = float(noise.truncation(np.array(change), CENTRAL.order, rounding.sum()))
+    return float(estimates[1]), float(rounding[1]) + truncation + float(noise.absolute_floor(np.array(size)))

@@ -1,0 +1,113 @@
+"""Real functions: piecewise constant, locally linear, jumps, kinks and gradients below what a check can see.
+
+Each test failed on the engine before it: `ignores-input` claimed where J's
+gradient is constant or zero, jumps hidden as noise, and tiny gradients
+passed with no word of what the check could not resolve.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gradwidget as gw
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(4, 5)) * 2
+W = RNG.normal(size=(4, 5))
+ONE = (np.arange(X.size) == 3).reshape(X.shape)  # the entry a buggy gradient gets wrong
+
+
+def codes(result: gw.CheckResult) -> set[str]:
+    return {d.code for d in result.diagnoses}
+
+
+@pytest.mark.parametrize("op", [np.floor, np.ceil, np.round, np.trunc], ids=lambda f: f.__name__)
+def test_1_a_piecewise_constant_cost_with_its_zero_gradient_passes(op: np.ufunc) -> None:
+    for seed in range(6):
+        x = np.random.default_rng(seed).normal(size=(4, 5)) * 2
+        result = gw.check(lambda x: float(np.sum(op(x) * W)), np.zeros_like, x, seed=seed)
+        assert result.verdict == "passed" and "ignores-input" not in codes(result), str(result)
+
+
+def test_1_frac_is_locally_linear_and_its_constant_gradient_passes() -> None:
+    for seed in range(6):
+        x = np.random.default_rng(seed).normal(size=(4, 5)) * 2
+        result = gw.check(lambda x: float(np.sum((x - np.floor(x)) * W)), lambda x: W.copy(), x, seed=seed)
+        assert result.verdict == "passed" and codes(result) == set(), str(result)
+
+
+@pytest.mark.parametrize(("J", "grad"), [
+    (lambda x: float(np.sum(x * W)), lambda x: W * (1 + 1e-2 * ONE)),
+    (lambda x: float(np.sum(np.abs(x) * W)), lambda x: np.sign(x) * W * (1 + 1e-2 * ONE)),
+    (lambda x: 3.0 * float(np.sum(x.reshape(-1)[::2])), lambda x: np.where(
+        np.arange(x.size).reshape(x.shape) % 2 == 0, 3.0, 0.0) + 0.03 * ONE),
+], ids=["linear", "abs", "slice-sum"])
+def test_1_a_bug_in_a_locally_linear_cost_is_not_blamed_on_a_global(J: object, grad: object) -> None:
+    result = gw.check(J, grad, X)
+    assert result.verdict == "failed"
+    assert codes(result) == {"localized"} and "theta[0, 3]" in result.diagnoses[0].message, str(result)
+
+
+def test_1_a_gradient_that_reads_a_global_is_still_caught() -> None:
+    frozen = X.copy()
+    J = lambda x: float(np.sum(np.sin(x) * W))  # noqa: E731
+    result = gw.check(J, lambda x: np.cos(frozen) * W, X)
+    assert result.verdict == "failed" and "ignores-input" in codes(result), str(result)
+    constant = gw.check(lambda x: float(np.sum(x ** 2)), lambda x: 2 * frozen, X)
+    assert "ignores-input" in codes(constant), str(constant)
+
+
+def test_2_a_kink_is_claimed_only_with_distinct_one_sided_slopes_and_printed_so() -> None:
+    from gradwidget._diagnose import _distinct
+
+    assert _distinct(5.6789e-06, 5.6791e-06) == ("5.6789e-06", "5.6791e-06")
+    assert _distinct(-1.0, 1.0) == ("-1", "1")
+    z = X.copy()
+    z[0, :3] = 0.0
+    for scale in (1.0, 1e-3, 1e-6):
+        result = gw.check(lambda x, s=scale: s * float(np.sum(np.abs(x) * W)), lambda x, s=scale: s * np.sign(x) * W,
+                          z)
+        ev = result.evidence
+        assert codes(result) == {"kink"}, str(result)
+        for position, (left, right) in ev.one_sided.items():
+            assert abs(right - left) > ev.tolerance[position], (position, left, right)
+        left, right = ev.one_sided[0]
+        message = result.diagnoses[0].message
+        assert f"({_distinct(left, right)[0]})" in message and f"({_distinct(left, right)[1]})" in message
+
+
+@pytest.mark.parametrize(("size", "cost"), [(6e-11, 1.4), (1e-13, 1.4e3)])
+def test_3_a_gradient_below_what_the_check_resolves_is_never_a_silent_pass(size: float, cost: float) -> None:
+    J = lambda x: cost + size * float(np.sum(np.sin(x)))  # noqa: E731
+    right = gw.check(J, lambda x: size * np.cos(x), X)
+    wrong = gw.check(J, lambda x: 1.01 * size * np.cos(x), X)
+    for result in (right, wrong):
+        assert result.verdict != "passed" and "noise-floor" in codes(result), str(result)
+        message = next(d.message for d in result.diagnoses if d.code == "noise-floor")
+        assert "resolve" in message and ("subtract a constant" in message or "check the terms" in message)
+
+
+def test_3_a_zero_gradient_where_the_slope_is_not_measurably_different_from_zero_passes() -> None:
+    assert gw.check(lambda x: 1.4 + 0.0 * float(np.sum(x)), np.zeros_like, X).verdict == "passed"
+    flat = gw.check(lambda x: 1.4 + 1e-30 * float(np.sum(x)), np.zeros_like, X)
+    assert flat.verdict == "passed", str(flat)
+
+
+@pytest.mark.parametrize(("J", "grad", "point", "entries"), [
+    (lambda x: float(np.count_nonzero(x)) + float(np.sum(x ** 2)), lambda x: 2 * x, "zero", "theta[0, 0]"),
+    (lambda x: float(np.sum(np.round(x))), np.zeros_like, "halves", "theta[0], theta[2]"),
+], ids=["count-nonzero", "round-at-half"])
+def test_4_a_jump_of_J_is_called_a_discontinuity_whose_gradient_is_a_convention(
+        J: object, grad: object, point: str, entries: str) -> None:
+    if point == "zero":
+        x = X.copy()
+        x[0, 0] = 0.0
+    else:
+        x = np.array([0.5, 1.2, 2.5])
+    result = gw.check(J, grad, x)
+    assert result.verdict == "passed" and codes(result) == {"kink"}, str(result)
+    message = result.diagnoses[0].message
+    assert "discontinuous" in message and "convention" in message and entries in message
+    assert "kink" not in message and "slope from the left" not in message
+    assert "at a kink or jump" in str(result)
