@@ -85,7 +85,7 @@ def check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any
     table = EntryTable.start(_first_steps(opts, point, point_scales(point, blocks), noise.unit), opts.method,
                              not opts.directions)
     search: DirectionalSearch | None = None
-    ignores_input, interrupted = False, None
+    ignores_input, interrupted, finishing = False, None, False
     with Progress(opts.progress) as progress:
         try:
             if _repeatable(noise, costs) and opts.directions:
@@ -99,13 +99,16 @@ def check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any
                 look_again = opts.tol is None and opts.method != "complex"
                 positions = np.arange(layout.size) if sampled is None else sampled
                 noise = check_entries(target, noise, table, positions, look_again, rng, progress)
+            finishing = True
             costs = (*costs, _cost_again(evaluator, point))  # a J whose state or noise shows only later
             if _repeatable(noise, costs) and not start.grad_changes:
                 with np.errstate(all="ignore"):
-                    ignores_input = second_point_ignored(evaluator, grad, layout, point, start.analytic, table.steps,
-                                                         noise, rng)
+                    steps = default_steps("central", point_scales(point, blocks), noise.unit)  # whatever eps was
+                    ignores_input = second_point_ignored(evaluator, grad, layout, point, start.analytic, steps, noise,
+                                                         rng)
         except KeyboardInterrupt as stop:
-            where = search.phase if search is not None else table.phase or "the first calls at theta"
+            where = ("the last calls, at theta and at a second point" if finishing else search.phase
+                     if search is not None else table.phase or "the first calls at theta")
             reason = getattr(stop, "reason", None)  # a worker died, rather than Ctrl-C or Cancel
             interrupted = f"interrupted during {where}" + (f": {reason}" if reason else "")
     found = search.found if search is not None else None

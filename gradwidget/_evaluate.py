@@ -199,9 +199,9 @@ class Evaluator:
         """Fill ``out[k]`` with J(theta + moves[k]), one move in memory at a time."""
         with np.errstate(all="ignore"):
             for k in range(len(moves)):
-                point = moves[k]
+                point = moves[k].astype(self.work.dtype, copy=False)  # complex for the complex step
                 point += self.point
-                out[k] = self.cost(self._call(point.astype(self.work.dtype, copy=False), f"along direction {k}"))
+                out[k] = np.real(self.cost(self._call(point, f"along direction {k}")))
                 del point
         return out
 

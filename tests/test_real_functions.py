@@ -111,3 +111,44 @@ def test_4_a_jump_of_J_is_called_a_discontinuity_whose_gradient_is_a_convention(
     assert "discontinuous" in message and "convention" in message and entries in message
     assert "kink" not in message and "slope from the left" not in message
     assert "at a kink or jump" in str(result)
+
+
+@pytest.mark.parametrize("mode", [{}, {"directions": 4}, {"sample": 3}, {"method": "forward"}, {"method": "complex"},
+                                  {"eps": 1e-300}, {"vectorized": True}, {"executor": "process"}, {"pair": True}],
+                         ids=["central", "directions", "sample", "forward", "complex", "tiny-eps", "vectorized",
+                              "process-pool", "pair"])
+def test_1_a_global_is_caught_in_every_mode(mode: dict) -> None:
+    import remote
+
+    y = np.linspace(-1, 1, 40)
+    stale = remote.gradient(y)
+    J, grad = (remote.cost, lambda x: stale)
+    options = dict(mode)
+    if options.pop("pair", False):
+        J, grad = (lambda x: (remote.cost(x), stale)), None
+    if options.get("vectorized"):
+        J = lambda X: np.array([remote.cost(row) for row in np.atleast_2d(X)])  # noqa: E731
+    if options.get("method") == "complex":
+        J = lambda x: remote.WEIGHTS @ np.sin(x) + 0.5 * x @ x  # noqa: E731
+    if options.get("executor"):
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(2) as pool:
+            result = gw.check(J, grad, y, executor=pool)
+    else:
+        result = gw.check(J, grad, y, **options)
+    assert result.verdict == "failed" and "ignores-input" in codes(result), str(result)
+
+
+def test_an_interrupt_at_the_second_point_says_so_and_keeps_the_verdict_inconclusive() -> None:
+    calls = []
+
+    def J(x: np.ndarray) -> float:
+        calls.append(1)
+        if len(calls) > 2 * X.size + 2:  # J at theta twice, the first look: then J at theta once more
+            raise KeyboardInterrupt
+        return float(np.sum(np.sin(x) * W))
+
+    result = gw.check(J, lambda x: np.cos(x) * W, X)
+    assert result.interrupted == "interrupted during the last calls, at theta and at a second point"
+    assert result.verdict == "inconclusive"
