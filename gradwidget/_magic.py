@@ -13,6 +13,7 @@ import ast
 import difflib
 import keyword
 import types
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -23,8 +24,12 @@ from traitlets import TraitError, TraitType
 
 from ._check import check
 from ._options import EXCLUSIVE, OPTIONS, InputError, Option, OptionError
+from ._result import CheckResult
 
 __all__ = ["GradCheckMagics", "load_ipython_extension"]
+
+_SHOWN: weakref.WeakKeyDictionary[CheckResult, int] = weakref.WeakKeyDictionary()
+"""Results a ``%gradcheck`` showed, with the execution count of its cell (see `_display_once`)."""
 
 SHORT_FLAGS = {"method": "-m"}
 
@@ -236,6 +241,7 @@ class GradCheckMagics(GradCheckOptions):  # type: ignore[misc,valid-type]
         from IPython.display import display
 
         display(result.widget() if getattr(self.shell, "kernel", None) is not None else result)
+        _SHOWN[result] = self.shell.execution_count
 
 
 def _asks_for_help(line: str) -> bool:
@@ -268,9 +274,21 @@ def _unquote(text: str) -> str:
     return text
 
 
+def _display_once(result: CheckResult) -> None:
+    """How the shell displays a result: not again in the cell whose ``%gradcheck -o`` showed it already."""
+    from IPython import get_ipython
+    from IPython.display import display
+
+    shell = get_ipython()
+    if shell is not None and _SHOWN.get(result) == shell.execution_count:
+        return
+    display({"text/html": result._repr_html_(), "text/plain": str(result)}, raw=True)
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics and make their defaults configurable (``%load_ext gradwidget``)."""
     magics = GradCheckMagics(ipython, parent=ipython)
     ipython.register_magics(magics)
+    ipython.display_formatter.ipython_display_formatter.for_type(CheckResult, _display_once)
     # %reload_ext makes a new instance: %config must reach it, and only it
     ipython.configurables[:] = [c for c in ipython.configurables if not isinstance(c, GradCheckMagics)] + [magics]

@@ -144,6 +144,23 @@ export function zoom(span, r, c, factor, rows, cols) {
   return { r0, c0, rows: height, cols: width };
 }
 
+// Where a cell's outputs live: JupyterLab and Notebook 7, the classic notebook.
+export const OUTPUT_AREAS = ".jp-OutputArea, .output";
+
+// The panel is displayed after a static copy of its report (HTML with the heatmaps as images), which is what a
+// notebook shows where no live kernel is. Once a live panel draws, that copy in the same cell is hidden.
+export function hideStaticReports(el) {
+  const area = el.closest ? el.closest(OUTPUT_AREAS) : null;
+  if (!area) return 0;
+  let hidden = 0;
+  for (const report of area.querySelectorAll(".gradwidget-static")) {
+    const output = report.closest(".jp-OutputArea-child, .output_area") || report;
+    output.style.display = "none";
+    hidden += 1;
+  }
+  return hidden;
+}
+
 function element(tag, className, parent) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -315,6 +332,12 @@ function render({ model, el }) {
   canvas.addEventListener("mousemove", onMove);
   canvas.addEventListener("click", onClick);
   canvas.addEventListener("keydown", onKey);
+  // The view is attached to the page after render returns: hide the static copy once it is.
+  const hideWhenAttached = (tries) => {
+    if (el.isConnected) hideStaticReports(el);
+    else if (tries > 0) setTimeout(() => hideWhenAttached(tries - 1), 50);
+  };
+  hideWhenAttached(200);
   canvas.addEventListener("wheel", onWheel, { passive: false });
   canvas.addEventListener("dblclick", onDoubleClick);
   draw();

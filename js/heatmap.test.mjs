@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  colour, entryName, formatNumber, moveSelection, normalize, paint, pool, rgb, toFloat32, unravel, zoom,
+  colour, entryName, formatNumber, hideStaticReports, moveSelection, normalize, paint, pool, rgb, toFloat32, unravel,
+  zoom,
 } from "./heatmap.js";
 
 // A small scale for the tests; the widget gets matplotlib's from Python.
@@ -115,4 +116,16 @@ test("zoom in keeps the cell under the cursor, zoom out stops at the block", () 
   assert.deepEqual(zoom(inner, 600, 100, 4, 1000, 1000), all);
   const tiny = zoom({ r0: 0, c0: 0, rows: 1, cols: 2 }, 0, 1, 0.5, 1, 2);
   assert.deepEqual(tiny, { r0: 0, c0: 1, rows: 1, cols: 1 });
+});
+
+test("hideStaticReports hides the static copies of the report in the panel's own output area, and only there", () => {
+  const output = (name) => ({ name, style: {} });
+  const copies = [output("first copy"), output("second copy")];
+  const reports = copies.map((copy) => ({ closest: (selector) => (selector.includes(".jp-OutputArea-child") ? copy : null) }));
+  const area = { querySelectorAll: (selector) => (selector === ".gradwidget-static" ? reports : []) };
+  const el = { closest: (selector) => (selector.includes(".jp-OutputArea") ? area : null) };
+  assert.equal(hideStaticReports(el), 2);
+  assert.deepEqual(copies.map((c) => c.style.display), ["none", "none"]);
+  const alone = { closest: () => null };
+  assert.equal(hideStaticReports(alone), 0);
 });

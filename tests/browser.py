@@ -27,6 +27,7 @@ def rgb(hex_colour: int) -> list[int]:
     return [(hex_colour >> shift) & 255 for shift in (16, 8, 0)]
 CHROMIUM = Path(os.environ.get("GRADWIDGET_CHROMIUM", "/usr/bin/chromium"))
 ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = ROOT / "build" / "screenshots"  # every browser test saves its screenshots here
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow,
 pytest.importorskip("jupyterlab", reason="jupyterlab is not installed (pip install -e .[test])")
 
 TOKEN = "gradwidget-test"
-SCREENSHOTS = browser.ROOT / "build" / "screenshots"
+SCREENSHOTS = browser.SCREENSHOTS
 SHAPES = '--shapes "[(10, 11), (10, 11), (1, 11)]" --names Theta1,Theta2,Theta3 --seed 0'
 CELLS = [
     "%load_ext gradwidget\nfrom gradwidget.examples import article_network\n"
@@ -138,7 +138,9 @@ def _drive(page: Any, lab: str) -> None:
     assert [heatmaps.nth(i).get_attribute("data-block") for i in range(3)] == ["Theta1", "Theta2", "Theta3"]
     assert [(heatmaps.nth(i).get_attribute("data-rows"), heatmaps.nth(i).get_attribute("data-cols"))
             for i in range(3)] == [("10", "11"), ("10", "11"), ("1", "11")]
-    assert "FAILED" in failing.locator(".gradwidget-verdict").inner_text()
+    assert "FAILED" in failing.locator(".gradwidget-verdict:visible").inner_text()
+    static = failing.locator(".gradwidget-static")
+    assert static.count() == 1 and not static.is_visible()  # live, the panel hides its static copy: shown once
 
     canvas = heatmaps.nth(0).locator("canvas.gradwidget-heatmap-canvas")
     canvas.scroll_into_view_if_needed()
@@ -160,5 +162,29 @@ def _drive(page: Any, lab: str) -> None:
     run_cell(page, 3)
     passing = page.locator(".jp-Cell").nth(3)
     passing.locator('.gradwidget-heatmap[data-ready="1"]').nth(2).wait_for(timeout=60_000)
-    assert "PASSED" in passing.locator(".gradwidget-verdict").inner_text()
+    assert "PASSED" in passing.locator(".gradwidget-verdict:visible").inner_text()
     passing.locator(".jp-OutputArea").screenshot(path=str(SCREENSHOTS / "passing.png"))
+    _reopen_without_kernel(page, lab)
+
+
+def _reopen_without_kernel(page: Any, lab: str) -> None:
+    """Save, shut the kernel down, reload: a TA opening a submission sees the report, heatmaps and all."""
+    page.keyboard.press("Control+s")
+    page.wait_for_function("() => !document.title.startsWith('*') && !document.querySelector('.jp-mod-dirty')",
+                           timeout=30_000)
+    with urllib.request.urlopen(f"{lab}api/sessions?token={TOKEN}", timeout=10) as response:
+        sessions = json.load(response)
+    for session in sessions:
+        request = urllib.request.Request(f"{lab}api/sessions/{session['id']}?token={TOKEN}", method="DELETE")
+        urllib.request.urlopen(request, timeout=30).close()
+    page.reload()
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    failing = page.locator(".jp-Cell").nth(1)
+    static = failing.locator(".gradwidget-static")
+    static.wait_for(state="visible", timeout=30_000)
+    assert "FAILED" in static.locator(".gradwidget-verdict").inner_text()
+    assert "localized" in static.locator(".gradwidget-diagnoses").inner_text()
+    images = static.locator("img")
+    assert images.count() == 3
+    assert all(images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0") for i in range(3))
+    failing.locator(".jp-OutputArea").screenshot(path=str(SCREENSHOTS / "reopened-without-kernel.png"))

@@ -314,10 +314,27 @@ def test_in_a_kernel_the_panel_is_shown(network_ns: InteractiveShell, monkeypatc
     monkeypatch.setattr(formatter, "active_types", list(formatter.format_types))
     with capture_output() as captured:
         result = network_ns.run_line_magic("gradcheck", "-o J grad theta --shapes '[(10,11),(10,11),(1,11)]'")
-    (output,) = captured.outputs
-    assert output.data["text/plain"].startswith("gradwidget: FAILED")  # what a static render shows
-    assert 'class="gradwidget-verdict"' in output.data["text/html"]
+    static, live = captured.outputs  # the report for static renders, then the panel (which hides it, live)
+    assert static.data["text/plain"].startswith("gradwidget: FAILED")
+    assert 'class="gradwidget-static"' in static.data["text/html"]
+    assert 'class="gradwidget-verdict"' in static.data["text/html"]
+    assert "application/vnd.jupyter.widget-view+json" in live.data
     assert [h.block for h in result.widget().heatmaps] == ["theta[0]", "theta[1]", "theta[2]"]
+
+
+def test_a_result_returned_by_o_is_not_shown_again_in_its_own_cell(network_ns: InteractiveShell,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(network_ns, "kernel", object(), raising=False)
+    formatter = network_ns.display_formatter
+    monkeypatch.setattr(formatter, "active_types", list(formatter.format_types))
+    with capture_output() as captured:
+        network_ns.run_cell("%gradcheck -o J grad theta --shapes '[(10,11),(10,11),(1,11)]'", store_history=True)
+    assert len(captured.outputs) == 2  # the static copy and the panel: no Out[n] with the report again
+    with capture_output() as later:
+        network_ns.run_cell("_", store_history=True)  # the same result, in a later cell: shown
+    (output,) = later.outputs
+    assert output.data["text/plain"].startswith("gradwidget: FAILED") and "gradwidget-verdict" in output.data[
+        "text/html"]
 
 
 def test_quiet_displays_nothing(network_ns: InteractiveShell) -> None:

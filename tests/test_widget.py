@@ -97,7 +97,26 @@ def test_panel_shows_verdict_diagnoses_and_worst(failing: gw.CheckResult) -> Non
     assert [h.block for h in panel.grid.children] == ARTICLE_NAMES
     assert panel.sweep_view.image.value[:4] == b"\x89PNG"
     bundle = panel._repr_mimebundle_()
-    assert {"application/vnd.jupyter.widget-view+json", "text/html", "text/plain"} <= set(bundle)
+    assert set(bundle) == {"application/vnd.jupyter.widget-view+json", "text/plain"}
+    assert bundle["text/plain"] == "gradwidget panel: failed"
+
+
+def test_the_panel_displays_a_static_copy_of_its_report_first_and_keeps_it_current(failing: gw.CheckResult) -> None:
+    from IPython.utils.capture import capture_output
+
+    panel = failing.widget()
+    with capture_output() as captured:
+        panel._ipython_display_()
+    static, live = captured.outputs
+    assert static.data["text/html"].startswith('<div class="gradwidget-static">')
+    assert 'class="gradwidget-verdict"' in static.data["text/html"] and "<img" in static.data["text/html"]
+    assert static.data["text/plain"].startswith("gradwidget: FAILED")
+    assert "application/vnd.jupyter.widget-view+json" in live.data and "text/html" not in live.data
+    updates = []
+    panel._static.update = lambda bundle, raw: updates.append(bundle)  # what a re-check sends to the copy
+    passing = gw.check(*article_network()[:2], article_network()[2], shapes=ARTICLE_SHAPES, names=ARTICLE_NAMES)
+    panel._show(passing)
+    assert len(updates) == 1 and "PASSED" in updates[0]["text/html"]
 
 
 def test_controls_redraw_and_filter(failing: gw.CheckResult) -> None:

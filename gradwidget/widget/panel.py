@@ -23,7 +23,7 @@ from .._report import report_html, summary_html, worst_html
 from .._result import CheckResult
 from .heatmap import Heatmap
 
-__all__ = ["GradCheckPanel", "panel_of"]
+__all__ = ["GradCheckPanel", "panel_of", "static_bundle"]
 
 OPTION = {option.name: option for option in OPTIONS}
 PANEL_OPTIONS = tuple(name for name in OPTION if name != "progress")  # progress is the panel's own
@@ -82,6 +82,7 @@ class GradCheckPanel(w.VBox):
         self.problem = problem
         self.options = {k: v for k, v in options.items() if v is not None}
         self.result: CheckResult | None = None
+        self._static: Any = None  # the display handle of the report's static copy, once shown
         self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
         self.summary = w.HTML()
@@ -167,6 +168,8 @@ class GradCheckPanel(w.VBox):
 
     def _show(self, result: CheckResult) -> None:
         self.result = result
+        if self._static is not None:
+            self._static.update(static_bundle(result), raw=True)
         self.summary.value = summary_html(result)
         self.worst.value = worst_html(result)
         names = [b.name for b in result.evidence.layout.blocks]
@@ -203,13 +206,33 @@ class GradCheckPanel(w.VBox):
         if self.result is not None and self.result.problem is not None:
             self.sweep_view.show(self.result, self.grid.position, self.controls.block_filter.value)
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        """The widget, with the HTML report for places where widgets do not render."""
-        bundle = super()._repr_mimebundle_(**kwargs)
+    def _ipython_display_(self) -> None:
+        """Two outputs: a static copy of the report, then the live panel.
+
+        Where no live kernel is (the notebook reopened, nbconvert HTML,
+        GitHub and nbviewer) the panel's output cannot render, and the copy
+        shows the report with its heatmaps as images; where the panel is
+        live, its first heatmap hides the copy (``hideStaticReports`` in
+        ``js/heatmap.js``), so the report shows once. The copy follows every
+        new result of the panel, so a saved notebook keeps the last one.
+        """
+        from IPython.display import display
+
         if self.result is not None:
-            bundle["text/html"] = report_html(self.result)
-            bundle["text/plain"] = str(self.result)
+            self._static = display(static_bundle(self.result), raw=True, display_id=True)
+        display(self._repr_mimebundle_(), raw=True)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """The widget, and a line for places that show only text (the report itself is in the static copy)."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        bundle["text/plain"] = (f"gradwidget panel: {self.result.verdict}" if self.result is not None
+                                else "gradwidget panel")
         return bundle
+
+
+def static_bundle(result: CheckResult) -> dict[str, str]:
+    """The report for places without a live kernel, marked so that a live panel can hide it."""
+    return {"text/html": f'<div class="gradwidget-static">{report_html(result)}</div>', "text/plain": str(result)}
 
 
 class HeatmapGrid(w.Box):
