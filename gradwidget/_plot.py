@@ -72,9 +72,9 @@ def block_png(result: CheckResult, block: Block) -> bytes:
     return figure_png(fig)
 
 
-def figure_png(fig: Figure, dpi: int = 80) -> bytes:
+def figure_png(fig: Figure, dpi: int = 80, transparent: bool = False) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
+    fig.savefig(buffer, format="png", dpi=dpi, transparent=transparent)
     return buffer.getvalue()
 
 
@@ -116,7 +116,8 @@ def eps_sweep_figure(result: CheckResult, measured: Sweep) -> Figure:
     for k, position in enumerate(measured.positions.tolist()):
         line = ax.loglog(measured.steps[:, k], error[:, k], marker="o", markersize=3,
                          label=ev.layout.entry_name(position))[0]
-        ax.axvline(ev.steps[position], color=line.get_color(), linestyle=":", linewidth=1)
+        if measured.steps[:, k].min() <= ev.steps[position] <= measured.steps[:, k].max():  # not the complex step
+            ax.axvline(ev.steps[position], color=line.get_color(), linestyle=":", linewidth=1)
     top = float(np.nanmax(error)) if np.isfinite(error).any() else 1.0
     ax.set_ylim(bottom=min(float(np.nanmin(error)), top / 1e3) / 2, top=top * 2)  # at least 3 decades: flat looks flat
     ax.set_xlabel("step h")

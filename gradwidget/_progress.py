@@ -60,7 +60,9 @@ class Progress:
             self.bar.update(count)
 
     def close(self) -> None:
+        """Remove the bar, finished or not (tqdm's notebook bar would stay, red, after an interrupt)."""
         if self.bar is not None:
+            self.bar.total = self.bar.n
             self.bar.close()
             self.bar = None
 

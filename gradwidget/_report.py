@@ -16,7 +16,7 @@ import numpy as np
 if TYPE_CHECKING:
     from ._result import CheckResult
 
-__all__ = ["BADGE_COLOURS", "report_html", "report_text", "summary_html", "worst_html"]
+__all__ = ["BADGE_COLOURS", "blocks_html", "report_html", "report_text", "summary_html", "worst_html"]
 
 METHOD_NAMES = {"central": "central differences", "forward": "forward differences",
                 "complex": "complex step", "richardson": "Richardson extrapolation",
@@ -84,8 +84,6 @@ def report_text(result: CheckResult) -> str:
     """The plain-text report: verdict, a table of blocks, diagnoses, worst entries."""
     verdict, detail = headline(result)
     lines = [f"gradwidget: {verdict}  {detail}"]
-    if result.interrupted:
-        lines.append(f"  {result.interrupted}")
     rows = [BLOCK_COLUMNS, *block_rows(result)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(BLOCK_COLUMNS))]
     lines.append("")
@@ -104,12 +102,16 @@ def report_text(result: CheckResult) -> str:
 def report_html(result: CheckResult, heatmaps: bool = True) -> str:
     """The HTML report, self-contained (images inline), for notebooks and static renders."""
     parts = ['<div class="gradwidget-report" style="font-family: sans-serif; font-size: 13px">',
-             summary_html(result), _table("gradwidget-blocks", BLOCK_COLUMNS, block_rows(result)),
-             worst_html(result)]
+             summary_html(result), blocks_html(result), worst_html(result)]
     if heatmaps:
         parts.append(heatmaps_html(result))
     parts.append("</div>")
     return "\n".join(parts)
+
+
+def blocks_html(result: CheckResult) -> str:
+    """The per-block table: shape, error, largest discrepancies, worst entry and verdict."""
+    return _table("gradwidget-blocks", BLOCK_COLUMNS, block_rows(result))
 
 
 def summary_html(result: CheckResult) -> str:
@@ -119,8 +121,6 @@ def summary_html(result: CheckResult) -> str:
     color = BADGE_COLOURS[result.verdict]
     parts = [f'<p><span class="gradwidget-verdict" style="background:{color};color:white;padding:2px 8px;'
              f'border-radius:4px;font-weight:bold">{verdict}</span> {esc(detail)}</p>']
-    if result.interrupted:
-        parts.append(f"<p><em>{esc(result.interrupted)}</em></p>")
     if result.diagnoses:
         items = "".join(f'<li data-code="{esc(d.code)}"><code>{esc(d.code)}</code> {esc(d.message)}</li>'
                         for d in result.diagnoses)

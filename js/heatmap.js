@@ -2,14 +2,16 @@
 //
 // An anywidget ES module with no imports. The model holds the block's values as
 // float32 bytes (`values`, rows x cols, row-major), the colour scale (`vmin`,
-// `vmax`, `log`, and the colours: `colours`, 0xRRGGBB stops sampled from
-// matplotlib's colormap by Python, and `unchecked`) and the selected entry
-// (`selected`, a flat offset, -1 for none).
+// `vmax`, `log`, and the colours: `colours`, 0xRRGGBB stops chosen by Python,
+// `unchecked`, and `threshold`, the verdict's line on the colour bar), the
+// block's verdict (`verdict`), its wrong entries (`wrong`, offsets marked on
+// the canvas) and the selected entry (`selected`, a flat offset, -1 for none).
 // Hovering asks Python for the entry's details with a custom message
 // {type: "entry", index} and shows the reply in the readout.
 
 export const MAX_CANVAS = 400; // cells drawn along a side; larger blocks are max-pooled
 const MAX_CELL_PX = 24;
+const MARK_PX = 5; // the smallest mark of a wrong entry on the page, in CSS pixels
 
 /** A Float32Array over a fresh, aligned copy of a DataView, ArrayBuffer or typed array. */
 export function toFloat32(data) {
@@ -122,6 +124,22 @@ export function formatNumber(x) {
   return Number(x).toExponential(3);
 }
 
+/** A colour-bar end: a power of ten as "1e-3", zero as "0", anything else with up to 3 significant digits. */
+export function formatTick(x) {
+  if (x === 0) return "0";
+  const exponent = Math.log10(Math.abs(x));
+  if (Number.isInteger(exponent)) return `${x < 0 ? "-" : ""}1e${exponent}`;
+  return String(Number(x.toPrecision(3)));
+}
+
+/** Whether a wheel event asks for zoom: only with a modifier key, so that the wheel alone scrolls the page. */
+export function wantsZoom(event) {
+  return Boolean(event.ctrlKey || event.metaKey || event.altKey);
+}
+
+/** Keys a focused heatmap keeps for itself (the notebook must not move its active cell on them). */
+export const OWN_KEYS = new Set(["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight"]);
+
 /** The selection after an arrow key, kept inside the rows x cols grid. */
 export function moveSelection(k, key, rows, cols) {
   if (k < 0) return 0;
@@ -175,12 +193,15 @@ function render({ model, el }) {
   const frame = element("div", "gradwidget-heatmap-frame", body);
   const canvas = element("canvas", "gradwidget-heatmap-canvas", frame);
   canvas.tabIndex = 0;
+  canvas.dataset.lmSuppressShortcuts = "true"; // JupyterLab and Notebook 7: no notebook shortcuts while focused
+  const marks = element("canvas", "gradwidget-heatmap-marks", frame);
   const marker = element("div", "gradwidget-heatmap-marker", frame);
   const bar = element("div", "gradwidget-colourbar", body);
   const barHigh = element("div", "gradwidget-colourbar-label gradwidget-colourbar-high", bar);
   const barCanvas = element("canvas", "gradwidget-colourbar-canvas", bar);
   const barLow = element("div", "gradwidget-colourbar-label gradwidget-colourbar-low", bar);
   const barName = element("div", "gradwidget-colourbar-name", bar);
+  const barThreshold = element("div", "gradwidget-colourbar-threshold", bar);
   const readout = element("div", "gradwidget-readout", el);
   const note = element("div", "gradwidget-heatmap-note", el);
 
@@ -188,6 +209,7 @@ function render({ model, el }) {
   let view = null; // the pooled cells on the canvas
   let span = null; // the part of the block shown (zoom)
   let cellPx = 1;
+  let fullSize = null; // the canvas's size on the page at full view, kept while zoomed
   let hovered = -1;
 
   const shape = () => model.get("shape");
@@ -202,9 +224,16 @@ function render({ model, el }) {
     barCanvas.height = height;
     const ramp = new Float32Array(height).map((_, i) => 1 - i / (height - 1));
     barCanvas.getContext("2d").putImageData(new ImageData(paint(ramp, 0, 1, false, palette()), 1, height), 0, 0);
-    barHigh.textContent = formatNumber(model.get("vmax")).replace(".000", "");
-    barLow.textContent = formatNumber(model.get("vmin")).replace(".000", "");
+    barHigh.textContent = formatTick(model.get("vmax"));
+    barLow.textContent = formatTick(model.get("vmin"));
     barName.textContent = `${model.get("label")} (${model.get("log") ? "log" : "linear"})`;
+    const threshold = model.get("threshold") || 0;
+    barThreshold.style.display = threshold > 0 ? "block" : "none";
+    if (threshold > 0) {
+      const t = normalize(threshold, model.get("vmin"), model.get("vmax"), model.get("log"));
+      barThreshold.style.top = `${(1 - t) * 100}%`;
+      barThreshold.title = `${formatTick(threshold)}: the tolerance; above it an entry is wrong`;
+    }
   }
 
   function draw() {
@@ -221,21 +250,30 @@ function render({ model, el }) {
     canvas.height = view.rows;
     const pixels = paint(view.values, model.get("vmin"), model.get("vmax"), model.get("log"), palette());
     canvas.getContext("2d").putImageData(new ImageData(pixels, view.cols, view.rows), 0, 0);
-    cellPx = Math.max(1, Math.min(MAX_CELL_PX, Math.floor(MAX_CANVAS / Math.max(view.rows, view.cols))));
-    if (view.cols * cellPx < 120) cellPx = Math.min(MAX_CELL_PX * 2, Math.ceil(120 / view.cols));
-    canvas.style.width = `${view.cols * cellPx}px`;
-    canvas.style.height = `${view.rows * cellPx}px`;
+    const zoomed = span.rows < rows() || span.cols < cols();
+    if (!zoomed || !fullSize) {
+      const px = Math.max(1, Math.min(MAX_CELL_PX, Math.floor(MAX_CANVAS / Math.max(view.rows, view.cols))));
+      const wide = view.cols * px < 120 ? Math.min(MAX_CELL_PX * 2, Math.ceil(120 / view.cols)) : px;
+      fullSize = { width: view.cols * wide, height: view.rows * wide };
+    }
+    // Zooming keeps the canvas's size on the page, so the cursor stays on it: cells grow instead.
+    canvas.style.width = `${fullSize.width}px`;
+    canvas.style.height = `${fullSize.height}px`;
+    cellPx = fullSize.width / view.cols;
+    readout.style.width = `${Math.max(fullSize.width + 60, 240)}px`;
     const dims = shape().length ? shape().join("x") : "scalar";
     const laidOut = shape().length > 2 ? ` as ${rows()}x${cols()}` : "";
-    title.textContent = `${model.get("block")} (${dims}${laidOut})`;
+    const verdict = model.get("verdict") || "";
+    title.textContent = `${model.get("block")} (${dims}${laidOut})${verdict ? `: ${verdict}` : ""}`;
+    el.dataset.verdict = verdict;
     const pooled = view.rows < span.rows || view.cols < span.cols;
-    const zoomed = span.rows < rows() || span.cols < cols();
     note.textContent = [
       zoomed ? `rows ${span.r0}-${span.r0 + span.rows - 1}, cols ${span.c0}-${span.c0 + span.cols - 1}` : "",
       pooled ? `${Math.ceil(span.rows / view.rows)}x${Math.ceil(span.cols / view.cols)} entries a cell (max)` : "",
-      rows() * cols() > 1 ? "wheel: zoom, double-click: all" : "",
+      pooled || zoomed ? "ctrl+wheel: zoom, double-click: all" : "",
     ].filter(Boolean).join("; ");
     drawColourbar();
+    drawMarks();
     drawMarker();
     el.dataset.ready = "1";
   }
@@ -248,14 +286,47 @@ function render({ model, el }) {
     return [Math.floor((r * view.rows) / span.rows), Math.floor((c * view.cols) / span.cols)];
   }
 
+  // Each wrong entry gets a mark of at least MARK_PX on the page, however many entries share a cell.
+  function drawMarks() {
+    const ratio = window.devicePixelRatio || 1;
+    marks.width = Math.round(fullSize.width * ratio);
+    marks.height = Math.round(fullSize.height * ratio);
+    marks.style.width = `${fullSize.width}px`;
+    marks.style.height = `${fullSize.height}px`;
+    const context = marks.getContext("2d");
+    context.setTransform(ratio, 0, 0, ratio, 0, 0);
+    context.clearRect(0, 0, fullSize.width, fullSize.height);
+    const cellHeight = fullSize.height / view.rows;
+    const size = Math.max(MARK_PX, Math.min(cellPx, cellHeight) * 0.7);
+    context.strokeStyle = "#19a0ff";
+    context.lineWidth = Math.max(1.5, size / 6);
+    let marked = 0;
+    for (const k of model.get("wrong") || []) {
+      const cell = cellOf(k);
+      if (!cell) continue;
+      const x = (cell[1] + 0.5) * cellPx;
+      const y = (cell[0] + 0.5) * cellHeight;
+      context.beginPath();
+      context.moveTo(x - size / 2, y - size / 2);
+      context.lineTo(x + size / 2, y + size / 2);
+      context.moveTo(x + size / 2, y - size / 2);
+      context.lineTo(x - size / 2, y + size / 2);
+      context.stroke();
+      marked += 1;
+    }
+    el.dataset.marked = String(marked);
+  }
+
   function drawMarker() {
     const k = model.get("selected");
     const cell = k >= 0 ? cellOf(k) : null;
     marker.style.display = cell ? "block" : "none";
     if (cell) {
+      const cellHeight = fullSize.height / view.rows;
       marker.style.left = `${cell[1] * cellPx - 1}px`;
-      marker.style.top = `${cell[0] * cellPx - 1}px`;
-      marker.style.width = marker.style.height = `${cellPx}px`;
+      marker.style.top = `${cell[0] * cellHeight - 1}px`;
+      marker.style.width = `${cellPx}px`;
+      marker.style.height = `${cellHeight}px`;
     }
   }
 
@@ -304,14 +375,23 @@ function render({ model, el }) {
   }
 
   function onKey(event) {
+    if (event.key === "Escape") {
+      canvas.blur(); // focus goes back to the notebook
+      return;
+    }
+    if (!OWN_KEYS.has(event.key)) return;
+    event.preventDefault();
+    event.stopPropagation(); // at the grid's edge too: the notebook must not take the key
     const k = moveSelection(model.get("selected"), event.key, rows(), cols());
     if (k === model.get("selected")) return;
-    event.preventDefault();
     select(k);
     show(k);
   }
 
   function onWheel(event) {
+    const pooled = view.rows < span.rows || view.cols < span.cols;
+    const zoomed = span.rows < rows() || span.cols < cols();
+    if (!wantsZoom(event) || (event.deltaY < 0 ? !pooled : !zoomed)) return; // the page scrolls
     event.preventDefault();
     const k = entryAt(event);
     if (k < 0) return;
@@ -325,7 +405,8 @@ function render({ model, el }) {
     draw();
   }
 
-  const redraws = ["values", "vmin", "vmax", "log", "label", "rows", "cols", "shape", "block", "colours", "unchecked"];
+  const redraws = ["values", "vmin", "vmax", "log", "label", "rows", "cols", "shape", "block", "colours", "unchecked",
+    "threshold", "verdict", "wrong"];
   for (const trait of redraws) model.on(`change:${trait}`, draw);
   model.on("change:selected", drawMarker);
   model.on("msg:custom", onReply);

@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  colour, entryName, formatNumber, hideStaticReports, moveSelection, normalize, paint, pool, rgb, toFloat32, unravel,
-  zoom,
+  colour, entryName, formatNumber, formatTick, hideStaticReports, moveSelection, normalize, OWN_KEYS, paint, pool, rgb,
+  toFloat32, unravel, wantsZoom, zoom,
 } from "./heatmap.js";
 
 // A small scale for the tests; the widget gets matplotlib's from Python.
@@ -128,4 +128,21 @@ test("hideStaticReports hides the static copies of the report in the panel's own
   assert.deepEqual(copies.map((c) => c.style.display), ["none", "none"]);
   const alone = { closest: () => null };
   assert.equal(hideStaticReports(alone), 0);
+});
+
+test("formatTick writes colour-bar ends plainly", () => {
+  assert.equal(formatTick(1e-3), "1e-3");
+  assert.equal(formatTick(1000), "1e3");
+  assert.equal(formatTick(1), "1e0");
+  assert.equal(formatTick(0), "0");
+  assert.equal(formatTick(-12), "-12");
+  assert.equal(formatTick(2), "2");
+  assert.equal(formatTick(0.0057561), "0.00576");
+});
+
+test("the wheel zooms only with a modifier key; a focused heatmap keeps only the arrow keys", () => {
+  assert.equal(wantsZoom({ deltaY: -1 }), false);
+  assert.equal(wantsZoom({ deltaY: -1, ctrlKey: true }), true);
+  assert.equal(wantsZoom({ deltaY: 1, metaKey: true }), true);
+  assert.deepEqual([...OWN_KEYS].sort(), ["ArrowDown", "ArrowLeft", "ArrowRight", "ArrowUp"]);
 });

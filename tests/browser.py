@@ -63,7 +63,8 @@ window.show = (state, values) => {
   for (const [k, v] of values.set || []) floats[k] = v;
   const bytes = new Uint8Array(floats.byteLength + 1);
   bytes.set(new Uint8Array(floats.buffer), 1);
-  const model = new Model({ selected: -1, vmin: 1e-12, vmax: 1, log: true, label: "rel", ...window.palette, ...state,
+  const model = new Model({ selected: -1, vmin: 1e-12, vmax: 1, log: true, label: "rel", threshold: 0, verdict: "",
+                            wrong: [], ...window.palette, ...state,
                             values: new DataView(bytes.buffer, 1, floats.byteLength) });
   const el = document.createElement("div");
   document.getElementById("root").replaceChildren(el);

@@ -62,7 +62,8 @@ def test_draws_every_entry_in_its_colour(page: Any) -> None:
     assert (image["width"], image["height"]) == (11, 10)
     assert pixel(image, 5, 0) == DARK and pixel(image, 0, 3) == GREY and pixel(image, 9, 10) == LIGHT
     assert page.locator(".gradwidget-heatmap-title").inner_text() == "Theta1 (10x11)"
-    assert page.locator(".gradwidget-colourbar-high").inner_text() == "1e+0"
+    assert page.locator(".gradwidget-colourbar-high").inner_text() == "1e0"
+    assert page.locator(".gradwidget-colourbar-low").inner_text() == "1e-12"
 
 
 def test_pooling_keeps_a_lone_bad_entry_visible(page: Any) -> None:
@@ -109,18 +110,84 @@ def test_hover_shows_the_readout_and_click_selects(page: Any) -> None:
     assert not page.locator(".gradwidget-heatmap-marker").is_visible()
 
 
-def test_wheel_zooms_into_full_detail(page: Any) -> None:
+def test_ctrl_wheel_zooms_into_full_detail_keeping_the_canvas_size_and_the_wheel_alone_scrolls(page: Any) -> None:
     show(page, block_state(1000, 1000), {"size": 1_000_000, "fill": 1e-10, "set": [[500 * 1000 + 500, 0.9]]})
-    box = page.locator(".gradwidget-heatmap-canvas").bounding_box()
+    canvas = page.locator(".gradwidget-heatmap-canvas")
+    box = canvas.bounding_box()
+    size = "(c => [c.width, c.height])(document.querySelector('.gradwidget-heatmap-canvas'))"
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -100)  # no modifier: not a zoom (the page would scroll)
+    page.wait_for_timeout(50)
+    assert page.evaluate(size) == [400, 400]
+    page.keyboard.down("Control")
     for _ in range(2):
         page.mouse.wheel(0, -100)
         page.wait_for_timeout(50)
-    size = page.evaluate("(c => [c.width, c.height])(document.querySelector('.gradwidget-heatmap-canvas'))")
-    assert size == [250, 250]  # a quarter of each side, one entry a cell
+    page.keyboard.up("Control")
+    assert page.evaluate(size) == [250, 250]  # a quarter of each side, one entry a cell
+    assert canvas.bounding_box() == box  # the same place and size on the page: the cursor stays on it
     assert "entries a cell" not in page.locator(".gradwidget-heatmap-note").inner_text()
     page.mouse.dblclick(box["x"] + 5, box["y"] + 5)
-    assert page.evaluate("document.querySelector('.gradwidget-heatmap-canvas').width") == 400
+    assert page.evaluate(size) == [400, 400]
+
+
+def test_a_small_block_does_not_zoom(page: Any) -> None:
+    show(page, block_state(6, 8), [1e-6] * 48)
+    box = page.locator(".gradwidget-heatmap-canvas").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.keyboard.down("Control")
+    page.mouse.wheel(0, -100)
+    page.keyboard.up("Control")
+    page.wait_for_timeout(50)
+    assert page.evaluate("document.querySelector('.gradwidget-heatmap-canvas').width") == 8
+    assert "zoom" not in page.locator(".gradwidget-heatmap-note").inner_text()
+
+
+def test_wrong_entries_are_marked_and_the_threshold_and_verdict_shown(page: Any) -> None:
+    wrong = [3 * 1000 + 7, 999 * 1000 + 999]  # two wrong entries among a million, pooled 3x3 a cell
+    show(page, {**block_state(1000, 1000), "threshold": 1.0, "vmin": 1e-3, "vmax": 1e3, "label": "tolerance",
+                "verdict": "2 of 1000000 wrong", "wrong": wrong},
+         {"size": 1_000_000, "fill": 0.01, "set": [[k, 50.0] for k in wrong]})
+    root = page.locator(".gradwidget-heatmap")
+    assert root.get_attribute("data-marked") == "2"
+    assert page.locator(".gradwidget-heatmap-title").inner_text() == "Theta1 (1000x1000): 2 of 1000000 wrong"
+    line = page.locator(".gradwidget-colourbar-threshold")
+    bar = page.locator(".gradwidget-colourbar-canvas").bounding_box()
+    middle = line.bounding_box()["y"] - bar["y"]
+    assert line.is_visible() and abs(middle - bar["height"] / 2) < 4  # 1 sits halfway between 1e-3 and 1e3
+    marks = page.evaluate("""() => {
+        const c = document.querySelector('.gradwidget-heatmap-marks');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0;
+        return n;
+    }""")
+    assert marks >= 2 * 5  # each mark covers pixels of its own, however small the entry's cell
+
+
+def test_keys_stay_in_a_focused_heatmap_and_escape_gives_focus_back(page: Any) -> None:
+    show(page, block_state(10, 11), [1e-6] * 110)
+    page.evaluate("window.reached = []; document.addEventListener('keydown', (e) => window.reached.push(e.key))")
+    canvas = page.locator(".gradwidget-heatmap-canvas")
+    canvas.click(position={"x": 2, "y": 2})
+    assert page.evaluate("window.model.get('selected')") == 0
+    for key in ("ArrowUp", "ArrowLeft", "ArrowDown"):  # the first two press against the grid's edge
+        page.keyboard.press(key)
+    assert page.evaluate("window.model.get('selected')") == 11
+    assert page.evaluate("window.reached") == []  # the notebook never saw them
+    assert canvas.get_attribute("data-lm-suppress-shortcuts") == "true"
+    page.keyboard.press("Escape")
+    assert page.evaluate("document.activeElement === document.querySelector('.gradwidget-heatmap-canvas')") is False
+
+
+def test_the_readout_has_a_fixed_box_and_never_moves_the_layout(page: Any) -> None:
+    show(page, block_state(10, 11), [1e-6] * 110)
+    readout = page.locator(".gradwidget-readout")
+    before = readout.bounding_box()
+    box = page.locator(".gradwidget-heatmap-canvas").bounding_box()
+    page.mouse.move(box["x"] + 3, box["y"] + 3)
+    page.wait_for_function("() => document.querySelector('.gradwidget-readout').textContent.includes('analytic')")
+    assert readout.bounding_box() == before
+    assert page.evaluate("(r => r.scrollHeight <= r.clientHeight + 1)(document.querySelector('.gradwidget-readout'))")
 
 
 def test_new_values_redraw(page: Any) -> None:

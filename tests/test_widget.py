@@ -32,9 +32,32 @@ def test_heatmap_state_is_float32_bytes(failing: gw.CheckResult) -> None:
     assert isinstance(state["values"], (bytes, memoryview))
     assert len(state["values"]) == 4 * 110
     assert (state["block"], state["shape"], state["rows"], state["cols"]) == ("Theta1", [10, 11], 10, 11)
-    expected = failing.evidence.relative[:110].astype(np.float32)
+    ev = failing.evidence
+    expected = (ev.gap[:110] / ev.tolerance[:110]).astype(np.float32)  # the quantity the verdict uses
     assert np.array_equal(floats(heatmap), expected)
-    assert (state["vmin"], state["vmax"], state["log"], state["label"]) == (1e-12, 1.0, True, "rel")
+    assert (state["vmin"], state["vmax"], state["log"], state["label"]) == (1e-3, 1e3, True, "tolerance")
+    assert state["threshold"] == 1.0 and state["verdict"] == "10 of 110 wrong"
+    assert state["wrong"] == list(range(0, 110, 11))  # column 0, the bias column, marked on the canvas
+    heatmap.show(failing, failing.evidence.layout.blocks[0], "rel")
+    assert np.array_equal(floats(heatmap), ev.relative[:110].astype(np.float32))
+    assert (heatmap.vmin, heatmap.vmax, heatmap.threshold, heatmap.label) == (1e-12, 1.0, 0.0, "rel")
+
+
+def test_tolerance_colours_put_every_block_on_one_scale_calm_below_the_threshold_warm_above() -> None:
+    from gradwidget._colour import colour_table
+
+    J, grad, theta = article_network("regularized-bias")
+    wrong_bias = gw.check(J, grad, theta, shapes=ARTICLE_SHAPES, names=ARTICLE_NAMES, seed=0)
+    right = gw.check(*article_network()[:2], article_network()[2], shapes=ARTICLE_SHAPES, names=ARTICLE_NAMES)
+    maps = [Heatmap(r, r.evidence.layout.blocks[1]) for r in (wrong_bias, right)]
+    assert {(h.vmin, h.vmax) for h in maps} == {(1e-3, 1e3)}  # a right block never fills its own scale
+    assert maps[1].verdict == "ok" and maps[1].wrong == []
+    ratios = floats(maps[0]).reshape(10, 11)
+    assert (ratios[:, 0] > 1).all() and (ratios[:, 1:] < 1).all() and (floats(maps[1]) < 1).all()
+    table = colour_table("tolerance")
+    middle = len(table) // 2  # the threshold's stop: every stop below is calm (blue-green), above warm (red)
+    assert all((c >> 16) <= (c & 0xFF) for c in table[:middle + 1])
+    assert all((c >> 16) > 2 * (c & 0xFF) for c in table[middle + 1:])
 
 
 def test_heatmap_layouts_and_unchecked_entries() -> None:
@@ -102,8 +125,10 @@ def test_panel_shows_verdict_diagnoses_and_worst(failing: gw.CheckResult) -> Non
 
 
 def test_the_panel_displays_a_static_copy_of_its_report_first_and_keeps_it_current(failing: gw.CheckResult) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
     from IPython.utils.capture import capture_output
 
+    InteractiveShell.instance()  # display() needs a shell to send its outputs to
     panel = failing.widget()
     with capture_output() as captured:
         panel._ipython_display_()
@@ -178,8 +203,49 @@ def test_cancel_keeps_the_partial_result() -> None:
         time.sleep(0.01)
     panel.run.cancel.click()
     assert panel.result.interrupted.startswith("interrupted during the first look, after")
-    assert "cancelled" in panel.run.message.value
+    assert "cancelled" in panel.run.message.value and "interrupted" not in panel.run.message.value  # said once
+    assert panel.summary.value.count("interrupted during") == 1  # in the diagnosis, and only there
     assert 0 < panel.result.checked < 2000
+    assert panel.result.verdict == "inconclusive" and "INCONCLUSIVE" in panel.summary.value  # not a red FAILED
+
+
+def test_an_interrupted_check_leaves_no_progress_bar(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tqdm.auto
+
+    bars = []
+
+    class NotebookBar:  # what tqdm's notebook bar does on close: it stays, red, unless it is complete
+        def __init__(self, total: int, **_: Any) -> None:
+            self.total, self.n, self.removed = total, 0, False
+            bars.append(self)
+
+        def update(self, count: int) -> None:
+            self.n += count
+
+        def close(self) -> None:
+            self.removed = self.n >= self.total
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", NotebookBar)
+    calls = []
+
+    def J(x: np.ndarray) -> float:
+        calls.append(1)
+        if len(calls) == 30:
+            raise KeyboardInterrupt
+        return float(np.sum(x ** 2))
+
+    result = gw.check(J, lambda x: 2 * x, np.linspace(0, 1, 100), progress=True)
+    assert result.interrupted and bars and all(bar.removed for bar in bars)
+
+
+def test_the_step_plot_follows_the_block_filter_and_says_which_step_was_used(failing: gw.CheckResult) -> None:
+    panel = failing.widget()
+    panel.heatmaps[0].set_state({"selected": 5 * 11})
+    assert "Theta1[5, 0]" in panel.sweep_view.title.value and "the check used h = " in panel.sweep_view.title.value
+    panel.controls.block_filter.value = "Theta2"
+    panel._draw_sweep()
+    assert "Theta2[" in panel.sweep_view.title.value
+    assert not panel.controls.eps.disabled  # moving it unticks "step per entry"
 
 
 def test_errors_in_J_show_in_the_panel() -> None:

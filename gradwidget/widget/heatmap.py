@@ -14,12 +14,16 @@ import numpy as np
 import traitlets
 
 from .._colour import METRICS, RELATIVE_FLOOR, SCALES, UNCHECKED_COLOUR, colour_range, colour_table, metric_values
+from .._verdict import Status
 
 if TYPE_CHECKING:
     from .._params import Block
     from .._result import CheckResult
 
-__all__ = ["Heatmap", "float32_bytes", "front_end_file"]
+__all__ = ["MAX_MARKED", "Heatmap", "float32_bytes", "front_end_file"]
+
+MAX_MARKED = 10_000
+"""Wrong entries marked one by one on the canvas, at most (beyond, the colour alone shows them)."""
 
 
 def front_end_file(name: str) -> Path:
@@ -30,6 +34,13 @@ def front_end_file(name: str) -> Path:
             return folder / name
     raise FileNotFoundError(f"gradwidget's front end {name} is missing from {package / 'js'} and "
                             f"{package.parent / 'js'}; reinstall gradwidget")
+
+
+def _verdict_of(result: CheckResult, block: Block) -> str:
+    """The block's verdict as the report's table words it."""
+    from .._report import block_rows
+
+    return block_rows(result)[[b.name for b in result.evidence.layout.blocks].index(block.name)][-1]
 
 
 def float32_bytes(values: np.ndarray) -> bytes:
@@ -45,6 +56,12 @@ class Heatmap(anywidget.AnyWidget):
     ----------
     block, shape, rows, cols : the block and its 2-D layout (vectors as one row,
         higher ranks as rows x the rest)
+    verdict : str
+        The block's line of the report's table ("ok", "3 of 110 wrong").
+    wrong : list of int
+        Offsets of the wrong entries (at most `MAX_MARKED`), marked on the canvas.
+    threshold : float
+        Where the colour bar marks the verdict's threshold (0: none).
     values : bytes
         float32, one per entry, row-major in the 2-D layout.
     vmin, vmax, log, label : the colour bar
@@ -64,17 +81,20 @@ class Heatmap(anywidget.AnyWidget):
     vmin = traitlets.Float(RELATIVE_FLOOR).tag(sync=True)
     vmax = traitlets.Float(1.0).tag(sync=True)
     log = traitlets.Bool(True).tag(sync=True)
-    label = traitlets.Unicode("rel").tag(sync=True)
+    label = traitlets.Unicode("tolerance").tag(sync=True)
     colours = traitlets.List(traitlets.Int()).tag(sync=True)
     unchecked = traitlets.Int(UNCHECKED_COLOUR).tag(sync=True)
+    threshold = traitlets.Float(0.0).tag(sync=True)
+    verdict = traitlets.Unicode("").tag(sync=True)
+    wrong = traitlets.List(traitlets.Int()).tag(sync=True)
     selected = traitlets.Int(-1).tag(sync=True)
 
-    def __init__(self, result: CheckResult, block: Block, metric: str = "rel", scale: str = "log") -> None:
-        super().__init__(colours=colour_table())
+    def __init__(self, result: CheckResult, block: Block, metric: str = "tolerance", scale: str = "log") -> None:
+        super().__init__()
         self.on_msg(self._answer)
         self.show(result, block, metric, scale)
 
-    def show(self, result: CheckResult, block: Block, metric: str = "rel", scale: str = "log") -> None:
+    def show(self, result: CheckResult, block: Block, metric: str = "tolerance", scale: str = "log") -> None:
         """Draw ``block`` of ``result`` with the given metric and colour scale."""
         if metric not in METRICS:
             raise ValueError(f"metric={metric!r} is not one of {list(METRICS)}")
@@ -88,6 +108,9 @@ class Heatmap(anywidget.AnyWidget):
             self.block, self.shape, self.rows, self.cols = block.name, list(block.shape), rows, cols
             self.values = float32_bytes(values)
             self.vmin, self.vmax, self.log, self.label = vmin, vmax, log, metric
+            self.colours, self.threshold = colour_table(metric), 1.0 if metric == "tolerance" else 0.0
+            self.verdict = _verdict_of(result, block)
+            self.wrong = np.flatnonzero(result.evidence.status[block.slice] == Status.WRONG)[:MAX_MARKED].tolist()
             if self.selected >= block.size:
                 self.selected = -1
 

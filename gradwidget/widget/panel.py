@@ -19,7 +19,7 @@ from .._colour import METRICS, SCALES
 from .._options import OPTIONS, parse_options
 from .._params import random_init
 from .._plot import figure_png
-from .._report import report_html, summary_html, worst_html
+from .._report import blocks_html, report_html, summary_html, worst_html
 from .._result import CheckResult
 from .heatmap import Heatmap
 
@@ -92,7 +92,8 @@ class GradCheckPanel(w.VBox):
         self.worst = w.HTML(layout=w.Layout(margin="0 16px 0 0"))
         self.sweep_view = SweepView()
         self._connect()
-        super().__init__([self.summary, self.run, self.controls, self.grid,
+        self.blocks = w.HTML()
+        super().__init__([self.summary, self.blocks, self.run, self.controls, self.grid,
                           w.HBox([self.worst, self.sweep_view])], layout=w.Layout(width="100%"))
         if result is not None:
             self._show(result)
@@ -158,7 +159,7 @@ class GradCheckPanel(w.VBox):
         self._show(result)
         self._busy(False)
         if result.interrupted:
-            self.run.say(f"<em>cancelled: {html.escape(result.interrupted)}</em>")
+            self.run.say("<em>cancelled: the result below is what was measured until then</em>")
 
     def _busy(self, busy: bool) -> None:
         self.run.busy(busy)
@@ -171,6 +172,7 @@ class GradCheckPanel(w.VBox):
         if self._static is not None:
             self._static.update(static_bundle(result), raw=True)
         self.summary.value = summary_html(result)
+        self.blocks.value = blocks_html(result)
         self.worst.value = worst_html(result)
         names = [b.name for b in result.evidence.layout.blocks]
         self.controls.block_filter.options = [ALL_BLOCKS, *names] if len(names) > 1 else [ALL_BLOCKS]
@@ -183,7 +185,6 @@ class GradCheckPanel(w.VBox):
             self.grid.show(self.result, self.controls.metric.value, self.controls.scale.value)
 
     def _scheme_changed(self, _: Any) -> None:
-        self.controls.eps.disabled = self.controls.auto_step.value
         self.recheck()
 
     def _step_changed(self, _: Any) -> None:
@@ -228,6 +229,24 @@ class GradCheckPanel(w.VBox):
         bundle["text/plain"] = (f"gradwidget panel: {self.result.verdict}" if self.result is not None
                                 else "gradwidget panel")
         return bundle
+
+
+def themed(fig: Any) -> Any:
+    """``fig`` drawn to read on light and dark pages alike: mid-grey text and axes on a transparent background."""
+    grey = "#8a8a8a"
+    for ax in fig.axes:
+        ax.set_facecolor("none")
+        ax.tick_params(colors=grey, which="both")
+        for spine in ax.spines.values():
+            spine.set_color(grey)
+        for text in (ax.title, ax.xaxis.label, ax.yaxis.label):
+            text.set_color(grey)
+        legend = ax.get_legend()
+        if legend is not None:
+            legend.get_frame().set_alpha(0.0)
+            for text in legend.get_texts():
+                text.set_color(grey)
+    return fig
 
 
 def static_bundle(result: CheckResult) -> dict[str, str]:
@@ -327,9 +346,9 @@ class Controls(w.VBox):
         self.method = w.Dropdown(options=list(OPTION["method"].choices), value=method, description="scheme")
         self.auto_step = w.Checkbox(value=eps is None, description="step per entry", indent=False)
         self.eps = w.FloatLogSlider(value=eps or 1e-6, base=10, min=-12, max=-1, step=0.25, description="eps",
-                                    readout_format=".0e", continuous_update=False, disabled=eps is None)
-        self.metric = w.ToggleButtons(options=list(METRICS), value="rel", description="metric",
-                                      style={"button_width": "88px"})
+                                    readout_format=".0e", continuous_update=False)  # moving it unticks the box
+        self.metric = w.ToggleButtons(options=list(METRICS), value="tolerance", description="metric",
+                                      tooltips=list(METRICS.values()), style={"button_width": "88px"})
         self.scale = w.ToggleButtons(options=list(SCALES), value="log", description="colour",
                                      style={"button_width": "60px"})
         self.block_filter = w.Dropdown(options=[ALL_BLOCKS], value=ALL_BLOCKS, description="blocks")
@@ -360,6 +379,9 @@ class SweepView(w.VBox):
 
     def show(self, result: CheckResult, position: int, blocks_shown: str) -> None:
         """Sweep the entry at flat ``position`` (-1: the worst failing, or else worst, of ``blocks_shown``)."""
+        layout = result.evidence.layout
+        if position >= 0 and blocks_shown not in (ALL_BLOCKS, layout.block_of(position).name):
+            position = -1  # the entry clicked last is in a block the filter hides
         if position < 0:
             shown = [(report, at) for report, at in zip(result.blocks, result.worst_positions())
                      if at is not None and blocks_shown in (ALL_BLOCKS, report.name)]
@@ -368,6 +390,8 @@ class SweepView(w.VBox):
                 return
             failing = [at for report, at in shown if not report.passed]
             position = (failing or [shown[0][1]])[0]
-        entry = result.evidence.layout.entry_name(position)
-        self.title.value = f"<b>Error against the step: {html.escape(entry)}</b> (click an entry to change)"
-        self.image.value = figure_png(result.plot_eps_sweep(position), dpi=72)
+        entry = layout.entry_name(position)
+        step = result.evidence.steps[position]
+        self.title.value = (f"<b>Error against the step: {html.escape(entry)}</b> (click an entry to change; "
+                            f"the check used h = {step:.2g}, {html.escape(result.method)})")
+        self.image.value = figure_png(themed(result.plot_eps_sweep(position)), dpi=72, transparent=True)
