@@ -154,8 +154,10 @@ def heatmaps_html(result: CheckResult) -> str:
 def _table(css_class: str, header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     esc = html.escape
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table class="{css_class}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    body = "".join("<tr>" + "".join(f'<td style="white-space:nowrap">{esc(c)}</td>' for c in row) + "</tr>"
+                   for row in rows)
+    return (f'<div style="overflow-x:auto"><table class="{css_class}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")  # a narrow window scrolls the table, never wraps a number
 
 
 def _short(value: float) -> str:

@@ -226,13 +226,14 @@ function render({ model, el }) {
     barCanvas.getContext("2d").putImageData(new ImageData(paint(ramp, 0, 1, false, palette()), 1, height), 0, 0);
     barHigh.textContent = formatTick(model.get("vmax"));
     barLow.textContent = formatTick(model.get("vmin"));
-    barName.textContent = `${model.get("label")} (${model.get("log") ? "log" : "linear"})`;
+    barName.textContent = model.get("log") ? model.get("label") : `${model.get("label")} (linear)`;
     const threshold = model.get("threshold") || 0;
     barThreshold.style.display = threshold > 0 ? "block" : "none";
     if (threshold > 0) {
       const t = normalize(threshold, model.get("vmin"), model.get("vmax"), model.get("log"));
       barThreshold.style.top = `${(1 - t) * 100}%`;
       barThreshold.title = `${formatTick(threshold)}: the tolerance; above it an entry is wrong`;
+      barThreshold.dataset.label = "wrong above";
     }
   }
 
@@ -400,6 +401,15 @@ function render({ model, el }) {
     draw();
   }
 
+  // A selection made elsewhere (the panel's "go to"): zoom out if the entry is outside the part shown.
+  function onSelected() {
+    const k = model.get("selected");
+    if (k >= 0 && !cellOf(k)) {
+      span = { r0: 0, c0: 0, rows: rows(), cols: cols() };
+      draw();
+    } else drawMarker();
+  }
+
   function onDoubleClick() {
     span = { r0: 0, c0: 0, rows: rows(), cols: cols() };
     draw();
@@ -408,7 +418,7 @@ function render({ model, el }) {
   const redraws = ["values", "vmin", "vmax", "log", "label", "rows", "cols", "shape", "block", "colours", "unchecked",
     "threshold", "verdict", "wrong"];
   for (const trait of redraws) model.on(`change:${trait}`, draw);
-  model.on("change:selected", drawMarker);
+  model.on("change:selected", onSelected);
   model.on("msg:custom", onReply);
   canvas.addEventListener("mousemove", onMove);
   canvas.addEventListener("click", onClick);
@@ -424,7 +434,7 @@ function render({ model, el }) {
   draw();
   return () => {
     for (const trait of redraws) model.off(`change:${trait}`, draw);
-    model.off("change:selected", drawMarker);
+    model.off("change:selected", onSelected);
     model.off("msg:custom", onReply);
   };
 }

@@ -164,7 +164,52 @@ def _drive(page: Any, lab: str) -> None:
     passing.locator('.gradwidget-heatmap[data-ready="1"]').nth(2).wait_for(timeout=60_000)
     assert "PASSED" in passing.locator(".gradwidget-verdict:visible").inner_text()
     passing.locator(".jp-OutputArea").screenshot(path=str(SCREENSHOTS / "passing.png"))
+    _keys_stay_in_the_heatmap(page)
+    _dark_and_narrow(page)
     _reopen_without_kernel(page, lab)
+
+
+ACTIVE = ("() => [...document.querySelectorAll('.jp-Notebook .jp-Cell')]"
+          ".findIndex(c => c.classList.contains('jp-mod-active'))")
+
+
+def _keys_stay_in_the_heatmap(page: Any) -> None:
+    """Arrow keys against the grid's edge move nothing in the notebook; Escape gives focus back."""
+    failing = page.locator(".jp-Cell").nth(1)
+    canvas = failing.locator(".gradwidget-heatmap").nth(0).locator("canvas.gradwidget-heatmap-canvas")
+    canvas.scroll_into_view_if_needed()
+    canvas.click(position={"x": 3, "y": 3})
+    active = page.evaluate(ACTIVE)
+    for key in ("ArrowUp", "ArrowLeft", "ArrowUp", "ArrowDown"):
+        page.keyboard.press(key)
+    assert page.evaluate(ACTIVE) == active
+    assert page.evaluate("document.activeElement.classList.contains('gradwidget-heatmap-canvas')")
+    page.keyboard.press("Escape")
+    assert not page.evaluate("document.activeElement.classList.contains('gradwidget-heatmap-canvas')")
+
+
+def _dark_and_narrow(page: Any) -> None:
+    """The panel in JupyterLab's dark theme, and in an 800 px window: screenshots, and nothing scrolls sideways."""
+    page.keyboard.press("Control+Shift+C")
+    page.keyboard.type("JupyterLab Dark")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("body[data-jp-theme-light='false']", state="attached", timeout=30_000)
+    page.wait_for_timeout(500)
+    failing = page.locator(".jp-Cell").nth(1)
+    failing.locator(".jp-OutputArea").screenshot(path=str(SCREENSHOTS / "failing-dark.png"))
+    label = failing.locator(".gradwidget-heatmap-title").nth(0)
+    assert label.evaluate("el => getComputedStyle(el).color") != "rgb(34, 34, 34)"  # the theme's, not dark grey
+    page.keyboard.press("Control+Shift+C")
+    page.keyboard.type("JupyterLab Light")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("body[data-jp-theme-light='true']", state="attached", timeout=30_000)
+    page.set_viewport_size({"width": 800, "height": 1400})
+    page.wait_for_timeout(500)
+    output = failing.locator(".jp-OutputArea")
+    output.screenshot(path=str(SCREENSHOTS / "failing-narrow.png"))
+    assert output.evaluate("el => el.scrollWidth <= el.clientWidth + 1")
+    assert failing.locator(".widget-hslider").first.is_visible()  # the eps slider is not pushed out of view
+    page.set_viewport_size({"width": 1400, "height": 1400})
 
 
 def _reopen_without_kernel(page: Any, lab: str) -> None:

@@ -238,6 +238,17 @@ def test_an_interrupted_check_leaves_no_progress_bar(monkeypatch: pytest.MonkeyP
     assert result.interrupted and bars and all(bar.removed for bar in bars)
 
 
+def test_go_to_selects_one_of_the_worst_entries(failing: gw.CheckResult) -> None:
+    panel = failing.widget()
+    jump = panel.controls.jump
+    assert jump.options[0] == ("worst entries...", -1) and jump.options[1] == ("Theta1[5, 0] (wrong)", 55)
+    assert len(jump.options) == 1 + 20
+    panel.controls.block_filter.value = "Theta3"
+    jump.value = 110  # Theta2[0, 0]
+    assert panel.selected == ("Theta2", (0, 0)) and panel.controls.block_filter.value == "all blocks"
+    assert panel.heatmaps[1].selected == 0 and panel.heatmaps[0].selected == -1
+
+
 def test_the_step_plot_follows_the_block_filter_and_says_which_step_was_used(failing: gw.CheckResult) -> None:
     panel = failing.widget()
     panel.heatmaps[0].set_state({"selected": 5 * 11})

@@ -28,6 +28,7 @@ __all__ = ["GradCheckPanel", "panel_of", "static_bundle"]
 OPTION = {option.name: option for option in OPTIONS}
 PANEL_OPTIONS = tuple(name for name in OPTION if name != "progress")  # progress is the panel's own
 ALL_BLOCKS = "all blocks"
+JUMP_ENTRIES = 20  # the worst entries the "go to" list offers
 
 _PANELS: weakref.WeakKeyDictionary[CheckResult, GradCheckPanel] = weakref.WeakKeyDictionary()
 
@@ -89,12 +90,12 @@ class GradCheckPanel(w.VBox):
         self.run = RunStatus(self.cancel)
         self.controls = Controls(self.options.get("method", OPTION["method"].default), self.options.get("eps"))
         self.grid = HeatmapGrid(self._draw_sweep)
-        self.worst = w.HTML(layout=w.Layout(margin="0 16px 0 0"))
+        self.worst = w.HTML(layout=w.Layout(margin="0 16px 0 0", flex="0 0 auto"))
         self.sweep_view = SweepView()
         self._connect()
         self.blocks = w.HTML()
         super().__init__([self.summary, self.blocks, self.run, self.controls, self.grid,
-                          w.HBox([self.worst, self.sweep_view])], layout=w.Layout(width="100%"))
+                          w.HBox([self.worst, self.sweep_view], layout=_wrapping())], layout=w.Layout(width="100%"))
         if result is not None:
             self._show(result)
         else:
@@ -110,6 +111,7 @@ class GradCheckPanel(w.VBox):
         c.metric.observe(self._redraw, "value")
         c.scale.observe(self._redraw, "value")
         c.block_filter.observe(lambda change: self.grid.filter(change["new"]), "value")
+        c.jump.observe(self._jump, "value")
 
     # ------------------------------------------------------------ checks
 
@@ -173,12 +175,21 @@ class GradCheckPanel(w.VBox):
             self._static.update(static_bundle(result), raw=True)
         self.summary.value = summary_html(result)
         self.blocks.value = blocks_html(result)
+        worst = result.worst_entries(JUMP_ENTRIES)
+        self.controls.jump.options = [("worst entries...", -1)] + [
+            (f"{e['entry']} ({e['status']})", e["position"]) for e in worst]
+        self.controls.jump.value = -1
         self.worst.value = worst_html(result)
         names = [b.name for b in result.evidence.layout.blocks]
         self.controls.block_filter.options = [ALL_BLOCKS, *names] if len(names) > 1 else [ALL_BLOCKS]
         self.grid.show(result, self.controls.metric.value, self.controls.scale.value)
         self.grid.filter(self.controls.block_filter.value)
         self._draw_sweep()
+
+    def _jump(self, change: dict[str, Any]) -> None:
+        if change["new"] >= 0:
+            self.controls.block_filter.value = ALL_BLOCKS
+            self.grid.select(change["new"])
 
     def _redraw(self, _: Any = None) -> None:
         if self.result is not None:
@@ -229,6 +240,11 @@ class GradCheckPanel(w.VBox):
         bundle["text/plain"] = (f"gradwidget panel: {self.result.verdict}" if self.result is not None
                                 else "gradwidget panel")
         return bundle
+
+
+def _wrapping() -> w.Layout:
+    """The layout of a row of controls: it wraps in narrow windows instead of scrolling sideways."""
+    return w.Layout(flex_flow="row wrap", align_items="center")
 
 
 def themed(fig: Any) -> Any:
@@ -297,6 +313,13 @@ class HeatmapGrid(w.Box):
         block = self.result.evidence.layout.block_of(self.position)
         return block.name, block.index(self.position - block.start)
 
+    def select(self, position: int) -> None:
+        """Select the entry at flat ``position`` (its heatmap zooms out to show it if need be)."""
+        for heatmap in self.heatmaps:
+            start = heatmap._block.start
+            if start <= position < start + heatmap._block.size:
+                heatmap.selected = position - start
+
     def _selection_changed(self, change: dict[str, Any]) -> None:
         heatmap = change["owner"]
         if change["new"] < 0:
@@ -352,10 +375,13 @@ class Controls(w.VBox):
         self.scale = w.ToggleButtons(options=list(SCALES), value="log", description="colour",
                                      style={"button_width": "60px"})
         self.block_filter = w.Dropdown(options=[ALL_BLOCKS], value=ALL_BLOCKS, description="blocks")
+        self.jump = w.Dropdown(options=[("worst entries...", -1)], value=-1, description="go to",
+                               layout=w.Layout(width="auto"))
         self.recheck = w.Button(description="Re-check", icon="refresh")
         self.random = w.Button(description="Re-check at a random point", icon="random", layout=w.Layout(width="auto"))
-        super().__init__([w.HBox([self.method, self.auto_step, self.eps]), w.HBox([self.metric, self.scale]),
-                          w.HBox([self.block_filter, self.recheck, self.random])])
+        super().__init__([w.HBox([self.method, self.auto_step, self.eps], layout=_wrapping()),
+                          w.HBox([self.metric, self.scale], layout=_wrapping()),
+                          w.HBox([self.block_filter, self.jump, self.recheck, self.random], layout=_wrapping())])
 
     def check_options(self) -> dict[str, Any]:
         """The options of `check` the controls set: the scheme, and the step (None: per entry)."""
