@@ -423,9 +423,10 @@ function render({ model, el }) {
   canvas.addEventListener("mousemove", onMove);
   canvas.addEventListener("click", onClick);
   canvas.addEventListener("keydown", onKey);
-  // The view is attached to the page after render returns: hide the static copy once it is.
+  // The view is attached to the page after render returns, and the copy's HTML may render after it: hide the
+  // copy once attached, and again a little later.
   const hideWhenAttached = (tries) => {
-    if (el.isConnected) hideStaticReports(el);
+    if (el.isConnected) for (const delay of [0, 250, 1000, 3000]) setTimeout(() => hideStaticReports(el), delay);
     else if (tries > 0) setTimeout(() => hideWhenAttached(tries - 1), 50);
   };
   hideWhenAttached(200);

@@ -1,9 +1,12 @@
-"""End to end: ``%gradcheck`` in a real JupyterLab, driven in Chromium.
+"""End to end: ``%gradcheck`` in a real JupyterLab and in Notebook 7, driven in Chromium.
 
 Runs a notebook that checks the 3-layer network with a backprop bug, waits
-for every block's heatmap, hovers and clicks an entry, reads
-``res.widget().selected`` back from a later cell, checks the right network
-too, and saves screenshots of both panels in ``build/screenshots/``.
+for every block's heatmap, hovers and clicks an entry, keeps the arrow keys
+in the heatmap, reads ``res.widget().selected`` back from a later cell,
+re-checks from a control, checks the right network too, then saves the
+notebook, shuts its kernel down and reopens it: the static report shows.
+JupyterLab also runs in its dark theme and in an 800 px window. Screenshots
+go to ``build/screenshots/`` (named after the front end).
 """
 
 from __future__ import annotations
@@ -46,10 +49,17 @@ def notebook(cells: list[str]) -> dict[str, Any]:
             "nbformat": 4, "nbformat_minor": 5}
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A JupyterLab server on 127.0.0.1, isolated from the machine's settings; yields its base URL."""
-    home = tmp_path_factory.mktemp("lab")
+FRONT_ENDS = {"lab": "lab/tree/check.ipynb", "notebook": "notebooks/check.ipynb"}  # front end -> the notebook's page
+
+
+@pytest.fixture(scope="module", params=list(FRONT_ENDS))
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A JupyterLab or Notebook 7 server on 127.0.0.1, isolated from the machine's settings.
+
+    Yields the front end's name and the server's base URL.
+    """
+    front_end = request.param
+    home = tmp_path_factory.mktemp(front_end)
     env = {**os.environ}
     for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
         env[name] = str(home / name.lower())
@@ -61,15 +71,16 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = home / "notebooks"
     root.mkdir()
     (root / "check.ipynb").write_text(json.dumps(notebook(CELLS)))
-    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
-               "--ServerApp.port=0", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
-               "--LabApp.extension_manager=readonly", "--LabApp.news_url=None",
-               "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
-               f"--LabApp.user_settings_dir={home / 'settings'}", f"--LabApp.workspaces_dir={home / 'workspaces'}"]
+    command = [sys.executable, "-m", "jupyter", front_end, "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
+               "--ServerApp.port=0", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}"]
+    if front_end == "lab":
+        command += ["--LabApp.extension_manager=readonly", "--LabApp.news_url=None",
+                    "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
+                    f"--LabApp.user_settings_dir={home / 'settings'}", f"--LabApp.workspaces_dir={home / 'workspaces'}"]
     log = (home / "server.log").open("w")
     server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        yield _wait_for_server(server, Path(env["JUPYTER_RUNTIME_DIR"]), home / "server.log")
+        yield front_end, _wait_for_server(server, Path(env["JUPYTER_RUNTIME_DIR"]), home / "server.log")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -113,23 +124,26 @@ def run_cell(page: Any, index: int) -> None:
     page.wait_for_function(f"i => /\\[\\d+\\]/.test(({PROMPT})(i))", arg=index, timeout=60_000)
 
 
-def test_gradcheck_panel_in_jupyterlab(lab: str) -> None:
+def test_gradcheck_panel_end_to_end(lab: tuple[str, str]) -> None:
+    front_end, url = lab
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with browser.chromium() as chromium:
         page = chromium.new_page(viewport={"width": 1400, "height": 1400})
         requests = browser.record_requests(page)
         try:
-            _drive(page, lab)
+            _drive(page, front_end, url)
         except Exception:
-            page.screenshot(path=str(SCREENSHOTS / "failure.png"), full_page=True)
+            page.screenshot(path=str(SCREENSHOTS / f"{front_end}-failure.png"), full_page=True)
             raise
         assert browser.outside(requests) == []
 
 
-def _drive(page: Any, lab: str) -> None:
-    page.goto(f"{lab}lab/tree/check.ipynb?token={TOKEN}")
+def _drive(page: Any, front_end: str, lab: str) -> None:
+    shot = lambda name: str(SCREENSHOTS / f"{front_end}-{name}.png")  # noqa: E731
+    page.goto(f"{lab}{FRONT_ENDS[front_end]}?token={TOKEN}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    if front_end == "lab":
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
     run_cell(page, 0)
     run_cell(page, 1)
     failing = page.locator(".jp-Cell").nth(1)
@@ -138,9 +152,10 @@ def _drive(page: Any, lab: str) -> None:
     assert [heatmaps.nth(i).get_attribute("data-block") for i in range(3)] == ["Theta1", "Theta2", "Theta3"]
     assert [(heatmaps.nth(i).get_attribute("data-rows"), heatmaps.nth(i).get_attribute("data-cols"))
             for i in range(3)] == [("10", "11"), ("10", "11"), ("1", "11")]
-    assert "FAILED" in failing.locator(".gradwidget-verdict:visible").inner_text()
     static = failing.locator(".gradwidget-static")
-    assert static.count() == 1 and not static.is_visible()  # live, the panel hides its static copy: shown once
+    static.wait_for(state="hidden", timeout=10_000)  # live, the panel hides its static copy: shown once
+    assert static.count() == 1
+    assert "FAILED" in failing.locator(".gradwidget-verdict:visible").inner_text()
 
     canvas = heatmaps.nth(0).locator("canvas.gradwidget-heatmap-canvas")
     canvas.scroll_into_view_if_needed()
@@ -152,7 +167,7 @@ def _drive(page: Any, lab: str) -> None:
     text = readout.inner_text()
     assert text.startswith("Theta1[5, 0]") and text.endswith("wrong")
     page.mouse.click(x, y)
-    failing.locator(".jp-OutputArea").screenshot(path=str(SCREENSHOTS / "failing.png"))
+    failing.locator(".jp-OutputArea").screenshot(path=shot("failing"))
 
     run_cell(page, 2)
     selected = page.locator(".jp-Cell").nth(2).locator(".jp-OutputArea-output")
@@ -162,11 +177,26 @@ def _drive(page: Any, lab: str) -> None:
     run_cell(page, 3)
     passing = page.locator(".jp-Cell").nth(3)
     passing.locator('.gradwidget-heatmap[data-ready="1"]').nth(2).wait_for(timeout=60_000)
+    passing.locator(".gradwidget-static").wait_for(state="hidden", timeout=10_000)
     assert "PASSED" in passing.locator(".gradwidget-verdict:visible").inner_text()
-    passing.locator(".jp-OutputArea").screenshot(path=str(SCREENSHOTS / "passing.png"))
+    passing.locator(".jp-OutputArea").screenshot(path=shot("passing"))
     _keys_stay_in_the_heatmap(page)
-    _dark_and_narrow(page)
-    _reopen_without_kernel(page, lab)
+    _recheck_from_a_control(page)
+    if front_end == "lab":
+        _dark_and_narrow(page, shot)
+    _reopen_without_kernel(page, lab, shot)
+
+
+def _recheck_from_a_control(page: Any) -> None:
+    """Re-check at a random point: the panel runs again and shows the new result."""
+    failing = page.locator(".jp-Cell").nth(1)
+    headline = failing.locator(".gradwidget-verdict:visible").locator("xpath=..")
+    before = headline.inner_text()
+    failing.locator("button", has_text="Re-check at a random point").click()
+    page.wait_for_function("([el, text]) => el.innerText !== text", arg=[headline.element_handle(), before],
+                           timeout=60_000)
+    failing.locator('.gradwidget-heatmap[data-ready="1"]').nth(2).wait_for(timeout=60_000)
+    assert "FAILED" in headline.inner_text()  # the bug shows at any point
 
 
 ACTIVE = ("() => [...document.querySelectorAll('.jp-Notebook .jp-Cell')]"
@@ -188,7 +218,7 @@ def _keys_stay_in_the_heatmap(page: Any) -> None:
     assert not page.evaluate("document.activeElement.classList.contains('gradwidget-heatmap-canvas')")
 
 
-def _dark_and_narrow(page: Any) -> None:
+def _dark_and_narrow(page: Any, shot: Any) -> None:
     """The panel in JupyterLab's dark theme, and in an 800 px window: screenshots, and nothing scrolls sideways."""
     page.keyboard.press("Control+Shift+C")
     page.keyboard.type("JupyterLab Dark")
@@ -196,7 +226,7 @@ def _dark_and_narrow(page: Any) -> None:
     page.wait_for_selector("body[data-jp-theme-light='false']", state="attached", timeout=30_000)
     page.wait_for_timeout(500)
     failing = page.locator(".jp-Cell").nth(1)
-    failing.locator(".jp-OutputArea").screenshot(path=str(SCREENSHOTS / "failing-dark.png"))
+    failing.locator(".jp-OutputArea").screenshot(path=shot("failing-dark"))
     label = failing.locator(".gradwidget-heatmap-title").nth(0)
     assert label.evaluate("el => getComputedStyle(el).color") != "rgb(34, 34, 34)"  # the theme's, not dark grey
     page.keyboard.press("Control+Shift+C")
@@ -206,13 +236,13 @@ def _dark_and_narrow(page: Any) -> None:
     page.set_viewport_size({"width": 800, "height": 1400})
     page.wait_for_timeout(500)
     output = failing.locator(".jp-OutputArea")
-    output.screenshot(path=str(SCREENSHOTS / "failing-narrow.png"))
+    output.screenshot(path=shot("failing-narrow"))
     assert output.evaluate("el => el.scrollWidth <= el.clientWidth + 1")
     assert failing.locator(".widget-hslider").first.is_visible()  # the eps slider is not pushed out of view
     page.set_viewport_size({"width": 1400, "height": 1400})
 
 
-def _reopen_without_kernel(page: Any, lab: str) -> None:
+def _reopen_without_kernel(page: Any, lab: str, shot: Any) -> None:
     """Save, shut the kernel down, reload: a TA opening a submission sees the report, heatmaps and all."""
     page.keyboard.press("Control+s")
     page.wait_for_function("() => !document.title.startsWith('*') && !document.querySelector('.jp-mod-dirty')",
@@ -232,4 +262,4 @@ def _reopen_without_kernel(page: Any, lab: str) -> None:
     images = static.locator("img")
     assert images.count() == 3
     assert all(images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0") for i in range(3))
-    failing.locator(".jp-OutputArea").screenshot(path=str(SCREENSHOTS / "reopened-without-kernel.png"))
+    failing.locator(".jp-OutputArea").screenshot(path=shot("reopened-without-kernel"))
