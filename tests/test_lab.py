@@ -38,6 +38,9 @@ CELLS = [
     f"res = %gradcheck -o J grad theta {SHAPES}",
     "print('SELECTED', res.widget().selected)",
     f"J, grad, theta = article_network()\n%gradcheck J grad theta {SHAPES}",
+    "import time\nimport numpy as np\nfrom gradwidget.widget import GradCheckPanel\n"
+    "def slow(x):\n    time.sleep(0.01)\n    return float(np.sum(x ** 2))\n"
+    "GradCheckPanel(slow, lambda x: 2 * x, np.linspace(0, 1, 400))",
 ]
 
 
@@ -182,9 +185,24 @@ def _drive(page: Any, front_end: str, lab: str) -> None:
     passing.locator(".jp-OutputArea").screenshot(path=shot("passing"))
     _keys_stay_in_the_heatmap(page)
     _recheck_from_a_control(page)
+    _cancel(page)
     if front_end == "lab":
         _dark_and_narrow(page, shot)
     _reopen_without_kernel(page, lab, shot)
+
+
+def _cancel(page: Any) -> None:
+    """Cancel a slow check: the partial result is inconclusive, and says how far the check got."""
+    run_cell(page, 4)
+    cell = page.locator(".jp-Cell").nth(4)
+    cancel = cell.locator("button", has_text="Cancel")
+    cancel.wait_for(state="visible", timeout=30_000)
+    page.wait_for_timeout(500)
+    cancel.click()
+    cell.locator("text=cancelled").wait_for(timeout=30_000)
+    badge = cell.locator(".gradwidget-verdict:visible")
+    assert badge.inner_text() == "INCONCLUSIVE"
+    assert cell.locator("li[data-code='interrupted']").count() == 1
 
 
 def _recheck_from_a_control(page: Any) -> None:
