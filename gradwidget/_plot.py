@@ -8,13 +8,13 @@ they leave no global state behind and work with any backend.
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from ._colour import COLORMAP, RELATIVE_FLOOR, UNCHECKED_COLOUR, metric_values
+from ._colour import RELATIVE_FLOOR, TOLERANCE_RANGE, UNCHECKED_COLOUR, colour_table, metric_values
 from ._params import Block
 from ._verdict import Status
 
@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from ._result import CheckResult
     from ._sweep import Sweep
 
-__all__ = ["block_png", "eps_sweep_figure", "heatmaps"]
+__all__ = ["TOLERANCE_LABEL", "block_png", "eps_sweep_figure", "heatmaps"]
+
+TOLERANCE_LABEL = "|a - n| / tolerance: wrong above 1"
 
 MAX_COLUMNS = 3
 
@@ -43,7 +45,12 @@ class DisplayedFigure(Figure):
 
 
 def heatmaps(result: CheckResult) -> Figure:
-    """One heatmap of relative error per block, on one shared log colour scale (empty blocks have none)."""
+    """One heatmap per block of each entry's discrepancy over its tolerance, on one shared log scale (as the panel).
+
+    Entries that agree are in calm tones, wrong ones red and crossed, entries
+    not checked grey; the colour bar marks the threshold, 1. Empty blocks have
+    no heatmap.
+    """
     blocks = [b for b in result.evidence.layout.blocks if b.size]
     columns = max(1, min(MAX_COLUMNS, len(blocks)))
     rows = -(-len(blocks) // columns)
@@ -53,8 +60,7 @@ def heatmaps(result: CheckResult) -> Figure:
     for ax in axes.ravel()[len(blocks):]:
         ax.remove()
     if images:
-        fig.colorbar(images[-1], ax=axes.ravel()[:len(images)].tolist(),
-                     label="relative error |a - n| / max(|a|, |n|)")
+        _threshold(fig.colorbar(images[-1], ax=axes.ravel()[:len(images)].tolist(), label=TOLERANCE_LABEL))
     verdict = result.verdict if result.passed else result.verdict.upper()
     fig.suptitle(f"gradwidget: {verdict}, error {result.error:.2e}")
     return fig
@@ -68,7 +74,7 @@ def block_png(result: CheckResult, block: Block) -> bytes:
     fig = Figure(figsize=(width, height), layout="constrained")
     ax = fig.subplots()
     image = _draw_block(ax, result, block)
-    fig.colorbar(image, ax=ax, label="relative error", shrink=0.9)
+    _threshold(fig.colorbar(image, ax=ax, label="|a - n| / tolerance", shrink=0.9))
     return figure_png(fig)
 
 
@@ -81,10 +87,9 @@ def figure_png(fig: Figure, dpi: int = 80, transparent: bool = False) -> bytes:
 def _draw_block(ax: Axes, result: CheckResult, block: Block) -> AxesImage:
     ev = result.evidence
     rows, cols = block.grid
-    relative = metric_values(result, block, "rel").reshape(rows, cols)
-    values = np.ma.masked_invalid(np.clip(relative, RELATIVE_FLOOR, 1.0))
-    cmap = _colormap()
-    image = ax.imshow(values, cmap=cmap, norm=LogNorm(RELATIVE_FLOOR, 1.0), aspect="auto",
+    ratio = metric_values(result, block, "tolerance").reshape(rows, cols)
+    values = np.ma.masked_invalid(np.clip(ratio, *TOLERANCE_RANGE))
+    image = ax.imshow(values, cmap=_colormap(), norm=LogNorm(*TOLERANCE_RANGE), aspect="auto",
                       interpolation="nearest")
     wrong_rows, wrong_cols = np.nonzero((ev.status[block.slice] == Status.WRONG).reshape(rows, cols))
     if wrong_rows.size and rows * cols <= 4096:
@@ -102,9 +107,16 @@ def _draw_block(ax: Axes, result: CheckResult, block: Block) -> AxesImage:
 
 
 def _colormap() -> Colormap:
-    from matplotlib import colormaps
+    """The panel's verdict colours (`colour_table`), entries not checked ("bad") in grey."""
+    from matplotlib.colors import LinearSegmentedColormap
 
-    return colormaps[COLORMAP].with_extremes(bad=f"#{UNCHECKED_COLOUR:06x}")  # bad: entries not checked
+    stops = [f"#{c:06x}" for c in colour_table("tolerance")]
+    return LinearSegmentedColormap.from_list("gradwidget-verdict", stops).with_extremes(bad=f"#{UNCHECKED_COLOUR:06x}")
+
+
+def _threshold(colorbar: Any) -> None:
+    """Mark the verdict's threshold, 1, on a colour bar of |a - n| / tolerance."""
+    colorbar.ax.axhline(1.0, color="black", linewidth=2)
 
 
 def eps_sweep_figure(result: CheckResult, measured: Sweep) -> Figure:

@@ -187,10 +187,12 @@ class CheckResult:
         return report_html(self)
 
     def plot(self) -> Any:
-        """A matplotlib Figure with one heatmap of relative error per block.
+        """A matplotlib Figure with one heatmap per block of each entry's discrepancy over its tolerance.
 
-        Vectors are drawn as a strip, higher-rank arrays as rows x the rest;
-        entries not checked are grey; wrong entries are marked with a cross.
+        One log scale for every block, the threshold 1 marked on the colour
+        bar: calm tones below it, red above. Vectors are drawn as a strip,
+        higher-rank arrays as rows x the rest; entries not checked are grey;
+        wrong entries are marked with a cross.
         """
         from ._plot import heatmaps
 

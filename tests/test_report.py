@@ -152,6 +152,12 @@ def test_heatmaps_one_axes_per_block_and_a_colour_bar(failing: gw.CheckResult) -
     assert [ax.images[0].get_array().shape for ax in heatmaps] == [(10, 11), (10, 11), (1, 11)]
     assert len(fig.axes) == 4  # and the colour bar
     assert isinstance(heatmaps[0].images[0].norm, LogNorm)
+    norm = heatmaps[0].images[0].norm
+    assert (norm.vmin, norm.vmax) == (1e-3, 1e3)  # |a - n| / tolerance, one scale for every block, as the panel
+    colour_bar = next(ax for ax in fig.axes if not ax.images)
+    assert "tolerance" in colour_bar.get_ylabel() and [line.get_ydata()[0] for line in colour_bar.lines] == [1.0]
+    data = heatmaps[0].images[0].get_array()
+    assert (data[:, 0] > 1).all() and (data[:, 1:] < 1).all()  # the wrong column above the threshold, the rest below
     crosses = heatmaps[0].collections[0].get_offsets()
     assert sorted(crosses[:, 0].tolist()) == [0.0] * 10  # the wrong bias column, marked
     assert render(fig)[0] > 600
