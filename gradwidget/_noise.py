@@ -244,22 +244,30 @@ def returned_precision(value: Any) -> float:
 
 
 def observed_precision(values: np.ndarray) -> float:
-    """float32's machine epsilon when every one of ``values`` is a float32 number (and some is not a float16 one).
+    """float32's machine epsilon when every one of ``values`` is a float32 number (and some is not a short one).
 
-    Values that float16 holds exactly say nothing (0.5 and 3.0 fit every
-    float); a value computed in float64 fits float32 by chance with
-    probability about 2**-29. Returns 0 when the values show no rounding
-    coarser than float64's.
+    A value whose mantissa fits in `SHORT_MANTISSA` bits says nothing (0.5,
+    3.0 and 1e6 fit every float); a value computed in float64 fits float32 by
+    chance with probability about 2**-29. Returns 0 when the values show no
+    rounding coarser than float64's.
     """
     finite = values[np.isfinite(values)]
-
-    def all_fit(dtype: type[np.floating[Any]]) -> bool:
-        with np.errstate(over="ignore", invalid="ignore"):
-            return bool(np.all(finite.astype(dtype).astype(np.float64) == finite))
-
-    if finite.size and not all_fit(np.float16) and all_fit(np.float32):
+    with np.errstate(over="ignore", invalid="ignore"):
+        fits_float32 = bool(np.all(finite.astype(np.float32).astype(np.float64) == finite))
+    if finite.size and fits_float32 and not _short(finite):
         return float(np.finfo(np.float32).eps)
     return 0.0
+
+
+SHORT_MANTISSA = 16
+"""Bits of mantissa that round numbers (integers, a few binary digits) fit in: no evidence of any rounding."""
+
+
+def _short(values: np.ndarray) -> bool:
+    """Whether every value's mantissa fits in `SHORT_MANTISSA` bits."""
+    mantissa, _ = np.frexp(values)
+    scaled = np.ldexp(mantissa, SHORT_MANTISSA)
+    return bool(np.all(scaled == np.round(scaled)))
 
 
 def block_scales(blocks: list[slice], values: np.ndarray) -> np.ndarray:

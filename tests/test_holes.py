@@ -17,6 +17,7 @@ import pytest
 import remote
 
 import gradwidget as gw
+import gradwidget.examples
 
 
 def cosines(x: np.ndarray) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import gradwidget as gw
 from gradwidget._differences import STENCILS
 from gradwidget._evaluate import Evaluator
 from gradwidget._noise import (
@@ -87,6 +88,19 @@ def test_with_measured_keeps_the_rest() -> None:
 ])
 def test_returned_precision_follows_the_type_of_the_cost(value: object, expected: float) -> None:
     assert returned_precision(value) == expected
+
+
+@pytest.mark.parametrize("value", [1e6, 0.5, 3.0, -1024.25])
+def test_a_round_cost_is_no_evidence_of_float32(value: float) -> None:
+    assert returned_precision(value) == U  # a python float: float32 only if it shows float32 rounding
+    assert returned_precision(float(np.float32(np.pi) * 1e3)) == np.finfo(np.float32).eps
+
+
+def test_a_cost_of_exactly_a_million_at_theta_is_checked_as_float64() -> None:
+    J = lambda x: 1e6 + float(np.sum(np.sin(x) + x ** 2))  # noqa: E731
+    wrong = gw.check(J, lambda x: (np.cos(x) + 2 * x) * (1 + 1e-4 * (np.arange(5) == 2)), np.zeros(5))
+    assert wrong.evidence.noise.unit == U  # not taken for float32 because J(theta) is a round number
+    assert wrong.verdict == "failed" and "theta[2]" in str(wrong), str(wrong)
 
 
 @pytest.mark.parametrize("level", [1e-10, 1e-7])
