@@ -103,9 +103,7 @@ def check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any
             costs = (*costs, _cost_again(evaluator, point))  # a J whose state or noise shows only later
             if _repeatable(noise, costs) and not start.grad_changes:
                 with np.errstate(all="ignore"):
-                    steps = default_steps("central", point_scales(point, blocks), noise.unit)  # whatever eps was
-                    ignores_input = second_point_ignored(evaluator, grad, layout, point, start.analytic, steps, noise,
-                                                         rng)
+                    ignores_input = second_point_ignored(evaluator, grad, layout, point, start.analytic, noise, rng)
         except KeyboardInterrupt as stop:
             where = ("the last calls, at theta and at a second point" if finishing else search.phase
                      if search is not None else table.phase or "the first calls at theta")

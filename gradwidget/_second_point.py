@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ._differences import STENCILS
+from ._differences import STENCILS, default_steps, point_scales
 from ._evaluate import Evaluator, call_with_copy
 from ._noise import NoiseModel
 from ._options import InputError
@@ -66,7 +66,7 @@ class _Probes:
 
 
 def ignores_input(evaluator: Evaluator, grad: Callable[[Any], Any] | None, layout: Layout, point: np.ndarray,
-                  analytic: np.ndarray, steps: np.ndarray, noise: NoiseModel, rng: np.random.Generator) -> bool:
+                  analytic: np.ndarray, noise: NoiseModel, rng: np.random.Generator) -> bool:
     """Whether grad gives exactly the same answer at a second point where J's slope is measurably different.
 
     Parameters
@@ -77,14 +77,16 @@ def ignores_input(evaluator: Evaluator, grad: Callable[[Any], Any] | None, layou
     layout : Layout
     point, analytic : ndarray
         Flat theta and grad's answer there.
-    steps : ndarray
-        Each entry's step: the direction's size along it.
     noise : NoiseModel
     rng : Generator
         For the second point and the direction.
     """
-    moved = (point + SECOND_POINT_SPREAD * np.maximum(np.abs(point), 0.1) * rng.uniform(-1, 1, point.size)
-             ).astype(point.dtype)
+    shift = rng.uniform(-1, 1, point.size)  # made in place: one theta-sized array beside the moved point
+    shift *= np.maximum(np.abs(point), 0.1)
+    shift *= SECOND_POINT_SPREAD
+    shift += point
+    moved = shift.astype(point.dtype, copy=False)
+    del shift
     gradient = evaluator.at(moved)[0][1] if grad is None else call_with_copy(grad, layout, moved, "grad")[0]
     try:
         other, _ = layout.flatten_like(gradient)
@@ -92,7 +94,9 @@ def ignores_input(evaluator: Evaluator, grad: Callable[[Any], Any] | None, layou
         return False
     if not np.array_equal(other, analytic):
         return False
-    direction = steps * (2.0 * rng.integers(0, 2, point.size) - 1)
+    # The direction's size along each entry: the central step (whatever eps or scheme the check used).
+    direction = default_steps("central", point_scales(point, [b.slice for b in layout.blocks]), noise.unit)
+    direction[rng.integers(0, 2, point.size, dtype=np.int8) == 0] *= -1
     factors = tuple(f for t in SLOPE_STEPS for f in (t, -t))
     probes = _Probes((moved - point).astype(np.float64), direction, factors * 2,
                      (False,) * len(factors) + (True,) * len(factors))
