@@ -10,7 +10,7 @@ Each row is the median of several runs on this machine:
   (target <= 1.3), and the article's Octave-style loop over it (about 5x),
   with m = 20, 100 and 200 training examples. The two pull apart: batching
   beats the loop most when J is tiny, and then a check's fixed cost (two
-  calls at theta, grad twice, the report: about 1.5 ms) is a large share of
+  calls at theta, grad three times, the report: about 1.5 to 2 ms) is a large share of
   one batch.
 - executor: serial over a 2-process pool, J of about 2 ms (target >= 1.7),
   beside the pool's speedup on a plain ``map`` of J: on a shared 2-core
