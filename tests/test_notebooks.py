@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -84,3 +85,31 @@ def test_the_instructors_walkthrough_grades_a_class(executed: dict[str, Any]) ->
 def test_the_solution_notebook_checks_its_own_gradient(executed: dict[str, Any]) -> None:
     outputs = [out for cell in executed["solution.ipynb"].cells if cell.cell_type == "code" for out in cell.outputs]
     assert any("PASSED" in out.get("data", {}).get("text/plain", "") for out in outputs)
+
+
+def _texts(notebook: Any) -> str:
+    """Everything the notebook's code cells printed or returned, as text."""
+    parts = []
+    for cell in notebook.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            parts.append(out.get("text", "") or out.get("data", {}).get("text/plain", ""))
+    return "\n".join(parts)
+
+
+def test_the_network_tutorial_reproduces_the_articles_check_then_explains(executed: dict[str, Any]) -> None:
+    text = _texts(executed["tutorial-network.ipynb"])
+    assert re.search(r"right gradient: \d\.\d\de-(1[0-9]|0[89]) passes the 1e-7 rule", text)  # as the article finds
+    assert "bias regularized: 1.21e-01 fails the 1e-7 rule" in text
+    assert "gradwidget: FAILED" in text and "10 of 110 wrong" in text
+    assert "no-sigmoid-gradient" in text and "gradwidget failed: localized" in text
+    assert "gradwidget failed: permutation" in text and "column-major" in text
+    assert "passed ['symmetric-point']" in text
+
+
+def test_the_regression_tutorial_reproduces_the_articles_relative_errors(executed: dict[str, Any]) -> None:
+    text = _texts(executed["tutorial-regression.ipynb"])
+    errors = [float(v) for v in re.search(r"relative error: \[([^\]]*)\]", text).group(1).split()]
+    assert len(errors) == 2 and all(1e-10 < abs(e) < 1e-6 for e in errors)  # of the order of 1e-8, as reported
+    assert "gradwidget: PASSED" in text
+    calls = int(re.search(r"failed (\d+) calls of J", text).group(1))
+    assert calls < 0.01 * 400_000 and "wrong entries found: theta[123456]." in text
