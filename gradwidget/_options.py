@@ -172,7 +172,7 @@ OPTIONS: tuple[Option, ...] = (
            "choice", _method, "{" + ", ".join(map(repr, METHODS)) + "}", METHODS),
     Option("eps", None, "None or a positive finite number",
            "the step, used as given (eps=1e-4 is the classic choice); by default each entry gets its own "
-           "step from the scale of theta there (|theta_i|, or its block's size for parameters far below 1) and the "
+           "step from the scale of theta there (abs(theta_i), or its block's size for parameters far below 1) and the "
            "precision J computes in", "float", _optional(_positive), "float, optional"),
     Option("tol", None, "None or a positive finite number",
            "when given, the verdict is the classic rule ||a - n|| / ||a + n|| < tol; by default each entry "

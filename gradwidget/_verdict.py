@@ -104,7 +104,7 @@ INTERRUPTED = "interrupted"
 
 CODES: dict[str, Code] = {
     SCALE: Code("analytic = c * numeric for a constant c != 1 (whole or one block)"),
-    SIGN: Code("c = -1"),
+    SIGN: Code("analytic = -numeric (the constant c is -1): a flipped sign"),
     TRANSPOSE: Code("a block's analytic gradient is the transpose of the numeric one"),
     PERMUTATION: Code("same values in another order (column-major unrolling, two blocks swapped)"),
     LOCALIZED: Code("the error sits in a few entries or blocks"),

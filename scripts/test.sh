@@ -13,4 +13,5 @@ fi
 "$PY" -m ruff check .
 "$PY" -m mypy
 node --test js/
+bash scripts/docs.sh
 "$PY" -m pytest "$@"

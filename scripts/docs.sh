@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Build the documentation site into build/docs/html: Sphinx with myst-nb, the tutorials executed, warnings as
+# errors, nothing loaded from a CDN. The reference pages (options, spec keys, diagnoses) are generated from
+# gradwidget's own declarations into a staging folder beside the pages of docs/.
+set -eu
+cd "$(dirname "$0")/.."
+[ -n "${PY:-}" ] || . scripts/venv.sh test
+stage=build/docs/source
+rm -rf "$stage" build/docs/html
+mkdir -p "$stage"
+cp docs/*.md docs/conf.py "$stage/"
+cp notebooks/tutorial-*.ipynb "$stage/"
+mkdir "$stage/assignment"
+cp -r notebooks/assignment/data notebooks/assignment/assignment.toml notebooks/assignment/reference.py \
+    notebooks/assignment/secret.txt notebooks/assignment/instructor.ipynb "$stage/assignment/"
+cp notebooks/assignment/student.ipynb notebooks/assignment/solution.ipynb "$stage/assignment/"
+"$PY" docs/generate.py "$stage"
+"$PY" -m sphinx -W --keep-going -q -b html "$stage" build/docs/html
+echo "documentation: build/docs/html/index.html"
