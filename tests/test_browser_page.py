@@ -116,9 +116,12 @@ def test_ctrl_wheel_zooms_into_full_detail_keeping_the_canvas_size_and_the_wheel
     box = canvas.bounding_box()
     size = "(c => [c.width, c.height])(document.querySelector('.gradwidget-heatmap-canvas'))"
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.mouse.wheel(0, -100)  # no modifier: not a zoom (the page would scroll)
+    page.evaluate("window.scrolls = []; document.addEventListener('wheel', (e) => window.scrolls.push("
+                  "e.defaultPrevented), { passive: true })")
+    page.mouse.wheel(0, -100)  # no modifier: not a zoom, and the page scrolls
     page.wait_for_timeout(50)
     assert page.evaluate(size) == [400, 400]
+    assert page.evaluate("window.scrolls") == [False]
     page.keyboard.down("Control")
     for _ in range(2):
         page.mouse.wheel(0, -100)
