@@ -453,6 +453,31 @@ def high_curvature() -> Case:
 
 
 
+# ---------------------------------------------------------------- right and buggy twins
+
+
+def twins(name: str, build: Callable[[], tuple[Any, ...]], note: str, bug: str, codes: set[str], bug_note: str,
+          both: set[str] | None = None, buggy_name: str | None = None) -> None:
+    """Register a case whose gradient is right and its twin with ``grad(theta, bug)``.
+
+    ``build`` returns ``(J, grad, theta)``, where ``grad`` takes the bug's
+    name as its second argument; ``codes`` are the buggy twin's diagnoses,
+    ``both`` codes both cases get (a float32 model's noise floor).
+    """
+    both = both or set()
+    buggy_name = buggy_name or f"{name}-{bug}"
+
+    def right() -> Case:
+        J, grad, theta = build()
+        return Case(name, J, grad, theta, True, frozenset(both), note=note)
+
+    def buggy() -> Case:
+        J, grad, theta = build()
+        return Case(buggy_name, J, lambda p: grad(p, bug), theta, False, frozenset(codes | both), note=bug_note)
+
+    CASES[name], CASES[buggy_name] = right, buggy
+
+
 # ---------------------------------------------------------------- normalization layers
 
 
@@ -489,30 +514,10 @@ def _normalized(axis: int, seed: int = 6, m: int = 12, d: int = 5) -> tuple[Any,
     return J, grad, theta
 
 
-@case
-def batch_norm() -> Case:
-    J, grad, theta = _normalized(axis=0)
-    return Case("batch-norm", J, grad, theta, True, note="batch normalization before a tanh")
-
-
-@case
-def batch_norm_statistics_constant() -> Case:
-    J, grad, theta = _normalized(axis=0)
-    return Case("batch-norm-statistics-constant", J, lambda p: grad(p, "statistics-constant"), theta, False,
-                frozenset({"localized"}), note="backward treats the batch mean and variance as constants")
-
-
-@case
-def layer_norm() -> Case:
-    J, grad, theta = _normalized(axis=1)
-    return Case("layer-norm", J, grad, theta, True, note="layer normalization before a tanh")
-
-
-@case
-def layer_norm_no_mean_term() -> Case:
-    J, grad, theta = _normalized(axis=1)
-    return Case("layer-norm-no-mean-term", J, lambda p: grad(p, "no-mean-term"), theta, False,
-                frozenset({"localized"}), note="backward drops the term that goes through the mean")
+twins("batch-norm", lambda: _normalized(axis=0), "batch normalization before a tanh",
+      "statistics-constant", {"localized"}, "backward treats the batch mean and variance as constants")
+twins("layer-norm", lambda: _normalized(axis=1), "layer normalization before a tanh",
+      "no-mean-term", {"localized"}, "backward drops the term that goes through the mean")
 
 
 # ---------------------------------------------------------------- convolution and pooling
@@ -539,17 +544,8 @@ def _convolution(seed: int = 7) -> tuple[Any, ...]:
     return J, grad, theta
 
 
-@case
-def convolution() -> Case:
-    J, grad, theta = _convolution()
-    return Case("convolution", J, grad, theta, True, note="3x3 kernel over 8x8 images")
-
-
-@case
-def convolution_flipped_kernel() -> Case:
-    J, grad, theta = _convolution()
-    return Case("convolution-flipped-kernel", J, lambda p: grad(p, "flipped-kernel"), theta, False,
-                frozenset({"permutation"}), note="backward convolves where forward correlates: dK flipped")
+twins("convolution", _convolution, "3x3 kernel over 8x8 images",
+      "flipped-kernel", {"permutation"}, "backward convolves where forward correlates: dK flipped")
 
 
 def _max_pooling(seed: int = 8) -> tuple[Any, ...]:
@@ -573,17 +569,8 @@ def _max_pooling(seed: int = 8) -> tuple[Any, ...]:
     return J, grad, rng.normal(size=(6, 6))
 
 
-@case
-def max_pooling() -> Case:
-    J, grad, A = _max_pooling()
-    return Case("max-pooling", J, grad, A, True, note="the gradient goes to each window's maximum")
-
-
-@case
-def max_pooling_top_left() -> Case:
-    J, grad, A = _max_pooling()
-    return Case("max-pooling-top-left", J, lambda A: grad(A, "top-left"), A, False, frozenset({"permutation"}),
-                note="backward sends each window's gradient to its first entry, not to its maximum")
+twins("max-pooling", _max_pooling, "the gradient goes to each window's maximum",
+      "top-left", {"permutation"}, "backward sends each window's gradient to its first entry, not to its maximum")
 
 
 # ---------------------------------------------------------------- recurrent cells
@@ -628,17 +615,8 @@ def _lstm(seed: int = 9, steps: int = 3, D: int = 3, H: int = 4) -> tuple[Any, .
     return J, grad, theta
 
 
-@case
-def lstm() -> Case:
-    J, grad, theta = _lstm()
-    return Case("lstm", J, grad, theta, True, note="backpropagation through three LSTM steps")
-
-
-@case
-def lstm_cell_gradient_dropped() -> Case:
-    J, grad, theta = _lstm()
-    return Case("lstm-cell-gradient-dropped", J, lambda p: grad(p, "cell-gradient-dropped"), theta, False,
-                frozenset({"localized"}), note="the cell state's gradient is not carried to the previous step")
+twins("lstm", _lstm, "backpropagation through three LSTM steps",
+      "cell-gradient-dropped", {"localized"}, "the cell state's gradient is not carried to the previous step")
 
 
 def _gru(seed: int = 10, D: int = 3, H: int = 4) -> tuple[Any, ...]:
@@ -668,17 +646,8 @@ def _gru(seed: int = 10, D: int = 3, H: int = 4) -> tuple[Any, ...]:
     return J, grad, theta
 
 
-@case
-def gru() -> Case:
-    J, grad, theta = _gru()
-    return Case("gru", J, grad, theta, True, note="one GRU step")
-
-
-@case
-def gru_gate_sign() -> Case:
-    J, grad, theta = _gru()
-    return Case("gru-gate-sign", J, lambda p: grad(p, "gate-sign"), theta, False, frozenset({"sign"}),
-                note="the update gate's gradient uses n - h where h = (1 - z) n + z h0 needs h0 - n")
+twins("gru", _gru, "one GRU step",
+      "gate-sign", {"sign"}, "the update gate's gradient uses n - h where h = (1 - z) n + z h0 needs h0 - n")
 
 
 # ---------------------------------------------------------------- attention and embeddings
@@ -713,31 +682,10 @@ def _attention(dtype: Any = np.float64, seed: int = 11, m: int = 5, d: int = 4) 
     return J, grad, theta
 
 
-@case
-def attention() -> Case:
-    J, grad, theta = _attention()
-    return Case("attention", J, grad, theta, True, note="single-head self-attention")
-
-
-@case
-def attention_unscaled_scores() -> Case:
-    J, grad, theta = _attention()
-    return Case("attention-unscaled-scores", J, lambda p: grad(p, "unscaled-scores"), theta, False,
-                frozenset({"scale"}), note="backward forgets the 1/sqrt(d) of the scores: Wq and Wk 2x")
-
-
-@case
-def attention_float32() -> Case:
-    J, grad, theta = _attention(np.float32)
-    return Case("attention-float32", J, grad, theta, True, frozenset({"noise-floor"}),
-                note="the same attention computed in float32")
-
-
-@case
-def attention_float32_unscaled_scores() -> Case:
-    J, grad, theta = _attention(np.float32)
-    return Case("attention-float32-unscaled-scores", J, lambda p: grad(p, "unscaled-scores"), theta, False,
-                frozenset({"scale", "noise-floor"}), note="the float32 attention with the 1/sqrt(d) forgotten")
+twins("attention", _attention, "single-head self-attention",
+      "unscaled-scores", {"scale"}, "backward forgets the 1/sqrt(d) of the scores: Wq and Wk 2x")
+twins("attention-float32", lambda: _attention(np.float32), "the same attention computed in float32",
+      "unscaled-scores", {"scale"}, "the float32 attention with the 1/sqrt(d) forgotten", both={"noise-floor"})
 
 
 def _embedding(seed: int = 12, V: int = 10, d: int = 3) -> tuple[Any, ...]:
@@ -763,17 +711,8 @@ def _embedding(seed: int = 12, V: int = 10, d: int = 3) -> tuple[Any, ...]:
     return J, grad, {"E": rng.normal(scale=0.5, size=(V, d)), "w": rng.normal(size=d)}
 
 
-@case
-def embedding() -> Case:
-    J, grad, theta = _embedding()
-    return Case("embedding", J, grad, theta, True, note="ids 1 and 4 repeat; rows never looked up stay 0")
-
-
-@case
-def embedding_overwrites_repeats() -> Case:
-    J, grad, theta = _embedding()
-    return Case("embedding-overwrites-repeats", J, lambda p: grad(p, "overwrites-repeats"), theta, False,
-                frozenset({"localized"}), note="dE[ids] += dH does not add repeated ids: np.add.at does")
+twins("embedding", _embedding, "ids 1 and 4 repeat; rows never looked up stay 0",
+      "overwrites-repeats", {"localized"}, "dE[ids] += dH does not add repeated ids: np.add.at does")
 
 
 # ---------------------------------------------------------------- statistical models
@@ -795,17 +734,8 @@ def _poisson(seed: int = 13, m: int = 60) -> tuple[Any, ...]:
     return J, grad, rng.normal(scale=0.1, size=4)
 
 
-@case
-def poisson_glm() -> Case:
-    J, grad, b = _poisson()
-    return Case("poisson-glm", J, grad, b, True, note="log link, counts as data")
-
-
-@case
-def poisson_glm_gaussian_formula() -> Case:
-    J, grad, b = _poisson()
-    return Case("poisson-glm-gaussian-formula", J, lambda b: grad(b, "gaussian-formula"), b, False,
-                note="X^T (X b - y) / m, least squares' gradient, where exp(X b) was needed")
+twins("poisson-glm", _poisson, "log link, counts as data",
+      "gaussian-formula", set(), "X^T (X b - y) / m, least squares' gradient, where exp(X b) was needed")
 
 
 def _mixture(seed: int = 14, m: int = 80, k: int = 3) -> tuple[Any, ...]:
@@ -836,17 +766,8 @@ def _mixture(seed: int = 14, m: int = 80, k: int = 3) -> tuple[Any, ...]:
     return J, grad, theta
 
 
-@case
-def gaussian_mixture() -> Case:
-    J, grad, theta = _mixture()
-    return Case("gaussian-mixture", J, grad, theta, True, note="three components, log-sum-exp")
-
-
-@case
-def gaussian_mixture_sigma_without_minus_one() -> Case:
-    J, grad, theta = _mixture()
-    return Case("gaussian-mixture-sigma-without-minus-one", J, lambda p: grad(p, "sigma-without-minus-one"),
-                theta, False, frozenset({"localized"}), note="d/d log sigma of -log sigma forgotten")
+twins("gaussian-mixture", _mixture, "three components, log-sum-exp",
+      "sigma-without-minus-one", {"localized"}, "d/d log sigma of -log sigma forgotten")
 
 
 # ---------------------------------------------------------------- physics
@@ -875,17 +796,8 @@ def _lennard_jones(seed: int = 15) -> tuple[Any, ...]:
     return J, grad, 1.1 * corners + rng.normal(scale=0.05, size=(8, 3))
 
 
-@case
-def lennard_jones() -> Case:
-    J, grad, x = _lennard_jones()
-    return Case("lennard-jones", J, grad, x, True, note="eight atoms, all pairs")
-
-
-@case
-def lennard_jones_forces() -> Case:
-    J, grad, x = _lennard_jones()
-    return Case("lennard-jones-forces", J, lambda x: grad(x, "forces"), x, False, frozenset({"sign"}),
-                note="grad returns the forces, -dE/dx")
+twins("lennard-jones", _lennard_jones, "eight atoms, all pairs",
+      "forces", {"sign"}, "grad returns the forces, -dE/dx")
 
 
 def _springs(seed: int = 16) -> tuple[Any, ...]:
@@ -909,17 +821,8 @@ def _springs(seed: int = 16) -> tuple[Any, ...]:
     return J, grad, x
 
 
-@case
-def spring_chain() -> Case:
-    J, grad, x = _springs()
-    return Case("spring-chain", J, grad, x, True, note="eleven masses, ten springs")
-
-
-@case
-def spring_chain_no_half() -> Case:
-    J, grad, x = _springs()
-    return Case("spring-chain-no-half", J, lambda x: grad(x, "no-half"), x, False, frozenset({"scale"}),
-                note="the gradient of (1/2) k s^2 written as 2 k s")
+twins("spring-chain", _springs, "eleven masses, ten springs",
+      "no-half", {"scale"}, "the gradient of (1/2) k s^2 written as 2 k s")
 
 
 # ---------------------------------------------------------------- mixed scales
@@ -951,17 +854,10 @@ def _decay(seed: int = 17) -> tuple[Any, ...]:
     return J, grad, theta
 
 
-@case
-def decay_mixed_scales() -> Case:
-    J, grad, theta = _decay()
-    return Case("decay-mixed-scales", J, grad, theta, True, note="parameters from 1e-6 to 3e4 in one theta")
+twins("decay-mixed-scales", _decay, "parameters from 1e-6 to 3e4 in one theta",
+      "rate-sign", {"sign"}, "d/dk exp(-k t) written as t exp(-k t): the rates' gradient has the wrong sign",
+      buggy_name="decay-rate-sign")
 
-
-@case
-def decay_rate_sign() -> Case:
-    J, grad, theta = _decay()
-    return Case("decay-rate-sign", J, lambda p: grad(p, "rate-sign"), theta, False, frozenset({"sign"}),
-                note="d/dk exp(-k t) written as t exp(-k t): the rates' gradient has the wrong sign")
 
 def all_cases() -> list[Case]:
     return [make(name) for name in CASES]
