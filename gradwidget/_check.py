@@ -100,7 +100,7 @@ def check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any
                 positions = np.arange(layout.size) if sampled is None else sampled
                 noise = check_entries(target, noise, table, positions, look_again, rng, progress)
             finishing = True
-            costs = (*costs, _cost_again(evaluator, point))  # a J whose state or noise shows only later
+            costs = (*costs, evaluator.cost_again(point))  # a J whose state or noise shows only later
             if _repeatable(noise, costs) and not start.grad_changes:
                 with np.errstate(all="ignore"):
                     ignores_input = second_point_ignored(evaluator, grad, layout, point, start.analytic, noise, rng)
@@ -232,25 +232,20 @@ def _repeatable(noise: NoiseModel, costs: tuple[float, ...]) -> bool:
     return all(noise.repeatable(costs[0], other) for other in costs[1:])
 
 
-def _cost_again(evaluator: Evaluator, point: np.ndarray) -> float:
-    return float(np.real(evaluator.cost(evaluator.at(point)[0])))
-
-
 def _at_point(evaluator: Evaluator, grad: Callable[[Any], Any] | None, layout: Layout, point: np.ndarray) -> AtPoint:
     """J and grad at theta, twice each: cost, gradient, their precision, mutation, state."""
-    first, changed = evaluator.at(point)
-    cost = float(np.real(evaluator.cost(first)))
+    values, changed = evaluator.at(point, 2)  # in one call when J is vectorized
+    cost, second_cost = (float(np.real(evaluator.cost(value))) for value in values)
     if not np.isfinite(cost):
         raise InputError(f"J(theta) is {cost}: the check point must be inside J's domain")
     mutated = {"J": changed} if changed.size else {}
     if changed.size:
         evaluator.fresh_copies = True
-    gradients: list[Any] = []
-    for _ in range(2):  # a grad that keeps state (a buffer never zeroed) gives another answer the second time
-        if grad is None:
-            second, _ = evaluator.at(point) if gradients else (first, None)
-            gradients.append(second[1])
-        else:
+    if grad is None:
+        gradients = [value[1] for value in values]
+    else:  # a grad that keeps state (a buffer never zeroed) gives another answer the second time
+        gradients = []
+        for _ in range(2):
             gradient, changed = call_with_copy(grad, layout, point, "grad")
             gradients.append(gradient)
             if changed.size:
@@ -258,8 +253,7 @@ def _at_point(evaluator: Evaluator, grad: Callable[[Any], Any] | None, layout: L
     source = "grad" if grad is not None else "J's second output (grad=None)"
     analytic, transposed = layout.flatten_like(gradients[0], source)
     again, _ = layout.flatten_like(gradients[1], source)
-    second_cost = float(np.real(evaluator.cost(evaluator.at(point)[0] if grad is not None else second)))
-    unit = max(float(np.finfo(point.dtype).eps), returned_precision(first),
+    unit = max(float(np.finfo(point.dtype).eps), returned_precision(values[0]),
                observed_precision(np.array([cost, second_cost])))
     grad_unit = max(gradient_precision(gradients[0]), observed_precision(analytic))
     changes = not np.allclose(again, analytic, rtol=4 * max(unit, grad_unit), atol=0, equal_nan=True)

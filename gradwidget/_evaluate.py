@@ -155,10 +155,19 @@ class Evaluator:
             value = value[0]
         return scalar_cost(value, allow_complex=self.allow_complex)
 
-    def at(self, point: np.ndarray) -> tuple[Any, np.ndarray]:
-        """J's return value at ``point`` (as for one point) and the positions J changed."""
-        self.calls += 1
-        return call_with_copy(self.J, self.layout, point, "J")
+    def at(self, point: np.ndarray, times: int = 1) -> tuple[list[Any], np.ndarray]:
+        """J's return values at ``point`` (as for one point), ``times`` over, and the positions J changed."""
+        values, changed = [], []
+        for _ in range(times):
+            self.calls += 1
+            value, moved = call_with_copy(self.J, self.layout, point, "J")
+            values.append(value)
+            changed.append(moved)
+        return values, np.unique(np.concatenate(changed))
+
+    def cost_again(self, point: np.ndarray) -> float:
+        """J's latest cost at ``point`` (the check point): a J whose state or noise shows only later."""
+        return float(np.real(self.cost(self.at(point)[0][0])))
 
     def along(self, positions: np.ndarray, deltas: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Fill ``out[k]`` with J(theta + deltas[k] * e[positions[k]]).
@@ -227,9 +236,10 @@ class BatchEvaluator(Evaluator):
     def first_chunk(self) -> int:  # type: ignore[override]
         return max(8, self._rows_per_call() // 2)  # a full batch: J's fixed cost is paid once
 
-    def at(self, point: np.ndarray) -> tuple[Any, np.ndarray]:
+    def at(self, point: np.ndarray, times: int = 1) -> tuple[list[Any], np.ndarray]:
+        """As `Evaluator.at`, in one call: ``times`` rows of ``point``."""
         self.calls += 1
-        batch = point[None, :].copy()
+        batch = np.repeat(point[None, :], times, axis=0)
         try:
             value = self.J(self.layout.batch_views(batch))
         except Exception as exc:
@@ -237,18 +247,25 @@ class BatchEvaluator(Evaluator):
             raise
         if self.pair:
             costs, grads = value
-            value = (self._costs(costs, 1)[0], self.layout.first_of_batch(grads))
+            costs = self._costs(costs, times)
+            values = [(costs[row], self.layout.row_of_batch(grads, row)) for row in range(times)]
         else:
-            value = self._costs(value, 1)[0]
-        return value, np.flatnonzero(batch[0] != point)
+            values = list(self._costs(value, times))
+        return values, np.flatnonzero((batch != point).any(axis=0))
+
+    def cost_again(self, point: np.ndarray) -> float:
+        """The cost of the check point's row that ends every batch (J called again only when no batch ran)."""
+        return super().cost_again(point) if self.latest_at_point is None else self.latest_at_point
+
+    latest_at_point: float | None = None
 
     def along(self, positions: np.ndarray, deltas: np.ndarray, out: np.ndarray) -> np.ndarray:
-        rows_per_call = self._rows_per_call()
+        rows_per_call = self._rows_per_call() - 1  # and the check point's row
         self.reached = 0
         for start in range(0, positions.size, rows_per_call):
             part = slice(start, start + rows_per_call)
-            rows = np.broadcast_to(self.point, (positions[part].size, self.point.size)).copy()
-            rows[np.arange(rows.shape[0]), positions[part]] += deltas[part].astype(rows.dtype)
+            rows = np.repeat(self.point[None, :], positions[part].size + 1, axis=0)
+            rows[np.arange(rows.shape[0] - 1), positions[part]] += deltas[part].astype(rows.dtype)
             out[part] = self._batch(rows)
             self.reached = min(start + rows_per_call, positions.size)
         return out
@@ -258,18 +275,20 @@ class BatchEvaluator(Evaluator):
         return max(1, self._rows_per_call() // 2)  # each move is probed both ways
 
     def shifted(self, moves: Moves, out: np.ndarray) -> np.ndarray:
-        rows_per_call = self._rows_per_call()
+        rows_per_call = self._rows_per_call() - 1  # and the check point's row
         for start in range(0, len(moves), rows_per_call):
-            rows = np.empty((min(rows_per_call, len(moves) - start), self.point.size), self.work.dtype)
-            for k, row in enumerate(rows):
+            rows = np.empty((min(rows_per_call, len(moves) - start) + 1, self.point.size), self.work.dtype)
+            for k, row in enumerate(rows[:-1]):
                 np.add(self.point, moves[start + k], out=row, casting="unsafe")
-            out[start:start + rows.shape[0]] = self._batch(rows)
+            rows[-1] = self.point
+            out[start:start + rows.shape[0] - 1] = self._batch(rows)
         return out
 
     def _rows_per_call(self) -> int:
-        return max(1, BATCH_BYTES // (self.point.size * self.work.itemsize))
+        return max(2, BATCH_BYTES // (self.point.size * self.work.itemsize))
 
     def _batch(self, rows: np.ndarray) -> np.ndarray:
+        """J's costs on ``rows`` but the last, which is the check point's (kept as `latest_at_point`)."""
         self.calls += 1
         with np.errstate(all="ignore"):
             try:
@@ -277,7 +296,9 @@ class BatchEvaluator(Evaluator):
             except Exception as exc:
                 note_exception(exc, f"raised by J (vectorized) on a batch of {rows.shape[0]} points")
                 raise
-        return self._costs(value[0] if self.pair else value, rows.shape[0])
+        costs = self._costs(value[0] if self.pair else value, rows.shape[0])
+        self.latest_at_point = float(np.real(costs[-1]))
+        return costs[:-1]
 
     def _costs(self, value: Any, rows: int) -> np.ndarray:
         costs = np.asarray(value)

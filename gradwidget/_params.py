@@ -127,13 +127,13 @@ class Layout:
             return self.container(*arrays) if self.container is not tuple else tuple(arrays)
         return arrays
 
-    def first_of_batch(self, tree: Any) -> Any:
-        """Item 0 of every array of a batched structure (what a vectorized J's grad gives)."""
+    def row_of_batch(self, tree: Any, row: int) -> Any:
+        """Item ``row`` of every array of a batched structure (what a vectorized J's grad gives)."""
         if isinstance(tree, Mapping):
-            return {k: np.asarray(v)[0] for k, v in tree.items()}
+            return {k: np.asarray(v)[row] for k, v in tree.items()}
         if isinstance(tree, (list, tuple)) and self.kind in ("list", "tuple"):
-            return [np.asarray(v)[0] for v in tree]
-        return np.asarray(tree)[0]
+            return [np.asarray(v)[row] for v in tree]
+        return np.asarray(tree)[row]
 
     def rebuild(self, structure: Any) -> Any:
         """A new container of the same arrays (J may add keys or items to its own)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -108,10 +109,19 @@ class CheckResult:
             flat.flags.writeable = False  # the result's arrays are views of the evidence: read only
         self.analytic = ev.layout.views(ev.analytic)
         self.numeric = ev.layout.views(ev.numeric)
-        self.error = ev.error
-        verdicts = [block_verdict(ev, b) for b in ev.layout.blocks]
-        self.blocks = [block_report(ev, b, v) for b, v in zip(ev.layout.blocks, verdicts)]
-        self._verdict = overall_verdict(ev, verdicts, (d.code for d in diagnoses))
+        self._block_verdicts = [block_verdict(ev, b) for b in ev.layout.blocks]
+        self._verdict = overall_verdict(ev, self._block_verdicts, (d.code for d in diagnoses))
+
+    @property
+    def error(self) -> float:
+        """``||a - n|| / ||a + n||`` over all checked entries."""
+        return self.evidence.error
+
+    @cached_property
+    def blocks(self) -> list[BlockReport]:
+        """One report per block (made when first asked for)."""
+        ev = self.evidence
+        return [block_report(ev, b, v) for b, v in zip(ev.layout.blocks, self._block_verdicts)]
 
     @property
     def verdict(self) -> str:

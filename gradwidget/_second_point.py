@@ -87,7 +87,7 @@ def ignores_input(evaluator: Evaluator, grad: Callable[[Any], Any] | None, layou
     shift += point
     moved = shift.astype(point.dtype, copy=False)
     del shift
-    gradient = evaluator.at(moved)[0][1] if grad is None else call_with_copy(grad, layout, moved, "grad")[0]
+    gradient = evaluator.at(moved)[0][0][1] if grad is None else call_with_copy(grad, layout, moved, "grad")[0]
     try:
         other, _ = layout.flatten_like(gradient)
     except InputError:

@@ -97,7 +97,22 @@ def test_vectorized_gives_each_block_a_batch_axis() -> None:
     result = gw.check(J, lambda p: {"W": 2 * p["W"], "b": 3 * p["b"] ** 2}, theta, vectorized=True)
     assert result.passed
     assert all(w[1:] == (2, 3) and b[1:] == (2,) for w, b in seen)
-    assert {w[0] for w, _ in seen} > {1}
+    assert max(w[0] for w, _ in seen) > 2
+
+
+def test_vectorized_check_calls_J_at_theta_inside_its_batches() -> None:
+    """Two calls of a vectorized J for a right gradient: theta twice, then every move with theta again last."""
+    batches = []
+
+    def J(rows: np.ndarray) -> np.ndarray:
+        batches.append(rows.copy())
+        return np.sum(np.sin(rows), axis=1)
+
+    theta = np.linspace(-1, 1, 7)
+    result = gw.check(J, np.cos, theta, vectorized=True)
+    assert result.passed and result.evaluations == len(batches) == 2
+    assert np.array_equal(batches[0], [theta, theta])
+    assert batches[1].shape == (2 * theta.size + 1, theta.size) and np.array_equal(batches[1][-1], theta)
 
 
 def test_vectorized_pair_and_wrong_return() -> None:
@@ -105,7 +120,7 @@ def test_vectorized_pair_and_wrong_return() -> None:
         return np.sum(x ** 2, axis=1), 2 * x
 
     assert gw.check(pair, None, np.array([0.3, -0.4]), vectorized=True).passed
-    with pytest.raises(TypeError, match="a vectorized J must return one cost per row: for a batch of 1"):
+    with pytest.raises(TypeError, match="a vectorized J must return one cost per row: for a batch of 2 "):
         gw.check(lambda x: np.sum(x ** 2), lambda x: 2 * x, np.array([0.3, -0.4]), vectorized=True)
 
 
