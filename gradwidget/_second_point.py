@@ -5,7 +5,8 @@ the same gradient there proves nothing by itself: a linear J has the same
 gradient everywhere, and a piecewise-constant J (floor, round) a zero one.
 So J's slope is measured along one random direction at both points, each at
 two steps. Only when both measurements settle (the two steps agree, so no
-jump of J was crossed) and the two slopes differ beyond their tolerances
+jump of J was crossed; the one-sided slopes close in as the step shrinks, so
+no kink is there) and the two slopes differ beyond their tolerances
 has J's gradient changed while grad's answer did not: grad ignores its
 input (it reads a global, or returns a stale buffer).
 """
@@ -31,6 +32,9 @@ SECOND_POINT_SPREAD = 0.05
 
 SLOPE_STEPS = (1.0, 0.25)
 """The slope along the direction is measured at these multiples of each entry's step."""
+
+KINK_PERSISTS = 0.5
+"""Where J is smooth the one-sided spread shrinks with the step (4x here); at a kink it keeps this share or more."""
 
 SLOPE_SETTLES = 0.1
 """A slope has settled when its two steps agree within rounding and this share of its size (a jump makes them
@@ -98,29 +102,35 @@ def ignores_input(evaluator: Evaluator, grad: Callable[[Any], Any] | None, layou
     direction = default_steps("central", point_scales(point, [b.slice for b in layout.blocks]), noise.unit)
     direction[rng.integers(0, 2, point.size, dtype=np.int8) == 0] *= -1
     factors = tuple(f for t in SLOPE_STEPS for f in (t, -t))
-    probes = _Probes((moved - point).astype(np.float64), direction, factors * 2,
-                     (False,) * len(factors) + (True,) * len(factors))
+    probes = _Probes((moved - point).astype(np.float64), direction, factors * 2 + (0.0,),
+                     (False,) * len(factors) + (True,) * (len(factors) + 1))
     costs = evaluator.shifted(probes, np.empty(len(probes)))  # one batch, for a vectorized J
     size = float(np.abs(direction) @ np.abs(analytic))
-    here, there = _slope(costs[:len(factors)], noise, size), _slope(costs[len(factors):], noise, size)
+    here = _slope(costs[:len(factors)], noise.cost, noise, size)
+    there = _slope(costs[len(factors):-1], costs[-1], noise, size)
     if here is None or there is None:
         return False
     return abs(here[0] - there[0]) > here[1] + there[1]
 
 
-def _slope(costs: np.ndarray, noise: NoiseModel, size: float) -> tuple[float, float] | None:
+def _slope(costs: np.ndarray, centre: float, noise: NoiseModel, size: float) -> tuple[float, float] | None:
     """J's slope along the direction from its values at ``+-t`` for each t of `SLOPE_STEPS`, with its tolerance.
 
-    None when the two steps do not settle on one slope (J jumps, or leaves its domain, in between).
+    ``centre`` is J at the point itself. None when the two steps do not
+    settle on one slope (J jumps, or leaves its domain, in between) or the
+    one-sided slopes do not close in (J has a kink there).
     """
     values = costs.reshape(len(SLOPE_STEPS), 2)
     steps = np.array(SLOPE_STEPS)
     estimates = (values[:, 0] - values[:, 1]) / (2 * steps)
     rounding = noise.rounding(values, steps, CENTRAL)
-    if not (np.isfinite(estimates).all() and np.isfinite(rounding).all()):
+    if not (np.isfinite(estimates).all() and np.isfinite(rounding).all() and np.isfinite(centre)):
         return None
     change = abs(float(estimates[0] - estimates[1]))
     if change > rounding.sum() + SLOPE_SETTLES * abs(float(estimates[1])):
+        return None
+    spread = np.abs(values[:, 0] - 2 * centre + values[:, 1]) / steps  # right slope minus left slope
+    if spread[1] > 4 * rounding[1] and spread[1] >= KINK_PERSISTS * spread[0]:
         return None
     truncation = float(noise.truncation(np.array(change), CENTRAL.order, rounding.sum()))
     return float(estimates[1]), float(rounding[1]) + truncation + float(noise.absolute_floor(np.array(size)))

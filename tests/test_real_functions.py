@@ -7,6 +7,8 @@ passed with no word of what the check could not resolve.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -58,23 +60,48 @@ def test_1_a_gradient_that_reads_a_global_is_still_caught() -> None:
     assert "ignores-input" in codes(constant), str(constant)
 
 
-def test_2_a_kink_is_claimed_only_with_distinct_one_sided_slopes_and_printed_so() -> None:
-    from gradwidget._diagnose import _distinct
+def corner(weights: np.ndarray, relative: float) -> tuple[object, object]:
+    """sum(w * x) with each slope made (1 + relative) times larger left of 0: a corner at 0; grad takes the right."""
+    def J(x: np.ndarray) -> float:
+        return float(np.sum(np.where(x > 0, weights * x, weights * (1 + relative) * x)))
 
-    assert _distinct(5.6789e-06, 5.6791e-06) == ("5.6789e-06", "5.6791e-06")
-    assert _distinct(-1.0, 1.0) == ("-1", "1")
-    z = X.copy()
-    z[0, :3] = 0.0
-    for scale in (1.0, 1e-3, 1e-6):
-        result = gw.check(lambda x, s=scale: s * float(np.sum(np.abs(x) * W)), lambda x, s=scale: s * np.sign(x) * W,
-                          z)
-        ev = result.evidence
-        assert codes(result) == {"kink"}, str(result)
-        for position, (left, right) in ev.one_sided.items():
-            assert abs(right - left) > ev.tolerance[position], (position, left, right)
-        left, right = ev.one_sided[0]
-        message = result.diagnoses[0].message
-        assert f"({_distinct(left, right)[0]})" in message and f"({_distinct(left, right)[1]})" in message
+    def grad(x: np.ndarray) -> np.ndarray:
+        return np.where(x >= 0, weights, weights * (1 + relative))
+
+    return J, grad
+
+
+def printed_slopes(message: str) -> tuple[str, str]:
+    left, right = re.search(r"from the left \(([^)]*)\) and from the right \(([^)]*)\)", message).groups()
+    return left, right
+
+
+@pytest.mark.parametrize("relative", [1e-3, 1e-5, 1e-6])
+def test_2_a_kink_is_claimed_only_with_distinct_one_sided_slopes_and_printed_so(relative: float) -> None:
+    J, grad = corner(np.array([5.679e-06, -1.3e-6, 0.4e-6]), relative)
+    result = gw.check(J, grad, np.array([0.0, 0.3, -0.2]), seed=1)
+    assert result.passed and codes(result) == {"kink"}, str(result)
+    left, right = result.evidence.one_sided[0]
+    assert abs(right - left) > result.evidence.tolerance[0]
+    shown = printed_slopes(result.diagnoses[0].message)
+    assert shown[0] != shown[1], result.diagnoses[0].message  # "(5.679e-06) and (5.679e-06)" said nothing
+    printed = [float(v) for v in shown]
+    assert np.sign(printed[1] - printed[0]) == np.sign(right - left)  # the digits that tell them apart are right
+    assert max(abs(printed[0] - left), abs(printed[1] - right)) < abs(printed[1] - printed[0])
+
+
+def test_2_slopes_within_their_tolerance_are_no_kink() -> None:
+    J, grad = corner(np.array([5.679e-06, -1.3e-6, 0.4e-6]), 1e-9)
+    result = gw.check(J, grad, np.array([0.0, 0.3, -0.2]), seed=1)
+    assert result.passed and not codes(result), str(result)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_2_a_corner_at_theta_is_not_taken_for_a_grad_that_ignores_its_input(seed: int) -> None:
+    """J locally linear on each side of a corner at theta: the slope across it is no evidence at a second point."""
+    J, grad = corner(np.array([0.7, -1.3, 0.4, 0.2, 1.1]), 1e-3)
+    result = gw.check(J, grad, np.array([0.0, 0.3, -0.2, 0.0, 0.5]), seed=seed)
+    assert result.passed and codes(result) == {"kink"}, str(result)
 
 
 @pytest.mark.parametrize(("size", "cost"), [(6e-11, 1.4), (1e-13, 1.4e3)])
