@@ -133,4 +133,5 @@ def _slope(costs: np.ndarray, centre: float, noise: NoiseModel, size: float) -> 
     if spread[1] > 4 * rounding[1] and spread[1] >= KINK_PERSISTS * spread[0]:
         return None
     truncation = float(noise.truncation(np.array(change), CENTRAL.order, rounding.sum()))
-    return float(estimates[1]), float(rounding[1]) + truncation + float(noise.absolute_floor(np.array(size)))
+    floor = noise.floor(estimates[1:], estimates[1:], np.array([size]))  # as close as two right answers come
+    return float(estimates[1]), float(rounding[1]) + truncation + float(floor[0])

@@ -104,6 +104,17 @@ def test_2_a_corner_at_theta_is_not_taken_for_a_grad_that_ignores_its_input(seed
     assert result.passed and codes(result) == {"kink"}, str(result)
 
 
+def test_1_a_hinge_whose_cost_rounds_more_than_its_size_is_not_taken_for_a_global() -> None:
+    """J = sum(w * relu(1 - s * x)): its terms cancel, so J rounds well above u * |J|; both slopes still agree."""
+    S = np.sign(np.arange(20.0) - 9.5).reshape(4, 5)
+    x = np.random.default_rng(0).normal(size=(4, 5))
+    w = np.random.default_rng(1000).normal(size=(4, 5))
+    for seed in range(60):  # a second point in 25 missed that, before
+        result = gw.check(lambda x: float(np.sum(np.maximum(1 - x * S, 0) * w)),
+                          lambda x: np.where(1 - x * S > 0, -S * w, 0.0), x, seed=seed)
+        assert result.passed and not codes(result), (seed, str(result))
+
+
 @pytest.mark.parametrize(("size", "cost"), [(6e-11, 1.4), (1e-13, 1.4e3)])
 def test_3_a_gradient_below_what_the_check_resolves_is_never_a_silent_pass(size: float, cost: float) -> None:
     J = lambda x: cost + size * float(np.sum(np.sin(x)))  # noqa: E731
