@@ -121,7 +121,8 @@ def check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any
         mutated=_with_drift(start.mutated, evaluator), transposed=start.transposed,
         step_reduced=_joined(table.reduced), kink_near=_joined(table.kink_near), jumps=_joined(table.jumps),
         one_sided=table.one_sided, ignores_input=ignores_input, interrupted=interrupted,
-        sampled=None if sampled is None else sampled.size, directional=found, eps=opts.eps)
+        sampled=None if sampled is None else sampled.size, directional=found, eps=opts.eps,
+        vectorized=opts.vectorized)
     return CheckResult(evidence, diagnose(evidence), Problem(J, grad, theta, opts))
 
 

@@ -123,8 +123,11 @@ def _setup_problems(ev: Evidence) -> list[Diagnosis]:
         found.append(Diagnosis(
             NONDETERMINISTIC,
             f"J returned {first:.10g} {when} {other:.10g} for the same theta: it is random or keeps state "
-            "(unseeded dropout, sampling, shuffling, a counter?). Finite differences of such a J mean "
-            "nothing; fix the randomness inside J (e.g. a seeded generator made in J) while checking."))
+            "(unseeded dropout, sampling, shuffling, a counter?)"
+            + (", or, called on a batch, the cost of one row depends on the other rows (a mean or a "
+               "normalization over the batch axis?)" if ev.vectorized else "")
+            + ". Finite differences of such a J mean nothing; fix the randomness inside J (e.g. a seeded "
+            "generator made in J) while checking."))
     if ev.grad_keeps_state:
         found.append(Diagnosis(
             NONDETERMINISTIC,

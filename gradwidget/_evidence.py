@@ -71,7 +71,8 @@ class Evidence:
     calls : int
         Calls of J.
     costs_at_point : tuple of float
-        J at theta: twice at the start, once more at the end.
+        J at theta: twice at the start, once more at the end (for a
+        vectorized J: two rows of one call, then the last batch's row).
     nondeterministic : bool
         They differ beyond rounding.
     grad_keeps_state : bool
@@ -95,6 +96,8 @@ class Evidence:
         Set in directional mode.
     eps : float or None
         The step the user gave, if any.
+    vectorized : bool
+        J was called on batches of points (``vectorized=True``).
     against : str
         What ``numeric`` is: ``"numeric"`` (finite differences, a check) or
         ``"reference"`` (an instructor's gradient, when grading); it sets how
@@ -127,6 +130,7 @@ class Evidence:
     directional: DirectionalFindings | None = None
     against: str = "numeric"
     eps: float | None = None
+    vectorized: bool = False
 
     @property
     def unit(self) -> float:

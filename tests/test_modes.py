@@ -222,3 +222,34 @@ def test_long_check_shows_a_bar_by_itself(capsys: pytest.CaptureFixture[str]) ->
 def test_bad_mode_options(options: dict, message: str) -> None:
     with pytest.raises(gw.OptionError, match=message):
         gw.check(remote.cost, remote.gradient, np.zeros(40), **options)
+
+
+def test_a_vectorized_J_whose_rows_depend_on_each_other_is_named() -> None:
+    """A mean over the batch axis makes theta's cost depend on the batch: said, not passed."""
+    theta = np.linspace(-1, 1, 6)
+    result = gw.check(lambda rows: np.sum(np.sin(rows), axis=1) + 0.01 * np.mean(rows), np.cos, theta,
+                      vectorized=True)
+    assert result.verdict == "failed" and [d.code for d in result.diagnoses] == ["nondeterministic"]
+    assert "depends on the other rows" in result.diagnoses[0].message
+    serial = gw.check(lambda x: float(np.sum(np.sin(x)) + 0.1), np.cos, theta)
+    assert "other rows" not in str(serial)
+
+
+def test_a_vectorized_J_that_keeps_state_or_changes_its_rows_is_caught() -> None:
+    theta = np.linspace(-1, 1, 6)
+    calls = []
+
+    def drifting(rows: np.ndarray) -> np.ndarray:
+        calls.append(rows.shape[0])
+        return np.sum(np.sin(rows), axis=1) + (1e-3 if len(calls) > 1 else 0.0)
+
+    assert "nondeterministic" in {d.code for d in gw.check(drifting, np.cos, theta, vectorized=True).diagnoses}
+
+    def writes(rows: np.ndarray) -> np.ndarray:
+        out = np.sum(np.sin(rows), axis=1)
+        rows[:, 0] += 1.0
+        return out
+
+    result = gw.check(writes, np.cos, theta, vectorized=True)
+    assert result.verdict == "failed" and "mutates-input" in {d.code for d in result.diagnoses}
+    assert theta[0] == -1.0
