@@ -231,6 +231,8 @@ class BatchEvaluator(Evaluator):
     """A vectorized J: each array gets a leading batch axis; J returns one cost per row."""
 
     chunk_seconds = 0.5
+    latest_at_point: float | None = None
+    """J at the check point, from the row that ends the latest batch (None before the first batch)."""
 
     @property
     def first_chunk(self) -> int:  # type: ignore[override]
@@ -256,8 +258,6 @@ class BatchEvaluator(Evaluator):
     def cost_again(self, point: np.ndarray) -> float:
         """The cost of the check point's row that ends every batch (J called again only when no batch ran)."""
         return super().cost_again(point) if self.latest_at_point is None else self.latest_at_point
-
-    latest_at_point: float | None = None
 
     def along(self, positions: np.ndarray, deltas: np.ndarray, out: np.ndarray) -> np.ndarray:
         rows_per_call = self._rows_per_call() - 1  # and the check point's row
