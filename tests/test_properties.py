@@ -75,3 +75,32 @@ def test_every_method_passes_right_gradients(problem: tuple, method: str) -> Non
     result = gw.check(J, grad, x, method=method, seed=0)
     # A forward difference resolves about sqrt(u): it may be unable to promise 1e-6, never wrong.
     assert result.passed or (method == "forward" and result.verdict == "inconclusive"), str(result)
+
+
+@st.composite
+def piecewise_linear(draw: st.DrawFn) -> tuple:
+    """sum(w * slope(x) * x), slopes changing at corners; some entries exactly at a corner, some near one."""
+    n = draw(st.integers(1, 12))
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 31)))
+    x = rng.uniform(-2, 2, n)
+    corners = x + rng.choice([0.0, 0.0, 1e-3, 0.1, 1.0], n) * rng.choice([-1, 1], n)
+    left, right = rng.normal(size=n), rng.normal(size=n)
+    right = np.where(rng.uniform(size=n) < 0.3, left * (1 + 10.0 ** rng.uniform(-8, -1, n)), right)
+    return x, corners, left, right, draw(st.integers(0, 2 ** 31))
+
+
+@settings(max_examples=150, deadline=None)
+@given(piecewise_linear())
+def test_a_right_gradient_of_a_piecewise_linear_J_never_fails(problem: tuple) -> None:
+    """Kinks at theta and near it, corners crossed by the second point: never a failed verdict, never ignores-input."""
+    x, corners, left, right, seed = problem
+
+    def J(v: np.ndarray) -> float:
+        return float(np.sum(np.where(v > corners, right * (v - corners), left * (v - corners))))
+
+    def grad(v: np.ndarray) -> np.ndarray:
+        return np.where(v >= corners, right, left)
+
+    result = gw.check(J, grad, x, seed=seed)
+    assert result.verdict != "failed", str(result)
+    assert "ignores-input" not in {d.code for d in result.diagnoses}
