@@ -21,9 +21,9 @@ from ._options import METHODS
 if TYPE_CHECKING:
     from ._evaluate import Evaluator
 
-__all__ = ["COMPLEX_STEP", "DOMAIN_RETRIES", "DOMAIN_SHRINK", "METHODS", "REFINE_LEVELS", "REFINE_RATIO",
-           "STENCILS", "PartialDifferences", "Stencil", "default_steps", "differences", "one_sided", "point_scales",
-           "representable_steps", "smaller_steps", "spread"]
+__all__ = ["COMPLEX_STEP", "DOMAIN_RETRIES", "DOMAIN_SHRINK", "KINK_PERSISTS", "METHODS", "REFINE_LEVELS",
+           "REFINE_RATIO", "STENCILS", "PartialDifferences", "Stencil", "default_steps", "differences", "one_sided",
+           "point_scales", "representable_steps", "smaller_steps", "spread"]
 
 REFINE_RATIO = 4.0
 """How much smaller each second look's step is.
@@ -37,6 +37,9 @@ step down to about where rounding dominates in float64 (u**(1/3) / 4**6 ~
 
 REFINE_LEVELS = 6
 """Second looks at h/4, h/16, ... before an entry that keeps changing is left wrong."""
+
+KINK_PERSISTS = 0.5
+"""At a kink the one-sided spread stays: at a 4x smaller step it keeps at least this share (smooth J: 1/4)."""
 
 DOMAIN_RETRIES = 3
 """Smaller steps tried where J returns NaN or inf one step away (a domain edge)."""

@@ -25,6 +25,7 @@ import numpy as np
 
 from ._differences import (
     DOMAIN_RETRIES,
+    KINK_PERSISTS,
     REFINE_LEVELS,
     REFINE_RATIO,
     STENCILS,
@@ -49,9 +50,6 @@ MAX_CHUNK = 1 << 16
 
 KINK_SPREAD = 1e-2
 """An agreeing entry is a kink candidate when its one-sided slopes differ by more than this share of its scale."""
-
-KINK_PERSISTS = 0.5
-"""At a kink the one-sided spread stays: at a 4x smaller step it keeps at least this share (smooth J: 1/4)."""
 
 JUMP_GROWS = 2.0
 """Where J jumps, the one-sided slopes are the jump over h: at a 4x smaller step the spread grows about 4x."""

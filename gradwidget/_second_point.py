@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ._differences import STENCILS, default_steps, point_scales
+from ._differences import KINK_PERSISTS, STENCILS, default_steps, point_scales
 from ._evaluate import Evaluator, call_with_copy
 from ._noise import NoiseModel
 from ._options import InputError
@@ -32,9 +32,6 @@ SECOND_POINT_SPREAD = 0.05
 
 SLOPE_STEPS = (1.0, 0.25)
 """The slope along the direction is measured at these multiples of each entry's step."""
-
-KINK_PERSISTS = 0.5
-"""Where J is smooth the one-sided spread shrinks with the step (4x here); at a kink it keeps this share or more."""
 
 SLOPE_SETTLES = 0.1
 """A slope has settled when its two steps agree within rounding and this share of its size (a jump makes them
