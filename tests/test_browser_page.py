@@ -158,6 +158,19 @@ def test_wrong_entries_are_marked_and_the_threshold_and_verdict_shown(page: Any)
     bar = page.locator(".gradwidget-colourbar-canvas").bounding_box()
     middle = line.bounding_box()["y"] - bar["y"]
     assert line.is_visible() and abs(middle - bar["height"] / 2) < 4  # 1 sits halfway between 1e-3 and 1e3
+    label = page.evaluate("""() => {  // the label is placed absolutely: the bar's box must still hold it
+        const bar = document.querySelector('.gradwidget-colourbar');
+        const line = document.querySelector('.gradwidget-colourbar-threshold');
+        const probe = document.createElement('span');
+        probe.style.cssText = 'position: absolute; font-size: 11px; white-space: nowrap';
+        probe.textContent = line.dataset.label;
+        bar.appendChild(probe);
+        const width = probe.getBoundingClientRect().width;
+        probe.remove();
+        return {text: line.dataset.label, right: line.getBoundingClientRect().left + 22 + width,
+                box: bar.getBoundingClientRect().right};
+    }""")
+    assert label["text"] == "wrong above" and label["right"] <= label["box"] + 1, label  # never under a neighbour
     marks = page.evaluate("""() => {
         const c = document.querySelector('.gradwidget-heatmap-marks');
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
