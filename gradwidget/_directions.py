@@ -104,8 +104,9 @@ class Prober:
     Each probe keeps its own scale of the move: a quarter of it for a second
     look, a sixteenth where J left its domain. The first probe that
     disagrees beyond rounding has J's noise measured, for every later one.
-    A probe is resolved when its tolerance is within the claimed resolution
-    of ``||v * a||``, the size ``v . a`` has along random signs.
+    A probe is resolved when its tolerance makes an error above the claimed
+    resolution of ``||v * a||`` (the size ``v . a`` has along random signs)
+    sure to show (`NoiseModel.resolves`).
 
     Attributes
     ----------
@@ -161,7 +162,7 @@ class Prober:
             previous[active[again]], previous_rounding[active[again]] = estimate[again], rounding[again]
             scale[active[again]] /= REFINE_RATIO
             active = active[again | lost]
-        resolved = (size == 0) | (tolerance <= self.noise.claim * size)
+        resolved = self.noise.resolves(tolerance, size)
         return Probes(analytic, numeric, tolerance, agree, resolved)
 
     @property

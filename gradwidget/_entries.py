@@ -266,8 +266,7 @@ def _judge(target: Target, noise: NoiseModel, table: EntryTable, positions: np.n
 
 def _resolved(target: Target, noise: NoiseModel, positions: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
     """Whether each tolerance is within the resolution the verdict claims (a zero gradient: always)."""
-    scale = target.claim_scale(positions)
-    return (scale == 0) | (tolerance <= noise.claim * scale)
+    return noise.resolves(tolerance, target.claim_scale(positions))
 
 
 def _suspects(target: Target, table: EntryTable) -> np.ndarray:

@@ -12,7 +12,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ._noise import NoiseModel, block_scales
+from ._noise import SURE, NoiseModel, block_scales
 from ._params import Layout
 
 __all__ = ["DirectionalFindings", "Evidence", "Probes", "global_error", "global_resolution"]
@@ -170,10 +170,10 @@ class Evidence:
 
     @cached_property
     def resolution(self) -> np.ndarray:
-        """Per entry, its tolerance over max(|a_i|, its block's RMS): the relative error it could see (NaN: none)."""
+        """Per entry, the relative error sure to show there: `SURE` tolerances over max(|a_i|, its block's RMS)."""
         scale = np.maximum(np.abs(self.analytic), self.block_scale)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(scale > 0, self.tolerance / scale, 0.0)
+            return np.where(scale > 0, SURE * self.tolerance / scale, 0.0)
 
     @cached_property
     def error(self) -> float:
@@ -195,7 +195,7 @@ class Evidence:
         checked[list(self.one_sided)] = False
         size = np.maximum(np.abs(self.analytic), np.abs(self.numeric))[checked]
         scale = np.sqrt(np.mean(size ** 2)) if size.size else 0.0
-        return float(np.median(self.tolerance[checked]) / scale) if scale > 0 else float("nan")
+        return float(SURE * np.median(self.tolerance[checked]) / scale) if scale > 0 else float("nan")
 
 
 def global_error(a: np.ndarray, n: np.ndarray, tolerance: np.ndarray) -> float:

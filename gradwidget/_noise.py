@@ -31,7 +31,7 @@ from ._differences import REFINE_RATIO, Stencil
 if TYPE_CHECKING:
     from ._evaluate import Evaluator
 
-__all__ = ["CLAIM_FACTOR", "COARSE_UNIT", "GRAD_MARGIN", "MEASURED_TRUST", "NOISE_MARGIN", "REPEAT_MARGIN",
+__all__ = ["CLAIM_FACTOR", "COARSE_UNIT", "GRAD_MARGIN", "MEASURED_TRUST", "NOISE_MARGIN", "REPEAT_MARGIN", "SURE",
            "TRUNCATION_MARGIN", "NoiseModel", "block_rms", "block_scales", "measure_noise", "observed_precision",
            "returned_precision"]
 
@@ -71,7 +71,18 @@ Notes
 A float32 backward pass sums hundreds of products: its rounding grows like
 ``sqrt(k) * u`` for sums of k terms, and more where terms cancel ([3], ch.
 4). 64 ulps of float32 is 7.6e-6: such gradients are judged to that, and the
-verdict claims no finer resolution than twice it.
+verdict claims no finer resolution than `SURE` times twice it.
+"""
+
+SURE = 2.0
+"""An error is sure to show when it exceeds this many of its entry's tolerances.
+
+Notes
+-----
+A tolerance bounds the estimate's own error, which may point toward grad's
+value: a wrong entry's gap is at least its error less one tolerance, so an
+error of more than two tolerances always leaves a gap beyond one. What a
+check can see, and what its verdict claims, are stated at that size.
 """
 
 REPEAT_MARGIN = 4.0
@@ -96,13 +107,14 @@ out low by chance (the estimator spreads by about 2x, [2]) from making the
 tolerance too tight.
 """
 
-CLAIM_FACTOR = 1.8
+CLAIM_FACTOR = 3.6
 """The verdict claims to resolve each entry to ``CLAIM_FACTOR * u**(2/5)`` of its size (or its block's RMS).
 
 Notes
 -----
-That is 1e-6 in float64 and 3e-3 in float32: a bug that changes an entry by
-more is caught. Both are what a central difference resolves, with the
+That is 2e-6 in float64 and 6e-3 in float32: a bug that changes an entry by
+more is caught, since an entry passes only with a tolerance of at most
+1 / `SURE` of that. Both are what a central difference resolves, with the
 margins of this model, in a J whose value is some tens of times its
 gradient entries (a network's loss): at about 2n calls in float64, and only
 after the step has grown and J's noise was measured in float32. The power
@@ -209,7 +221,11 @@ class NoiseModel:
     @property
     def claim(self) -> float:
         """The relative resolution the verdict claims (see `CLAIM_FACTOR`), never finer than grad's own rounding."""
-        return max(CLAIM_FACTOR * float(self.unit ** (2 / 5)), 2 * GRAD_MARGIN * self.grad_unit)
+        return max(CLAIM_FACTOR * float(self.unit ** (2 / 5)), SURE * 2 * GRAD_MARGIN * self.grad_unit)
+
+    def resolves(self, tolerance: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """Whether each tolerance makes any error above the claim (relative to ``scale``) sure to show."""
+        return (scale == 0) | (SURE * tolerance <= self.claim * scale)
 
     def repeatable(self, first: float, second: float) -> bool:
         """Whether two values of J at the same theta are equal to rounding (see `REPEAT_MARGIN`)."""
