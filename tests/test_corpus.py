@@ -7,6 +7,7 @@ import pytest
 from corpus import CASES, all_cases, make
 
 import gradwidget as gw
+from gradwidget._params import flatten
 
 ALL_CODES = set(gw.CODES) - {"interrupted"}  # a corpus case is never interrupted
 
@@ -37,3 +38,25 @@ def test_right_gradient_costs_about_2n_calls(name: str) -> None:
 
 def test_case_names_match_their_keys() -> None:
     assert [make(name).name for name in CASES] == list(CASES)
+
+
+@pytest.mark.parametrize("name", ["mlp", "network", "decay-mixed-scales", "attention", "lstm", "logistic",
+                                  "mlp-float32", "attention-float32"])
+def test_an_error_just_above_the_claim_never_passes(name: str) -> None:
+    """The largest entry of each block made 1.05 x the claimed resolution wrong: failed, at any seed."""
+    case = make(name)
+    layout, _ = flatten(case.theta, case.options.get("shapes"), case.options.get("names"))
+    right, _ = layout.flatten_like(case.grad(case.theta))
+    claim = gw.check(case.J, case.grad, case.theta, seed=0, **case.options).evidence.noise.claim
+    for block in layout.blocks:
+        position = block.start + int(np.argmax(np.abs(right[block.slice])))
+
+        def grad(theta: object, position: int = position) -> object:
+            flat, _ = layout.flatten_like(case.grad(theta))
+            flat = flat.astype(np.float64)
+            flat[position] *= 1 + 1.05 * claim
+            return layout.unflatten(flat.astype(right.dtype))
+
+        for seed in range(3):
+            result = gw.check(case.J, grad, case.theta, seed=seed, **case.options)
+            assert result.verdict == "failed", (block.name, seed, str(result))
