@@ -16,7 +16,7 @@ import numpy as np
 if TYPE_CHECKING:
     from ._result import CheckResult
 
-__all__ = ["BADGE_COLOURS", "blocks_html", "report_html", "report_text", "summary_html", "worst_html"]
+__all__ = ["BADGE_COLOURS", "block_state", "blocks_html", "report_html", "report_text", "summary_html", "worst_html"]
 
 METHOD_NAMES = {"central": "central differences", "forward": "forward differences",
                 "complex": "complex step", "richardson": "Richardson extrapolation",
@@ -43,25 +43,32 @@ def headline(result: CheckResult) -> tuple[str, str]:
 
 def block_rows(result: CheckResult) -> list[tuple[str, ...]]:
     """One row of strings per block, in the order of `BLOCK_COLUMNS`."""
-    directional = result.evidence.directional is not None
     rows: list[tuple[str, ...]] = []
-    for b in result.blocks:
+    for index, b in enumerate(result.blocks):
         worst = "" if b.worst is None else "[" + ", ".join(map(str, b.worst)) + "]"
-        if b.passed:
-            state = "ok"
-        elif b.verdict == "inconclusive":
-            state = "inconclusive" + "".join(f", {count} {what}" for count, what in (
-                (b.unresolved, "unresolved"), (b.skipped, "skipped"), (int(np.prod(b.shape)) - b.checked
-                                                                       - b.skipped, "not checked")) if count)
-            state = state if b.checked + b.skipped or directional else "inconclusive, nothing checked"
-        elif directional:
-            state = f"wrong ({b.wrong} named)" if b.wrong else "wrong"
-        else:
-            state = f"{b.wrong} of {b.checked} wrong" if b.wrong else "wrong"
-        if b.kinks:
-            state += f", {b.kinks} at a kink or jump"
-        rows.append((b.name, str(b.shape), _short(b.error), _short(b.max_abs), _short(b.max_rel), worst, state))
+        rows.append((b.name, str(b.shape), _short(b.error), _short(b.max_abs), _short(b.max_rel), worst,
+                     block_state(result, index)))
     return rows
+
+
+def block_state(result: CheckResult, index: int) -> str:
+    """Block ``index``'s verdict as the report's table words it ("ok", "3 of 110 wrong", ...)."""
+    b = result.blocks[index]
+    directional = result.evidence.directional is not None
+    if b.passed:
+        state = "ok"
+    elif b.verdict == "inconclusive":
+        state = "inconclusive" + "".join(f", {count} {what}" for count, what in (
+            (b.unresolved, "unresolved"), (b.skipped, "skipped"), (int(np.prod(b.shape)) - b.checked
+                                                                   - b.skipped, "not checked")) if count)
+        state = state if b.checked + b.skipped or directional else "inconclusive, nothing checked"
+    elif directional:
+        state = f"wrong ({b.wrong} named)" if b.wrong else "wrong"
+    else:
+        state = f"{b.wrong} of {b.checked} wrong" if b.wrong else "wrong"
+    if b.kinks:
+        state += f", {b.kinks} at a kink or jump"
+    return state
 
 
 BADGE_COLOURS = {"passed": "#1a7f37", "inconclusive": "#9a6700", "failed": "#cf222e"}

@@ -14,6 +14,7 @@ import numpy as np
 import traitlets
 
 from .._colour import METRICS, RELATIVE_FLOOR, SCALES, UNCHECKED_COLOUR, colour_range, colour_table, metric_values
+from .._report import block_state
 from .._verdict import Status
 
 if TYPE_CHECKING:
@@ -34,13 +35,6 @@ def front_end_file(name: str) -> Path:
             return folder / name
     raise FileNotFoundError(f"gradwidget's front end {name} is missing from {package / 'js'} and "
                             f"{package.parent / 'js'}; reinstall gradwidget")
-
-
-def _verdict_of(result: CheckResult, block: Block) -> str:
-    """The block's verdict as the report's table words it."""
-    from .._report import block_rows
-
-    return block_rows(result)[[b.name for b in result.evidence.layout.blocks].index(block.name)][-1]
 
 
 def float32_bytes(values: np.ndarray) -> bytes:
@@ -109,7 +103,7 @@ class Heatmap(anywidget.AnyWidget):
             self.values = float32_bytes(values)
             self.vmin, self.vmax, self.log, self.label = vmin, vmax, log, metric
             self.colours, self.threshold = colour_table(metric), 1.0 if metric == "tolerance" else 0.0
-            self.verdict = _verdict_of(result, block)
+            self.verdict = block_state(result, result.evidence.layout.blocks.index(block))
             self.wrong = np.flatnonzero(result.evidence.status[block.slice] == Status.WRONG)[:MAX_MARKED].tolist()
             if self.selected >= block.size:
                 self.selected = -1
