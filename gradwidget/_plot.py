@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from ._colour import RELATIVE_FLOOR, TOLERANCE_RANGE, UNCHECKED_COLOUR, colour_table, metric_values
+from ._colour import METRICS, RELATIVE_FLOOR, TOLERANCE_RANGE, UNCHECKED_COLOUR, colour_table, metric_values
 from ._params import Block
 from ._verdict import Status
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TOLERANCE_LABEL", "block_png", "eps_sweep_figure", "heatmaps"]
 
-TOLERANCE_LABEL = "|a - n| / tolerance: wrong above 1"
+TOLERANCE_LABEL = f"{METRICS['tolerance']}: wrong above 1"
 
 MAX_COLUMNS = 3
 
@@ -74,7 +74,7 @@ def block_png(result: CheckResult, block: Block) -> bytes:
     fig = Figure(figsize=(width, height), layout="constrained")
     ax = fig.subplots()
     image = _draw_block(ax, result, block)
-    _threshold(fig.colorbar(image, ax=ax, label="|a - n| / tolerance", shrink=0.9))
+    _threshold(fig.colorbar(image, ax=ax, label=METRICS["tolerance"], shrink=0.9))
     return figure_png(fig)
 
 
