@@ -217,6 +217,8 @@ function render({ model, el }) {
   const cols = () => model.get("cols");
   const name = (k) => entryName(model.get("block"), shape(), k);
   const palette = () => ({ colours: model.get("colours"), unchecked: model.get("unchecked") });
+  const isZoomed = () => span.rows < rows() || span.cols < cols(); // part of the block shown
+  const isPooled = () => view.rows < span.rows || view.cols < span.cols; // several entries a cell
 
   function drawColourbar() {
     const height = 120;
@@ -251,7 +253,7 @@ function render({ model, el }) {
     canvas.height = view.rows;
     const pixels = paint(view.values, model.get("vmin"), model.get("vmax"), model.get("log"), palette());
     canvas.getContext("2d").putImageData(new ImageData(pixels, view.cols, view.rows), 0, 0);
-    const zoomed = span.rows < rows() || span.cols < cols();
+    const zoomed = isZoomed();
     if (!zoomed || !fullSize) {
       const px = Math.max(1, Math.min(MAX_CELL_PX, Math.floor(MAX_CANVAS / Math.max(view.rows, view.cols))));
       const wide = view.cols * px < 120 ? Math.min(MAX_CELL_PX * 2, Math.ceil(120 / view.cols)) : px;
@@ -267,7 +269,7 @@ function render({ model, el }) {
     const verdict = model.get("verdict") || "";
     title.textContent = `${model.get("block")} (${dims}${laidOut})${verdict ? `: ${verdict}` : ""}`;
     el.dataset.verdict = verdict;
-    const pooled = view.rows < span.rows || view.cols < span.cols;
+    const pooled = isPooled();
     note.textContent = [
       zoomed ? `rows ${span.r0}-${span.r0 + span.rows - 1}, cols ${span.c0}-${span.c0 + span.cols - 1}` : "",
       pooled ? `${Math.ceil(span.rows / view.rows)}x${Math.ceil(span.cols / view.cols)} entries a cell (max)` : "",
@@ -390,9 +392,7 @@ function render({ model, el }) {
   }
 
   function onWheel(event) {
-    const pooled = view.rows < span.rows || view.cols < span.cols;
-    const zoomed = span.rows < rows() || span.cols < cols();
-    if (!wantsZoom(event) || (event.deltaY < 0 ? !pooled : !zoomed)) return; // the page scrolls
+    if (!wantsZoom(event) || (event.deltaY < 0 ? !isPooled() : !isZoomed())) return; // the page scrolls
     event.preventDefault();
     const k = entryAt(event);
     if (k < 0) return;
