@@ -362,10 +362,10 @@ def _where_in_block(block: Block, bad: np.ndarray) -> str:
 # ---------------------------------------------------------------- warnings
 
 
-def _distinct(left: float, right: float) -> tuple[str, str]:
-    """Two numbers with as few significant digits as show that they differ (at least 4)."""
-    for digits in range(4, 18):
-        shown = f"{left:.{digits}g}", f"{right:.{digits}g}"
+def _distinct(left: float, right: float, form: str = "g", digits: int = 4) -> tuple[str, str]:
+    """Two numbers in ``form`` with as few digits as show that they differ (at least ``digits``)."""
+    for count in range(digits, 18):
+        shown = f"{left:.{count}{form}}", f"{right:.{count}{form}}"
         if shown[0] != shown[1]:
             return shown
     return shown
@@ -461,11 +461,12 @@ def _limits(ev: Evidence) -> list[Diagnosis]:
     elif unresolved.size:
         worst = float(np.nanmax(ev.resolution[unresolved]))
         block = ev.layout.block_of(int(unresolved[0]))
+        reached, claimed = _distinct(worst, ev.noise.claim, "e", 0)  # never "only to 6e-03, claims 6e-03"
         found.append(Diagnosis(
             NOISE_FLOOR, f"The check could resolve {_entries(ev.layout, unresolved)} "
-                         + (f"only to about {worst:.0e} of the gradient's size" if worst < 1 else
+                         + (f"only to about {reached} of the gradient's size" if worst < 1 else
                             "not at all (the numeric gradient's error there is as large as the gradient)")
-                         + f", and its verdict claims {ev.noise.claim:.0e}: {_cause(ev, unresolved)}.",
+                         + f", and its verdict claims {claimed}: {_cause(ev, unresolved)}.",
             block.name))
     elif ev.directional is not None and not ev.directional.directions.resolved.all():
         found.append(Diagnosis(NOISE_FLOOR, "Some random directions could not be resolved to what the verdict "

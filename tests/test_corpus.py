@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from corpus import CASES, all_cases, make
@@ -15,9 +17,18 @@ ALL_CODES = set(gw.CODES) - {"interrupted"}  # a corpus case is never interrupte
 @pytest.mark.parametrize("name", list(CASES))
 def test_case_gets_its_verdict_and_codes(name: str) -> None:
     case = make(name)
-    result = gw.check(case.J, case.grad, case.theta, **case.options)
+    result = gw.check(case.J, case.grad, case.theta, seed=1, **case.options)  # repeatable (float32: see below)
     assert result.verdict == case.verdict, str(result)
     assert {d.code for d in result.diagnoses} == set(case.codes), str(result)
+
+
+@pytest.mark.parametrize("name", ["mlp-float32", "attention-float32", "logistic-float32"])
+def test_right_float32_gradients_pass_at_almost_every_seed(name: str) -> None:
+    """J's noise is measured along a random direction: at a few seeds the float32 MLP is inconclusive, never failed."""
+    case = make(name)
+    verdicts = [gw.check(case.J, case.grad, case.theta, seed=seed, **case.options).verdict for seed in range(100)]
+    assert "failed" not in verdicts
+    assert verdicts.count("passed") >= 95, verdicts.count("passed")
 
 
 def test_corpus_is_large_and_covers_every_code() -> None:
@@ -60,3 +71,14 @@ def test_an_error_just_above_the_claim_never_passes(name: str) -> None:
         for seed in range(3):
             result = gw.check(case.J, grad, case.theta, seed=seed, **case.options)
             assert result.verdict == "failed", (block.name, seed, str(result))
+
+
+def test_an_unresolved_entry_is_never_said_to_reach_the_claim() -> None:
+    """'only to about 6e-03 ..., and its verdict claims 6e-03' read as a contradiction: enough digits to differ."""
+    case = make("mlp-float32")
+    messages = [d.message for seed in (0, 146, 282)
+                for d in gw.check(case.J, case.grad, case.theta, seed=seed).diagnoses if d.code == "noise-floor"]
+    assert messages  # these seeds end inconclusive on a borderline entry
+    for message in messages:
+        reached, claimed = re.search(r"only to about (\S+) of .* claims (\S+):", message).groups()
+        assert reached != claimed and float(reached) > float(claimed), message
