@@ -337,7 +337,15 @@ def test_a_finite_difference_gradient_is_flagged(course: tuple[Path, Path]) -> N
                 "    return out\n")
     graded = run(course, "finite-differences", cells)
     assert graded.score == 10  # within tolerance: it keeps its points, and is flagged for review
-    assert set(graded.flags) == {"numerical-gradient", "slow-gradient"}
+    assert set(graded.flags) == {"numerical-gradient", "slow-gradient"}  # 2n calls of the cost: ~16 ms here
+
+
+def test_a_gradient_far_slower_than_the_cost_is_flagged(course: tuple[Path, Path]) -> None:
+    cells = solution_cells()
+    cells.append("import time\n_fast = gradient\ndef gradient(theta, X, y, lam):\n    time.sleep(0.1)\n"
+                 "    return _fast(theta, X, y, lam)\n")
+    graded = run(course, "slow", cells)
+    assert graded.score == 10 and graded.flags == ("slow-gradient",)
 
 
 def test_answers_hard_coded_from_the_public_points_miss_the_hidden_ones(course: tuple[Path, Path]) -> None:

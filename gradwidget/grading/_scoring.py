@@ -41,7 +41,7 @@ Summing the same terms in another order changes a float64 result by about
 cannot get there: its truncation and rounding leave about ``u**(2/3)``
 relative (1e-11 in float64) at the best central step, usually far more.
 """
-SLOW_FLOOR = 0.02  # seconds: a gradient faster than this is never flagged slow
+SLOW_FLOOR = 0.002  # seconds: a gradient faster than this is never flagged slow (below it, timer noise)
 
 
 @dataclass(frozen=True)
