@@ -204,8 +204,8 @@ class Layout:
                 raise InputError(f"{what} returned a dict with {problem}; theta has keys {list(self.keys)}")
             return [tree[k] for k in self.keys]
         if not isinstance(tree, Sequence) or len(tree) != len(self.blocks):
-            got = f"{len(tree)} arrays" if isinstance(tree, Sequence) else f"a {type(tree).__name__}"
-            raise InputError(f"{what} returned {got}; expected {len(self.blocks)} arrays like theta")
+            got = _arrays(len(tree)) if isinstance(tree, Sequence) else f"a {type(tree).__name__}"
+            raise InputError(f"{what} returned {got}; expected {_arrays(len(self.blocks))} like theta")
         return list(tree)
 
     def _expected(self) -> str:
@@ -331,6 +331,9 @@ def _checked_flat(arrays: list[np.ndarray], layout: Layout) -> np.ndarray:
 
 def _as_float_array(value: Any, what: str, label: str) -> np.ndarray:
     """``value`` as a float ndarray (ints become float64), or a clear error."""
+    if isinstance(value, Mapping):
+        raise InputError(f"{what}{label} is a {type(value).__name__}: blocks must be arrays (nested containers "
+                         "are not supported; make them one flat dict of arrays)")
     try:
         array = np.asarray(value)
     except Exception as exc:  # ragged lists and the like
@@ -342,6 +345,10 @@ def _as_float_array(value: Any, what: str, label: str) -> np.ndarray:
     if array.dtype.kind != "f":
         raise InputError(f"{what}{label} has dtype {array.dtype}; expected a float array")
     return array
+
+
+def _arrays(count: int) -> str:
+    return "1 array" if count == 1 else f"{count} arrays"
 
 
 def _is_number_list(value: Sequence[Any]) -> bool:

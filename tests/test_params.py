@@ -83,6 +83,7 @@ def test_ints_become_float64_and_float32_stays() -> None:
     ({"W": np.array([1 + 1j])}, {}, "theta block 'W' is complex"),
     (np.array([]), {}, "theta has no entries"),
     (np.array(["a"]), {}, "theta has dtype <U1; expected a float array"),
+    ({"layer": {"W": np.ones(2)}}, {}, "theta block 'layer' is a dict: blocks must be arrays"),
 ])
 def test_bad_theta_is_named(theta: object, options: dict, message: str) -> None:
     with pytest.raises(gw.InputError, match=message):
@@ -101,6 +102,12 @@ def test_bad_gradient_is_named(returned: object, message: str) -> None:
     layout, _ = flatten({"W": np.zeros((2, 3)), "b": np.zeros(2)})
     with pytest.raises(ValueError, match=message):
         layout.flatten_like(returned)
+
+
+def test_a_list_gradient_of_the_wrong_length_is_counted_in_words() -> None:
+    layout, _ = flatten([np.zeros(2)])
+    with pytest.raises(ValueError, match=r"grad returned 2 arrays; expected 1 array like theta"):
+        layout.flatten_like([np.zeros(2), np.zeros(2)])
 
 
 def test_article_style_shape_error() -> None:
