@@ -13,6 +13,7 @@ import numpy as np
 
 from ._evidence import Evidence, global_resolution
 from ._noise import COARSE_UNIT
+from ._options import counted
 from ._params import Block, Layout
 from ._verdict import (
     DOMAIN,
@@ -111,7 +112,7 @@ def _setup_problems(ev: Evidence) -> list[Diagnosis]:
             block = ev.layout.block_of(int(positions[0]))
             found.append(Diagnosis(
                 MUTATES_INPUT,
-                f"{who} changed theta in place ({_count(positions.size, 'entry')}, first "
+                f"{who} changed theta in place ({counted(positions.size, 'entry')}, first "
                 f"{ev.layout.entry_name(int(positions[0]))}): it must not modify its argument. "
                 "Look for `x -= ...`, `x[...] = ...` or `np.copyto` on theta or on a name bound to it "
                 "(`t = theta; t[0] = 0` changes theta too: use `t = theta.copy()`).",
@@ -421,7 +422,7 @@ def _warnings(ev: Evidence) -> list[Diagnosis]:
             text += f"the step was made smaller there (down to {ev.steps[reduced].min():.2g})"
         if skipped.size:
             text += ("; " if reduced.size else "") + (
-                f"{_count(skipped.size, 'entry')} could not be checked and are NaN in numeric")
+                f"{counted(skipped.size, 'entry')} could not be checked and are NaN in numeric")
         found.append(Diagnosis(DOMAIN, text + ".", ev.layout.block_of(int(ev.step_reduced[0])).name))
     limits = _limits(ev)
     found += limits
@@ -535,11 +536,6 @@ def _entries(layout: Layout, positions: np.ndarray) -> str:
     names = [layout.entry_name(int(i)) for i in positions[:MAX_NAMED]]
     more = f" and {positions.size - MAX_NAMED} more entries" if positions.size > MAX_NAMED else ""
     return ", ".join(names) + more
-
-
-def _count(number: int, noun: str) -> str:
-    plural = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
-    return f"{number} {noun if number == 1 else plural}"
 
 
 def _factor(c: float) -> str:

@@ -39,7 +39,7 @@ from ._differences import (
 )
 from ._evaluate import Evaluator
 from ._noise import NoiseModel, measure_noise
-from ._options import InputError
+from ._options import InputError, counted
 from ._progress import Progress
 from ._verdict import Status, among, classic_agrees, judge, within
 
@@ -185,7 +185,7 @@ def check_entries(target: Target, noise: NoiseModel, table: EntryTable, position
         suspects = _suspects(target, table)
     again = np.union1d(suspects, _kink_candidates(target, noise, table))
     if again.size:
-        table.phase = f"the second looks at {again.size} {'entry' if again.size == 1 else 'entries'}"
+        table.phase = f"the second looks at {counted(again.size, 'entry')}"
         progress.phase(again.size, "second looks")
         _second_looks(target, noise, table, again, progress)
     return noise

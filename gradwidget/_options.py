@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["METHODS", "OPTIONS", "CheckOptions", "InputError", "Option", "OptionError", "options_docstring",
-           "parse_options"]
+__all__ = ["METHODS", "OPTIONS", "CheckOptions", "InputError", "Option", "OptionError", "counted",
+           "options_docstring", "parse_options"]
 
 METHODS = ("central", "forward", "complex", "richardson")
 
@@ -89,6 +89,12 @@ class Option:
     def configurable(self) -> bool:
         """Whether a default can be set for it as a plain value (``%config``)."""
         return self.kind in ("choice", "float", "int", "flag", "tristate")
+
+
+def counted(number: int, noun: str) -> str:
+    """``number`` and ``noun``, plural unless the number is 1: "1 entry", "3 entries", "2 arrays"."""
+    plural = noun[:-1] + "ies" if noun.endswith("y") and noun[-2:-1] not in "aeiou" else noun + "s"
+    return f"{number} {noun if number == 1 else plural}"
 
 
 def _shown(value: Any) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._options import InputError, OptionError
+from ._options import InputError, OptionError, counted
 
 __all__ = ["Block", "Layout", "flatten", "random_init"]
 
@@ -204,8 +204,8 @@ class Layout:
                 raise InputError(f"{what} returned a dict with {problem}; theta has keys {list(self.keys)}")
             return [tree[k] for k in self.keys]
         if not isinstance(tree, Sequence) or len(tree) != len(self.blocks):
-            got = _arrays(len(tree)) if isinstance(tree, Sequence) else f"a {type(tree).__name__}"
-            raise InputError(f"{what} returned {got}; expected {_arrays(len(self.blocks))} like theta")
+            got = counted(len(tree), "array") if isinstance(tree, Sequence) else f"a {type(tree).__name__}"
+            raise InputError(f"{what} returned {got}; expected {counted(len(self.blocks), 'array')} like theta")
         return list(tree)
 
     def _expected(self) -> str:
@@ -345,10 +345,6 @@ def _as_float_array(value: Any, what: str, label: str) -> np.ndarray:
     if array.dtype.kind != "f":
         raise InputError(f"{what}{label} has dtype {array.dtype}; expected a float array")
     return array
-
-
-def _arrays(count: int) -> str:
-    return "1 array" if count == 1 else f"{count} arrays"
 
 
 def _is_number_list(value: Sequence[Any]) -> bool:
