@@ -18,10 +18,10 @@ entry's size or its block's RMS, whichever is larger: 2e-6 in float64, 6e-3
 in float32); a wrong pass by its own standard. The limit J's rounding
 allows: J's noise over the step at the mutated entry, relative to that
 entry's gradient (the median over the points), as gradwidget measured it.
-And, on the right gradients, the largest gap between an entry's estimate
-and grad's value in units of its tolerance: a tolerance can shrink by at
-most its inverse before a right gradient fails. A mixed-scale model gets
-one row per block, so that every block is covered.
+And, on the right gradients, the largest gap between an entry's final
+estimate and grad's value in units of its tolerance: how much room the
+tolerances leave. A mixed-scale model gets one row per block, so that
+every block is covered.
 
 Run: ``python benchmarks/sensitivity.py [--points 20]`` (needs
 ``pip install -e .[bench]``).
@@ -117,8 +117,8 @@ def claimed_share(case: Case, layout: Layout, position: int) -> float:
 
 def right_gradient_figures(case: Case, position: int) -> tuple[float, float]:
     """On the right gradient: J's rounding over gradwidget's step at ``position``, relative to the gradient
-    there (the noise limit), and the largest gap between an estimate and grad in units of its tolerance (how
-    far the tolerances could shrink before a right gradient fails)."""
+    there (the noise limit), and the largest gap between an estimate and grad in units of its tolerance (the
+    room the tolerances leave)."""
     ev = gw.check(case.J, case.grad, case.theta, **{"seed": 0, **case.options}).evidence
     noise = max(ev.noise.measured, ev.noise.unit * abs(ev.noise.cost))
     measured = np.isfinite(ev.numeric)

@@ -87,5 +87,5 @@ def test_an_unresolved_entry_is_never_said_to_reach_the_claim() -> None:
     worst, claim = float(np.nanmax(result.evidence.resolution)), result.evidence.noise.claim
     assert result.verdict == "inconclusive" and f"{worst:.0e}" == f"{claim:.0e}" and worst > claim
     message = next(d.message for d in result.diagnoses if d.code == "noise-floor")
-    reached, claimed = re.search(r"only to about (\S+) of .* claims (\S+):", message).groups()  # type: ignore[union-attr]
+    reached, claimed = re.search(r"only to about (\S+) of .* claims (\S+):", message).groups()
     assert reached != claimed and float(reached) > float(claimed), message
