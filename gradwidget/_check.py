@@ -22,14 +22,15 @@ from ._differences import default_steps, point_scales, representable_steps
 from ._directions import DirectionalSearch, Prober
 from ._entries import EntryTable, Target, check_entries
 from ._evaluate import Evaluator, call_with_copy, make_evaluator
-from ._evidence import Evidence
+from ._evidence import Evidence, NotSubgradient
 from ._noise import NoiseModel, block_scales, observed_precision, returned_precision
 from ._options import OPTIONS, CheckOptions, InputError, OptionError, options_docstring, parse_options
 from ._params import Layout, flatten
 from ._progress import Progress
 from ._result import CheckResult
-from ._second_point import ignores_input as second_point_ignored
-from ._verdict import Status, Verdict
+from ._second_point import wrong_elsewhere
+from ._subgradient import not_subgradients
+from ._verdict import Status, Verdict, among
 
 __all__ = ["GradientCheckError", "Problem", "assert_gradient", "check"]
 
@@ -85,7 +86,9 @@ def check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any
     table = EntryTable.start(_first_steps(opts, point, point_scales(point, blocks), noise.unit), opts.method,
                              not opts.directions)
     search: DirectionalSearch | None = None
-    ignores_input, interrupted, finishing = False, None, False
+    ignores_input: list[str] = []
+    inconsistent: dict[str, NotSubgradient] = {}
+    interrupted, finishing = None, False
     with Progress(opts.progress) as progress:
         try:
             if _repeatable(noise, costs) and opts.directions:
@@ -94,16 +97,20 @@ def check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any
                 search.run()
                 noise = search.prober.noise
             elif _repeatable(noise, costs):
+                # made again: no n-sized array outlives its use
                 target = Target(evaluator, opts.method, point, start.analytic, block_scales(blocks, start.analytic),
-                                point_scales(point, blocks), opts.tol)  # made again: no n-sized array outlives its use
+                                point_scales(point, blocks), opts.tol, opts.eps is not None)
                 look_again = opts.tol is None and opts.method != "complex"
                 positions = np.arange(layout.size) if sampled is None else sampled
                 noise = check_entries(target, noise, table, positions, look_again, rng, progress)
+                at_kink = np.setdiff1d(np.flatnonzero(table.status == Status.KINK), _joined(table.jumps))
+                inconsistent = not_subgradients(evaluator, layout, point, start.analytic, at_kink, noise)
             finishing = True
             costs = (*costs, evaluator.cost_again(point))  # a J whose state or noise shows only later
             if _repeatable(noise, costs) and not start.grad_changes:
                 with np.errstate(all="ignore"):
-                    ignores_input = second_point_ignored(evaluator, grad, layout, point, start.analytic, noise, rng)
+                    right = _right_at_theta(table.status, layout, search)
+                    ignores_input = wrong_elsewhere(evaluator, grad, layout, point, right, noise, rng)
         except KeyboardInterrupt as stop:
             where = ("the last calls, at theta and at a second point" if finishing else search.phase
                      if search is not None else table.phase or "the first calls at theta")
@@ -120,7 +127,7 @@ def check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any
         nondeterministic=not _repeatable(noise, costs), grad_keeps_state=start.grad_changes,
         mutated=_with_drift(start.mutated, evaluator), transposed=start.transposed,
         step_reduced=_joined(table.reduced), kink_near=_joined(table.kink_near), jumps=_joined(table.jumps),
-        one_sided=table.one_sided, ignores_input=ignores_input, interrupted=interrupted,
+        one_sided=table.one_sided, ignores_input=ignores_input, not_subgradient=inconsistent, interrupted=interrupted,
         sampled=None if sampled is None else sampled.size, directional=found, eps=opts.eps,
         vectorized=opts.vectorized)
     return CheckResult(evidence, diagnose(evidence), Problem(J, grad, theta, opts))
@@ -268,6 +275,17 @@ def gradient_precision(gradient: Any) -> float:
     found = [np.finfo(np.asarray(part).dtype).eps for part in parts if np.asarray(part).dtype.kind == "f"]
     coarsest = float(max(found, default=0.0))
     return coarsest if coarsest > np.finfo(np.float64).eps else 0.0
+
+
+def _right_at_theta(status: np.ndarray, layout: Layout, search: DirectionalSearch | None) -> np.ndarray:
+    """The entries whose gradient agreed with J at theta: judged so, or in a block no random direction failed."""
+    if search is None:
+        return among(status, (Status.OK, Status.UNRESOLVED))
+    failed = search.found.failed_blocks if search.found is not None else []
+    right = np.ones(layout.size, bool)
+    for block in layout.blocks:
+        right[block.slice] = block.name not in failed
+    return right
 
 
 def _with_drift(mutated: dict[str, np.ndarray], evaluator: Evaluator) -> dict[str, np.ndarray]:

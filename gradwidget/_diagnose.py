@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._evidence import Evidence, global_resolution
-from ._noise import COARSE_UNIT
+from ._evidence import Evidence, NotSubgradient, global_resolution
+from ._noise import COARSE_UNIT, NoiseModel
 from ._options import counted
 from ._params import Block, Layout
 from ._verdict import (
@@ -25,6 +25,7 @@ from ._verdict import (
     MUTATES_INPUT,
     NOISE_FLOOR,
     NONDETERMINISTIC,
+    NOT_SUBGRADIENT,
     PERMUTATION,
     SCALE,
     SIGN,
@@ -136,11 +137,14 @@ def _setup_problems(ev: Evidence) -> list[Diagnosis]:
             "calls (a buffer it adds into and never zeroes, a `+=` on an array kept outside grad?). Make it "
             "start from fresh zeros on every call."))
     if ev.ignores_input:
+        names = ev.ignores_input
+        every = len(names) == len(ev.layout.blocks)
+        where = "" if every and len(names) == 1 else " for every block" if every else f" for {', '.join(names)}"
         found.append(Diagnosis(
             IGNORES_INPUT,
-            "grad returned exactly the same gradient at another point, where J's slope is "
-            "different: grad does not use its argument (does it read a global such as `theta` or "
-            "`W` instead of its parameter?)."))
+            f"grad agrees with J at theta but not at a second point nearby{where}: part of it does not follow "
+            "its argument (does it read a global such as `theta` or `W2` from an earlier cell, or a stale "
+            "buffer, instead of its parameter?).", names[0] if len(names) == 1 and not every else None))
     return found
 
 
@@ -158,7 +162,7 @@ def _failure_patterns(ev: Evidence) -> list[Diagnosis]:
         if pattern is not None:
             explained[block.name] = pattern
     found = _merged(list(dict.fromkeys(explained.values())), layout)
-    rest = [b for b in failing if b.name not in explained]
+    rest = [b for b in failing if b.name not in explained and b.name not in ev.not_subgradient]
     if rest:
         localized = _localized(ev, rest, failing)
         if localized is not None:
@@ -386,9 +390,12 @@ def _kinks(ev: Evidence) -> list[Diagnosis]:
             f"J is not differentiable at theta in {_entries(ev.layout, corners)}: its slope from the "
             f"left ({_distinct(left, right)[0]}) and from the right ({_distinct(left, right)[1]}) differ, so no "
             "finite difference "
-            "settles there (a ReLU, max or abs exactly at its corner?). Not a bug in grad: "
-            "the analytic value lies between the two slopes.",
+            "settles there (a ReLU, max or abs exactly at its corner?). "
+            + ("Entry by entry, the analytic value lies between the two slopes; moved together, it does not "
+               "(see not-subgradient)." if ev.not_subgradient else
+               "Not a bug in grad: the analytic value lies between the two slopes."),
             block.name, block.index(first - block.start)))
+    found += [_not_subgradient(ev, name, inconsistent) for name, inconsistent in ev.not_subgradient.items()]
     if jumps.size:
         first = int(jumps[0])
         block = ev.layout.block_of(first)
@@ -405,6 +412,24 @@ def _kinks(ev: Evidence) -> list[Diagnosis]:
             "the first difference crossed it; a smaller step agrees with grad.",
         ))
     return found
+
+
+def _not_subgradient(ev: Evidence, name: str, found: NotSubgradient) -> Diagnosis:
+    first = int(found.positions[0])
+    block = ev.layout.block_of(first)
+    smooth = bool(np.isclose(found.left, found.right, rtol=1e-3))
+    left, right = _distinct(found.left, found.right)
+    slopes = f"J's slope along that move is {left} from either side" if smooth else (
+        f"J's slopes along that move are {left} from the left and {right} from the right")
+    ratio = found.claimed / found.right if smooth and found.right else 1.0
+    hint = (f" ({_factor(ratio)} x that slope: does the backward give the whole upstream gradient to every tied "
+            "maximum, instead of to one of them or a share to each?)" if abs(ratio) > 1.5 else "")
+    return Diagnosis(
+        NOT_SUBGRADIENT,
+        f"{_entries(ev.layout, found.positions)} sit at a kink or tie of J; moved together, grad's directional "
+        f"derivative is {found.claimed:.4g}, and {slopes}: no subgradient of J gives that{hint}. At a kink grad may "
+        "return any value between the one-sided slopes, but not one outside them.",
+        name, block.index(first - block.start))
 
 
 def _warnings(ev: Evidence) -> list[Diagnosis]:
@@ -430,7 +455,8 @@ def _warnings(ev: Evidence) -> list[Diagnosis]:
         low = ev.noise.coarse
         coarse_theta = np.finfo(ev.point.dtype).eps > COARSE_UNIT
         cause = (f"theta is {ev.point.dtype}: rounding in J" if low and coarse_theta else
-                 "J returns its cost in single precision: rounding" if low else
+                 "J returns its cost in single precision: rounding" if ev.noise.unit > COARSE_UNIT else
+                 f"{_computed_in(ev.noise)}, and rounding" if ev.noise.computed_in else
                  f"J's value is noisy at about {ev.precision:.0e} relative (rounding in a large or "
                  "cancelling sum?), which")
         floor = ev.noise_floor
@@ -438,7 +464,8 @@ def _warnings(ev: Evidence) -> list[Diagnosis]:
         found.append(Diagnosis(
             NOISE_FLOOR,
             f"{cause} limits what the check can see to {seen}; the verdict allows for it"
-            + (" (check in float64 to see smaller errors)." if low else ".")))
+            + (" (check in float64 to see smaller errors)." if low and (coarse_theta or ev.noise.unit > COARSE_UNIT
+                                                                       or ev.noise.computed_in) else ".")))
     found += _symmetric_point(ev)
     return found
 
@@ -492,6 +519,8 @@ def _cause(ev: Evidence, entries: np.ndarray) -> str:
                 "(gradwidget.random_init); where the gradient is simply small next to J (J is about "
                 f"{abs(noise.cost):.1e}), subtract a constant from J (the gradient does not change) or check "
                 "the terms of these entries on their own")
+    if noise.computed_in:
+        return f"{_computed_in(noise)}: compute J in float64, or check with a larger eps (e.g. eps=1e-2)"
     if noise.coarse:
         return (f"J's values are rounded at about {noise.unit:.0e} (float32): compute J in float64, or check "
                 "with a larger eps (e.g. eps=1e-2)")
@@ -502,6 +531,13 @@ def _cause(ev: Evidence, entries: np.ndarray) -> str:
     return (f"J's rounding (J is about {abs(noise.cost):.1e}) is large next to the change these entries make in "
             "J: subtract a constant from J (the gradient does not change) or, if J is a sum of terms, check "
             "the terms of these entries on their own")
+
+
+def _computed_in(noise: NoiseModel) -> str:
+    """"J computes in about float32 precision: ..." from what J's measured noise shows."""
+    relative = noise.measured / max(abs(noise.cost), np.finfo(float).tiny)
+    return (f"J computes in about {noise.computed_in} precision although it returns a finer type: its values are "
+            f"rounded at about {relative:.0e} of J")
 
 
 def _symmetric_point(ev: Evidence) -> list[Diagnosis]:

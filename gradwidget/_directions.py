@@ -121,13 +121,14 @@ class Prober:
         self.evaluator, self.point, self.analytic, self.rng = evaluator, point, analytic, rng
         self.noise = noise
         self.reduced = False
+        self.step_factor = 1.0  # grows once J is seen to compute in a coarser precision than its steps were made for
 
     def __call__(self, moves: Directions) -> Probes:
         count = len(moves)
         analytic, scale_of_gradient, size = self._sizes(moves)
         numeric, tolerance = np.full(count, np.nan), np.full(count, np.inf)
         agree = np.zeros(count, bool)
-        scale, previous, previous_rounding = np.ones(count), np.full(count, np.nan), np.zeros(count)
+        scale, previous, previous_rounding = np.full(count, self.step_factor), np.full(count, np.nan), np.zeros(count)
         levels, retries = np.zeros(count, int), np.zeros(count, int)
         active = np.arange(count)
         while active.size:
@@ -147,6 +148,10 @@ class Prober:
                     gap > self._rounding(values, scale[active]) + self.noise.absolute_floor(
                         scale_of_gradient[active]))):
                 self.noise = self.noise.with_measured(measure_noise(self.evaluator, self.point, self.noise, self.rng))
+                if self.noise.computed_unit > self.noise.unit:  # steps for J's real precision, then look again
+                    self.step_factor = (self.noise.computed_unit / self.noise.unit) ** CENTRAL.step_exponent
+                    scale[active] *= self.step_factor
+                    continue
             rounding = self._rounding(values, scale[active])
             change = np.where(first, np.inf, np.abs(previous[active] - estimate))
             truncation = np.where(first, 0.0, self.noise.truncation(change, CENTRAL.order,

@@ -31,6 +31,7 @@ from ._differences import (
     STENCILS,
     PartialDifferences,
     Stencil,
+    default_steps,
     differences,
     one_sided,
     representable_steps,
@@ -63,6 +64,18 @@ KINK_CROSSED = 16.0
 GROWTH_LIMIT = 0.25
 """A step never grows beyond this share of the entry's scale (max(|theta_i|, its block's)): J stays local."""
 
+STEP_ULPS = 4096.0
+"""Where J computes in a coarser precision than theta's (it casts theta to float32), no step goes below this many
+units of that precision's rounding of theta_i.
+
+Notes
+-----
+J then sees theta_i rounded to its precision: a step is off by up to half
+an ulp at each end, a relative error of ``1 / STEP_ULPS`` at most in a
+central difference (2.4e-4, far below float32's claim), and J(theta) is off
+by as much, which smaller steps would take for a jump or a kink.
+"""
+
 
 @dataclass(frozen=True)
 class Target:
@@ -81,6 +94,8 @@ class Target:
         Per entry, the scale of theta there (how far a step may grow).
     tol : float or None
         The classic rule's threshold, when given.
+    eps_given : bool
+        The first steps are the user's ``eps``, used as given.
     """
 
     evaluator: Evaluator
@@ -90,6 +105,7 @@ class Target:
     block_scale: np.ndarray
     point_scale: np.ndarray
     tol: float | None
+    eps_given: bool = False
 
     @property
     def stencil(self) -> Stencil | None:
@@ -183,6 +199,13 @@ def check_entries(target: Target, noise: NoiseModel, table: EntryTable, position
         noise = noise.with_measured(measure_noise(target.evaluator, target.point, noise, rng))
         _judge(target, noise, table, positions)  # the measured noise may be smaller than the model's
         suspects = _suspects(target, table)
+        if suspects.size and noise.computed_unit > noise.unit and not target.eps_given:
+            # J computes in a coarser precision than it returns: its suspects' first steps were made for the
+            # finer one. One look at the steps made for J's real precision replaces climbing the ladder to them.
+            table.steps[suspects] = representable_steps(target.point[suspects], default_steps(
+                target.method, target.point_scale[suspects], noise.computed_unit))
+            _first_look(target, noise, table, suspects, progress)
+            suspects = _suspects(target, table)
     again = np.union1d(suspects, _kink_candidates(target, noise, table))
     if again.size:
         table.phase = f"the second looks at {counted(again.size, 'entry')}"
@@ -328,6 +351,16 @@ def _second_looks(target: Target, noise: NoiseModel, table: EntryTable, suspects
         grow &= large.step * REFINE_RATIO <= GROWTH_LIMIT * target.point_scale[active]
         steps = np.where(grow, large.step * REFINE_RATIO, small.step / REFINE_RATIO)
         steps = representable_steps(target.point[active], steps)
+        ended = ~grow & (steps < _smallest_steps(target, noise, active))
+        if ended.any():  # a smaller step would see J's rounding of theta, not J: these entries end here
+            _end_ladder(target, table, active[ended])
+            progress.update(int(ended.sum()))
+            keep = ~ended
+            active, small, large, steps, grow = active[keep], small.take(keep), large.take(keep), steps[keep], \
+                grow[keep]
+            truncation, best = truncation[keep], best[keep]
+            if not active.size:
+                return
         estimates, values, steps = _measure(target, noise, table, active, steps)
         new = _Look(steps, estimates, noise.rounding(values, steps, stencil), values)
         live = np.isfinite(estimates)
@@ -360,8 +393,20 @@ def _second_looks(target: Target, noise: NoiseModel, table: EntryTable, suspects
         truncation, best = truncation[keep], best[keep]
         if not active.size:
             return
+    _end_ladder(target, table, active)
+
+
+def _end_ladder(target: Target, table: EntryTable, active: np.ndarray) -> None:
+    """Entries no further look can decide: UNRESOLVED if their best look agrees, else WRONG."""
     agree = np.abs(target.analytic[active] - table.numeric[active]) <= table.tolerance[active]
     table.status[active] = np.where(agree, Status.UNRESOLVED, Status.WRONG)
+
+
+def _smallest_steps(target: Target, noise: NoiseModel, positions: np.ndarray) -> np.ndarray | float:
+    """The smallest step J can see at each entry: `STEP_ULPS` of its own rounding of theta, if coarser than theta's."""
+    if noise.computed_unit == noise.unit:
+        return 0.0
+    return STEP_ULPS * noise.computed_unit * np.abs(target.point[positions])
 
 
 def _keep(table: EntryTable, positions: np.ndarray, look: _Look, tolerance: np.ndarray) -> None:
@@ -406,8 +451,8 @@ def _kinks(target: Target, noise: NoiseModel, table: EntryTable, active: np.ndar
     settle = (np.abs(left - old_left) <= SLOPES_SETTLE * new_spread) & (np.abs(right - old_right)
                                                                        <= SLOPES_SETTLE * new_spread)
     kink = significant & ~jump & settle
-    crossed = shrunk & agree & ~kink & ~jump & (old_spread > KINK_CROSSED * new_spread) & (
-        old_spread > 2 * new.rounding)
+    # The old spread must stand far above the new step's rounding too: noise can make a new spread small by chance.
+    crossed = shrunk & agree & ~kink & ~jump & (old_spread > KINK_CROSSED * np.maximum(new_spread, new.rounding))
     table.kink_near.append(active[crossed])
     table.jumps.append(active[jump])
     tolerance = new.rounding + floor

@@ -15,7 +15,7 @@ import numpy as np
 from ._noise import SURE, NoiseModel, block_scales
 from ._params import Layout
 
-__all__ = ["DirectionalFindings", "Evidence", "Probes", "global_error", "global_resolution"]
+__all__ = ["DirectionalFindings", "Evidence", "NotSubgradient", "Probes", "global_error", "global_resolution"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,28 @@ class DirectionalFindings:
 
 
 @dataclass(frozen=True)
+class NotSubgradient:
+    """A block whose gradient at its kinks is no subgradient of J.
+
+    Attributes
+    ----------
+    positions : ndarray
+        The flat entries at a kink that moved together.
+    claimed : float
+        grad's directional derivative ``g . d`` along the move, per unit
+        move of the entry that moves most.
+    left, right : float
+        J's one-sided slopes along it, in the same unit (equal where J is
+        smooth along it).
+    """
+
+    positions: np.ndarray
+    claimed: float
+    left: float
+    right: float
+
+
+@dataclass(frozen=True)
 class Evidence:
     """Everything the checker measured, per entry of the flat vector.
 
@@ -86,8 +108,12 @@ class Evidence:
         entries with a kink within one step, and entries where J jumps.
     one_sided : dict
         Entry at a kink or a jump -> (slope from the left, slope from the right).
-    ignores_input : bool
-        grad gave the same answer at a second point where J's slope differs.
+    ignores_input : list of str
+        Blocks whose gradient, right at theta, disagrees with J's slope at a
+        second point nearby (part of it does not follow theta).
+    not_subgradient : dict
+        Block name -> `NotSubgradient`: its entries at a kink, moved
+        together, show grad outside J's one-sided slopes.
     interrupted : str or None
         How far an interrupted check got.
     sampled : int or None
@@ -124,7 +150,8 @@ class Evidence:
     kink_near: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
     jumps: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
     one_sided: dict[int, tuple[float, float]] = field(default_factory=dict)
-    ignores_input: bool = False
+    ignores_input: list[str] = field(default_factory=list)
+    not_subgradient: dict[str, NotSubgradient] = field(default_factory=dict)
     interrupted: str | None = None
     sampled: int | None = None
     directional: DirectionalFindings | None = None

@@ -31,9 +31,9 @@ from ._differences import REFINE_RATIO, Stencil
 if TYPE_CHECKING:
     from ._evaluate import Evaluator
 
-__all__ = ["CLAIM_FACTOR", "COARSE_UNIT", "GRAD_MARGIN", "MEASURED_TRUST", "NOISE_MARGIN", "REPEAT_MARGIN", "SURE",
-           "TRUNCATION_MARGIN", "NoiseModel", "block_rms", "block_scales", "measure_noise", "observed_precision",
-           "returned_precision"]
+__all__ = ["CLAIM_FACTOR", "COARSE_UNIT", "GRAD_MARGIN", "MEASURED_SHARE", "MEASURED_TRUST", "NOISE_MARGIN",
+           "REPEAT_MARGIN", "SURE", "TRUNCATION_MARGIN", "NoiseModel", "block_rms", "block_scales", "measure_noise",
+           "observed_precision", "returned_precision"]
 
 NOISE_MARGIN = 8.0
 """An estimate agrees within this many modelled rounding errors.
@@ -126,6 +126,28 @@ verdict is inconclusive, and says what limited it.
 COARSE_UNIT = 1e-10
 """A relative rounding above this is float32's or coarser (float64's is 2.2e-16)."""
 
+MEASURED_SHARE = 0.3
+"""J's measured noise is about this share of one unit of the precision J computes in.
+
+Notes
+-----
+A value rounded to a unit roundoff ``u`` carries an error spread uniformly
+over half an ulp either way, of standard deviation ``u / sqrt(3)`` relative
+at most and about a third of that on average over the binade ([3], ch. 2);
+float32 and float16 losses measure 0.25 to 0.35 ulp with `measure_noise`.
+Where the measured noise is coarser than `COARSE_UNIT` although J's type is
+finer (a float32 or float16 computation returned as a Python float), J's
+real unit roundoff is taken as ``measured / |J| / MEASURED_SHARE``, and the
+verdict claims what that precision resolves.
+"""
+
+NAMED_PRECISIONS = (("float32", float(np.finfo(np.float32).eps)), ("float16", float(np.finfo(np.float16).eps)),
+                    ("bfloat16", 2.0 ** -7))
+"""The coarse floating-point types a J may compute in, with their machine epsilons."""
+
+COARSEST_UNIT = 4 * NAMED_PRECISIONS[-1][1]
+"""J's measured noise is taken for a coarse precision's rounding up to this unit (a little beyond bfloat16's)."""
+
 ECNOISE_ORDERS = range(3, 7)
 """Orders k of the differences whose spread estimates the noise ([2])."""
 
@@ -140,6 +162,18 @@ ECNOISE_WIDEN = 10.0
 
 ECNOISE_AGAIN = 3.7
 """The second measurement's spacing, in units of the first's (not a round number: see `measure_noise`)."""
+
+COARSE_SPACING = float(np.finfo(np.float32).eps) ** (2 / 3)
+"""A float64 J's noise is measured once more at the spacing a float32 J's is measured at (relative to theta).
+
+Notes
+-----
+A J that casts theta to float32 does not move at float64's spacing, and
+where a float64 term of it (a penalty) does, the first measurements see only
+that term's rounding. At this spacing a float64 J's smooth part stays far
+below its rounding in differences of order 4 and 5 (the median of
+`ECNOISE_ORDERS`): ``(2.4e-5 * theta * J^(k)**(1/k))**k`` relative.
+"""
 
 ECNOISE_WIDENINGS = 9
 """At most this many wider measurements (a J rounded to a grid up to 1e9 times coarser than u * |J|)."""
@@ -183,7 +217,7 @@ class NoiseModel:
         """
         if stencil is None:
             return np.zeros(len(values))
-        modelled = self.unit * np.maximum(abs(self.cost), np.fmax.reduce(np.abs(values), axis=1))
+        modelled = self.computed_unit * np.maximum(abs(self.cost), np.fmax.reduce(np.abs(values), axis=1))
         level = np.maximum(MEASURED_TRUST * modelled, self.measured) if self.measured > 0 else modelled
         return NOISE_MARGIN * level * stencil.noise_gain / steps
 
@@ -200,12 +234,12 @@ class NoiseModel:
         an entry near 0 in a block of large entries is the difference of
         large terms and carries their rounding.
         """
-        relative = max(np.sqrt(self.unit), GRAD_MARGIN * self.grad_unit)
+        relative = max(np.sqrt(self.computed_unit), GRAD_MARGIN * self.grad_unit)
         return relative * np.minimum(np.abs(analytic), np.abs(estimate)) + self.absolute_floor(scale)
 
     def absolute_floor(self, scale: np.ndarray) -> np.ndarray:
         """The absolute part of `floor`: `NOISE_MARGIN` ulps (of J's or grad's values) of the gradient's scale."""
-        return max(NOISE_MARGIN * self.unit, GRAD_MARGIN * self.grad_unit) * scale
+        return max(NOISE_MARGIN * self.computed_unit, GRAD_MARGIN * self.grad_unit) * scale
 
     @staticmethod
     def truncation(change: np.ndarray, order: int, rounding: np.ndarray | float = 0.0) -> np.ndarray:
@@ -220,8 +254,42 @@ class NoiseModel:
 
     @property
     def claim(self) -> float:
-        """The relative resolution the verdict claims (see `CLAIM_FACTOR`), never finer than grad's own rounding."""
-        return max(CLAIM_FACTOR * float(self.unit ** (2 / 5)), SURE * 2 * GRAD_MARGIN * self.grad_unit)
+        """The relative resolution the verdict claims (see `CLAIM_FACTOR`), never finer than grad's own rounding.
+
+        It follows the precision J computes in (`computed_unit`), not only the
+        type it returns.
+        """
+        return max(CLAIM_FACTOR * float(self.computed_unit ** (2 / 5)), SURE * 2 * GRAD_MARGIN * self.grad_unit)
+
+    @property
+    def computed_unit(self) -> float:
+        """The unit roundoff of the arithmetic J's value comes from: ``unit``, or coarser as measured.
+
+        A J of a coarser precision than its type shows it in its measured
+        noise (see `MEASURED_SHARE`); where that is near a named type's
+        machine epsilon, J is taken to compute in that type, and judged as a
+        J of that type is. Noise beyond `COARSEST_UNIT` is no
+        precision's rounding: the claim stays the type's, and the entries it
+        leaves unresolved make the verdict inconclusive.
+        """
+        measured = self.measured_unit
+        if not self.unit <= COARSE_UNIT < measured <= COARSEST_UNIT:
+            return self.unit
+        return next((eps for _, eps in NAMED_PRECISIONS if eps / 4 <= measured <= 4 * eps), measured)
+
+    @property
+    def measured_unit(self) -> float:
+        """The unit roundoff J's measured noise corresponds to (0 when not measured)."""
+        return self.measured / max(abs(self.cost), np.finfo(float).tiny) / MEASURED_SHARE
+
+    @property
+    def computed_in(self) -> str | None:
+        """The coarse type J seems to compute in although it returns a finer one ("float32", ...), or None.
+
+        Named when the measured unit is within a factor 4 of that type's
+        machine epsilon.
+        """
+        return next((name for name, eps in NAMED_PRECISIONS if self.computed_unit == eps != self.unit), None)
 
     def resolves(self, tolerance: np.ndarray, scale: np.ndarray) -> np.ndarray:
         """Whether each tolerance makes any error above the claim (relative to ``scale``) sure to show."""
@@ -233,8 +301,8 @@ class NoiseModel:
 
     @property
     def coarse(self) -> bool:
-        """Whether J's values are rounded far coarser than float64's (float32 or worse)."""
-        return self.unit > COARSE_UNIT
+        """Whether J's values are rounded far coarser than float64's (float32 or worse), by type or as measured."""
+        return self.computed_unit > COARSE_UNIT
 
     @property
     def precision(self) -> float:
@@ -305,7 +373,8 @@ def measure_noise(evaluator: Evaluator, point: np.ndarray, noise: NoiseModel, rn
     """The absolute noise of J's value, from high-order differences at tiny spacing.
 
     Thirty-two extra calls along a random sign direction, a few hundred ulps apart
-    and then 3.7 times that (the larger of the two estimates counts):
+    and then 3.7 times that, and for a float64 J sixteen more at float32's
+    spacing (`COARSE_SPACING`; the largest of the estimates counts):
     enough to change J's rounding, too little for J's smooth part to show in
     differences of order 3 to 6. Where J gives the same value at neighbouring
     points (a cost rounded coarser than its type, such as ``(1e8 + c) - 1e8``),
@@ -337,6 +406,8 @@ def measure_noise(evaluator: Evaluator, point: np.ndarray, noise: NoiseModel, rn
     # (its differences all 0) or move too little for its roundings to be independent at the first one.
     wider = _costs_along(evaluator, noise.cost, _Line(direction, ECNOISE_AGAIN * spacing))
     level = max(_spread(costs), _spread(wider))
+    if noise.unit <= COARSE_UNIT:  # and at float32's spacing: a J that casts theta to float32 moves only there
+        level = max(level, _spread(_costs_along(evaluator, noise.cost, _Line(direction, COARSE_SPACING))))
     return level if np.isfinite(level) else 0.0
 
 

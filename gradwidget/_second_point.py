@@ -1,14 +1,16 @@
-"""The second point: whether grad uses its argument at all.
+"""The second point: whether grad follows its argument.
 
-grad is called again at a point moved from theta. That it returns exactly
-the same gradient there proves nothing by itself: a linear J has the same
-gradient everywhere, and a piecewise-constant J (floor, round) a zero one.
-So J's slope is measured along one random direction at both points, each at
-two steps. Only when both measurements settle (the two steps agree, so no
-jump of J was crossed; the one-sided slopes close in as the step shrinks, so
-no kink is there) and the two slopes differ beyond their tolerances
-has J's gradient changed while grad's answer did not: grad ignores its
-input (it reads a global, or returns a stale buffer).
+At theta, grad and J agree entry by entry; a gradient computed from a
+global copy of a parameter (the notebook's ``W2`` from an earlier cell) or
+a stale buffer agrees there too, since the global equals the parameter. So
+grad is called again at a point moved from theta, and J's slope there is
+measured along one random direction per block, over the entries that were
+right at theta, each at two steps. Only when a slope settles (the two steps
+agree, so no jump of J was crossed; the one-sided slopes close in as the
+step shrinks, so no kink is there) and grad's directional derivative
+differs from it beyond tolerance is the block's gradient wrong there: right
+at theta, wrong nearby, so part of it does not follow theta. A linear,
+piecewise-constant or kinked J gives no such evidence.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from ._noise import NoiseModel
 from ._options import InputError
 from ._params import Layout
 
-__all__ = ["SECOND_POINT_SPREAD", "ignores_input"]
+__all__ = ["MAX_GROUPS", "SECOND_POINT_SPREAD", "wrong_elsewhere"]
 
 SECOND_POINT_SPREAD = 0.05
-"""The second point moves each entry by up to 5% of max(|theta_i|, 0.1): far enough to change any real gradient."""
+"""The second point moves each entry by up to 5% of max(|theta_i|, 0.1 x its scale (`point_scales`)): far enough to
+change any real gradient, near enough to keep theta's scale (a parameter of 1e-6 moves by 5e-8, not 5e-3)."""
 
 SLOPE_STEPS = (1.0, 0.25)
 """The slope along the direction is measured at these multiples of each entry's step."""
@@ -37,38 +40,42 @@ SLOPE_SETTLES = 0.1
 """A slope has settled when its two steps agree within rounding and this share of its size (a jump makes them
 differ by about the jump itself)."""
 
+MAX_GROUPS = 8
+"""At most this many directions (4 calls each): one per block, or per run of neighbouring blocks when there are more."""
+
 CENTRAL = STENCILS["central"]
 
 
 @dataclass(frozen=True)
 class _Probes:
-    """Moves of theta along ``direction``, each from theta or from the second point (see `Moves`).
+    """Moves from the second point along each group's direction (see `Moves`).
 
-    Move k is ``factors[k] * direction``, plus ``offset`` (the second point's
-    move) where ``moved[k]``.
+    Move k is ``offset + factors[k] * direction`` restricted to the entries
+    of group ``groups[k]`` (``group_of`` gives each entry's group, -1 for
+    none); ``groups[k] == -1`` is the second point itself.
     """
 
     offset: np.ndarray
     direction: np.ndarray
+    group_of: np.ndarray
     factors: tuple[float, ...]
-    moved: tuple[bool, ...]
+    groups: tuple[int, ...]
 
     def __len__(self) -> int:
         return len(self.factors)
 
     def __getitem__(self, k: int) -> np.ndarray:
-        move = self.factors[k] * self.direction
-        if self.moved[k]:
-            move += self.offset
+        move = np.where(self.group_of == self.groups[k], self.factors[k] * self.direction, 0.0)
+        move += self.offset
         return move
 
     def part(self, which: slice) -> _Probes:
-        return replace(self, factors=self.factors[which], moved=self.moved[which])
+        return replace(self, factors=self.factors[which], groups=self.groups[which])
 
 
-def ignores_input(evaluator: Evaluator, grad: Callable[[Any], Any] | None, layout: Layout, point: np.ndarray,
-                  analytic: np.ndarray, noise: NoiseModel, rng: np.random.Generator) -> bool:
-    """Whether grad gives exactly the same answer at a second point where J's slope is measurably different.
+def wrong_elsewhere(evaluator: Evaluator, grad: Callable[[Any], Any] | None, layout: Layout, point: np.ndarray,
+                    right: np.ndarray, noise: NoiseModel, rng: np.random.Generator) -> list[str]:
+    """The blocks whose gradient, right at theta, disagrees with J's slope at a second point nearby.
 
     Parameters
     ----------
@@ -76,38 +83,63 @@ def ignores_input(evaluator: Evaluator, grad: Callable[[Any], Any] | None, layou
     grad : callable or None
         None when J returns ``(cost, grad)``.
     layout : Layout
-    point, analytic : ndarray
-        Flat theta and grad's answer there.
+    point : ndarray
+        Flat theta.
+    right : ndarray of bool
+        The entries whose gradient agreed with J at theta: only they are moved.
     noise : NoiseModel
     rng : Generator
-        For the second point and the direction.
+        For the second point and the directions.
+
+    Returns
+    -------
+    list of str
+        Names of the blocks found wrong there (empty when none, or when the
+        slopes could not settle).
     """
+    scales = point_scales(point, [b.slice for b in layout.blocks])
     shift = rng.uniform(-1, 1, point.size)  # made in place: one theta-sized array beside the moved point
-    shift *= np.maximum(np.abs(point), 0.1)
+    shift *= np.maximum(np.abs(point), 0.1 * scales)
     shift *= SECOND_POINT_SPREAD
     shift += point
     moved = shift.astype(point.dtype, copy=False)
     del shift
     gradient = evaluator.at(moved)[0][0][1] if grad is None else call_with_copy(grad, layout, moved, "grad")[0]
     try:
-        other, _ = layout.flatten_like(gradient)
+        there, _ = layout.flatten_like(gradient)
     except InputError:
-        return False
-    if not np.array_equal(other, analytic):
-        return False
-    # The direction's size along each entry: the central step (whatever eps or scheme the check used).
-    direction = default_steps("central", point_scales(point, [b.slice for b in layout.blocks]), noise.unit)
+        return []
+    group_of = _groups(layout, right)
+    count = int(group_of.max()) + 1
+    if count == 0:
+        return []
+    # Each direction's size along an entry: the central step (whatever eps or scheme the check used).
+    direction = default_steps("central", scales, noise.computed_unit)
     direction[rng.integers(0, 2, point.size, dtype=np.int8) == 0] *= -1
     factors = tuple(f for t in SLOPE_STEPS for f in (t, -t))
-    probes = _Probes((moved - point).astype(np.float64), direction, factors * 2 + (0.0,),
-                     (False,) * len(factors) + (True,) * (len(factors) + 1))
+    groups = (*(g for g in range(count) for _ in factors), -1)
+    probes = _Probes((moved - point).astype(np.float64), direction, group_of, (*factors * count, 0.0), groups)
     costs = evaluator.shifted(probes, np.empty(len(probes)))  # one batch, for a vectorized J
-    size = float(np.abs(direction) @ np.abs(analytic))
-    here = _slope(costs[:len(factors)], noise.cost, noise, size)
-    there = _slope(costs[len(factors):-1], costs[-1], noise, size)
-    if here is None or there is None:
-        return False
-    return abs(here[0] - there[0]) > here[1] + there[1]
+    wrong = []
+    for g in range(count):
+        along = np.where(group_of == g, direction, 0.0)
+        slope = _slope(costs[g * len(factors):(g + 1) * len(factors)], costs[-1], noise,
+                       float(np.abs(along) @ np.abs(there)))
+        with np.errstate(all="ignore"):
+            claimed = float(along @ there)
+        if slope is not None and np.isfinite(claimed) and abs(claimed - slope[0]) > slope[1]:
+            wrong += [b.name for b in layout.blocks if (group_of[b.slice] == g).any()]
+    return wrong
+
+
+def _groups(layout: Layout, right: np.ndarray) -> np.ndarray:
+    """Each entry's group (-1 if it is not moved): its block's, blocks split into at most `MAX_GROUPS` runs."""
+    blocks = [b for b in layout.blocks if right[b.slice].any()]
+    group_of = np.full(layout.size, -1, dtype=np.int16)
+    for k, block in enumerate(blocks):
+        group_of[block.slice] = k * min(MAX_GROUPS, len(blocks)) // len(blocks)
+    group_of[~right] = -1
+    return group_of
 
 
 def _slope(costs: np.ndarray, centre: float, noise: NoiseModel, size: float) -> tuple[float, float] | None:

@@ -32,6 +32,7 @@ __all__ = [
     "MUTATES_INPUT",
     "NOISE_FLOOR",
     "NONDETERMINISTIC",
+    "NOT_SUBGRADIENT",
     "PERMUTATION",
     "SCALE",
     "SIGN",
@@ -101,6 +102,7 @@ DOMAIN = "domain"
 NOISE_FLOOR = "noise-floor"
 IGNORES_INPUT = "ignores-input"
 INTERRUPTED = "interrupted"
+NOT_SUBGRADIENT = "not-subgradient"
 
 CODES: dict[str, Code] = {
     SCALE: Code("analytic = c * numeric for a constant c != 1 (whole or one block)"),
@@ -116,6 +118,8 @@ CODES: dict[str, Code] = {
     NOISE_FLOOR: Code("precision limits how small an error can be seen"),
     IGNORES_INPUT: Code("grad does not change when theta changes", fatal=True),
     INTERRUPTED: Code("the check stopped before every entry was judged (Ctrl-C, Cancel, a dying worker)"),
+    NOT_SUBGRADIENT: Code("at a kink or tie, grad is inconsistent with J's one-sided slopes along a smooth direction",
+                          fatal=True),
 }
 """Every diagnosis code, in the order reports list them. Tools match on the codes; they never change."""
 
@@ -158,7 +162,7 @@ def within(analytic: np.ndarray, left: np.ndarray, right: np.ndarray, tolerance:
 
 def block_verdict(ev: Evidence, block: Block) -> Verdict:
     """A block's verdict: by the classic rule when ``tol`` is set, else entry by entry."""
-    if block.name in ev.transposed:
+    if block.name in ev.transposed or block.name in ev.not_subgradient:
         return Verdict.FAILED
     if ev.directional is not None:  # directions move every block: a block is judged only when it fails
         if block.name in ev.directional.failed_blocks:

@@ -354,6 +354,72 @@ def mlp_float32_doubled() -> Case:
                 frozenset({"scale", "noise-floor"}))
 
 
+def _casting_mlp(seed: int = 3, m: int = 40) -> tuple[Any, ...]:
+    """The MLP written to compute in float32 whatever theta's dtype (it casts its parameters itself)."""
+    J64, grad64, theta, *_ = _mlp(np.float32, seed, m)
+
+    def J(p: dict[str, np.ndarray]) -> Any:
+        return J64({k: np.asarray(v, np.float32) for k, v in p.items()})
+
+    def grad(p: dict[str, np.ndarray], bug: str | None = None) -> dict[str, np.ndarray]:
+        return grad64({k: np.asarray(v, np.float32) for k, v in p.items()}, bug)
+
+    return J, grad, theta
+
+
+@case
+def mlp_float32_casts() -> Case:
+    J, grad, theta = _casting_mlp()
+    return Case("mlp-float32-casts", J, grad, theta, True, frozenset({"noise-floor"}),
+                note="float32 code that casts its parameters to float32 itself: checked in float32")
+
+
+@case
+def mlp_float32_casts_doubled() -> Case:
+    J, grad, theta = _casting_mlp()
+    return Case("mlp-float32-casts-doubled", J, lambda p: grad(p, "doubled-W2"), theta, False,
+                frozenset({"scale", "noise-floor"}), note="W2's gradient doubled, in code that casts to float32")
+
+
+@case
+def mlp_float32_cost() -> Case:
+    _J, grad, theta, _forward, X, Y = _mlp()
+    X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
+
+    def J(p: dict[str, np.ndarray]) -> float:
+        H = np.tanh(X32 @ p["W1"].astype(np.float32) + p["b1"].astype(np.float32))
+        z = H @ p["W2"].astype(np.float32) + p["b2"].astype(np.float32)
+        z = z - z.max(axis=1, keepdims=True)
+        loss = -np.sum(Y32 * (z - np.log(np.exp(z).sum(axis=1, keepdims=True)))) / 40
+        return float(loss) + 1e-3 * float(np.sum(p["W1"] ** 2))  # a float64 penalty: the sum is no float32 number
+
+    def penalized(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        g = grad(p)
+        g["W1"] = g["W1"] + 2e-3 * p["W1"]
+        return g
+
+    return Case("mlp-float32-cost", J, penalized, theta, True, frozenset({"noise-floor"}),
+                note="J computes in float32 and returns a Python float (theta float64): judged to float32's claim")
+
+
+@case
+def mlp_reads_global_W2() -> Case:
+    _J, _grad, theta, forward, X, Y = _mlp()
+    W2 = theta["W2"].copy()  # the notebook's global from an earlier cell
+
+    def J(p: dict[str, np.ndarray]) -> float:
+        return -np.sum(Y * np.log(forward(p)[1])) / 40
+
+    def grad(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        H, P = forward(p)
+        G = (P - Y) / 40
+        D = (G @ W2.T) * (1 - H ** 2)
+        return {"W1": X.T @ D, "b1": D.sum(axis=0), "W2": H.T @ G, "b2": G.sum(axis=0)}
+
+    return Case("mlp-reads-global-W2", J, grad, theta, False, frozenset({"ignores-input"}),
+                note="the backward pass uses the global W2 for W1's and b1's gradients: right at theta only")
+
+
 @case
 def mlp_off_by_1e4() -> Case:
     J, grad, theta, *_ = _mlp()
@@ -571,6 +637,28 @@ def _max_pooling(seed: int = 8) -> tuple[Any, ...]:
 
 twins("max-pooling", _max_pooling, "the gradient goes to each window's maximum",
       "top-left", {"permutation"}, "backward sends each window's gradient to its first entry, not to its maximum")
+
+
+def _max_pooling_ties(seed: int = 8) -> tuple[Any, ...]:
+    """Max pooling where two windows hold tied maxima (as ReLU outputs or duplicated pixels give)."""
+    J, first_maximum, A = _max_pooling(seed)
+    A[0, 0] = A[0, 1] = A[0:2, 0:2].max() + 0.5
+    A[2, 2] = A[3, 3] = A[2:4, 2:4].max() + 0.3
+
+    def grad(B: np.ndarray, bug: str | None = None) -> np.ndarray:
+        if bug != "every-tied-maximum":
+            return first_maximum(B)
+        w = B.reshape(3, 2, 3, 2).transpose(0, 2, 1, 3).reshape(3, 3, 4)
+        upstream = first_maximum(B).reshape(3, 2, 3, 2).transpose(0, 2, 1, 3).reshape(3, 3, 4).sum(axis=2)
+        top = (w == w.max(axis=2, keepdims=True)) * upstream[..., None]
+        return top.reshape(3, 3, 2, 2).transpose(0, 2, 1, 3).reshape(6, 6)
+
+    return J, grad, A
+
+
+twins("max-pooling-ties", _max_pooling_ties, "tied maxima: the gradient goes to the first of them (a subgradient)",
+      "every-tied-maximum", {"not-subgradient"}, "backward gives each window's whole gradient to every tied maximum",
+      both={"kink"})
 
 
 # ---------------------------------------------------------------- recurrent cells

@@ -142,5 +142,5 @@ def test_noise_floor_in_float32() -> None:
 
 
 def test_ignores_input() -> None:
-    (found,) = diagnose(evidence(N, N, ignores_input=True))
+    (found,) = diagnose(evidence(N, N, ignores_input=["theta"]))
     assert found.code == "ignores-input" and "read a global" in found.message

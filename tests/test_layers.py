@@ -25,7 +25,8 @@ LAYERS: list[set[str]] = [
     {"_verdict"},  # statuses, verdicts, the codes table
     {"_diagnose"},  # evidence -> diagnoses
     {"_result"},  # CheckResult, BlockReport
-    {"_entries", "_directions", "_second_point"},  # the coordinate and directional paths; the second point
+    {"_entries", "_directions", "_second_point", "_subgradient"},  # the coordinate and directional paths; the
+    # second point; kinks moved together
     {"_check"},  # orchestration: check, assert_gradient
     {"_colour", "_report", "_plot", "_sweep"},  # how a result shows
     {"_magic", "widget", "grading", "demo", "__init__", "__main__"},  # entry points

@@ -118,7 +118,7 @@ def test_article_rule_with_eps_and_tol(way: Way) -> None:
     assert result.passed
     assert result.evidence.tol == 1e-7
     assert np.all(result.evidence.steps == 1e-4)
-    assert result.evaluations == 2 * theta.size + 3
+    assert result.evaluations == 2 * theta.size + 3 + 1 + 4 * 3  # and the second point: a direction per block
 
 
 @pytest.mark.parametrize("method", ["richardson", "complex"])

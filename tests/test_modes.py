@@ -19,8 +19,12 @@ SETUP_CODES = {"mutates-input", "nondeterministic", "ignores-input", "symmetric-
 
 @pytest.mark.parametrize("mode", [{"sample": 5}, {"directions": 8}], ids=["sample", "directions"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_reduced_modes_get_every_corpus_verdict(name: str, mode: dict) -> None:
+def test_reduced_modes_get_every_corpus_verdict(name: str, mode: dict, request: pytest.FixtureRequest) -> None:
     case = make(name)
+    # A known gap, kept visible: a strict xfail fails once it closes.
+    if name.startswith("max-pooling-ties") and (case.codes > {"kink"} or "directions" in mode):
+        request.applymarker(pytest.mark.xfail(reason="ties need every tied entry: a sample may miss the partners, and "
+                                                     "random directions cross the kink", strict=True))
     result = gw.check(case.J, case.grad, case.theta, seed=0, **mode, **case.options)
     codes = {d.code for d in result.diagnoses}
     # A direction moves every entry: where one entry sits at J's domain edge, the whole probe moves
@@ -42,7 +46,7 @@ def test_sample_checks_k_entries_per_block_repeatably() -> None:
     assert [int(checked[b.slice].sum()) for b in first.evidence.layout.blocks] == [4, 4, 4]
     assert np.array_equal(checked, np.isfinite(again.numeric))
     assert "12 of 231 entries sampled" in str(first)
-    assert first.evaluations == 3 + 2 * 12
+    assert first.evaluations == 3 + 2 * 12 + 1 + 4 * 3  # and the second point: its centre, a direction per block
 
 
 def test_sample_cannot_see_a_bug_outside_the_sample() -> None:
@@ -73,7 +77,7 @@ def test_directions_read_a_global_factor() -> None:
     result = gw.check(J, lambda t: 2 * grad(t), theta, shapes=ARTICLE_SHAPES, directions=4, seed=0)
     assert [d.code for d in result.diagnoses] == ["scale"]
     assert "2 x the numeric one" in result.diagnoses[0].message
-    assert result.evaluations <= 3 + 2 * 4 + 32 + 2 * 4  # at theta, directions, noise, one second look
+    assert result.evaluations <= 3 + 2 * 4 + 48 + 2 * 4  # at theta, directions, noise, one second look
 
 
 def test_vectorized_matches_serial_with_few_calls() -> None:
@@ -101,7 +105,8 @@ def test_vectorized_gives_each_block_a_batch_axis() -> None:
 
 
 def test_vectorized_check_calls_J_at_theta_inside_its_batches() -> None:
-    """Two calls of a vectorized J for a right gradient: theta twice, then every move with theta again last."""
+    """Three calls of a vectorized J for a right gradient: theta twice, every move with theta again last, the second
+    point."""
     batches = []
 
     def J(rows: np.ndarray) -> np.ndarray:
@@ -110,9 +115,10 @@ def test_vectorized_check_calls_J_at_theta_inside_its_batches() -> None:
 
     theta = np.linspace(-1, 1, 7)
     result = gw.check(J, np.cos, theta, vectorized=True)
-    assert result.passed and result.evaluations == len(batches) == 2
+    assert result.passed and result.evaluations == len(batches) == 3
     assert np.array_equal(batches[0], [theta, theta])
     assert batches[1].shape == (2 * theta.size + 1, theta.size) and np.array_equal(batches[1][-1], theta)
+    assert batches[2].shape == (6, theta.size)  # two steps each way along one direction, the second point, theta
 
 
 def test_vectorized_pair_and_wrong_return() -> None:
