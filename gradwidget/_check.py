@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -23,9 +23,10 @@ from ._directions import DirectionalSearch, Prober
 from ._entries import EntryTable, Target, check_entries
 from ._evaluate import Evaluator, call_with_copy, make_evaluator
 from ._evidence import Evidence, NotSubgradient
-from ._noise import NoiseModel, block_scales, observed_precision, returned_precision
+from ._noise import NoiseModel, block_scales, gradient_precision, observed_precision, returned_precision
 from ._options import OPTIONS, CheckOptions, InputError, OptionError, options_docstring, parse_options
 from ._params import Layout, flatten
+from ._precision import promotion
 from ._progress import Progress
 from ._result import CheckResult
 from ._second_point import wrong_elsewhere
@@ -75,6 +76,13 @@ def check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any
     opts = parse_options(options)
     _require_callables(J, grad)
     layout, point = flatten(theta, opts.shapes, opts.names)
+    if opts.precision == "auto" and not opts.vectorized and opts.method != "complex":
+        wide = point.astype(np.float64)
+        promoted = promotion(J, grad, layout, point, wide)
+        if promoted is not None:  # the formula in float64; the float32 gradient against its float64 value
+            result = check(J, grad, layout.unflatten(wide), **{**opts.given(), "precision": "as-given"})
+            evidence = replace(result.evidence, promotion=promoted)
+            return CheckResult(evidence, diagnose(evidence), Problem(J, grad, theta, opts))
     rng = np.random.default_rng(opts.seed)
     evaluator = make_evaluator(J, layout, point, pair=grad is None, vectorized=opts.vectorized,
                                executor=opts.executor, dtype=np.complex128 if opts.method == "complex" else None)
@@ -266,15 +274,6 @@ def _at_point(evaluator: Evaluator, grad: Callable[[Any], Any] | None, layout: L
     grad_unit = max(gradient_precision(gradients[0]), observed_precision(analytic))
     changes = not np.allclose(again, analytic, rtol=4 * max(unit, grad_unit), atol=0, equal_nan=True)
     return AtPoint((cost, second_cost), analytic, transposed, mutated, unit, grad_unit, changes)
-
-
-def gradient_precision(gradient: Any) -> float:
-    """The machine epsilon of the coarsest float array grad returned its gradient in (0 if float64 or finer)."""
-    parts = gradient.values() if isinstance(gradient, dict) else gradient if isinstance(gradient, (list, tuple)) \
-        else [gradient]
-    found = [np.finfo(np.asarray(part).dtype).eps for part in parts if np.asarray(part).dtype.kind == "f"]
-    coarsest = float(max(found, default=0.0))
-    return coarsest if coarsest > np.finfo(np.float64).eps else 0.0
 
 
 def _right_at_theta(status: np.ndarray, layout: Layout, search: DirectionalSearch | None) -> np.ndarray:

@@ -27,6 +27,7 @@ from ._verdict import (
     NONDETERMINISTIC,
     NOT_SUBGRADIENT,
     PERMUTATION,
+    PRECISION_LOSS,
     SCALE,
     SIGN,
     SYMMETRIC_POINT,
@@ -136,6 +137,16 @@ def _setup_problems(ev: Evidence) -> list[Diagnosis]:
             "grad returned different gradients for the same theta, called twice: it keeps state between "
             "calls (a buffer it adds into and never zeroes, a `+=` on an array kept outside grad?). Make it "
             "start from fresh zeros on every call."))
+    if ev.promotion is not None and ev.promotion.wrong.size:
+        wrong = ev.promotion.wrong
+        block = ev.layout.block_of(int(wrong[0]))
+        found.append(Diagnosis(
+            PRECISION_LOSS,
+            f"The gradient formula is right in float64, but grad's {ev.promotion.dtype} answer differs from its "
+            f"float64 value by more than {ev.promotion.dtype} resolves ({ev.promotion.claim:.0e} of the entry) in "
+            f"{_entries(ev.layout, wrong)}: the {ev.promotion.dtype} computation itself loses it (an overflow in "
+            "exp or a square, a constant rounded, a sum that cancels?).", block.name,
+            block.index(int(wrong[0]) - block.start)))
     if ev.ignores_input:
         names = ev.ignores_input
         every = len(names) == len(ev.layout.blocks)
@@ -162,7 +173,7 @@ def _failure_patterns(ev: Evidence) -> list[Diagnosis]:
         if pattern is not None:
             explained[block.name] = pattern
     found = _merged(list(dict.fromkeys(explained.values())), layout)
-    rest = [b for b in failing if b.name not in explained and b.name not in ev.not_subgradient]
+    rest = [b for b in failing if b.name not in explained and not _explained_elsewhere(ev, b)]
     if rest:
         localized = _localized(ev, rest, failing)
         if localized is not None:
@@ -295,6 +306,11 @@ def _merged(found: list[Diagnosis], layout: Layout) -> list[Diagnosis]:
             every = len(group) == len(layout.blocks)
             merged.append(Diagnosis(code, f"{'every block' if every else names}: {message}"))
     return merged
+
+
+def _explained_elsewhere(ev: Evidence, block: Block) -> bool:
+    """Whether a failing block has no wrong entry of its own: a diagnosis of its own says why it fails."""
+    return not (ev.status[block.slice] == Status.WRONG).any() and block.name not in ev.transposed
 
 
 def _localized(ev: Evidence, rest: list[Block], failing: list[Block]) -> Diagnosis | None:

@@ -15,7 +15,8 @@ import numpy as np
 from ._noise import SURE, NoiseModel, block_scales
 from ._params import Layout
 
-__all__ = ["DirectionalFindings", "Evidence", "NotSubgradient", "Probes", "global_error", "global_resolution"]
+__all__ = ["DirectionalFindings", "Evidence", "NotSubgradient", "Probes", "Promotion", "global_error",
+           "global_resolution"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,31 @@ class NotSubgradient:
 
 
 @dataclass(frozen=True)
+class Promotion:
+    """A coarse theta (float32) checked in float64, because J and grad follow their input's dtype.
+
+    Attributes
+    ----------
+    dtype : str
+        theta's own dtype.
+    agreement : float
+        The largest gap between grad's value at theta as given and at theta
+        in float64, relative to the larger of the entry and its block's RMS.
+    claim : float
+        What the coarse dtype resolves (`NoiseModel.claim`): a larger gap is
+        a bug of the coarse computation itself.
+    wrong : ndarray
+        Flat entries whose gaps exceed ``claim`` (an overflow, a constant
+        rounded to float32).
+    """
+
+    dtype: str
+    agreement: float
+    claim: float
+    wrong: np.ndarray
+
+
+@dataclass(frozen=True)
 class Evidence:
     """Everything the checker measured, per entry of the flat vector.
 
@@ -114,6 +140,8 @@ class Evidence:
     not_subgradient : dict
         Block name -> `NotSubgradient`: its entries at a kink, moved
         together, show grad outside J's one-sided slopes.
+    promotion : Promotion or None
+        Set when a coarse theta was checked in float64 (``precision="auto"``).
     interrupted : str or None
         How far an interrupted check got.
     sampled : int or None
@@ -152,6 +180,7 @@ class Evidence:
     one_sided: dict[int, tuple[float, float]] = field(default_factory=dict)
     ignores_input: list[str] = field(default_factory=list)
     not_subgradient: dict[str, NotSubgradient] = field(default_factory=dict)
+    promotion: Promotion | None = None
     interrupted: str | None = None
     sampled: int | None = None
     directional: DirectionalFindings | None = None

@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from ._evaluate import Evaluator
 
 __all__ = ["CLAIM_FACTOR", "COARSE_UNIT", "GRAD_MARGIN", "MEASURED_SHARE", "MEASURED_TRUST", "NOISE_MARGIN",
-           "REPEAT_MARGIN", "SURE", "TRUNCATION_MARGIN", "NoiseModel", "block_rms", "block_scales", "measure_noise",
-           "observed_precision", "returned_precision"]
+           "REPEAT_MARGIN", "SURE", "TRUNCATION_MARGIN", "NoiseModel", "block_rms", "block_scales",
+           "gradient_precision", "measure_noise", "observed_precision", "returned_precision"]
 
 NOISE_MARGIN = 8.0
 """An estimate agrees within this many modelled rounding errors.
@@ -325,6 +325,15 @@ def returned_precision(value: Any) -> float:
         array = np.asarray(float(value))
     dtype = array.dtype if array.dtype.kind == "f" else np.dtype(np.float64)
     return max(float(np.finfo(dtype).eps), observed_precision(array.astype(np.float64, copy=False).ravel()))
+
+
+def gradient_precision(gradient: Any) -> float:
+    """The machine epsilon of the coarsest float array grad returned its gradient in (0 if float64 or finer)."""
+    parts = gradient.values() if isinstance(gradient, dict) else gradient if isinstance(gradient, (list, tuple)) \
+        else [gradient]
+    found = [np.finfo(np.asarray(part).dtype).eps for part in parts if np.asarray(part).dtype.kind == "f"]
+    coarsest = float(max(found, default=0.0))
+    return coarsest if coarsest > np.finfo(np.float64).eps else 0.0
 
 
 def observed_precision(values: np.ndarray) -> float:

@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["METHODS", "OPTIONS", "CheckOptions", "InputError", "Option", "OptionError", "counted",
+__all__ = ["METHODS", "OPTIONS", "PRECISIONS", "CheckOptions", "InputError", "Option", "OptionError", "counted",
            "options_docstring", "parse_options"]
 
 METHODS = ("central", "forward", "complex", "richardson")
+PRECISIONS = ("auto", "as-given")
 
 
 class InputError(ValueError, TypeError):
@@ -128,10 +129,10 @@ def _whole(value: Any, smallest: int) -> int:
     return number
 
 
-def _method(value: Any) -> str:
-    if value not in METHODS or not isinstance(value, str):
+def _choice(value: Any, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
         raise ValueError
-    return str(value)
+    return value
 
 
 def _flag(value: Any) -> bool:
@@ -175,7 +176,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("method", "central", f"one of {', '.join(map(repr, METHODS))}",
            "the finite-difference scheme: 'central' (default), 'forward', 'complex' (complex step: exact "
            "to rounding, J must compute in complex numbers) or 'richardson' (4 calls an entry, most accurate)",
-           "choice", _method, "{" + ", ".join(map(repr, METHODS)) + "}", METHODS),
+           "choice", lambda v: _choice(v, METHODS), "{" + ", ".join(map(repr, METHODS)) + "}", METHODS),
     Option("eps", None, "None or a positive finite number",
            "the step, used as given (eps=1e-4 is the classic choice); by default each entry gets its own "
            "step from the scale of theta there (abs(theta_i), or its block's size for parameters far below 1) and the "
@@ -184,6 +185,11 @@ OPTIONS: tuple[Option, ...] = (
            "when given, the verdict is the classic rule ||a - n|| / ||a + n|| < tol; by default each entry "
            "is judged against an estimate of its own numerical error", "float", _optional(_positive),
            "float, optional"),
+    Option("precision", "auto", f"one of {', '.join(map(repr, PRECISIONS))}",
+           "'auto' (default): a float32 or float16 theta whose J and grad follow its dtype (numpy code that "
+           "computes in float64 when given float64) is checked in float64, and the float32 gradient compared with "
+           "its float64 value at float32's rounding; 'as-given' checks in theta's own dtype",
+           "choice", lambda v: _choice(v, PRECISIONS), "{" + ", ".join(map(repr, PRECISIONS)) + "}", PRECISIONS),
     Option("shapes", None, "None or a list of shapes such as [(10, 11), (1, 11)]",
            "block shapes of a flat, unrolled theta (row-major per block)", "literal", _optional(_shapes),
            "sequence of shapes, optional", metavar="SHAPES"),
@@ -226,6 +232,7 @@ class CheckOptions:
     """The validated options of one check (see `OPTIONS` for their meaning)."""
 
     method: str = "central"
+    precision: str = "auto"
     eps: float | None = None
     tol: float | None = None
     shapes: tuple[tuple[int, ...], ...] | None = None
@@ -256,7 +263,8 @@ def parse_options(options: Mapping[str, Any]) -> CheckOptions:
     """
     unknown = [name for name in options if name not in OPTION_NAMES]
     if unknown:
-        near = difflib.get_close_matches(unknown[0], OPTION_NAMES, n=1)
+        near = [name for name in OPTION_NAMES if unknown[0].startswith(name)] or difflib.get_close_matches(
+            unknown[0], OPTION_NAMES, n=1)  # 'epsilon' means eps
         hint = f"; did you mean {near[0]!r}?" if near else f"; the options are {', '.join(OPTION_NAMES)}"
         raise OptionError(unknown[0], f"check() got an unknown option {unknown[0]!r}{hint}")
     values = {option.name: option.validate(options[option.name]) for option in OPTIONS if option.name in options}

@@ -36,6 +36,11 @@ def headline(result: CheckResult) -> tuple[str, str]:
                  f"{ev.directional.probes - probes.agree.size} probes to localize")
     else:
         scope = f"{result.checked} of {ev.layout.size} entries" + (" sampled" if ev.sampled else "")
+    if ev.promotion is not None:
+        agrees = (f"agrees with its float64 value to {ev.promotion.agreement:.0e}" if not ev.promotion.wrong.size
+                  else "differs from its float64 value: see precision-loss")
+        scope += (f", checked in float64 ({ev.promotion.dtype} theta: J and grad follow its dtype; the "
+                  f"{ev.promotion.dtype} gradient {agrees})")
     detail = (f"error {result.error:.2e}  ({METHOD_NAMES[result.method]}, {scope}, "
               f"{result.evaluations} calls of J; {rule})")
     return result.verdict.upper(), detail

@@ -163,12 +163,23 @@ class CheckResult:
         return {
             "verdict": self.verdict, "passed": self.passed, "error": _num(self.error), "method": self.method,
             "tol": self.evidence.tol, "evaluations": self.evaluations, "entries": self.evidence.layout.size,
-            "checked": self.checked, "interrupted": self.interrupted,
+            "checked": self.checked, "interrupted": self.interrupted, "precision": self.precision,
             "blocks": [b.to_dict() for b in self.blocks],
             "diagnoses": [{"code": d.code, "message": d.message, "block": d.block,
                            "index": None if d.index is None else list(d.index)} for d in self.diagnoses],
             "worst": self.worst_entries(),
         }
+
+    @property
+    def precision(self) -> dict[str, Any]:
+        """The dtype the check ran in and theta's; with ``precision="auto"``, how the coarse gradient agreed."""
+        ev = self.evidence
+        promoted = ev.promotion
+        found: dict[str, Any] = {"checked_in": str(ev.point.dtype),
+                                 "theta": promoted.dtype if promoted else str(ev.point.dtype)}
+        if promoted is not None:
+            found["agreement"] = _num(promoted.agreement)
+        return found
 
     def __bool__(self) -> bool:
         return self.passed

@@ -34,6 +34,7 @@ __all__ = [
     "NONDETERMINISTIC",
     "NOT_SUBGRADIENT",
     "PERMUTATION",
+    "PRECISION_LOSS",
     "SCALE",
     "SIGN",
     "SYMMETRIC_POINT",
@@ -103,6 +104,7 @@ NOISE_FLOOR = "noise-floor"
 IGNORES_INPUT = "ignores-input"
 INTERRUPTED = "interrupted"
 NOT_SUBGRADIENT = "not-subgradient"
+PRECISION_LOSS = "precision-loss"
 
 CODES: dict[str, Code] = {
     SCALE: Code("analytic = c * numeric for a constant c != 1 (whole or one block)"),
@@ -120,6 +122,8 @@ CODES: dict[str, Code] = {
     INTERRUPTED: Code("the check stopped before every entry was judged (Ctrl-C, Cancel, a dying worker)"),
     NOT_SUBGRADIENT: Code("at a kink or tie, grad is inconsistent with J's one-sided slopes along a smooth direction",
                           fatal=True),
+    PRECISION_LOSS: Code("grad's float32 value differs from its float64 value beyond float32's rounding (an "
+                         "overflow, a constant rounded to float32)", fatal=True),
 }
 """Every diagnosis code, in the order reports list them. Tools match on the codes; they never change."""
 
@@ -163,6 +167,8 @@ def within(analytic: np.ndarray, left: np.ndarray, right: np.ndarray, tolerance:
 def block_verdict(ev: Evidence, block: Block) -> Verdict:
     """A block's verdict: by the classic rule when ``tol`` is set, else entry by entry."""
     if block.name in ev.transposed or block.name in ev.not_subgradient:
+        return Verdict.FAILED
+    if ev.promotion is not None and ((ev.promotion.wrong >= block.start) & (ev.promotion.wrong < block.stop)).any():
         return Verdict.FAILED
     if ev.directional is not None:  # directions move every block: a block is judged only when it fails
         if block.name in ev.directional.failed_blocks:

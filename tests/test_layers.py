@@ -25,8 +25,8 @@ LAYERS: list[set[str]] = [
     {"_verdict"},  # statuses, verdicts, the codes table
     {"_diagnose"},  # evidence -> diagnoses
     {"_result"},  # CheckResult, BlockReport
-    {"_entries", "_directions", "_second_point", "_subgradient"},  # the coordinate and directional paths; the
-    # second point; kinks moved together
+    # the coordinate and directional paths; the second point; kinks moved together; float32 checked in float64
+    {"_entries", "_directions", "_second_point", "_subgradient", "_precision"},
     {"_check"},  # orchestration: check, assert_gradient
     {"_colour", "_report", "_plot", "_sweep"},  # how a result shows
     {"_magic", "widget", "grading", "demo", "__init__", "__main__"},  # entry points
