@@ -77,10 +77,10 @@ def check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any
     _require_callables(J, grad)
     layout, point = flatten(theta, opts.shapes, opts.names)
     if opts.precision == "auto" and not opts.vectorized and opts.method != "complex":
-        wide = point.astype(np.float64)
-        promoted = promotion(J, grad, layout, point, wide)
+        promoted = promotion(J, grad, layout, point)
         if promoted is not None:  # the formula in float64; the float32 gradient against its float64 value
-            result = check(J, grad, layout.unflatten(wide), **{**opts.given(), "precision": "as-given"})
+            wide = layout.views(point.astype(np.float64))
+            result = check(J, grad, wide, **{**opts.given(), "precision": "as-given"})
             evidence = replace(result.evidence, promotion=promoted)
             return CheckResult(evidence, diagnose(evidence), Problem(J, grad, theta, opts))
     rng = np.random.default_rng(opts.seed)

@@ -551,9 +551,8 @@ def _cause(ev: Evidence, entries: np.ndarray) -> str:
 
 def _computed_in(noise: NoiseModel) -> str:
     """"J computes in about float32 precision: ..." from what J's measured noise shows."""
-    relative = noise.measured / max(abs(noise.cost), np.finfo(float).tiny)
     return (f"J computes in about {noise.computed_in} precision although it returns a finer type: its values are "
-            f"rounded at about {relative:.0e} of J")
+            f"rounded at about {noise.precision:.0e} of J")
 
 
 def _symmetric_point(ev: Evidence) -> list[Diagnosis]:

@@ -286,8 +286,7 @@ class NoiseModel:
     def computed_in(self) -> str | None:
         """The coarse type J seems to compute in although it returns a finer one ("float32", ...), or None.
 
-        Named when the measured unit is within a factor 4 of that type's
-        machine epsilon.
+        The type `computed_unit` took J's measured noise for, if any.
         """
         return next((name for name, eps in NAMED_PRECISIONS if self.computed_unit == eps != self.unit), None)
 

@@ -27,7 +27,6 @@ from ._noise import (
     observed_precision,
     returned_precision,
 )
-from ._options import InputError
 from ._params import Layout
 
 __all__ = ["promotion"]
@@ -35,23 +34,24 @@ __all__ = ["promotion"]
 FLOAT64_EPS = float(np.finfo(np.float64).eps)
 
 
-def promotion(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, layout: Layout, point: np.ndarray,
-              wide: np.ndarray) -> Promotion | None:
-    """How J and grad at a coarse ``point`` compare with their values at ``wide`` (the same point in float64).
+def promotion(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, layout: Layout,
+              point: np.ndarray) -> Promotion | None:
+    """How J and grad at a coarse ``point`` compare with their values at the same point in float64.
 
     Returns None when the check stays in theta's dtype: theta is float64
-    already, J or grad return coarser values at ``wide`` (the code casts
-    itself), or J's two values differ beyond ``GRAD_MARGIN`` ulps of the
-    coarse type (the float32 cost is not the float64 one rounded).
+    already (nothing is called then), J or grad return coarser values at
+    the float64 point (the code casts itself), or J's two values differ
+    beyond ``GRAD_MARGIN`` ulps of the coarse type (the float32 cost is not
+    the float64 one rounded).
     """
     unit = float(np.finfo(point.dtype).eps)
     if unit <= COARSE_UNIT:
         return None
     try:
         narrow_cost, _, narrow_grad, _ = _cost_and_gradient(J, grad, layout, point)
-        wide_cost, cost_unit, wide_grad, grad_unit = _cost_and_gradient(J, grad, layout, wide)
-    except (InputError, TypeError, ValueError, ArithmeticError):
-        return None  # the check as given says what is wrong
+        wide_cost, cost_unit, wide_grad, grad_unit = _cost_and_gradient(J, grad, layout, point.astype(np.float64))
+    except (TypeError, ValueError, ArithmeticError):  # InputError is both of the first two
+        return None  # the check as given calls them again and says what is wrong
     if max(cost_unit, grad_unit) > FLOAT64_EPS:
         return None
     if not abs(narrow_cost - wide_cost) <= GRAD_MARGIN * unit * max(abs(wide_cost), abs(narrow_cost)):
@@ -71,9 +71,7 @@ def _cost_and_gradient(J: Callable[[Any], Any], grad: Callable[[Any], Any] | Non
     """At ``point``, on private copies: J's cost, its precision as returned, grad's flat answer and its precision."""
     value, _ = call_with_copy(J, layout, point, "J")
     if grad is None:
-        if not (isinstance(value, (tuple, list)) and len(value) == 2):
-            raise InputError("J must return (cost, grad)")
-        value, gradient = value
+        value, gradient = value  # not a pair: the check as given says so
     else:
         gradient, _ = call_with_copy(grad, layout, point, "grad")
     flat, _ = layout.flatten_like(gradient)

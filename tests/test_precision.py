@@ -96,3 +96,19 @@ def test_a_tie_doubling_max_pool_backward_is_no_subgradient() -> None:
     assert "2 x that slope" in found.message and "every tied maximum" in found.message
     (kink,) = [d for d in result.diagnoses if d.code == gw.KINK]
     assert "Not a bug in grad" not in kink.message
+
+
+def test_code_that_refuses_float64_or_returns_a_pair_is_checked_as_given_or_promoted() -> None:
+    J, grad, theta, *_ = _mlp(np.float32)
+
+    def strict(p: dict) -> float:
+        if p["W1"].dtype != np.float32:
+            raise TypeError("float32 only")
+        return J(p)
+
+    result = gw.check(strict, grad, theta, seed=0)
+    assert result.precision["checked_in"] == "float32" and result.verdict != "failed"
+    paired = gw.check(lambda p: (J(p), grad(p)), None, theta, seed=0)
+    assert paired.precision["checked_in"] == "float64" and paired.verdict == "passed"
+    with pytest.raises(gw.InputError, match=r"with grad=None, J must return \(cost, grad\)"):
+        gw.check(J, None, theta)
