@@ -70,24 +70,11 @@ class GradCheckPanel(w.VBox):
 
     def __init__(self, J: Callable[[Any], Any] | None = None, grad: Callable[[Any], Any] | None = None,
                  theta: Any = None, *, result: CheckResult | None = None, **options: Any) -> None:
-        unknown = set(options) - set(PANEL_OPTIONS)
-        if unknown:
-            raise TypeError(f"GradCheckPanel got unknown options {sorted(unknown)}; it takes {list(PANEL_OPTIONS)}")
-        if result is not None:
-            problem = result.require_problem()
-            options = {**problem.options.given(), **options}
-        elif J is None or theta is None:
-            raise TypeError("GradCheckPanel needs J, grad and theta (or result=)")
-        else:
-            problem = Problem(J, grad, theta, parse_options(options))
-        self.problem = problem
-        self.options = {k: v for k, v in options.items() if v is not None}
+        self.problem, self.options = _problem(J, grad, theta, result, options)
         self.result: CheckResult | None = None
         self._static: Any = None  # the display handle of the report's static copy, once shown
-        self._thread: threading.Thread | None = None
-        self._cancel = threading.Event()
         self.summary = w.HTML()
-        self.run = RunStatus(self.cancel)
+        self.run = RunStatus(self._busy)
         self.controls = Controls(self.options.get("method", OPTION["method"].default), self.options.get("eps"))
         self.grid = HeatmapGrid(self._draw_sweep)
         self.worst = w.HTML(layout=w.Layout(margin="0 16px 0 0", flex="0 0 auto"))
@@ -105,8 +92,8 @@ class GradCheckPanel(w.VBox):
         c = self.controls
         c.recheck.on_click(lambda _: self.recheck())
         c.random.on_click(lambda _: self.recheck(random_point=True))
-        c.method.observe(self._scheme_changed, "value")
-        c.auto_step.observe(self._scheme_changed, "value")
+        c.method.observe(lambda _: self.recheck(), "value")
+        c.auto_step.observe(lambda _: self.recheck(), "value")
         c.eps.observe(self._step_changed, "value")
         c.metric.observe(self._redraw, "value")
         c.scale.observe(self._redraw, "value")
@@ -124,47 +111,24 @@ class GradCheckPanel(w.VBox):
             Check at a new random point (the classic initialization: uniform
             in [-0.12, 0.12]) instead of the current one.
         """
-        self.cancel()
+        self.run.stop()
         if random_point:
             self.problem = Problem(self.problem.J, self.problem.grad, random_init(self.problem.theta),
                                    self.problem.options)
         options = {**self.options, **self.controls.check_options()}
         if options["method"] != "central":
             options.pop("directions", None)
-        self._cancel = threading.Event()
-        self._busy(True)
-        self._thread = threading.Thread(target=self._check, args=(options, self._cancel), daemon=True)
-        self._thread.start()
+        self.run.start(self.problem, options, self._show)
 
     def cancel(self) -> None:
         """Stop the running check; the panel shows what it measured."""
-        self._cancel.set()
-        self.wait()
+        self.run.stop()
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the running check (if any) has ended and is shown."""
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-
-    def _check(self, options: dict[str, Any], cancel: threading.Event) -> None:
-        def progress(done: int, total: int) -> None:
-            if cancel.is_set():
-                raise KeyboardInterrupt
-            self.run.progress.value = done / max(total, 1)
-
-        try:
-            result = check(self.problem.J, self.problem.grad, self.problem.theta, progress=progress, **options)
-        except Exception as exc:
-            self._busy(False)
-            self.run.say(f'<span style="color:#cf222e">{type(exc).__name__}: {html.escape(str(exc))}</span>')
-            return
-        self._show(result)
-        self._busy(False)
-        if result.interrupted:
-            self.run.say("<em>cancelled: the result below is what was measured until then</em>")
+        self.run.wait(timeout)
 
     def _busy(self, busy: bool) -> None:
-        self.run.busy(busy)
         self.controls.recheck.disabled = self.controls.random.disabled = busy
 
     # ------------------------------------------------------------ showing
@@ -175,13 +139,8 @@ class GradCheckPanel(w.VBox):
             self._static.update(static_bundle(result), raw=True)
         self.summary.value = summary_html(result)
         self.blocks.value = blocks_html(result)
-        worst = result.worst_entries(JUMP_ENTRIES)
-        self.controls.jump.options = [("worst entries...", -1)] + [
-            (f"{e['entry']} ({e['status']})", e["position"]) for e in worst]
-        self.controls.jump.value = -1
+        self.controls.offer(result)
         self.worst.value = worst_html(result)
-        names = [b.name for b in result.evidence.layout.blocks]
-        self.controls.block_filter.options = [ALL_BLOCKS, *names] if len(names) > 1 else [ALL_BLOCKS]
         self.grid.show(result, self.controls.metric.value, self.controls.scale.value)
         self.grid.filter(self.controls.block_filter.value)
         self._draw_sweep()
@@ -194,9 +153,6 @@ class GradCheckPanel(w.VBox):
     def _redraw(self, _: Any = None) -> None:
         if self.result is not None:
             self.grid.show(self.result, self.controls.metric.value, self.controls.scale.value)
-
-    def _scheme_changed(self, _: Any) -> None:
-        self.recheck()
 
     def _step_changed(self, _: Any) -> None:
         if self.controls.auto_step.value:
@@ -240,6 +196,22 @@ class GradCheckPanel(w.VBox):
         bundle["text/plain"] = (f"gradwidget panel: {self.result.verdict}" if self.result is not None
                                 else "gradwidget panel")
         return bundle
+
+
+def _problem(J: Callable[[Any], Any] | None, grad: Callable[[Any], Any] | None, theta: Any,
+             result: CheckResult | None, options: dict[str, Any]) -> tuple[Problem, dict[str, Any]]:
+    """What a panel checks, and the options it was given (a result's own, then the panel's), or a TypeError."""
+    unknown = set(options) - set(PANEL_OPTIONS)
+    if unknown:
+        raise TypeError(f"GradCheckPanel got unknown options {sorted(unknown)}; it takes {list(PANEL_OPTIONS)}")
+    if result is not None:
+        problem = result.require_problem()
+        options = {**problem.options.given(), **options}
+    elif J is None or theta is None:
+        raise TypeError("GradCheckPanel needs J, grad and theta (or result=)")
+    else:
+        problem = Problem(J, grad, theta, parse_options(options))
+    return problem, {k: v for k, v in options.items() if v is not None}
 
 
 def _wrapping() -> w.Layout:
@@ -334,18 +306,65 @@ class HeatmapGrid(w.Box):
 
 
 class RunStatus(w.HBox):
-    """A check running in the background: its progress bar, a Cancel button, and the last run's message."""
+    """A check running in a background thread: its progress bar, a Cancel button, and the last run's message.
 
-    def __init__(self, cancel: Callable[[], None]) -> None:
+    One check runs at a time; Cancel (or `stop`) makes its progress callback
+    raise KeyboardInterrupt, so the check ends with what it measured.
+    """
+
+    def __init__(self, on_busy: Callable[[bool], None]) -> None:
         self.progress = w.FloatProgress(min=0.0, max=1.0, description="checking", bar_style="info")
         self.cancel = w.Button(description="Cancel", icon="stop", button_style="warning")
-        self.cancel.on_click(lambda _: cancel())
+        self.cancel.on_click(lambda _: self.stop())
         self.message = w.HTML()
         super().__init__([self.progress, self.cancel, self.message])
+        self._on_busy = on_busy
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._show_bar(False)
+
+    def start(self, problem: Problem, options: dict[str, Any], show: Callable[[CheckResult], None]) -> None:
+        """Stop the running check, then check ``problem`` with ``options`` in the background; ``show`` its result."""
+        self.stop()
+        self._stop = threading.Event()
+        self.busy(True)
+        self._thread = threading.Thread(target=self._run, args=(problem, options, show, self._stop), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the running check (if any) and wait until what it measured is shown."""
+        self._stop.set()
+        self.wait()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the running check (if any) has ended and is shown."""
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def _run(self, problem: Problem, options: dict[str, Any], show: Callable[[CheckResult], None],
+             stop: threading.Event) -> None:
+        def progress(done: int, total: int) -> None:
+            if stop.is_set():
+                raise KeyboardInterrupt
+            self.progress.value = done / max(total, 1)
+
+        try:
+            result = check(problem.J, problem.grad, problem.theta, progress=progress, **options)
+        except Exception as exc:
+            self.busy(False)
+            self.say(f'<span style="color:#cf222e">{type(exc).__name__}: {html.escape(str(exc))}</span>')
+            return
+        show(result)
         self.busy(False)
+        if result.interrupted:
+            self.say("<em>cancelled: the result below is what was measured until then</em>")
 
     def busy(self, busy: bool) -> None:
-        """Show the bar and Cancel while a check runs; clear the message."""
+        """Show the bar and Cancel while a check runs (and tell the panel); clear the message."""
+        self._show_bar(busy)
+        self._on_busy(busy)
+
+    def _show_bar(self, busy: bool) -> None:
         self.progress.value = 0.0
         self.progress.layout.display = self.cancel.layout.display = None if busy else "none"
         self.message.value = ""
@@ -382,6 +401,14 @@ class Controls(w.VBox):
         super().__init__([w.HBox([self.method, self.auto_step, self.eps], layout=_wrapping()),
                           w.HBox([self.metric, self.scale], layout=_wrapping()),
                           w.HBox([self.block_filter, self.jump, self.recheck, self.random], layout=_wrapping())])
+
+    def offer(self, result: CheckResult) -> None:
+        """Offer ``result``'s worst entries to go to and its blocks to filter by."""
+        self.jump.options = [("worst entries...", -1)] + [
+            (f"{e['entry']} ({e['status']})", e["position"]) for e in result.worst_entries(JUMP_ENTRIES)]
+        self.jump.value = -1
+        names = [b.name for b in result.evidence.layout.blocks]
+        self.block_filter.options = [ALL_BLOCKS, *names] if len(names) > 1 else [ALL_BLOCKS]
 
     def check_options(self) -> dict[str, Any]:
         """The options of `check` the controls set: the scheme, and the step (None: per entry)."""
