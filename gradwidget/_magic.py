@@ -131,7 +131,7 @@ class GradCheckMagics(GradCheckOptions):  # type: ignore[misc,valid-type]
         try:
             result = check(J, grad, theta, **options)
         except InputError as exc:  # gradwidget's complaint about what it was given: one line
-            raise UsageError(self._in_magic_words(str(exc), args.targets, cell is None)) from None
+            raise UsageError(_in_magic_words(str(exc), args.targets, cell is None)) from None
         except Exception as exc:  # the user's J or grad raised: show their frames, not gradwidget's
             __tracebackhide__ = True
             raise exc.with_traceback(_user_frames(exc.__traceback__)) from None
@@ -139,27 +139,17 @@ class GradCheckMagics(GradCheckOptions):  # type: ignore[misc,valid-type]
             self._show(result)
         return result if args.output else None
 
-    @staticmethod
-    def _in_magic_words(message: str, targets: list[str], line_form: bool) -> str:
-        """A message of `check` as the magic's user would act on it."""
-        message = message.replace("pass grad=None", "give two names: %gradcheck cost_and_grad theta")
-        message = message.replace("with grad=None, J must", "with two names, the first must")
-        if line_form and len(targets) == 3 and message.startswith("J must return a scalar cost"):
-            J, grad, theta = targets
-            message += f"; if the names are swapped, the cost comes first: %gradcheck {grad} {J} {theta}"
-        return message
-
     # ------------------------------------------------------------ targets
 
     def _line_target(self, names: list[str]) -> tuple[Any, Any, Any]:
         if len(names) == 3:
             J, grad, theta = (self._lookup(name) for name in names)
-            self._require_callable(names[0], J)
-            self._require_callable(names[1], grad)
+            _require_callable(names[0], J)
+            _require_callable(names[1], grad)
         elif len(names) == 2:
             J, theta = (self._lookup(name) for name in names)
             grad = None
-            self._require_callable(names[0], J)
+            _require_callable(names[0], J)
             if callable(theta):
                 raise UsageError(f"{names[1]!r} is a function; the last name must be the point theta: "
                                  f"%gradcheck J grad theta, or %gradcheck cost_and_grad theta")
@@ -177,10 +167,10 @@ class GradCheckMagics(GradCheckOptions):  # type: ignore[misc,valid-type]
         if not outcome.success:
             return None, None, None
         J = self._lookup(args.cost, hint=" (the cell should define it; --cost NAME names another)")
-        self._require_callable(args.cost, J)
+        _require_callable(args.cost, J)
         if args.grad is not None:
             grad = self._lookup(args.grad)
-            self._require_callable(args.grad, grad)
+            _require_callable(args.grad, grad)
         else:  # the cell's own grad; one left over from an earlier cell does not count
             grad = self.shell.user_ns.get("grad")
             grad = grad if callable(grad) and grad is not before else None
@@ -199,12 +189,6 @@ class GradCheckMagics(GradCheckOptions):  # type: ignore[misc,valid-type]
             return self.shell.ev(expression)
         except Exception as exc:
             raise UsageError(f"could not evaluate {expression!r}: {type(exc).__name__}: {exc}") from None
-
-    @staticmethod
-    def _require_callable(name: str, value: Any) -> None:
-        if not callable(value):
-            raise UsageError(f"{name!r} is not a function (its type is {type(value).__name__}); "
-                             f"%gradcheck wants the cost (and gradient) functions first, theta last")
 
     # ------------------------------------------------------------ options
 
@@ -242,6 +226,22 @@ class GradCheckMagics(GradCheckOptions):  # type: ignore[misc,valid-type]
 
         display(result.widget() if getattr(self.shell, "kernel", None) is not None else result)
         _SHOWN[result] = self.shell.execution_count
+
+
+def _in_magic_words(message: str, targets: list[str], line_form: bool) -> str:
+    """A message of `check` as the magic's user would act on it."""
+    message = message.replace("pass grad=None", "give two names: %gradcheck cost_and_grad theta")
+    message = message.replace("with grad=None, J must", "with two names, the first must")
+    if line_form and len(targets) == 3 and message.startswith("J must return a scalar cost"):
+        J, grad, theta = targets
+        message += f"; if the names are swapped, the cost comes first: %gradcheck {grad} {J} {theta}"
+    return message
+
+
+def _require_callable(name: str, value: Any) -> None:
+    if not callable(value):
+        raise UsageError(f"{name!r} is not a function (its type is {type(value).__name__}); "
+                         f"%gradcheck wants the cost (and gradient) functions first, theta last")
 
 
 def _asks_for_help(line: str) -> bool:

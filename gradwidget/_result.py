@@ -142,21 +142,11 @@ class CheckResult:
 
     def worst_entries(self, count: int = WORST_SHOWN) -> list[dict[str, Any]]:
         """The entries that disagree most, worst first (only disagreeing ones when any)."""
-        ev = self.evidence
-        order = np.argsort(-ev.significance, kind="stable")
-        wrong = ev.status[order] == Status.WRONG
-        if wrong.any():
-            order = order[wrong]
-        return [self.entry(i) for i in order[:count].tolist() if np.isfinite(ev.numeric[i])]
+        return [self.entry(i) for i in worst_positions(self.evidence, count)]
 
     def entry(self, position: int) -> dict[str, Any]:
         """One entry, by flat position: its name, both gradients, errors and status (JSON-safe)."""
-        ev = self.evidence
-        block = ev.layout.block_of(position)
-        return {"block": block.name, "index": list(block.index(position - block.start)), "position": position,
-                "entry": ev.layout.entry_name(position), "analytic": _num(ev.analytic[position]),
-                "numeric": _num(ev.numeric[position]), "abs_error": _num(ev.gap[position]),
-                "rel_error": _num(ev.relative[position]), "status": Status(ev.status[position]).label}
+        return entry_summary(self.evidence, position)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe summary (for graders and logs)."""
@@ -173,19 +163,12 @@ class CheckResult:
     @property
     def precision(self) -> dict[str, Any]:
         """The dtype the check ran in and theta's; with ``precision="auto"``, how the coarse gradient agreed."""
-        ev = self.evidence
-        promoted = ev.promotion
-        found: dict[str, Any] = {"checked_in": str(ev.point.dtype),
-                                 "theta": promoted.dtype if promoted else str(ev.point.dtype)}
-        if promoted is not None:
-            found["agreement"] = _num(promoted.agreement)
-        return found
+        return precision_summary(self.evidence)
 
     def __bool__(self) -> bool:
         return self.passed
 
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickled without its problem: J and grad are often lambdas or closures, which do not pickle."""
+    def __getstate__(self) -> dict[str, Any]:  # J and grad are often lambdas or closures, which do not pickle
         return {**self.__dict__, "problem": None}
 
     def __repr__(self) -> str:
@@ -252,6 +235,34 @@ class CheckResult:
         """Flat position of each block's worst entry (None for a block with nothing checked)."""
         return [None if r.worst is None else b.start + (int(np.ravel_multi_index(r.worst, b.shape)) if b.shape else 0)
                 for b, r in zip(self.evidence.layout.blocks, self.blocks)]
+
+
+def worst_positions(ev: Evidence, count: int) -> list[int]:
+    """Flat positions of the ``count`` measured entries of ``ev`` that disagree most (only wrong ones when any)."""
+    order = np.argsort(-ev.significance, kind="stable")
+    wrong = ev.status[order] == Status.WRONG
+    if wrong.any():
+        order = order[wrong]
+    return [i for i in order[:count].tolist() if np.isfinite(ev.numeric[i])]
+
+
+def entry_summary(ev: Evidence, position: int) -> dict[str, Any]:
+    """One entry of ``ev``, by flat position: its name, both gradients, errors and status (JSON-safe)."""
+    block = ev.layout.block_of(position)
+    return {"block": block.name, "index": list(block.index(position - block.start)), "position": position,
+            "entry": ev.layout.entry_name(position), "analytic": _num(ev.analytic[position]),
+            "numeric": _num(ev.numeric[position]), "abs_error": _num(ev.gap[position]),
+            "rel_error": _num(ev.relative[position]), "status": Status(ev.status[position]).label}
+
+
+def precision_summary(ev: Evidence) -> dict[str, Any]:
+    """The dtype ``ev`` was measured in and theta's; for a promoted check, how the coarse gradient agreed."""
+    promoted = ev.promotion
+    found: dict[str, Any] = {"checked_in": str(ev.point.dtype),
+                             "theta": promoted.dtype if promoted else str(ev.point.dtype)}
+    if promoted is not None:
+        found["agreement"] = _num(promoted.agreement)
+    return found
 
 
 def block_report(ev: Evidence, block: Block, verdict: Verdict) -> BlockReport:

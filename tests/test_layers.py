@@ -148,3 +148,15 @@ def test_the_grading_worker_imports_only_the_standard_library_and_numpy() -> Non
                 if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
     assert not any(isinstance(node, ast.ImportFrom) and node.level for node in ast.walk(tree))
     assert modules - {"numpy", "__future__"} <= set(__import__("sys").stdlib_module_names)
+
+
+LONGEST = 165  # lines of a class or function: about 160, so that each one can be read whole
+
+
+def test_no_class_or_function_is_longer_than_about_160_lines() -> None:
+    long = []
+    for module, path in package_modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.end_lineno - node.lineno > LONGEST:
+                long.append(f"{module}.{node.name}: {node.end_lineno - node.lineno} lines")
+    assert not long, long

@@ -207,7 +207,7 @@ class Worker:
         what = f"{'cost' if which == 0 else 'gradient'} at point {k + 1}"
         start = _clock()
         code, message, value = self._attempt(what, self.task["call_seconds"],
-                                             lambda: function(self._theta(point), *arguments))
+                                             lambda: function(_theta(self.task, point), *arguments))
         elapsed = _clock() - start
         if code != OK:
             return code, message, elapsed
@@ -225,20 +225,6 @@ class Worker:
         except BaseException as exc:
             return CALL_BAD_VALUE, _describe(exc), elapsed
         return OK, "", elapsed
-
-    def _theta(self, point: np.ndarray) -> Any:
-        """A fresh copy of the point in the structure the student's functions take."""
-        task = self.task
-        if task["layout"] == "unrolled":
-            return point.copy()
-        arrays, start = [], 0
-        for shape in task["shapes"]:
-            size = int(np.prod(shape, dtype=np.int64))
-            arrays.append(point[start:start + size].reshape(shape).copy())
-            start += size
-        if task["layout"] == "array":
-            return arrays[0]
-        return dict(zip(task["names"], arrays)) if task["layout"] == "dict" else arrays
 
     def _write_gradient(self, k: int, value: Any) -> None:
         limit = 4 * self.task["size"] + 16  # entries: generous, but no huge files
@@ -261,6 +247,20 @@ class Worker:
     def _write(self, name: str, array: Any) -> None:
         with _open(self.out / name, "wb") as file:
             _save(file, array, allow_pickle=False)
+
+
+def _theta(task: dict[str, Any], point: np.ndarray) -> Any:
+    """A fresh copy of the point in the structure the student's functions take."""
+    if task["layout"] == "unrolled":
+        return point.copy()
+    arrays, start = [], 0
+    for shape in task["shapes"]:
+        size = int(np.prod(shape, dtype=np.int64))
+        arrays.append(point[start:start + size].reshape(shape).copy())
+        start += size
+    if task["layout"] == "array":
+        return arrays[0]
+    return dict(zip(task["names"], arrays)) if task["layout"] == "dict" else arrays
 
 
 def _scalar(value: Any) -> float:
