@@ -4,24 +4,30 @@ For each problem (right gradients from the test corpus) and each of
 ``--points`` seeded random points near the case's own point, one random
 entry of the gradient (among the entries with a gradient at least a tenth
 of their block's root mean square, so that a relative error in it is an
-error at all) is scaled by ``1 + delta`` for delta from 1e-1 down to 1e-9.
-A checker catches the error when its verdict is "failed" (gradwidget's
-"inconclusive" is not a catch). Printed per checker:
+error at all) is moved by ``delta * max(|g_i|, its block's RMS)``, the
+scale on which gradwidget's verdict states its claim, for delta from 1e-1
+down to 1e-9. A checker catches the error when its verdict is "failed"
+(gradwidget's "inconclusive" is not a catch). Printed per checker:
 
 - the smallest delta caught in at least 90% of the trials, and at every
-  larger delta;
-- false alarms: the share of the unmutated gradients the checker fails.
+  larger delta (claim-relative), with false alarms in brackets: the share of
+  the unmutated gradients the checker fails;
+- for gradwidget, the same delta as a share of the moved entry itself
+  (entry-relative, the median over the points), and the share of the right
+  gradients it called inconclusive.
 
 Beside them, how often gradwidget passed a mutated gradient whose error is
-larger than the resolution its verdict claims (a relative error of the
-entry's size or its block's RMS, whichever is larger: 2e-6 in float64, 6e-3
-in float32); a wrong pass by its own standard. The limit J's rounding
-allows: J's noise over the step at the mutated entry, relative to that
-entry's gradient (the median over the points), as gradwidget measured it.
-And, on the right gradients, the largest gap between an entry's final
-estimate and grad's value in units of its tolerance: how much room the
-tolerances leave. A mixed-scale model gets one row per block, so that
-every block is covered.
+larger than the resolution its verdict claims (2e-6 in float64, 6e-3 in
+float32); a wrong pass by its own standard. The limit J's rounding allows:
+J's noise over the step at the mutated entry, relative to that entry's
+gradient (the median over the points), as gradwidget measured it. And, on
+the right gradients, the largest gap between an entry's final estimate and
+grad's value in units of its tolerance: how much room the tolerances leave.
+A mixed-scale model gets one row per block, so that every block is covered.
+
+Targets: 1e-6 in float64 and in float32 code that follows its dtype
+(checked in float64), 1e-2 in float32 code that casts to float32 itself; no
+false alarm; inconclusive on at most 10% of the right gradients.
 
 Run: ``python benchmarks/sensitivity.py [--points 20]`` (needs
 ``pip install -e .[bench]``).
@@ -63,9 +69,12 @@ PROBLEMS: list[tuple[str, str, str | None, float]] = [
     ("mixed scales: rate (~1e-6)", "decay-mixed-scales", "rate", 1e-6),
     ("mixed scales: amplitude (~1e4)", "decay-mixed-scales", "amplitude", 1e-6),
     ("mixed scales: offset (~1)", "decay-mixed-scales", "offset", 1e-6),
-    ("mlp, float32", "mlp-float32", None, 1e-3),
-    ("attention, float32", "attention-float32", None, 1e-3),
+    ("mlp, float32 (follows its dtype)", "mlp-float32", None, 1e-6),
+    ("attention, float32 (follows its dtype)", "attention-float32", None, 1e-6),
+    ("mlp, float32 (casts itself)", "mlp-float32-casts", None, 1e-2),
+    ("attention, float32 (casts itself)", "attention-float32-casts", None, 1e-2),
 ]
+INCONCLUSIVE = 0.1  # of the right gradients, at most
 
 
 def near(case: Case, seed: int) -> tuple[Case, Layout, np.ndarray]:
@@ -77,10 +86,11 @@ def near(case: Case, seed: int) -> tuple[Case, Layout, np.ndarray]:
 
 
 def mutated(case: Case, layout: Layout, position: int, delta: float) -> Case:
-    """The case with entry ``position`` of its gradient scaled by ``1 + delta``."""
+    """The case with entry ``position`` of its gradient moved by ``delta * max(|g_i|, its block's RMS)``."""
     def grad(theta: Any) -> Any:
         flat, _ = layout.flatten_like(case.grad(theta))  # type: ignore[misc]
-        flat[position] *= 1 + delta
+        part = flat[layout.block_of(position).slice]
+        flat[position] += delta * max(abs(flat[position]), float(np.sqrt(np.mean(part ** 2))))
         return layout.unflatten(flat.astype(np.asarray(flat).dtype))
     return replace(case, grad=grad)
 
@@ -139,13 +149,16 @@ def smallest_caught(rates: list[float]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=20)
+    parser.add_argument("--only", default="", help="only the problems whose label contains this text")
     args = parser.parse_args()
     rows = []
     targets_met = claims_held = True
     for label, name, block, target in PROBLEMS:
+        if args.only not in label:
+            continue
         caught = {c: np.zeros(len(DELTAS)) for c in CHECKERS}
         alarms = dict.fromkeys(CHECKERS, 0)
-        limits, headroom = [], 0.0
+        limits, shares, headroom, inconclusive = [], [], 0.0, 0
         beyond_claim = 0  # gradwidget passed a gradient whose error exceeds the resolution it claims
         for seed in range(args.points):
             case, layout, _ = near(make(name), seed)
@@ -153,28 +166,34 @@ def main() -> int:
             limit, gap_ratio = right_gradient_figures(case, position)
             limits.append(limit)
             headroom = max(headroom, gap_ratio)
-            share = claimed_share(case, layout, position)
+            shares.append(claimed_share(case, layout, position))
             for checker in CHECKERS:
-                alarms[checker] += judged(checker, case)[0] == "failed"
+                verdict = judged(checker, case)[0]
+                alarms[checker] += verdict == "failed"
+                inconclusive += checker == "gradwidget" and verdict == "inconclusive"
                 for k, delta in enumerate(DELTAS):
                     verdict, claim = judged(checker, mutated(case, layout, position, delta))
                     caught[checker][k] += verdict == "failed"
-                    beyond_claim += checker == "gradwidget" and verdict == "passed" and delta * share > claim
+                    beyond_claim += checker == "gradwidget" and verdict == "passed" and delta > claim
         cells = []
         for checker in CHECKERS:
             reach = smallest_caught(list(caught[checker] / args.points))
             cells.append(f"{reach} ({alarms[checker] / args.points:.0%})")
             if checker == "gradwidget":
-                targets_met &= reach != "> 1e-1" and float(reach) <= target and alarms[checker] == 0
+                entry = "-" if reach == "> 1e-1" else f"{float(reach) / np.median(shares):.0e}"
+                cells.append(entry)
+                targets_met &= (reach != "> 1e-1" and float(reach) <= target and alarms[checker] == 0
+                                and inconclusive <= INCONCLUSIVE * args.points)
         claims_held &= beyond_claim == 0
-        rows.append((label, *cells, f"{beyond_claim}/{args.points * len(DELTAS)}", f"{np.median(limits):.0e}",
-                     f"{headroom:.2f}", f"{target:.0e}"))
-    print(f"One entry of a right gradient scaled by 1 + delta, {args.points} random points per problem: the "
-          f"smallest delta caught in >= {CAUGHT:.0%} of trials (and at every larger delta), with the false-alarm "
-          "rate on the right gradients in brackets.\n")
-    print_table(("problem", *CHECKERS, "gradwidget passed beyond its claim", "noise limit",
-                 "right: largest gap / tolerance", "target"), rows)
-    print(f"\ngradwidget meets every target with no false alarm: {ok(targets_met)}")
+        rows.append((label, *cells, f"{inconclusive / args.points:.0%}", f"{beyond_claim}/{args.points * len(DELTAS)}",
+                     f"{np.median(limits):.0e}", f"{headroom:.2f}", f"{target:.0e}"))
+    print(f"One entry of a right gradient moved by delta x max(|g_i|, its block's RMS), {args.points} random points "
+          f"per problem: the smallest delta caught in >= {CAUGHT:.0%} of trials (and at every larger delta), with the "
+          "false-alarm rate on the right gradients in brackets; for gradwidget also that delta relative to the entry "
+          "itself, and the share of right gradients it called inconclusive.\n")
+    print_table(("problem", CHECKERS[0], "gradwidget, entry-relative", *CHECKERS[1:], "gradwidget inconclusive",
+                 "gradwidget passed beyond its claim", "noise limit", "right: largest gap / tolerance", "target"), rows)
+    print(f"\ngradwidget meets every target (no false alarm, inconclusive <= {INCONCLUSIVE:.0%}): {ok(targets_met)}")
     print(f"gradwidget never passed an error larger than the resolution it claims: {ok(claims_held)}")
     return 0
 

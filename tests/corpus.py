@@ -376,17 +376,19 @@ def mlp_float32_doubled() -> Case:
     return Case("mlp-float32-doubled", J, lambda p: grad(p, "doubled-W2"), theta, False, frozenset({"scale"}))
 
 
+def casting(J: Callable[[Any], Any], grad: Callable[..., Any], theta: Any) -> tuple[Any, ...]:
+    """A float32 model written to compute in float32 whatever theta's dtype: it casts its parameters itself."""
+
+    def cast(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v, np.float32) for k, v in p.items()}
+
+    return (lambda p: J(cast(p))), (lambda p, bug=None: grad(cast(p), bug)), theta
+
+
 def _casting_mlp(seed: int = 3, m: int = 40) -> tuple[Any, ...]:
-    """The MLP written to compute in float32 whatever theta's dtype (it casts its parameters itself)."""
-    J64, grad64, theta, *_ = _mlp(np.float32, seed, m)
-
-    def J(p: dict[str, np.ndarray]) -> Any:
-        return J64({k: np.asarray(v, np.float32) for k, v in p.items()})
-
-    def grad(p: dict[str, np.ndarray], bug: str | None = None) -> dict[str, np.ndarray]:
-        return grad64({k: np.asarray(v, np.float32) for k, v in p.items()}, bug)
-
-    return J, grad, theta
+    """The MLP written to compute in float32 whatever theta's dtype."""
+    J, grad, theta, *_ = _mlp(np.float32, seed, m)
+    return casting(J, grad, theta)
 
 
 @case
@@ -796,6 +798,10 @@ twins("attention", _attention, "single-head self-attention",
       "unscaled-scores", {"scale"}, "backward forgets the 1/sqrt(d) of the scores: Wq and Wk 2x")
 twins("attention-float32", lambda: _attention(np.float32), "the same attention computed in float32",
       "unscaled-scores", {"scale"}, "the float32 attention with the 1/sqrt(d) forgotten")
+twins("attention-float32-casts", lambda: casting(*_attention(np.float32)),
+      "the float32 attention written to cast its parameters to float32 itself: checked in float32",
+      "unscaled-scores", {"scale"}, "the casting float32 attention with the 1/sqrt(d) forgotten",
+      both={"noise-floor"})
 
 
 def _embedding(seed: int = 12, V: int = 10, d: int = 3) -> tuple[Any, ...]:
