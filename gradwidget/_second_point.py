@@ -97,28 +97,33 @@ def wrong_elsewhere(evaluator: Evaluator, grad: Callable[[Any], Any] | None, lay
         Names of the blocks found wrong there (empty when none, or when the
         slopes could not settle).
     """
-    scales = point_scales(point, [b.slice for b in layout.blocks])
-    shift = rng.uniform(-1, 1, point.size)  # made in place: one theta-sized array beside the moved point
-    shift *= np.maximum(np.abs(point), 0.1 * scales)
-    shift *= SECOND_POINT_SPREAD
-    shift += point
-    moved = shift.astype(point.dtype, copy=False)
-    del shift
+    group_of = _groups(layout, right)
+    count = int(group_of.max()) + 1
+    if count == 0:
+        return []
+    # Theta-sized arrays are made in place and let go as soon as they are used: a directional check of 1e7
+    # entries holds at most a few of them.
+    blocks = [b.slice for b in layout.blocks]
+    moved = rng.uniform(-1, 1, point.size)
+    moved *= np.maximum(np.abs(point), 0.1 * point_scales(point, blocks))
+    moved *= SECOND_POINT_SPREAD
+    moved += point
+    moved = moved.astype(point.dtype, copy=False)
     gradient = evaluator.at(moved)[0][0][1] if grad is None else call_with_copy(grad, layout, moved, "grad")[0]
     try:
         there, _ = layout.flatten_like(gradient)
     except InputError:
         return []
-    group_of = _groups(layout, right)
-    count = int(group_of.max()) + 1
-    if count == 0:
-        return []
+    del gradient
+    offset = moved.astype(np.float64)
+    offset -= point
+    del moved
     # Each direction's size along an entry: the central step (whatever eps or scheme the check used).
-    direction = default_steps("central", scales, noise.computed_unit)
+    direction = default_steps("central", point_scales(point, blocks), noise.computed_unit)
     direction[rng.integers(0, 2, point.size, dtype=np.int8) == 0] *= -1
     factors = tuple(f for t in SLOPE_STEPS for f in (t, -t))
     groups = (*(g for g in range(count) for _ in factors), -1)
-    probes = _Probes((moved - point).astype(np.float64), direction, group_of, (*factors * count, 0.0), groups)
+    probes = _Probes(offset, direction, group_of, (*factors * count, 0.0), groups)
     costs = evaluator.shifted(probes, np.empty(len(probes)))  # one batch, for a vectorized J
     wrong = []
     for g in range(count):
