@@ -277,14 +277,15 @@ def _at_point(evaluator: Evaluator, grad: Callable[[Any], Any] | None, layout: L
 
 
 def _right_at_theta(status: np.ndarray, layout: Layout, search: DirectionalSearch | None) -> np.ndarray:
-    """The entries whose gradient agreed with J at theta: judged so, or in a block no random direction failed."""
+    """The entries that agreed with J at theta: judged so (resolved or not), or all when every direction agreed.
+
+    A direction that disagreed, even where the search named no entry, may hide an error that the second point
+    would then blame on a global.
+    """
     if search is None:
         return among(status, (Status.OK, Status.UNRESOLVED))
-    failed = search.found.failed_blocks if search.found is not None else []
-    right = np.ones(layout.size, bool)
-    for block in layout.blocks:
-        right[block.slice] = block.name not in failed
-    return right
+    probes = search.found.directions if search.found is not None else None
+    return np.full(layout.size, probes is not None and bool(probes.agree.all()))
 
 
 def _with_drift(mutated: dict[str, np.ndarray], evaluator: Evaluator) -> dict[str, np.ndarray]:
