@@ -480,8 +480,7 @@ def _warnings(ev: Evidence) -> list[Diagnosis]:
         found.append(Diagnosis(
             NOISE_FLOOR,
             f"{cause} limits what the check can see to {seen}; the verdict allows for it"
-            + (" (check in float64 to see smaller errors)." if low and (coarse_theta or ev.noise.unit > COARSE_UNIT
-                                                                       or ev.noise.computed_in) else ".")))
+            + (" (check in float64 to see smaller errors)." if low else ".")))
     found += _symmetric_point(ev)
     return found
 

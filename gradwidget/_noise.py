@@ -137,16 +137,13 @@ at most and about a third of that on average over the binade ([3], ch. 2);
 float32 and float16 losses measure 0.25 to 0.35 ulp with `measure_noise`.
 Where the measured noise is coarser than `COARSE_UNIT` although J's type is
 finer (a float32 or float16 computation returned as a Python float), J's
-real unit roundoff is taken as ``measured / |J| / MEASURED_SHARE``, and the
-verdict claims what that precision resolves.
+real unit roundoff is taken as ``measured / |J| / MEASURED_SHARE``; near a
+named type's machine epsilon, the verdict claims what that type resolves.
 """
 
 NAMED_PRECISIONS = (("float32", float(np.finfo(np.float32).eps)), ("float16", float(np.finfo(np.float16).eps)),
                     ("bfloat16", 2.0 ** -7))
 """The coarse floating-point types a J may compute in, with their machine epsilons."""
-
-COARSEST_UNIT = 4 * NAMED_PRECISIONS[-1][1]
-"""J's measured noise is taken for a coarse precision's rounding up to this unit (a little beyond bfloat16's)."""
 
 ECNOISE_ORDERS = range(3, 7)
 """Orders k of the differences whose spread estimates the noise ([2])."""
@@ -266,16 +263,17 @@ class NoiseModel:
         """The unit roundoff of the arithmetic J's value comes from: ``unit``, or coarser as measured.
 
         A J of a coarser precision than its type shows it in its measured
-        noise (see `MEASURED_SHARE`); where that is near a named type's
-        machine epsilon, J is taken to compute in that type, and judged as a
-        J of that type is. Noise beyond `COARSEST_UNIT` is no
-        precision's rounding: the claim stays the type's, and the entries it
-        leaves unresolved make the verdict inconclusive.
+        noise (see `MEASURED_SHARE`); where that is within a factor 4 of a
+        named type's machine epsilon, J is taken to compute in that type,
+        and judged as a J of that type is. Other noise (large terms that
+        cancel, kinks crossed by the measurement) is no precision's rounding:
+        the claim stays the type's, and the entries it leaves unresolved make
+        the verdict inconclusive.
         """
         measured = self.measured_unit
-        if not self.unit <= COARSE_UNIT < measured <= COARSEST_UNIT:
+        if self.unit > COARSE_UNIT:
             return self.unit
-        return next((eps for _, eps in NAMED_PRECISIONS if eps / 4 <= measured <= 4 * eps), measured)
+        return next((eps for _, eps in NAMED_PRECISIONS if eps / 4 <= measured <= 4 * eps), self.unit)
 
     @property
     def measured_unit(self) -> float:

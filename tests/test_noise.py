@@ -145,3 +145,15 @@ def test_measure_noise_of_a_smooth_J_is_rounding() -> None:
     found = measure_noise(Evaluator(lambda v: float(np.sum(np.sin(v)) + 100), layout, point), point,
                           NoiseModel(U, cost), np.random.default_rng(0))
     assert found < 10 * U * cost
+
+
+@pytest.mark.parametrize(("relative_noise", "named"), [(3.6e-8, "float32"), (2.9e-4, "float16"), (2.3e-3, "bfloat16"),
+                                                       (1e-9, None), (3e-6, None), (1e-14, None)])
+def test_measured_noise_names_the_precision_j_computes_in_only_near_a_real_one(relative_noise: float,
+                                                                              named: str | None) -> None:
+    noise = NoiseModel(U, -2.0, measured=2.0 * relative_noise)
+    assert noise.computed_in == named
+    if named is None:  # large terms that cancel, kinks crossed by the measurement: float64's claim stays
+        assert noise.computed_unit == U and noise.claim == NoiseModel(U, -2.0).claim
+    else:
+        assert noise.claim == NoiseModel(noise.computed_unit, -2.0).claim > 1e-3
