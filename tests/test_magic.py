@@ -423,3 +423,13 @@ def test_cell_that_raises_checks_nothing(fresh: InteractiveShell) -> None:
     assert "ZeroDivisionError" in captured.stdout + captured.stderr
     assert not captured.outputs
 
+
+
+def test_precision_as_given_keeps_a_float32_check_in_float32(way: Way) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 3)).astype(np.float32)
+    J = lambda w: 0.5 * np.sum((X @ w) ** 2)  # noqa: E731  (follows its dtype)
+    grad = lambda w: X.T @ (X @ w)  # noqa: E731
+    w = rng.normal(size=3).astype(np.float32)
+    assert way.check(J, grad, w, seed=0).precision["checked_in"] == "float64"
+    assert way.check(J, grad, w, precision="as-given", seed=0).precision["checked_in"] == "float32"
