@@ -98,12 +98,12 @@ def point_scales(flat: np.ndarray, blocks: list[slice]) -> np.ndarray:
     block far below 1 (parameters of 1e-6) a scale of their block's, so that
     a step never dwarfs them. A block of zeros counts as ordinary.
     """
-    size = np.abs(flat.astype(np.float64))
-    typical = np.ones(flat.size)
+    scale = np.abs(flat, dtype=np.float64)  # the only theta-sized array made: a check of 1e7 entries is tight
     for part in blocks:
-        rms = float(np.sqrt(np.mean(size[part] ** 2))) if size[part].size else 0.0
-        typical[part] = min(1.0, 10 * rms) if rms > 0 else 1.0
-    return np.maximum(size, typical)
+        size = scale[part]
+        rms = float(np.sqrt(np.dot(size, size) / size.size)) if size.size else 0.0
+        np.maximum(size, min(1.0, 10 * rms) if rms > 0 else 1.0, out=size)
+    return scale
 
 
 def default_steps(method: str, scale: np.ndarray, unit: float) -> np.ndarray:

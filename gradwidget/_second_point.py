@@ -52,7 +52,8 @@ class _Probes:
 
     Move k is ``offset + factors[k] * direction`` restricted to the entries
     of group ``groups[k]`` (``group_of`` gives each entry's group, -1 for
-    none); ``groups[k] == -1`` is the second point itself.
+    none, where ``direction`` is 0); ``groups[k] == -1`` is the second point
+    itself.
     """
 
     offset: np.ndarray
@@ -60,12 +61,15 @@ class _Probes:
     group_of: np.ndarray
     factors: tuple[float, ...]
     groups: tuple[int, ...]
+    several: bool  # more than one group: a move keeps only its own group's entries
 
     def __len__(self) -> int:
         return len(self.factors)
 
     def __getitem__(self, k: int) -> np.ndarray:
-        move = np.where(self.group_of == self.groups[k], self.factors[k] * self.direction, 0.0)
+        move = self.factors[k] * self.direction
+        if self.several:
+            move[self.group_of != self.groups[k]] = 0.0
         move += self.offset
         return move
 
@@ -102,39 +106,53 @@ def wrong_elsewhere(evaluator: Evaluator, grad: Callable[[Any], Any] | None, lay
     if count == 0:
         return []
     # Theta-sized arrays are made in place and let go as soon as they are used: a directional check of 1e7
-    # entries holds at most a few of them.
+    # entries holds only a few of them. Each direction's size along an entry is its central step (whatever eps
+    # or scheme the check used); it is 0 where the entry was not right at theta.
     blocks = [b.slice for b in layout.blocks]
-    moved = rng.uniform(-1, 1, point.size)
-    moved *= np.maximum(np.abs(point), 0.1 * point_scales(point, blocks))
-    moved *= SECOND_POINT_SPREAD
-    moved += point
-    moved = moved.astype(point.dtype, copy=False)
+    direction = default_steps("central", point_scales(point, blocks), noise.computed_unit)
+    direction[rng.integers(0, 2, point.size, dtype=np.int8) == 0] *= -1
+    direction[group_of < 0] = 0.0
+    moved = _second_point(point, blocks, rng)
     gradient = evaluator.at(moved)[0][0][1] if grad is None else call_with_copy(grad, layout, moved, "grad")[0]
     try:
         there, _ = layout.flatten_like(gradient)
     except InputError:
         return []
     del gradient
-    offset = moved.astype(np.float64)
+    claimed, size = np.zeros(count), np.zeros(count)
+    with np.errstate(all="ignore"):
+        for block in layout.blocks:
+            g = int(group_of[block.slice].max(initial=-1))
+            if g >= 0:
+                along, part = direction[block.slice], there[block.slice]
+                claimed[g] += along @ part
+                size[g] += np.abs(along) @ np.abs(part)
+    del there
+    offset = moved if moved.dtype == np.float64 else moved.astype(np.float64)
     offset -= point
-    del moved
-    # Each direction's size along an entry: the central step (whatever eps or scheme the check used).
-    direction = default_steps("central", point_scales(point, blocks), noise.computed_unit)
-    direction[rng.integers(0, 2, point.size, dtype=np.int8) == 0] *= -1
     factors = tuple(f for t in SLOPE_STEPS for f in (t, -t))
     groups = (*(g for g in range(count) for _ in factors), -1)
-    probes = _Probes(offset, direction, group_of, (*factors * count, 0.0), groups)
+    probes = _Probes(offset, direction, group_of, (*factors * count, 0.0), groups, count > 1)
     costs = evaluator.shifted(probes, np.empty(len(probes)))  # one batch, for a vectorized J
     wrong = []
     for g in range(count):
-        along = np.where(group_of == g, direction, 0.0)
-        slope = _slope(costs[g * len(factors):(g + 1) * len(factors)], costs[-1], noise,
-                       float(np.abs(along) @ np.abs(there)))
-        with np.errstate(all="ignore"):
-            claimed = float(along @ there)
-        if slope is not None and np.isfinite(claimed) and abs(claimed - slope[0]) > slope[1]:
+        slope = _slope(costs[g * len(factors):(g + 1) * len(factors)], costs[-1], noise, float(size[g]))
+        if slope is not None and np.isfinite(claimed[g]) and abs(claimed[g] - slope[0]) > slope[1]:
             wrong += [b.name for b in layout.blocks if (group_of[b.slice] == g).any()]
     return wrong
+
+
+def _second_point(point: np.ndarray, blocks: list[slice], rng: np.random.Generator) -> np.ndarray:
+    """The check point moved by up to `SECOND_POINT_SPREAD` of each entry's scale, in theta's dtype."""
+    moved = np.abs(point, dtype=np.float64)
+    scale = point_scales(point, blocks)
+    scale *= 0.1
+    np.maximum(moved, scale, out=moved)
+    del scale
+    moved *= rng.uniform(-1, 1, point.size)
+    moved *= SECOND_POINT_SPREAD
+    moved += point
+    return moved.astype(point.dtype, copy=False)
 
 
 def _groups(layout: Layout, right: np.ndarray) -> np.ndarray:

@@ -123,3 +123,15 @@ def test_float32_code_that_casts_itself_is_resolved_at_nine_points_in_ten() -> N
         verdicts.append(gw.check(J, grad, moved, seed=0).verdict)
     assert "failed" not in verdicts
     assert verdicts.count("inconclusive") <= 2, verdicts
+
+
+def test_a_global_read_is_named_the_same_when_an_executor_takes_the_second_point_in_parts() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    case = make("mlp-reads-global-W2")
+    with ThreadPoolExecutor(2) as pool:
+        result = gw.check(case.J, case.grad, case.theta, executor=pool, seed=0)
+    serial = gw.check(case.J, case.grad, case.theta, seed=0)
+    assert result.verdict == serial.verdict == "failed"
+    assert [d.message for d in result.diagnoses] == [d.message for d in serial.diagnoses]
+    assert "for W1, b1:" in serial.diagnoses[0].message
