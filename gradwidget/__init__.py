@@ -17,6 +17,7 @@ from typing import Any
 from . import _verdict
 from ._check import GradientCheckError, assert_gradient, check
 from ._diagnose import Diagnosis
+from ._layer import assert_layer, check_hessian, check_jacobian, check_jvp, check_layer, check_loss, check_vjp
 from ._options import InputError, OptionError
 from ._params import random_init
 from ._result import BlockReport, CheckResult
@@ -31,7 +32,14 @@ __all__ = [
     "InputError",
     "OptionError",
     "assert_gradient",
+    "assert_layer",
     "check",
+    "check_hessian",
+    "check_jacobian",
+    "check_jvp",
+    "check_layer",
+    "check_loss",
+    "check_vjp",
     "random_init",
     *_verdict.__all__,
 ]

@@ -33,7 +33,7 @@ from ._second_point import wrong_elsewhere
 from ._subgradient import not_subgradients
 from ._verdict import Status, Verdict, among
 
-__all__ = ["GradientCheckError", "Problem", "assert_gradient", "check"]
+__all__ = ["GradientCheckError", "Problem", "assert_gradient", "check", "run_check"]
 
 class GradientCheckError(AssertionError):
     """A gradient check failed; the message says where and why.
@@ -73,19 +73,24 @@ class AtPoint:
 
 
 def check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any, **options: Any) -> CheckResult:
-    opts = parse_options(options)
+    return run_check(J, grad, theta, parse_options(options))
+
+
+def run_check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta: Any, opts: CheckOptions,
+              evaluator_for: Callable[..., Evaluator] = make_evaluator) -> CheckResult:
+    """`check` with validated options; ``evaluator_for`` makes the evaluator (as `make_evaluator` does)."""
     _require_callables(J, grad)
     layout, point = flatten(theta, opts.shapes, opts.names)
     if opts.precision == "auto" and not opts.vectorized and opts.method != "complex":
         promoted = promotion(J, grad, layout, point)
         if promoted is not None:  # the formula in float64; the float32 gradient against its float64 value
             wide = layout.views(point.astype(np.float64))
-            result = check(J, grad, wide, **{**opts.given(), "precision": "as-given"})
+            result = run_check(J, grad, wide, replace(opts, precision="as-given"), evaluator_for)
             evidence = replace(result.evidence, promotion=promoted)
             return CheckResult(evidence, diagnose(evidence), Problem(J, grad, theta, opts))
     rng = np.random.default_rng(opts.seed)
-    evaluator = make_evaluator(J, layout, point, pair=grad is None, vectorized=opts.vectorized,
-                               executor=opts.executor, dtype=np.complex128 if opts.method == "complex" else None)
+    evaluator = evaluator_for(J, layout, point, pair=grad is None, vectorized=opts.vectorized,
+                              executor=opts.executor, dtype=np.complex128 if opts.method == "complex" else None)
     sampled = _positions_to_check(layout, opts.sample, rng) if opts.sample else None
     start = _at_point(evaluator, grad, layout, point)
     noise = NoiseModel(start.unit, start.costs[0], grad_unit=start.grad_unit)

@@ -30,6 +30,7 @@ from ._verdict import (
     PRECISION_LOSS,
     SCALE,
     SIGN,
+    SWAPPED,
     SYMMETRIC_POINT,
     TRANSPOSE,
     Status,
@@ -97,11 +98,17 @@ def diagnose(ev: Evidence) -> list[Diagnosis]:
     found: list[Diagnosis] = []
     with np.errstate(over="ignore", invalid="ignore"):  # grad's inf or 1e200 entries are findings, not warnings
         found += _setup_problems(ev)
+        if ev.contract is not None:
+            from ._layer_diagnoses import contract_diagnoses
+
+            found += contract_diagnoses(ev)
         if not ev.nondeterministic:
             found += _directional_findings(ev) if ev.directional else _failure_patterns(ev)
             found += _kinks(ev)
         found += _warnings(ev)
-    return found
+    if ev.subject.kind == "gradient":
+        return found
+    return [Diagnosis(d.code, ev.subject.words(d.message), d.block, d.index) for d in found]
 
 
 # ---------------------------------------------------------------- set-up
@@ -168,6 +175,10 @@ def _failure_patterns(ev: Evidence) -> list[Diagnosis]:
     if not failing:
         return []
     explained: dict[str, Diagnosis] = _swapped(ev, failing)
+    if ev.subject.kind != "gradient":
+        from ._layer_diagnoses import layer_patterns
+
+        explained.update({name: d for name, d in layer_patterns(ev, failing).items() if name not in explained})
     for block in failing:
         pattern = _block_pattern(ev, block) if block.name not in explained else None
         if pattern is not None:
@@ -221,8 +232,9 @@ def _swapped(ev: Evidence, failing: list[Block]) -> dict[str, Diagnosis]:
             if (np.isfinite(nb).all() and np.isfinite(nc).all()
                     and np.linalg.norm(ab - nc) <= EXPLAINED * np.linalg.norm(ab - nb)
                     and np.linalg.norm(ac - nb) <= EXPLAINED * np.linalg.norm(ac - nc)):
+                code = SWAPPED if ev.subject.kind == "layer" else PERMUTATION
                 found[b.name] = found[c.name] = Diagnosis(
-                    PERMUTATION, f"{b.name} and {c.name} are swapped: {say.function} returns {c.name}'s gradient "
+                    code, f"{b.name} and {c.name} are swapped: {say.function} returns {c.name}'s gradient "
                     f"as {b.name}'s and {b.name}'s as {c.name}'s (check the order of what it returns).")
     return found
 
@@ -309,7 +321,9 @@ def _merged(found: list[Diagnosis], layout: Layout) -> list[Diagnosis]:
 
 
 def _explained_elsewhere(ev: Evidence, block: Block) -> bool:
-    """Whether a failing block has no wrong entry of its own: a diagnosis of its own says why it fails."""
+    """Whether a failing block has no wrong entry of its own, or a backward's contract says why it fails."""
+    if ev.contract is not None and block.name in ev.contract.ignores_dout:
+        return True
     return not (ev.status[block.slice] == Status.WRONG).any() and block.name not in ev.transposed
 
 

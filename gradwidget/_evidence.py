@@ -7,6 +7,7 @@ it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -15,8 +16,8 @@ import numpy as np
 from ._noise import SURE, NoiseModel, block_scales
 from ._params import Layout
 
-__all__ = ["DirectionalFindings", "Evidence", "NotSubgradient", "Probes", "Promotion", "global_error",
-           "global_resolution"]
+__all__ = ["Contract", "DirectionalFindings", "Evidence", "JacobianPairs", "NotSubgradient", "Probes", "Promotion",
+           "Subject", "global_error", "global_resolution"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,95 @@ class Promotion:
 
 
 @dataclass(frozen=True)
+class Subject:
+    """What was checked, in the user's words: the functions' names, what was compared, what was passed through.
+
+    A gradient check compares ``grad`` with finite differences of ``J`` at
+    ``theta``. The checks of array-valued functions run the same engine on
+    ``J(x) = <v, f(x)>`` (v the cotangent, or ``dout``), and their messages
+    name the user's functions instead.
+
+    Attributes
+    ----------
+    kind : str
+        ``"gradient"``, ``"layer"``, ``"vjp"``, ``"jvp"``, ``"jacobian"`` or ``"hessian"``.
+    cost, gradient, point : str
+        The names messages use for J, grad and theta (``"affine_forward"``,
+        ``"affine_backward"``, ``"the inputs"``).
+    title : str
+        The report's first line (empty for a gradient).
+    notes : tuple of str
+        Lines for the report (arguments passed through, the Hessian's symmetry).
+    outputs : Layout or None
+        The structure of f's output, for naming pairs of the Jacobian.
+    cotangent : ndarray or None
+        The flat cotangent v (``dout``) the engine checked ``<v, f>`` with.
+    """
+
+    kind: str = "gradient"
+    cost: str = "J"
+    gradient: str = "grad"
+    point: str = "theta"
+    title: str = ""
+    notes: tuple[str, ...] = ()
+    outputs: Layout | None = None
+    cotangent: np.ndarray | None = None
+
+    def words(self, message: str) -> str:
+        """``message`` with J, grad and theta called by this subject's names."""
+        if self.kind == "gradient":
+            return message
+        names = {"J": self.cost, "grad": self.gradient, "theta": self.point}
+        return _NAMED.sub(lambda found: names[found.group(0)], message)
+
+
+_NAMED = re.compile(r"(?<![\w.'`=])(J|grad|theta)(?![\w(=])")
+
+
+@dataclass(frozen=True)
+class JacobianPairs:
+    """The whole Jacobian, output entry by input entry, compared pair by pair.
+
+    Attributes
+    ----------
+    analytic, numeric, tolerance : ndarray
+        Shape ``(m, n)``: m flat outputs, n flat inputs. ``numeric`` is NaN
+        in columns that were not measured.
+    wrong : ndarray of bool
+        Pairs beyond their tolerance, in columns the check found wrong.
+    """
+
+    analytic: np.ndarray
+    numeric: np.ndarray
+    tolerance: np.ndarray
+    wrong: np.ndarray
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What a backward's contract checks found, without finite differences.
+
+    Attributes
+    ----------
+    ignores_dout : dict
+        Argument name -> relative failure of ``b(v1) + b(v2) = b(v1 + v2)``.
+    constant_in_dout : list of str
+        Arguments whose gradient came back the same for two different dout.
+    shapes : dict
+        Argument name -> (code, message) for a gradient returned in another
+        shape (a broadcast not summed) or in another argument's place.
+    harmful_writes : list of str
+        What the backward wrote into (``"dout"``, ``"the cache's item 2"``)
+        so that a second call gave another result.
+    """
+
+    ignores_dout: dict[str, float] = field(default_factory=dict)
+    constant_in_dout: list[str] = field(default_factory=list)
+    shapes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    harmful_writes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Evidence:
     """Everything the checker measured, per entry of the flat vector.
 
@@ -152,6 +242,12 @@ class Evidence:
         The step the user gave, if any.
     vectorized : bool
         J was called on batches of points (``vectorized=True``).
+    subject : Subject
+        What was checked and the names messages use.
+    pairs : JacobianPairs or None
+        The whole Jacobian, where a check of an array-valued function compared it.
+    contract : Contract or None
+        A backward's contract checks (layers).
     against : str
         What ``numeric`` is: ``"numeric"`` (finite differences, a check) or
         ``"reference"`` (an instructor's gradient, when grading); it sets how
@@ -187,6 +283,9 @@ class Evidence:
     against: str = "numeric"
     eps: float | None = None
     vectorized: bool = False
+    subject: Subject = field(default_factory=Subject)
+    pairs: JacobianPairs | None = None
+    contract: Contract | None = None
 
     @property
     def unit(self) -> float:

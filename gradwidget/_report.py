@@ -42,8 +42,22 @@ def headline(result: CheckResult) -> tuple[str, str]:
         scope += (f", checked in float64 ({ev.promotion.dtype} theta: J and grad follow its dtype; the "
                   f"{ev.promotion.dtype} gradient {agrees})")
     detail = (f"error {result.error:.2e}  ({METHOD_NAMES[result.method]}, {scope}, "
-              f"{result.evaluations} calls of J; {rule})")
+              f"{result.evaluations} calls of {ev.subject.cost}{_pairs_compared(result)}; {rule})")
     return result.verdict.upper(), detail
+
+
+def _pairs_compared(result: CheckResult) -> str:
+    pairs = result.evidence.pairs
+    if pairs is None:
+        return ""
+    wrong = int(pairs.wrong.sum())
+    return f"; the whole Jacobian, {pairs.wrong.size} pairs" + (f", {wrong} wrong" if wrong else "")
+
+
+def subject_lines(result: CheckResult) -> list[str]:
+    """What was checked and what was passed through, for results of array-valued checks (else nothing)."""
+    subject = result.evidence.subject
+    return [subject.title, *subject.notes] if subject.title else list(subject.notes)
 
 
 def block_rows(result: CheckResult) -> list[tuple[str, ...]]:
@@ -95,7 +109,7 @@ def worst_cells(result: CheckResult) -> list[tuple[str, ...]]:
 def report_text(result: CheckResult) -> str:
     """The plain-text report: verdict, a table of blocks, diagnoses, worst entries."""
     verdict, detail = headline(result)
-    lines = [f"gradwidget: {verdict}  {detail}"]
+    lines = [f"gradwidget: {verdict}  {detail}", *(f"  {line}" for line in subject_lines(result))]
     rows = [BLOCK_COLUMNS, *block_rows(result)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(BLOCK_COLUMNS))]
     lines.append("")
@@ -133,6 +147,7 @@ def summary_html(result: CheckResult) -> str:
     color = BADGE_COLOURS[result.verdict]
     parts = [f'<p><span class="gradwidget-verdict" style="background:{color};color:white;padding:2px 8px;'
              f'border-radius:4px;font-weight:bold">{verdict}</span> {esc(detail)}</p>']
+    parts += [f'<p class="gradwidget-subject">{esc(line)}</p>' for line in subject_lines(result)]
     if result.diagnoses:
         items = "".join(f'<li data-code="{esc(d.code)}"><code>{esc(d.code)}</code> {esc(d.message)}</li>'
                         for d in result.diagnoses)

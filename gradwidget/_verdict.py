@@ -23,20 +23,25 @@ from ._params import Block
 
 # Public through gradwidget: the diagnosis codes. The rest is imported by name inside the package.
 __all__ = [
+    "BROADCAST",
     "CODES",
     "DOMAIN",
+    "IGNORES_DOUT",
     "IGNORES_INPUT",
     "INTERRUPTED",
     "KINK",
     "LOCALIZED",
+    "MISSING_TERM",
     "MUTATES_INPUT",
     "NOISE_FLOOR",
     "NONDETERMINISTIC",
     "NOT_SUBGRADIENT",
     "PERMUTATION",
     "PRECISION_LOSS",
+    "RECURRENCE",
     "SCALE",
     "SIGN",
+    "SWAPPED",
     "SYMMETRIC_POINT",
     "TRANSPOSE",
 ]
@@ -105,6 +110,11 @@ IGNORES_INPUT = "ignores-input"
 INTERRUPTED = "interrupted"
 NOT_SUBGRADIENT = "not-subgradient"
 PRECISION_LOSS = "precision-loss"
+IGNORES_DOUT = "ignores-dout"
+BROADCAST = "broadcast"
+SWAPPED = "swapped"
+MISSING_TERM = "missing-term"
+RECURRENCE = "recurrence"
 
 CODES: dict[str, Code] = {
     SCALE: Code("analytic = c * numeric for a constant c != 1 (whole or one block)"),
@@ -124,6 +134,11 @@ CODES: dict[str, Code] = {
                           fatal=True),
     PRECISION_LOSS: Code("grad's float32 value differs from its float64 value beyond float32's rounding (an "
                          "overflow, a constant rounded to float32)", fatal=True),
+    IGNORES_DOUT: Code("a backward whose result does not scale with its upstream gradient", fatal=True),
+    BROADCAST: Code("a gradient of the wrong shape, or summed over the wrong axis", fatal=True),
+    SWAPPED: Code("one argument's gradient returned in another's place", fatal=True),
+    MISSING_TERM: Code("a structured part of the Jacobian missing (diagonal only, a normalization's mean path)"),
+    RECURRENCE: Code("a sequence layer right at its last step, wrong at earlier ones"),
 }
 """Every diagnosis code, in the order reports list them. Tools match on the codes; they never change."""
 
@@ -167,6 +182,8 @@ def within(analytic: np.ndarray, left: np.ndarray, right: np.ndarray, tolerance:
 def block_verdict(ev: Evidence, block: Block) -> Verdict:
     """A block's verdict: by the classic rule when ``tol`` is set, else entry by entry."""
     if block.name in ev.transposed or block.name in ev.not_subgradient:
+        return Verdict.FAILED
+    if ev.contract is not None and block.name in ev.contract.shapes:  # returned in another shape or place
         return Verdict.FAILED
     if ev.promotion is not None and ((ev.promotion.wrong >= block.start) & (ev.promotion.wrong < block.stop)).any():
         return Verdict.FAILED

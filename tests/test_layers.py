@@ -19,15 +19,15 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gradwidget"
 # Bottom first. A module may import from its own layer and the layers below.
 LAYERS: list[set[str]] = [
     {"_options", "_params", "_progress", "examples"},  # parameter trees, options declared once
-    {"_differences", "_evaluate"},  # schemes and steps; calling J
+    {"_differences", "_evaluate", "_projection"},  # schemes and steps; calling J (or f, as <v, f>)
     {"_noise"},  # one model of each estimate's error
     {"_evidence"},  # what a check measured
-    {"_verdict"},  # statuses, verdicts, the codes table
-    {"_diagnose"},  # evidence -> diagnoses
+    {"_verdict", "_shapes"},  # statuses, verdicts, the codes table; a backward's gradients matched to arguments
+    {"_diagnose", "_layer_diagnoses"},  # evidence -> diagnoses (of gradients, of layers)
     {"_result"},  # CheckResult, BlockReport
     # the coordinate and directional paths; the second point; kinks moved together; float32 checked in float64
-    {"_entries", "_directions", "_second_point", "_subgradient", "_precision"},
-    {"_check"},  # orchestration: check, assert_gradient
+    {"_entries", "_directions", "_second_point", "_subgradient", "_precision", "_contract"},
+    {"_check", "_layer"},  # orchestration: check, assert_gradient; check_layer and the other array-valued checks
     {"_colour", "_report", "_plot", "_sweep"},  # how a result shows
     {"_magic", "widget", "grading", "demo", "__init__", "__main__"},  # entry points
 ]

@@ -13,14 +13,16 @@ from gradwidget._verdict import CODES, Status, Verdict, block_verdict, classic_a
 DESIGN_CODES = ["scale", "sign", "transpose", "permutation", "localized", "kink", "nondeterministic",
                 "mutates-input", "symmetric-point", "domain", "noise-floor", "ignores-input"]
 # New codes go at the end: tools match on the old ones.
-ADDED_CODES = ["interrupted", "not-subgradient", "precision-loss"]
+ADDED_CODES = ["interrupted", "not-subgradient", "precision-loss", "ignores-dout", "broadcast", "swapped",
+               "missing-term", "recurrence"]
 
 
 def test_the_codes_table_is_the_contract() -> None:
     assert list(CODES) == DESIGN_CODES + ADDED_CODES
     assert {code for code, info in CODES.items() if info.fatal} == {"mutates-input", "nondeterministic",
                                                                    "ignores-input", "not-subgradient",
-                                                                   "precision-loss"}
+                                                                   "precision-loss", "ignores-dout", "broadcast",
+                                                                   "swapped"}
     for code in DESIGN_CODES + ADDED_CODES:
         assert getattr(gw, code.upper().replace("-", "_")) == code
     assert gw.CODES is CODES

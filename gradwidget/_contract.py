@@ -1,0 +1,87 @@
+"""A backward's contract, checked without finite differences.
+
+A backward pass maps an upstream gradient ``dout`` to the gradients of its
+arguments. Whatever the layer, that map is linear in ``dout``, and calling it
+twice on the same ``dout`` and cache gives the same answer. The checks here
+call the backward a few times at the check point (never the forward again)
+and return a `Contract` for the diagnoses.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ._evidence import Contract
+
+__all__ = ["LINEARITY_ROUNDING", "backward_contract", "changed_parts"]
+
+LINEARITY_ROUNDING = 64
+"""``b(v1) + b(v2)`` and ``b(v1 + v2)`` may differ by this many roundings of the values added."""
+
+
+def backward_contract(gradients: Callable[[np.ndarray, bool], list[np.ndarray]], cotangent: np.ndarray,
+                      names: Sequence[str], rng: np.random.Generator,
+                      writes: Callable[[], list[str]]) -> Contract:
+    """Linearity in dout and harmless writes, for a backward at the check point.
+
+    Parameters
+    ----------
+    gradients : callable
+        ``gradients(v, fresh)``: the backward's gradients (flat, in the dtype returned, one
+        per argument) for the flat upstream gradient ``v``; ``fresh=False``
+        reuses the dout and cache of the previous call instead of fresh
+        copies.
+    cotangent : ndarray
+        The check's upstream gradient.
+    names : sequence of str
+        The arguments' names, in the order of ``gradients``.
+    rng : Generator
+    writes : callable
+        What the latest call wrote into (``"dout"``, ``"the cache's item 2"``).
+    """
+    other = rng.standard_normal(cotangent.size)
+    first, second, both = (gradients(v, True) for v in (cotangent, other, cotangent + other))
+    ignores: dict[str, float] = {}
+    constant: list[str] = []
+    for name, *returned in zip(names, first, second, both):
+        unit = _rounding(*returned)
+        a, b, ab = (r.astype(np.float64) for r in returned)
+        scale = np.abs(a) + np.abs(b) + np.abs(ab)
+        slack = LINEARITY_ROUNDING * unit * scale
+        miss = np.abs(a + b - ab)
+        if (miss > slack).any():
+            ignores[name] = float(np.max(miss) / max(float(np.max(scale)), np.finfo(float).tiny))
+            if np.array_equal(a, b):
+                constant.append(name)
+    again = gradients(cotangent, True)
+    touched = writes()
+    repeated = gradients(cotangent, False)
+    harmful = touched if touched and any(not np.array_equal(x, y, equal_nan=True) for x, y in
+                                         zip(again, repeated)) else []
+    return Contract(ignores_dout=ignores, constant_in_dout=constant, harmful_writes=harmful)
+
+
+def _rounding(*arrays: np.ndarray) -> float:
+    return max(float(np.finfo(a.dtype).eps) if a.dtype.kind == "f" else float(np.finfo(float).eps) for a in arrays)
+
+
+def changed_parts(before: Any, after: Any, name: str) -> list[str]:
+    """The parts of ``after`` (a copy of ``before`` a function was given) that it wrote into, by name."""
+    if isinstance(before, np.ndarray):
+        same = isinstance(after, np.ndarray) and before.shape == after.shape and np.array_equal(
+            before, after, equal_nan=before.dtype.kind in "fc")
+        return [] if same else [name]
+    if isinstance(before, dict) and isinstance(after, dict):
+        return [part for key in before for part in changed_parts(before[key], after.get(key), f"{name}[{key!r}]")]
+    if isinstance(before, (list, tuple)) and isinstance(after, (list, tuple)) and len(before) == len(after):
+        return [part for k, (b, a) in enumerate(zip(before, after)) for part in changed_parts(b, a, f"{name}[{k}]")]
+    return []
+
+
+def private_copy(value: Any) -> Any:
+    """A deep copy of a dout or cache, so that nothing the backward writes reaches the caller's."""
+    return copy.deepcopy(value)
