@@ -3,7 +3,8 @@
 ``python docs/generate.py STAGE``: options.md (from the options of ``check``
 and the magic's parser), spec.md (every key of the assignment spec),
 diagnoses.md (every diagnosis code with an example: a check of a corpus
-case that gives it, its message and a heatmap of its block).
+case, or of a layer case, that gives it, its message and a heatmap of its
+block).
 """
 
 from __future__ import annotations
@@ -82,8 +83,12 @@ def example(code: str) -> gw.CheckResult:
             return float(np.sum(np.sin(x)))
 
         return gw.check(J, np.cos, np.linspace(0, 1, 40))
-    case = next(c for c in all_cases() if code in c.codes)
-    return gw.check(case.J, case.grad, case.theta, **case.options)
+    case = next((c for c in all_cases() if code in c.codes), None)
+    if case is not None:
+        return gw.check(case.J, case.grad, case.theta, **case.options)
+    from layers import LAYER_CASES, make_layer  # the codes only layers and Jacobians give
+
+    return next(c for c in map(make_layer, LAYER_CASES) if code in c.codes).run()
 
 
 def diagnoses_page(stage: Path) -> str:
