@@ -177,9 +177,11 @@ class Contract:
         Argument name -> relative failure of ``b(v1) + b(v2) = b(v1 + v2)``.
     constant_in_dout : list of str
         Arguments whose gradient came back the same for two different dout.
-    shapes : dict
-        Argument name -> (code, message) for a gradient returned in another
-        shape (a broadcast not summed) or in another argument's place.
+    faults : dict
+        Argument name -> (code, message) for a fault that fails it without
+        finite differences: a gradient returned in another shape (a
+        broadcast not summed, a Jacobian transposed) or in another
+        argument's place, a JVP that is not the VJP's transpose.
     harmful_writes : list of str
         What the backward wrote into (``"dout"``, ``"the cache's item 2"``)
         so that a second call gave another result.
@@ -187,7 +189,7 @@ class Contract:
 
     ignores_dout: dict[str, float] = field(default_factory=dict)
     constant_in_dout: list[str] = field(default_factory=list)
-    shapes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    faults: dict[str, tuple[str, str]] = field(default_factory=dict)
     harmful_writes: list[str] = field(default_factory=list)
 
 

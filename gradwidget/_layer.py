@@ -40,6 +40,9 @@ MAX_PAIRS = 10 ** 6
 PAIR_MARGIN = 4.0
 """A pair's tolerance: this many times its rounding and its curvature bound."""
 
+DOT_ROUNDING = 64.0
+"""``<v, Ju> - <J^T v, u>`` may be this many roundings of the products summed, times sqrt(n + m)."""
+
 
 # ---------------------------------------------------------------- entry points
 
@@ -111,13 +114,13 @@ def check_layer(forward: Callable[..., Any], backward: Callable[..., Any], *args
                          f"(arguments: {', '.join(names) or 'none'}); pass wrt= to choose")
     fname, bname = _name(forward, "forward"), _name(backward, "backward")
     layer = _Layer(forward, backward, args, chosen, names, fname, bname)
-    outputs, first = layer.outputs()
+    outputs, dtype = layer.outputs()
     rng = np.random.default_rng(opts.seed)
     cotangent = _cotangent(dout, outputs, rng, "dout", fname)
     x = {names[k]: np.asarray(args[k]) for k in chosen}
     returned = ReturnedGradients([names[k] for k in chosen], [np.shape(args[k]) for k in chosen],
                                  [names[k] for k in layer.floating], bname, fname)
-    contract = _layer_contract(layer, returned, first, cotangent, outputs, rng)
+    contract = _layer_contract(layer, returned, cotangent, outputs, rng)
     passed = [names[k] for k in range(len(args)) if k not in chosen]
     notes = tuple(f"{n} is {_kind(args[names.index(n)])}: it is passed through, not differentiated" for n in passed)
     described = "given" if dout is not None else "random" + (f", seed {opts.seed}" if opts.seed is not None else "")
@@ -134,8 +137,8 @@ def check_layer(forward: Callable[..., Any], backward: Callable[..., Any], *args
             layer.call_backward(_douts(outputs, e), cache)))), bname)[0] for e in np.eye(outputs.size)])
 
     result = _projected(lambda xs: layer.forward_at(xs)[0], gradient, x, opts, subject, outputs, cotangent, rows,
-                        _float_dtype(first))
-    contract = replace(contract, shapes=dict(returned.findings))
+                        dtype)
+    contract = replace(contract, faults=dict(returned.findings))
     return _rediagnosed(result, contract=contract)
 
 
@@ -182,11 +185,11 @@ def check_loss(loss: Callable[..., Any], *args: Any, wrt: Any = None, **options:
                       tuple(f"{names[k]} is {_kind(args[k])}: it is passed through, not differentiated"
                             for k in range(len(args)) if k not in chosen))
     result = run_check(value_and_gradients, None, x, opts)
-    return _rediagnosed(result, subject=subject, contract=Contract(shapes=dict(returned.findings)))
+    return _rediagnosed(result, subject=subject, contract=Contract(faults=dict(returned.findings)))
 
 
 def check_vjp(f: Callable[[Any], Any], vjp: Callable[[Any, Any], Any], x: Any, *, cotangent: Any = None,
-              **options: Any) -> CheckResult:
+              jvp: Callable[[Any, Any], Any] | None = None, **options: Any) -> CheckResult:
     """Check a vector-Jacobian product: ``vjp(x, v)`` is the gradient of ``<v, f(x)>``.
 
     Parameters
@@ -198,6 +201,10 @@ def check_vjp(f: Callable[[Any], Any], vjp: Callable[[Any, Any], Any], x: Any, *
     x : ndarray, dict or list of arrays
     cotangent : optional
         v, in f's output structure (default: random normal, drawn with ``seed``).
+    jvp : callable, optional
+        ``jvp(x, u)``, f's change along u: with it, the dot-product test
+        ``<v, jvp(x, u)> = <vjp(x, v), u>`` for random u and v (code
+        ``transpose`` when the two are not each other's transposes).
     **options
         As for :func:`check_layer`.
 
@@ -229,7 +236,14 @@ def check_vjp(f: Callable[[Any], Any], vjp: Callable[[Any, Any], Any], x: Any, *
 
     subject = Subject("vjp", fname, vname, "x", f"{vname} against {fname}: cotangent "
                       + ("given" if cotangent is not None else "random"))
-    return _projected(f, gradient, x, opts, subject, outputs, v, rows, _float_dtype(value))
+    result = _projected(f, gradient, x, opts, subject, outputs, v, rows, _float_dtype(value))
+    if jvp is None:
+        return result
+    _require_callable(jvp, "jvp")
+    fault = _dot_product_test(vjp, jvp, x, outputs, result.evidence.layout, rng, vname, _name(jvp, "jvp"))
+    if fault is None:
+        return result
+    return _rediagnosed(result, contract=Contract(faults={result.evidence.layout.blocks[0].name: fault}))
 
 
 def check_jvp(f: Callable[[Any], Any], jvp: Callable[[Any, Any], Any], x: Any, **options: Any) -> CheckResult:
@@ -326,7 +340,7 @@ def check_jacobian(f: Callable[[Any], Any], jac: Callable[[Any], Any], x: Any, *
     result = _against_jacobian(f, matrix, x, opts, subject, outputs, _float_dtype(value))
     if transposed:
         named = result.evidence.layout.blocks[0].name
-        return _rediagnosed(result, contract=Contract(shapes={named: (TRANSPOSE, transposed[0])}))
+        return _rediagnosed(result, contract=Contract(faults={named: (TRANSPOSE, transposed[0])}))
     return result
 
 
@@ -412,8 +426,14 @@ def _projected(f: Callable[[Any], Any], gradient: Callable[[Any], Any], x: Any, 
     result = run_check(projection, gradient, x, opts, evaluator_for)
     ev = result.evidence
     pairs = None
-    if recorders and recorders[-1].at_point is not None:
-        pairs = _pairs(recorders[-1], ev, rows(ev.layout.views(ev.point.copy()), ev.layout), projection.dtype)
+    if recorders and recorders[-1].at_point is not None and ev.interrupted is None:
+        try:
+            analytic = rows(ev.layout.views(ev.point.copy()), ev.layout)
+        except KeyboardInterrupt:  # the check itself is complete: keep it, without the whole Jacobian
+            subject = replace(subject, notes=(*subject.notes, "the whole Jacobian was not compared: interrupted "
+                                              f"while {subject.gradient} gave its rows"))
+        else:
+            pairs = _pairs(recorders[-1], ev, analytic, projection.dtype)
     return _rediagnosed(result, subject=replace(subject, outputs=outputs, cotangent=cotangent), pairs=pairs)
 
 
@@ -428,11 +448,25 @@ def _against_jacobian(f: Callable[[Any], Any], jacobian: Callable[[Any], np.ndar
     return _projected(f, gradient, x, opts, subject, outputs, v, lambda xs, _: jacobian(xs), dtype)
 
 
+def _dot_product_test(vjp: Callable[[Any, Any], Any], jvp: Callable[[Any, Any], Any], x: Any, outputs: Layout,
+                      layout: Layout, rng: np.random.Generator, vname: str, jname: str) -> tuple[str, str] | None:
+    """``<v, jvp(x, u)> = <vjp(x, v), u>`` for random u and v, to rounding; else the finding that says it."""
+    u, v = rng.standard_normal(layout.size), rng.standard_normal(outputs.size)
+    point = layout.flatten_like(x, "x")[0]
+    along = _flat(jvp(layout.views(point.copy()), layout.views(u.copy())), outputs, jname)
+    back = layout.flatten_like(vjp(layout.views(point.copy()), outputs.views(v.copy())), vname)[0]
+    left, right = float(v @ along), float(back @ u)
+    scale = float(np.abs(v) @ np.abs(along) + np.abs(back) @ np.abs(u))
+    if abs(left - right) <= DOT_ROUNDING * np.finfo(float).eps * np.sqrt(u.size + v.size) * scale:
+        return None
+    return TRANSPOSE, (f"{jname} and {vname} are not each other's transposes: for random u and v, <v, {jname}(x, u)> "
+                       f"= {left:.6g} but <{vname}(x, v), u> = {right:.6g}. The check below says whether {vname} "
+                       f"agrees with finite differences; if it does, {jname} is wrong.")
+
+
 def _pairs(recorder: RecordingEvaluator, ev: Any, analytic: np.ndarray, dtype: np.dtype) -> JacobianPairs:
     """Each pair of the Jacobian judged against its own tolerance, in the columns the check measured."""
-    assert recorder.at_point is not None
-    numeric, reach, curvature, steps = numeric_columns(recorder.outputs, recorder.at_point, ev.layout.size,
-                                                       ev.method)
+    numeric, reach, curvature, steps = numeric_columns(recorder, ev.method)
     stencil = STENCILS.get(ev.method)
     gain = stencil.noise_gain if stencil is not None else 0.0
     unit = max(float(np.finfo(dtype).eps) if dtype.kind == "f" else 0.0, ev.noise.computed_unit)
@@ -463,10 +497,13 @@ class _Layer:
         self.fname, self.bname = fname, bname
         self.floating = [k for k, a in enumerate(args) if _is_float_array(a)]
         self.last_given: tuple[Any, Any] | None = None  # the dout and cache of the latest backward call
+        # Copies of what the functions are given, until they are seen not to write into it.
+        self.copy_passed = self.copy_for_backward = True
 
-    def forward_at(self, xs: dict[str, np.ndarray]) -> tuple[Any, Any]:
-        """``(out, cache)``: out an array or a tuple of arrays."""
-        given = [private_copy(a) for a in self.args]
+    def forward_at(self, xs: dict[str, np.ndarray], given: list[Any] | None = None) -> tuple[Any, Any]:
+        """``(out, cache)``: out an array or a tuple of arrays; ``given``: the arguments passed through."""
+        if given is None:
+            given = [private_copy(a) for a in self.args] if self.copy_passed else list(self.args)
         for k in self.chosen:
             given[k] = xs[self.names[k]]
         answer = self.forward(*given)
@@ -476,16 +513,20 @@ class _Layer:
         out = answer[0] if len(answer) == 2 else tuple(answer[:-1])
         return out, answer[-1]
 
-    def outputs(self) -> tuple[Layout, Any]:
-        out, _ = self.forward_at({self.names[k]: np.array(self.args[k], dtype=float) for k in self.chosen})
+    def outputs(self) -> tuple[Layout, np.dtype]:
+        """The output's structure and dtype at the given arguments (and whether the forward writes into them)."""
+        given = [private_copy(a) for a in self.args]
+        out, _ = self.forward_at({self.names[k]: np.array(self.args[k], dtype=float) for k in self.chosen}, given)
+        self.copy_passed = any(changed_parts(self.args[k], given[k], "") for k in range(len(given))
+                               if k not in self.chosen)
         outputs, _ = flatten(out, None, _output_names(out))
-        return outputs, out
+        return outputs, _float_dtype(out)
 
     def cache_at(self, xs: dict[str, np.ndarray]) -> Any:
         return self.forward_at(xs)[1]
 
     def call_backward(self, dout: Any, cache: Any) -> Any:
-        given = (private_copy(dout), private_copy(cache))
+        given = (private_copy(dout), private_copy(cache)) if self.copy_for_backward else (dout, cache)
         self.last_given = given
         douts = list(given[0]) if isinstance(given[0], list) else [given[0]]
         return self.backward(*douts, given[1])
@@ -494,7 +535,7 @@ class _Layer:
         return self.call_backward(dout, self.cache_at(xs))
 
 
-def _layer_contract(layer: _Layer, returned: ReturnedGradients, first: Any, cotangent: np.ndarray, outputs: Layout,
+def _layer_contract(layer: _Layer, returned: ReturnedGradients, cotangent: np.ndarray, outputs: Layout,
                     rng: np.random.Generator) -> Contract:
     """The backward's contract at the given arguments (see `backward_contract`)."""
     at_args = {layer.names[k]: np.asarray(layer.args[k], dtype=float) for k in layer.chosen}
@@ -513,8 +554,10 @@ def _layer_contract(layer: _Layer, returned: ReturnedGradients, first: Any, cota
 
     def writes() -> list[str]:
         dout_given, cache_given = latest["given"]
-        return (changed_parts(_douts(outputs, cotangent), dout_given, "dout")
-                + changed_parts(cache, cache_given, "the cache"))
+        written = (changed_parts(_douts(outputs, cotangent), dout_given, "dout")
+                   + changed_parts(cache, cache_given, "the cache"))
+        layer.copy_for_backward = bool(written)  # later calls share the cache when the backward leaves it alone
+        return written
 
     return backward_contract(gradients, cotangent, returned.names, rng, writes)
 

@@ -33,7 +33,7 @@ def contract_diagnoses(ev: Evidence) -> list[Diagnosis]:
     contract, subject = ev.contract, ev.subject
     if contract is None:
         return []
-    found = [Diagnosis(code, message, name) for name, (code, message) in contract.shapes.items()]
+    found = [Diagnosis(code, message, name) for name, (code, message) in contract.faults.items()]
     constant = [name for name in contract.ignores_dout if name in contract.constant_in_dout]
     nonlinear = {name: miss for name, miss in contract.ignores_dout.items() if name not in constant}
     if constant:

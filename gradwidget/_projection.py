@@ -24,7 +24,10 @@ __all__ = ["Projection", "RecordingEvaluator", "flat_output", "numeric_columns"]
 
 
 def flat_output(value: Any, outputs: Layout, what: str) -> np.ndarray:
-    """F's output as one flat vector in ``outputs``' order, or an error naming the shape at fault."""
+    """The output of f as one flat vector in ``outputs``' order, or an error naming the shape at fault."""
+    if isinstance(value, np.ndarray) and outputs.kind == "array" and value.shape == outputs.shape \
+            and value.dtype.kind in "biuf":
+        return value.astype(np.float64).reshape(-1)
     flat, transposed = outputs.flatten_like(value, what)
     if transposed:
         raise InputError(f"{what} returned shape {tuple(reversed(outputs.blocks[0].shape))}, expected "
@@ -55,14 +58,20 @@ class Projection:
         self.f, self.outputs, self.cotangent, self.what = f, outputs, cotangent, what
         self.dtype = np.dtype(dtype)
         self.last: np.ndarray | None = None
+        self.kept: list[np.ndarray] | None = None  # a `RecordingEvaluator` collects the outputs of its calls here
 
     def __call__(self, x: Any) -> Any:
         value = self.f(x)
-        if np.iscomplexobj(value) or (isinstance(value, (tuple, list)) and any(map(np.iscomplexobj, value))):
+        if (type(value) is np.ndarray and value.dtype.kind == "f" and self.outputs.kind == "array"
+                and value.shape == self.outputs.shape):
+            out = value.reshape(-1)  # the common case, without a copy (a recorder copies what it keeps)
+        elif np.iscomplexobj(value) or (isinstance(value, (tuple, list)) and any(map(np.iscomplexobj, value))):
             out = _complex_flat(value, self.outputs)
         else:
             out = flat_output(value, self.outputs, self.what)
         self.last = out
+        if self.kept is not None:
+            self.kept.append(out.imag if out.dtype.kind == "c" else out)
         projected = np.dot(self.cotangent, out)
         return projected if projected.dtype.kind == "c" else self.dtype.type(projected)
 
@@ -74,57 +83,51 @@ def _complex_flat(value: Any, outputs: Layout) -> np.ndarray:
 
 
 class RecordingEvaluator(Evaluator):
-    """The serial evaluator of a `Projection`, keeping f's outputs at each entry's first stencil points.
+    """The serial evaluator of a `Projection`, keeping f's outputs at each entry's first look.
 
-    Only the first ``stencil.calls`` moves of each entry are kept (the first
-    look): ``calls x n x m`` numbers, which the whole-Jacobian size limit
-    keeps small.
+    A first look moves entry i to each of the scheme's offsets in turn; the
+    outputs there are kept in ``values[i]`` (``calls x n x m`` numbers,
+    which the whole-Jacobian size limit keeps small), the moves in
+    ``moves[i]``. Later looks at other steps are not kept.
     """
 
     def __init__(self, J: Projection, layout: Layout, point: np.ndarray, *, method: str, dtype: Any = None) -> None:
         super().__init__(J, layout, point, dtype=dtype)
         self.projection = J
-        self.keep = STENCILS[method].calls if method in STENCILS else 1
-        self.outputs: dict[int, dict[complex, np.ndarray]] = {}
+        calls = STENCILS[method].calls if method in STENCILS else 1
+        self.moves = np.full((point.size, calls), np.nan, dtype=np.complex128)
+        self.values = np.full((point.size, calls, J.outputs.size), np.nan)
+        self.kept = np.zeros(point.size, dtype=np.intp)
         self.at_point: np.ndarray | None = None
+        J.kept = []
 
     def at(self, point: np.ndarray, times: int = 1) -> tuple[list[Any], np.ndarray]:
         values, changed = super().at(point, times)
-        if self.at_point is None:
-            self.at_point = self.projection.last
+        if self.at_point is None and self.projection.last is not None:
+            self.at_point = np.array(self.projection.last, dtype=np.float64)
+        self.projection.kept = []
         return values, changed
 
     def _along(self, positions: np.ndarray, deltas: np.ndarray, out: np.ndarray) -> np.ndarray:
-        for k in range(positions.size):
-            try:
-                super()._along(positions[k:k + 1], deltas[k:k + 1], out[k:k + 1])
-            except KeyboardInterrupt:
-                self.reached = k
-                raise
-            seen = self.outputs.setdefault(int(positions[k]), {})
-            if len(seen) < self.keep and self.projection.last is not None:
-                seen[complex(deltas[k])] = self.projection.last
-        return out
+        kept = self.projection.kept = []
+        try:
+            return super()._along(positions, deltas, out)
+        finally:  # the outputs of every call that returned, an interrupted chunk's too
+            for i, delta, value in zip(positions.tolist(), deltas.tolist(), kept):
+                slot = self.kept[i]
+                if slot < self.moves.shape[1]:
+                    self.moves[i, slot], self.values[i, slot] = delta, value
+                    self.kept[i] = slot + 1
+            self.projection.kept = []
 
 
-def numeric_columns(outputs: dict[int, dict[complex, np.ndarray]], at_point: np.ndarray, size: int,
-                    method: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The Jacobian's numeric columns from the recorded outputs, and two parts of each pair's error.
-
-    Parameters
-    ----------
-    outputs : dict
-        Input entry -> {move: f's flat output there}.
-    at_point : ndarray
-        f's flat output at the point.
-    size : int
-        The number of input entries n.
-    method : str
+def numeric_columns(recorder: RecordingEvaluator, method: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The Jacobian's numeric columns from a recorder's first looks, and two parts of each pair's error.
 
     Returns
     -------
     numeric : ndarray
-        ``(m, n)``: NaN in columns without a complete record.
+        ``(m, n)``: NaN in columns without a complete first look.
     reach : ndarray
         ``(m, n)``: the largest |f| a pair's estimate subtracted, over its
         step (rounding is a share of it).
@@ -134,36 +137,26 @@ def numeric_columns(outputs: dict[int, dict[complex, np.ndarray]], at_point: np.
     steps : ndarray
         ``(n,)``: each column's step (NaN where none).
     """
-    m = at_point.size
-    numeric = np.full((m, size), np.nan)
-    reach = np.zeros((m, size))
-    curvature = np.zeros((m, size))
-    steps = np.full(size, np.nan)
+    assert recorder.at_point is not None
+    centre = recorder.at_point.real
+    complete = recorder.kept == recorder.moves.shape[1]
     stencil = STENCILS.get(method)
-    for position, seen in outputs.items():
-        moves = np.array(list(seen))
-        values = np.array(list(seen.values()))
-        if stencil is None:  # the complex step: Im f(x + ih) / h
-            step = abs(moves[0].imag)
-            numeric[:, position] = values[0].imag / step
-            steps[position] = step
-            continue
-        step = float(np.max(moves.real))
-        if len(seen) < stencil.calls or step <= 0:
-            continue
-        by_offset = {round(float(move.real) / step, 6): value for move, value in zip(moves, values)}
-        column = np.zeros(m)
-        largest = np.abs(at_point.real)
-        for offset, weight in zip(stencil.offsets, stencil.weights):
-            value = at_point.real if offset == 0 else by_offset.get(round(offset, 6))
-            if value is None:
-                break
-            column += weight * value.real
-            np.maximum(largest, np.abs(value.real), out=largest)
-        else:
-            numeric[:, position] = column / step
-            reach[:, position] = largest / step
-            steps[position] = step
-            if 1.0 in by_offset and -1.0 in by_offset:
-                curvature[:, position] = np.abs(by_offset[1.0].real - 2 * at_point.real + by_offset[-1.0].real) / step
-    return numeric, reach, curvature, steps
+    values = np.where(complete[:, None, None], recorder.values, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if stencil is None:  # the complex step: ``values`` keeps Im f(x + ih); the estimate is Im f / h
+            steps = np.where(complete, np.abs(recorder.moves[:, 0].imag), np.nan)
+            numeric = values[:, 0] / steps[:, None]
+            return numeric.T, np.zeros_like(numeric.T), np.zeros_like(numeric.T), steps
+        steps = np.where(complete, np.max(recorder.moves.real, axis=1), np.nan)
+        moving = [(o, w) for o, w in zip(stencil.offsets, stencil.weights) if o != 0]
+        weights = np.array([w for _, w in moving])
+        total = np.einsum("k,nkm->nm", weights, values)
+        total += sum(w for o, w in zip(stencil.offsets, stencil.weights) if o == 0) * centre
+        numeric = total / steps[:, None]
+        reach = np.maximum(np.max(np.abs(values), axis=1), np.abs(centre)) / steps[:, None]
+        offsets = [o for o, _ in moving]
+        curvature = np.zeros_like(numeric)
+        if 1.0 in offsets and -1.0 in offsets:
+            plus, minus = values[:, offsets.index(1.0)], values[:, offsets.index(-1.0)]
+            curvature = np.abs(plus - 2 * centre + minus) / steps[:, None]
+    return numeric.T, np.nan_to_num(reach.T), np.nan_to_num(curvature.T), steps

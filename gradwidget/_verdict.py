@@ -183,7 +183,7 @@ def block_verdict(ev: Evidence, block: Block) -> Verdict:
     """A block's verdict: by the classic rule when ``tol`` is set, else entry by entry."""
     if block.name in ev.transposed or block.name in ev.not_subgradient:
         return Verdict.FAILED
-    if ev.contract is not None and block.name in ev.contract.shapes:  # returned in another shape or place
+    if ev.contract is not None and block.name in ev.contract.faults:  # a fault seen without finite differences
         return Verdict.FAILED
     if ev.promotion is not None and ((ev.promotion.wrong >= block.start) & (ev.promotion.wrong < block.stop)).any():
         return Verdict.FAILED

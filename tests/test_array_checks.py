@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from layers import AFFINE, LAYER_CASES, affine_backward, affine_forward, make_layer, relu_forward, softmax_forward
+from layer_cases import AFFINE, LAYER_CASES, affine_backward, affine_forward, make_layer, relu_forward, softmax_forward
 
 import gradwidget as gw
 
@@ -255,3 +255,50 @@ def test_linear_maps_pass_and_one_wrong_pair_is_found(m: int, n: int, seed: int,
 def test_softmax_forward_is_the_tests_own() -> None:
     s, _ = softmax_forward(np.zeros((1, 4)))
     assert np.allclose(s, 0.25)
+
+
+def test_the_dot_product_test_catches_a_jvp_that_is_not_the_vjps_transpose() -> None:
+    A = np.random.default_rng(3).normal(size=(3, 4))
+    x = np.random.default_rng(4).normal(size=4)
+
+    def f(v):
+        return np.tanh(A @ v)
+
+    def vjp(v, w):
+        return A.T @ (w * (1 - f(v) ** 2))
+
+    def jvp(v, u):
+        return (1 - f(v) ** 2) * (A @ u)
+
+    assert gw.check_vjp(f, vjp, x, jvp=jvp, seed=0).passed
+    result = gw.check_vjp(f, vjp, x, jvp=lambda v, u: A @ u, seed=0)
+    assert result.verdict == "failed" and [d.code for d in result.diagnoses] == ["transpose"]
+    assert "<lambda>" not in str(result) and "jvp and vjp are not each other's transposes" in str(result)
+
+
+def test_an_interrupt_while_the_backward_gives_the_rows_keeps_the_check(affine_args) -> None:
+    calls = {"n": 0}
+
+    def stops_late(dout, cache):
+        calls["n"] += 1
+        if calls["n"] > 12:  # past the contract and the engine's calls: in the one-hot rows
+            raise KeyboardInterrupt
+        return affine_backward(dout, cache)
+
+    result = gw.check_layer(affine_forward, stops_late, *affine_args, seed=0)
+    assert result.passed and result.evidence.pairs is None
+    assert "the whole Jacobian was not compared: interrupted while stops_late gave its rows" in str(result)
+
+
+def test_an_interrupt_during_the_first_look_keeps_what_was_measured(affine_args) -> None:
+    calls = {"n": 0}
+
+    def stops(x, w, b):
+        calls["n"] += 1
+        if calls["n"] > 20:
+            raise KeyboardInterrupt
+        return affine_forward(x, w, b)
+
+    result = gw.check_layer(stops, affine_backward, *affine_args, seed=0)
+    assert result.verdict == "inconclusive" and result.interrupted
+    assert 0 < result.checked < sum(a.size for a in affine_args)
