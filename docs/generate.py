@@ -86,7 +86,7 @@ def example(code: str) -> gw.CheckResult:
     case = next((c for c in all_cases() if code in c.codes), None)
     if case is not None:
         return gw.check(case.J, case.grad, case.theta, **case.options)
-    from layers import LAYER_CASES, make_layer  # the codes only layers and Jacobians give
+    from layer_cases import LAYER_CASES, make_layer  # the codes only layers and Jacobians give
 
     return next(c for c in map(make_layer, LAYER_CASES) if code in c.codes).run()
 
