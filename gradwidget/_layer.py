@@ -22,7 +22,7 @@ from ._check import GradientCheckError, run_check
 from ._contract import backward_contract, changed_parts, private_copy
 from ._diagnose import diagnose
 from ._differences import STENCILS
-from ._evaluate import Evaluator, make_evaluator
+from ._evaluate import Evaluator, make_evaluator, note_exception
 from ._evidence import Contract, JacobianPairs, Subject
 from ._options import CheckOptions, InputError, OptionError, counted, parse_options
 from ._params import Layout, flatten
@@ -110,8 +110,12 @@ def check_layer(forward: Callable[..., Any], backward: Callable[..., Any], *args
     names = _argument_names(forward, len(args))
     chosen = _differentiated(args, names, wrt)
     if not chosen:
+        lists = [n for n, a in zip(names, args) if isinstance(a, (list, tuple))]
+        hint = f" ({lists[0]} is a {type(args[names.index(lists[0])]).__name__}: pass np.asarray({lists[0]}))" \
+            if lists else ""
         raise InputError(f"{_name(forward, 'forward')} has no floating-point array argument to differentiate "
-                         f"(arguments: {', '.join(names) or 'none'}); pass wrt= to choose")
+                         f"(arguments: {', '.join(names) or 'none'}){hint}; pass wrt= to choose")
+    _require_finite({names[k]: args[k] for k in chosen})
     fname, bname = _name(forward, "forward"), _name(backward, "backward")
     layer = _Layer(forward, backward, args, chosen, names, fname, bname)
     outputs, dtype = layer.outputs()
@@ -124,7 +128,7 @@ def check_layer(forward: Callable[..., Any], backward: Callable[..., Any], *args
     passed = [names[k] for k in range(len(args)) if k not in chosen]
     notes = tuple(f"{n} is {_kind(args[names.index(n)])}: it is passed through, not differentiated" for n in passed)
     described = "given" if dout is not None else "random" + (f", seed {opts.seed}" if opts.seed is not None else "")
-    subject = Subject("layer", fname, bname, "the inputs",
+    subject = Subject("layer", fname, bname, "the point",
                       f"{bname} against {fname}: {', '.join('d' + names[k] for k in chosen)}; dout {described}",
                       notes)
 
@@ -180,11 +184,14 @@ def check_loss(loss: Callable[..., Any], *args: Any, wrt: Any = None, **options:
         return answer[0], dict(zip(returned.names, returned.adapt(answer[1])))
 
     x = {names[k]: np.asarray(args[k]) for k in chosen}
-    subject = Subject("layer", lname, lname, "the inputs",
+    subject = Subject("layer", lname, lname, "the point",
                       f"{lname}'s gradients: {', '.join('d' + names[k] for k in chosen)}",
                       tuple(f"{names[k]} is {_kind(args[k])}: it is passed through, not differentiated"
                             for k in range(len(args)) if k not in chosen))
-    result = run_check(value_and_gradients, None, x, opts)
+    try:
+        result = run_check(value_and_gradients, None, x, opts)
+    except InputError as exc:
+        raise InputError(subject.words(str(exc))) from None
     return _rediagnosed(result, subject=subject, contract=Contract(faults=dict(returned.findings)))
 
 
@@ -314,34 +321,8 @@ def check_jacobian(f: Callable[[Any], Any], jac: Callable[[Any], Any], x: Any, *
     _require_callable(f, "f")
     _require_callable(jac, "jac")
     fname, jname = _name(f, "f"), _name(jac, "jac")
-    outputs, value = _outputs_of(f, x, fname)
-    layout, _ = flatten(x, None, opts.names)
-    transposed: list[str] = []
-
-    def matrix(xs: Any) -> np.ndarray:
-        value = np.asarray(jac(xs))
-        if value.dtype.kind not in "biuf":
-            raise InputError(f"{jname} returned {_described(value)}; expected a real array")
-        m, n = outputs.size, layout.size
-        out_shape = outputs.blocks[0].shape if len(outputs.blocks) == 1 else (m,)
-        in_shape = layout.blocks[0].shape if len(layout.blocks) == 1 else (n,)
-        if value.size == m * n and value.shape in (out_shape + in_shape, (m, n)):
-            return value.reshape(m, n).astype(np.float64)
-        if value.size == m * n and value.shape in (in_shape + out_shape, (n, m)) and m != n:
-            if not transposed:
-                transposed.append(f"{jname} returned shape {value.shape}, expected {out_shape + in_shape} = "
-                                  f"f(x).shape + x.shape: the transpose. Return its transpose (d f_i / d x_j at "
-                                  "[i, j]).")
-            return value.reshape(n, m).T.astype(np.float64)
-        raise InputError(f"{jname} returned shape {value.shape}; expected {out_shape + in_shape} "
-                         f"(f(x).shape + x.shape)")
-
-    subject = Subject("jacobian", fname, jname, "x", f"{jname} against {fname}: the whole Jacobian")
-    result = _against_jacobian(f, matrix, x, opts, subject, outputs, _float_dtype(value))
-    if transposed:
-        named = result.evidence.layout.blocks[0].name
-        return _rediagnosed(result, contract=Contract(faults={named: (TRANSPOSE, transposed[0])}))
-    return result
+    return _jacobian_check(f, jac, x, opts, Subject("jacobian", fname, jname, "x",
+                                                    f"{jname} against {fname}: the whole Jacobian"))
 
 
 def check_hessian(grad: Callable[[Any], Any], hess: Callable[[Any], Any], x: Any, **options: Any) -> CheckResult:
@@ -374,14 +355,17 @@ def check_hessian(grad: Callable[[Any], Any], hess: Callable[[Any], Any], x: Any
     >>> gw.check_hessian(grad, hess, np.array([0.5, -1.0])).verdict
     'passed'
     """
-    result = check_jacobian(grad, hess, x, **options)
-    subject = result.evidence.subject
-    analytic = result.evidence.pairs.analytic if result.evidence.pairs is not None else None
-    symmetry = _symmetry(analytic) if analytic is not None and analytic.shape[0] == analytic.shape[1] else ""
+    opts = _options(options, "check_hessian")
+    _require_callable(grad, "grad")
+    _require_callable(hess, "hess")
     gname, hname = _name(grad, "grad"), _name(hess, "hess")
-    subject = replace(subject, kind="hessian", cost=gname, gradient=hname, title=f"{hname} against {gname}: the "
-                      "Hessian", notes=(*subject.notes, symmetry) if symmetry else subject.notes)
-    return _rediagnosed(result, subject=subject)
+    result = _jacobian_check(grad, hess, x, opts, Subject("hessian", gname, hname, "x",
+                                                           f"{hname} against {gname}: the Hessian"))
+    pairs = result.evidence.pairs
+    if pairs is None or pairs.analytic.shape[0] != pairs.analytic.shape[1]:
+        return result
+    subject = result.evidence.subject
+    return _rediagnosed(result, subject=replace(subject, notes=(*subject.notes, _symmetry(pairs.analytic))))
 
 
 def assert_layer(forward: Callable[..., Any], backward: Callable[..., Any], *args: Any,
@@ -423,7 +407,10 @@ def _projected(f: Callable[[Any], Any], gradient: Callable[[Any], Any], x: Any, 
         recorders.append(RecordingEvaluator(J, lay, point, method=opts.method, dtype=dtype))
         return recorders[-1]
 
-    result = run_check(projection, gradient, x, opts, evaluator_for)
+    try:
+        result = run_check(projection, gradient, x, opts, evaluator_for)
+    except InputError as exc:  # the engine's words (J, grad, theta) for this check's functions
+        raise InputError(subject.words(str(exc))) from None
     ev = result.evidence
     pairs = None
     if recorders and recorders[-1].at_point is not None and ev.interrupted is None:
@@ -462,6 +449,39 @@ def _dot_product_test(vjp: Callable[[Any, Any], Any], jvp: Callable[[Any, Any], 
     return TRANSPOSE, (f"{jname} and {vname} are not each other's transposes: for random u and v, <v, {jname}(x, u)> "
                        f"= {left:.6g} but <{vname}(x, v), u> = {right:.6g}. The check below says whether {vname} "
                        f"agrees with finite differences; if it does, {jname} is wrong.")
+
+
+def _jacobian_check(f: Callable[[Any], Any], jac: Callable[[Any], Any], x: Any, opts: CheckOptions,
+                    subject: Subject) -> CheckResult:
+    """`check_jacobian` (and `check_hessian`) with validated options: ``jac(x)`` as an ``(m, n)`` matrix."""
+    fname, jname = subject.cost, subject.gradient
+    outputs, value = _outputs_of(f, x, fname)
+    layout, _ = flatten(x, None, opts.names)
+    transposed: list[str] = []
+
+    def matrix(xs: Any) -> np.ndarray:
+        value = np.asarray(jac(xs))
+        if value.dtype.kind not in "biuf":
+            raise InputError(f"{jname} returned {_described(value)}; expected a real array")
+        m, n = outputs.size, layout.size
+        out_shape = outputs.blocks[0].shape if len(outputs.blocks) == 1 else (m,)
+        in_shape = layout.blocks[0].shape if len(layout.blocks) == 1 else (n,)
+        if value.size == m * n and value.shape in (out_shape + in_shape, (m, n)):
+            return value.reshape(m, n).astype(np.float64)
+        if value.size == m * n and value.shape in (in_shape + out_shape, (n, m)) and m != n:
+            if not transposed:
+                transposed.append(f"{jname} returned shape {value.shape}, expected {out_shape + in_shape} = "
+                                  f"{fname}(x).shape + x.shape: the transpose. Return its transpose "
+                                  f"(d {fname}_i / d x_j at [i, j]).")
+            return value.reshape(n, m).T.astype(np.float64)
+        raise InputError(f"{jname} returned shape {value.shape}; expected {out_shape + in_shape} "
+                         f"({fname}(x).shape + x.shape)")
+
+    result = _against_jacobian(f, matrix, x, opts, subject, outputs, _float_dtype(value))
+    if transposed:
+        named = result.evidence.layout.blocks[0].name
+        return _rediagnosed(result, contract=Contract(faults={named: (TRANSPOSE, transposed[0])}))
+    return result
 
 
 def _pairs(recorder: RecordingEvaluator, ev: Any, analytic: np.ndarray, dtype: np.dtype) -> JacobianPairs:
@@ -516,11 +536,14 @@ class _Layer:
     def outputs(self) -> tuple[Layout, np.dtype]:
         """The output's structure and dtype at the given arguments (and whether the forward writes into them)."""
         given = [private_copy(a) for a in self.args]
-        out, _ = self.forward_at({self.names[k]: np.array(self.args[k], dtype=float) for k in self.chosen}, given)
+        try:
+            out, _ = self.forward_at({self.names[k]: np.array(self.args[k], dtype=float) for k in self.chosen}, given)
+        except Exception as exc:
+            note_exception(exc, f"raised by {self.fname} at the given arguments")
+            raise
         self.copy_passed = any(changed_parts(self.args[k], given[k], "") for k in range(len(given))
                                if k not in self.chosen)
-        outputs, _ = flatten(out, None, _output_names(out))
-        return outputs, _float_dtype(out)
+        return _output_layout(out, self.fname), _float_dtype(out)
 
     def cache_at(self, xs: dict[str, np.ndarray]) -> Any:
         return self.forward_at(xs)[1]
@@ -650,19 +673,39 @@ def _output_names(out: Any) -> list[str] | None:
 
 
 def _outputs_of(f: Callable[[Any], Any], x: Any, fname: str) -> tuple[Layout, Any]:
-    """F's output structure at x (called on a copy)."""
+    """The structure of f's output at x (f called on a copy), and the output."""
     layout, point = flatten(x)
-    value = f(layout.views(point.copy()))
-    if isinstance(value, dict):
-        outputs, _ = flatten(value)
-    elif isinstance(value, (tuple, list)) and not np.isscalar(value[0] if value else 0):
-        outputs, _ = flatten(list(value), None, [f"out{k}" for k in range(len(value))])
-    else:
-        array = np.asarray(value)
-        if array.dtype.kind not in "biufc":
-            raise InputError(f"{fname} must return an array; it returned {_described(value)}")
-        outputs, _ = flatten(array, None, ["out"])
-    return outputs, value
+    try:
+        value = f(layout.views(point.copy()))
+    except Exception as exc:
+        note_exception(exc, f"raised by {fname} at x")
+        raise
+    if isinstance(value, (tuple, list)) and value and not np.isscalar(value[0]):
+        value = tuple(value)
+    elif not isinstance(value, dict):
+        value = np.asarray(value)
+        if value.dtype.kind not in "biufc":
+            raise InputError(f"{fname} must return an array; it returned a {type(value.item()).__name__}")
+    return _output_layout(value, fname), value
+
+
+def _output_layout(out: Any, fname: str) -> Layout:
+    """The structure of an output (an array, a tuple or a dict of arrays), or an error naming what is wrong."""
+    try:
+        outputs, _ = flatten(out, None, _output_names(out) if not isinstance(out, dict) else None)
+    except InputError as exc:
+        raise InputError(f"{fname}'s output at the given point: " + str(exc).replace("theta has", "it has")) from None
+    return outputs
+
+
+def _require_finite(arrays: dict[str, np.ndarray]) -> None:
+    for name, array in arrays.items():
+        if array.size == 0:
+            raise InputError(f"{name} is empty: there is nothing to check")
+        bad = np.argwhere(~np.isfinite(array))
+        if bad.size:
+            where = ", ".join(map(str, bad[0].tolist()))
+            raise InputError(f"{name} has {array[tuple(bad[0])]} at {name}[{where}]: the check point must be finite")
 
 
 def _float_dtype(value: Any) -> np.dtype:

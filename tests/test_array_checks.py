@@ -302,3 +302,32 @@ def test_an_interrupt_during_the_first_look_keeps_what_was_measured(affine_args)
     result = gw.check_layer(stops, affine_backward, *affine_args, seed=0)
     assert result.verdict == "inconclusive" and result.interrupted
     assert 0 < result.checked < sum(a.size for a in affine_args)
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: gw.check_layer(relu_forward, lambda d, x: d, np.zeros((0, 3))), "x is empty: there is nothing to check"),
+    (lambda: gw.check_layer(relu_forward, lambda d, x: d, [[1.0, -2.0]]), "x is a list: pass np.asarray(x)"),
+    (lambda: gw.check_layer(relu_forward, lambda d, x: d, np.array([1.0, np.inf])),
+     "x has inf at x[1]: the check point must be finite"),
+    (lambda: gw.check_layer(lambda x: (x * np.nan, x), lambda d, c: d, np.ones(2)),
+     "forward's output at the given point: it has nan at out[0]"),
+    (lambda: gw.check_hessian(lambda x: 2 * x, lambda x: 2.0, np.ones(1)),
+     "hess returned shape (); expected (1, 1) (grad(x).shape + x.shape)"),
+    (lambda: gw.check_vjp(lambda x: x, lambda x, v: None, np.ones(2)), "vjp returned None"),
+    (lambda: gw.check_vjp(lambda x: "a", lambda x, v: v, np.ones(2)), "f must return an array; it returned a str"),
+])
+def test_hostile_inputs_get_errors_in_the_checks_own_words(call, message) -> None:
+    with pytest.raises(gw.InputError) as caught:
+        call()
+    assert message in str(caught.value)
+    assert "theta" not in str(caught.value) and "grad returned" not in str(caught.value)
+
+
+def test_an_exception_in_the_forward_says_where_it_happened(affine_args) -> None:
+    def forward(x, w, b):
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom") as caught:
+        gw.check_layer(forward, affine_backward, *affine_args)
+    assert "raised by forward at the given arguments" in "".join(getattr(caught.value, "__notes__", [])) + str(
+        caught.value.args)
