@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from anchors import ANCHORS, Counted
 from corpus import Case, all_cases, make
-from tables import print_table
+from tables import print_table, verdict_row
 
 import gradwidget as gw
 
@@ -43,17 +43,8 @@ def main() -> int:
     misses: dict[str, list[str]] = {}
 
     def tally(name: str, outcomes: list[tuple[Case, str, set[str] | None, int, float]]) -> None:
-        caught = sum(verdict == "failed" for case, verdict, *_ in outcomes if not case.correct)
-        alarms = sum(verdict == "failed" for case, verdict, *_ in outcomes if case.correct)
-        unsure = sum(verdict == "inconclusive" for _, verdict, *_ in outcomes)
-        right = sum(1 for case, verdict, codes, *_ in outcomes
-                    if case in explained and verdict == "failed" and codes == set(case.codes))
-        calls = sum(o[3] for o in outcomes)
-        seconds = sum(o[4] for o in outcomes)
-        misses[name] = [case.name for case, verdict, *_ in outcomes if verdict != case.verdict]
-        rows.append((name, f"{caught}/{len(buggy)}", f"{alarms}/{len(cases) - len(buggy)}",
-                     str(unsure) if name.startswith("gradwidget") else "-", f"{right}/{len(explained)}",
-                     str(calls), f"{seconds:.2f}"))
+        row, misses[name] = verdict_row(name, outcomes, gradwidget=name.startswith("gradwidget"))
+        rows.append(row)
 
     outcomes = []
     for case in cases:

@@ -42,7 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from layer_cases import LAYER_CASES, LayerCase, make_layer
-from tables import ok, print_table
+from tables import ok, print_table, verdict_row
 
 import gradwidget as gw
 
@@ -194,15 +194,8 @@ def accuracy() -> None:
     misses: dict[str, list[str]] = {}
 
     def tally(name: str, outcomes: list[tuple[LayerCase, str, set[str] | None, int, float]]) -> None:
-        caught = sum(verdict == "failed" for case, verdict, *_ in outcomes if not case.correct)
-        alarms = sum(verdict == "failed" for case, verdict, *_ in outcomes if case.correct)
-        unsure = sum(verdict == "inconclusive" for _, verdict, *_ in outcomes)
-        right = sum(1 for case, verdict, codes, *_ in outcomes
-                    if case in explained and verdict == "failed" and codes == set(case.codes))
-        misses[name] = [case.name for case, verdict, *_ in outcomes if verdict != case.verdict]
-        rows.append((name, f"{caught}/{len(buggy)}", f"{alarms}/{len(cases) - len(buggy)}",
-                     str(unsure) if name == "gradwidget" else "-", f"{right}/{len(explained)}",
-                     str(sum(o[3] for o in outcomes)), f"{sum(o[4] for o in outcomes):.2f}"))
+        row, misses[name] = verdict_row(name, outcomes, gradwidget=name == "gradwidget")
+        rows.append(row)
 
     outcomes = []
     for case in cases:

@@ -300,7 +300,9 @@ def check_jacobian(f: Callable[[Any], Any], jac: Callable[[Any], Any], x: Any, *
     Parameters
     ----------
     f : callable
+        ``f(x)`` returns an array (or a tuple or dict of arrays).
     jac : callable
+        ``jac(x)``: the analytic Jacobian at x.
     x : ndarray, dict or list of arrays
     **options
         As for :func:`check_layer`.
@@ -308,6 +310,8 @@ def check_jacobian(f: Callable[[Any], Any], jac: Callable[[Any], Any], x: Any, *
     Returns
     -------
     CheckResult
+        Blocks are x's arrays; ``result.evidence.pairs`` compares the
+        Jacobian pair by pair (outputs x inputs up to `MAX_PAIRS`).
 
     Examples
     --------
@@ -339,13 +343,17 @@ def check_hessian(grad: Callable[[Any], Any], hess: Callable[[Any], Any], x: Any
         ``grad(x)`` returns the gradient, in x's structure (check it first
         with :func:`gradwidget.check`).
     hess : callable
+        ``hess(x)``: the analytic Hessian at x.
     x : ndarray, dict or list of arrays
+        The point (never modified).
     **options
         As for :func:`check_layer`.
 
     Returns
     -------
     CheckResult
+        Its report's first lines say what was checked and whether the
+        analytic Hessian is symmetric.
 
     Examples
     --------
