@@ -17,7 +17,17 @@ from ._diagnose import EXPLAINED, Diagnosis
 from ._evidence import Evidence
 from ._options import counted
 from ._params import Block
-from ._verdict import BROADCAST, IGNORES_DOUT, MISSING_TERM, MUTATES_INPUT, PERMUTATION, RECURRENCE, TRANSPOSE, Status
+from ._verdict import (
+    BROADCAST,
+    IGNORES_DOUT,
+    LOCALIZED,
+    MISSING_TERM,
+    MUTATES_INPUT,
+    PERMUTATION,
+    RECURRENCE,
+    TRANSPOSE,
+    Status,
+)
 
 __all__ = ["contract_diagnoses", "layer_patterns"]
 
@@ -61,8 +71,8 @@ def layer_patterns(ev: Evidence, failing: list[Block]) -> dict[str, Diagnosis]:
     """Failing blocks explained by a pattern of layer code: block name -> diagnosis."""
     found: dict[str, Diagnosis] = {}
     for block in failing:
-        for rule in (_transposed_jacobian, _wrong_axis, _recurrence, _permuted_pairs, _only_part_of_jacobian,
-                     _missing_path):
+        for rule in (_transposed_jacobian, _wrong_axis, _recurrence, _permuted_pairs, _through_some_outputs,
+                     _only_part_of_jacobian, _missing_path):
             diagnosis = rule(ev, block)
             if diagnosis is not None:
                 found[block.name] = diagnosis
@@ -211,6 +221,27 @@ def _recurrence(ev: Evidence, block: Block) -> Diagnosis | None:
                      f" {counted(len(steps), 'earlier step')} ({listed}): the gradient flowing back from the "
                      "next step (dh_next) is dropped or added at the wrong step, or the loop runs forward in time.",
                      block.name)
+
+
+def _through_some_outputs(ev: Evidence, block: Block) -> Diagnosis | None:
+    """Wrong pairs that are exactly those through one slice of the output (``out[:, 3]``, every sample)."""
+    pairs, outputs = ev.pairs, ev.subject.outputs
+    if pairs is None or outputs is None or len(outputs.blocks) != 1:
+        return None
+    shape = outputs.blocks[0].shape
+    rows = np.flatnonzero(pairs.wrong[:, block.slice].any(axis=1))
+    if not rows.size or rows.size == pairs.wrong.shape[0] or len(shape) < 2:
+        return None
+    where = np.array(np.unravel_index(rows, shape)).T
+    for axis, size in enumerate(shape):
+        values = np.unique(where[:, axis])
+        if values.size == 1 and rows.size == int(np.prod(shape)) // size:
+            name = outputs.blocks[0].name
+            index = ", ".join(str(values[0]) if k == axis else ":" for k in range(len(shape)))
+            return Diagnosis(LOCALIZED, f"d{block.name}: the pairs through {name}[{index}] are wrong, and only "
+                             f"those: {ev.subject.gradient} mishandles that part of dout (an index off by one, a "
+                             "column dropped or counted twice?).", block.name)
+    return None
 
 
 def _transposed_jacobian(ev: Evidence, block: Block) -> Diagnosis | None:

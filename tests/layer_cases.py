@@ -313,7 +313,7 @@ def lstm_forward(x, h0, Wx, Wh, b):
     return hs, (steps, Wx, Wh)
 
 
-def lstm_backward(dhs, cache, carry_cell=True):
+def lstm_backward(dhs, cache, carry_cell=True, gates=(0, 1, 2, 3)):
     steps, Wx, Wh = cache
     dx = np.zeros((dhs.shape[0], dhs.shape[1], Wx.shape[0]))
     dWx, dWh, db = np.zeros_like(Wx), np.zeros_like(Wh), np.zeros(Wx.shape[1])
@@ -322,8 +322,8 @@ def lstm_backward(dhs, cache, carry_cell=True):
         x, h_prev, c_prev, i, f, o, g, tc = steps[step]
         dh = dhs[:, step] + dh_next
         dc = dh * o * (1 - tc ** 2) + (dc_next if carry_cell else 0)
-        da = np.hstack([dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dh * tc * o * (1 - o),
-                        dc * i * (1 - g ** 2)])
+        parts = [dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dh * tc * o * (1 - o), dc * i * (1 - g ** 2)]
+        da = np.hstack([parts[k] for k in gates])
         dx[:, step] = da @ Wx.T
         dWx += x.T @ da
         dWh += h_prev.T @ da
@@ -334,6 +334,10 @@ def lstm_backward(dhs, cache, carry_cell=True):
 
 def lstm_backward_no_cell_carry(dhs, cache):
     return lstm_backward(dhs, cache, carry_cell=False)
+
+
+def lstm_backward_gates_swapped(dhs, cache):
+    return lstm_backward(dhs, cache, gates=(1, 0, 2, 3))  # the forget gate's gradient in the input gate's place
 
 
 def embedding_forward(ids, W):
@@ -635,6 +639,12 @@ layer_case("rnn-next-step-dropped", "layer", (rnn_forward, rnn_backward_no_carry
            ("recurrence",))
 layer_case("lstm-cell-carry-dropped", "layer", (lstm_forward, lstm_backward_no_cell_carry),
            lambda r: _rnn_args(r, gates=4), False, ("recurrence",))
+layer_case("lstm-step-gates-in-another-order", "layer", (lstm_forward, lstm_backward_gates_swapped),
+           lambda r: (r.normal(size=(2, 1, 3)), *_rnn_args(r, gates=4)[1:]), False, ("localized", "permutation"))
+layer_case("affine-drops-an-output-column", "layer",
+           (affine_forward, lambda dout, c: (affine_backward(dout * (np.arange(dout.shape[1]) != 3), c)[0],
+                                             *affine_backward(dout, c)[1:])),
+           lambda r: (r.normal(size=(4, 3)), r.normal(size=(3, 5)), r.normal(size=5)), False, ("localized",))
 layer_case("dropout-unseeded", "layer", (dropout_forward, dropout_backward),
            lambda r: (r.normal(size=(4, 5)), {"p": 0.6}), False, ("nondeterministic",))
 layer_case("dropout-forgets-1-over-p", "layer", (dropout_forward, dropout_backward_no_rescale),
