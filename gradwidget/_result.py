@@ -158,7 +158,18 @@ class CheckResult:
             "diagnoses": [{"code": d.code, "message": d.message, "block": d.block,
                            "index": None if d.index is None else list(d.index)} for d in self.diagnoses],
             "worst": self.worst_entries(),
+            "checked_what": self.checked_what,
         }
+
+    @property
+    def checked_what(self) -> dict[str, Any]:
+        """What was checked: the kind of check, the functions' names, the report's lines on it (JSON-safe)."""
+        subject = self.evidence.subject
+        pairs = self.evidence.pairs
+        return {"kind": subject.kind, "function": subject.cost, "derivative": subject.gradient,
+                "title": subject.title, "notes": list(subject.notes),
+                "jacobian_pairs": None if pairs is None else int(pairs.wrong.size),
+                "wrong_pairs": None if pairs is None else int(pairs.wrong.sum())}
 
     @property
     def precision(self) -> dict[str, Any]:

@@ -212,6 +212,13 @@ def test_results_of_array_checks_serialize_and_plot(affine_args) -> None:
     result = make_layer("softmax-diagonal-only").run()
     summary = json.loads(json.dumps(result.to_dict()))
     assert summary["verdict"] == "failed" and summary["diagnoses"][0]["code"] == "missing-term"
+    assert summary["checked_what"] == {
+        "kind": "layer", "function": "softmax_forward", "derivative": "softmax_backward_diagonal",
+        "title": "softmax_backward_diagonal against softmax_forward: dx; dout random, seed 0", "notes": [],
+        "jacobian_pairs": 400, "wrong_pairs": 80}
+    assert gw.check(lambda t: float(t @ t), lambda t: 2 * t, np.ones(2) * 0.3).to_dict()["checked_what"]["kind"] == (
+        "gradient")
+    assert result.widget() is result.widget()
     figure = result.plot()
     assert len(figure.axes) >= 1
 
