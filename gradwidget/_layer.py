@@ -604,7 +604,7 @@ def _douts(outputs: Layout, v: np.ndarray) -> Any:
 
 def _options(options: dict[str, Any], entry: str) -> CheckOptions:
     for name in ("vectorized", "shapes"):
-        if name in options:
+        if options.get(name) not in (None, False):  # the defaults (a %config's among them) are fine
             raise OptionError(name, f"{entry}() does not take {name}=: the function is called on one point at a "
                                     "time, in the structure its inputs are given in")
     return parse_options(options)
