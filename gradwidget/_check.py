@@ -57,6 +57,8 @@ class Problem:
     grad: Callable[[Any], Any] | None
     theta: Any
     options: CheckOptions
+    rerun: Callable[..., CheckResult] | None = None
+    """``rerun(theta, **options)`` checks again as the result was made (`check_layer` and its siblings)."""
 
 
 @dataclass(frozen=True)

@@ -143,7 +143,15 @@ def check_layer(forward: Callable[..., Any], backward: Callable[..., Any], *args
     result = _projected(lambda xs: layer.forward_at(xs)[0], gradient, x, opts, subject, outputs, cotangent, rows,
                         dtype)
     contract = replace(contract, faults=dict(returned.findings))
-    return _rediagnosed(result, contract=contract)
+
+    def rerun(theta: dict[str, Any], **given: Any) -> CheckResult:
+        moved = list(args)
+        for name, value in theta.items():
+            moved[names.index(name)] = value
+        given.pop("names", None)  # blocks are named after the forward's parameters
+        return check_layer(forward, backward, *moved, wrt=tuple(theta), dout=dout, **given)
+
+    return _rediagnosed(result, rerun, contract=contract)
 
 
 def check_loss(loss: Callable[..., Any], *args: Any, wrt: Any = None, **options: Any) -> CheckResult:
@@ -192,7 +200,14 @@ def check_loss(loss: Callable[..., Any], *args: Any, wrt: Any = None, **options:
         result = run_check(value_and_gradients, None, x, opts)
     except InputError as exc:
         raise InputError(subject.words(str(exc))) from None
-    return _rediagnosed(result, subject=subject, contract=Contract(faults=dict(returned.findings)))
+    def rerun(theta: dict[str, Any], **given: Any) -> CheckResult:
+        moved = list(args)
+        for name, value in theta.items():
+            moved[names.index(name)] = value
+        given.pop("names", None)
+        return check_loss(loss, *moved, wrt=tuple(theta), **given)
+
+    return _rediagnosed(result, rerun, subject=subject, contract=Contract(faults=dict(returned.findings)))
 
 
 def check_vjp(f: Callable[[Any], Any], vjp: Callable[[Any, Any], Any], x: Any, *, cotangent: Any = None,
@@ -244,13 +259,13 @@ def check_vjp(f: Callable[[Any], Any], vjp: Callable[[Any, Any], Any], x: Any, *
     subject = Subject("vjp", fname, vname, "x", f"{vname} against {fname}: cotangent "
                       + ("given" if cotangent is not None else "random"))
     result = _projected(f, gradient, x, opts, subject, outputs, v, rows, _float_dtype(value))
-    if jvp is None:
-        return result
-    _require_callable(jvp, "jvp")
-    fault = _dot_product_test(vjp, jvp, x, outputs, result.evidence.layout, rng, vname, _name(jvp, "jvp"))
-    if fault is None:
-        return result
-    return _rediagnosed(result, contract=Contract(faults={result.evidence.layout.blocks[0].name: fault}))
+    fault = None
+    if jvp is not None:
+        _require_callable(jvp, "jvp")
+        fault = _dot_product_test(vjp, jvp, x, outputs, result.evidence.layout, rng, vname, _name(jvp, "jvp"))
+    contract = None if fault is None else Contract(faults={result.evidence.layout.blocks[0].name: fault})
+    return _rediagnosed(result, lambda theta, **given: check_vjp(f, vjp, theta, cotangent=cotangent, jvp=jvp,
+                                                                 **given), contract=contract)
 
 
 def check_jvp(f: Callable[[Any], Any], jvp: Callable[[Any, Any], Any], x: Any, **options: Any) -> CheckResult:
@@ -285,7 +300,8 @@ def check_jvp(f: Callable[[Any], Any], jvp: Callable[[Any, Any], Any], x: Any, *
         return np.stack([_flat(jvp(xs, layout.views(e)), outputs, jname) for e in np.eye(layout.size)], axis=1)
 
     subject = Subject("jvp", fname, jname, "x", f"{jname} against {fname}: every tangent e_i")
-    return _against_jacobian(f, columns, x, opts, subject, outputs, _float_dtype(value))
+    result = _against_jacobian(f, columns, x, opts, subject, outputs, _float_dtype(value))
+    return _rediagnosed(result, lambda theta, **given: check_jvp(f, jvp, theta, **given))
 
 
 def check_jacobian(f: Callable[[Any], Any], jac: Callable[[Any], Any], x: Any, **options: Any) -> CheckResult:
@@ -325,8 +341,9 @@ def check_jacobian(f: Callable[[Any], Any], jac: Callable[[Any], Any], x: Any, *
     _require_callable(f, "f")
     _require_callable(jac, "jac")
     fname, jname = _name(f, "f"), _name(jac, "jac")
-    return _jacobian_check(f, jac, x, opts, Subject("jacobian", fname, jname, "x",
-                                                    f"{jname} against {fname}: the whole Jacobian"))
+    result = _jacobian_check(f, jac, x, opts, Subject("jacobian", fname, jname, "x",
+                                                      f"{jname} against {fname}: the whole Jacobian"))
+    return _rediagnosed(result, lambda theta, **given: check_jacobian(f, jac, theta, **given))
 
 
 def check_hessian(grad: Callable[[Any], Any], hess: Callable[[Any], Any], x: Any, **options: Any) -> CheckResult:
@@ -369,11 +386,10 @@ def check_hessian(grad: Callable[[Any], Any], hess: Callable[[Any], Any], x: Any
     gname, hname = _name(grad, "grad"), _name(hess, "hess")
     result = _jacobian_check(grad, hess, x, opts, Subject("hessian", gname, hname, "x",
                                                            f"{hname} against {gname}: the Hessian"))
-    pairs = result.evidence.pairs
-    if pairs is None or pairs.analytic.shape[0] != pairs.analytic.shape[1]:
-        return result
-    subject = result.evidence.subject
-    return _rediagnosed(result, subject=replace(subject, notes=(*subject.notes, _symmetry(pairs.analytic))))
+    pairs, subject = result.evidence.pairs, result.evidence.subject
+    if pairs is not None and pairs.analytic.shape[0] == pairs.analytic.shape[1]:
+        subject = replace(subject, notes=(*subject.notes, _symmetry(pairs.analytic)))
+    return _rediagnosed(result, lambda theta, **given: check_hessian(grad, hess, theta, **given), subject=subject)
 
 
 def assert_layer(forward: Callable[..., Any], backward: Callable[..., Any], *args: Any,
@@ -508,9 +524,12 @@ def _pairs(recorder: RecordingEvaluator, ev: Any, analytic: np.ndarray, dtype: n
     return JacobianPairs(analytic, numeric, tolerance, wrong)
 
 
-def _rediagnosed(result: CheckResult, **changes: Any) -> CheckResult:
+def _rediagnosed(result: CheckResult, rerun: Callable[..., CheckResult] | None = None,
+                 **changes: Any) -> CheckResult:
+    """``result`` with its evidence changed and diagnosed again; ``rerun`` checks again as the result was made."""
     evidence = replace(result.evidence, **changes)
-    return CheckResult(evidence, diagnose(evidence), result.problem)
+    problem = result.problem if rerun is None or result.problem is None else replace(result.problem, rerun=rerun)
+    return CheckResult(evidence, diagnose(evidence), problem)
 
 
 # ---------------------------------------------------------------- a layer

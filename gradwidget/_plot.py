@@ -15,6 +15,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from ._colour import METRICS, RELATIVE_FLOOR, TOLERANCE_RANGE, UNCHECKED_COLOUR, colour_table, metric_values
+from ._pairs_view import PairView, pair_views
 from ._params import Block
 from ._verdict import Status
 
@@ -26,11 +27,13 @@ if TYPE_CHECKING:
     from ._result import CheckResult
     from ._sweep import Sweep
 
-__all__ = ["TOLERANCE_LABEL", "block_png", "eps_sweep_figure", "heatmaps"]
+__all__ = ["MAX_PIXELS", "TOLERANCE_LABEL", "block_png", "eps_sweep_figure", "heatmaps", "max_pooled", "pair_png"]
 
 TOLERANCE_LABEL = f"{METRICS['tolerance']}: wrong above 1"
 
 MAX_COLUMNS = 3
+MAX_PIXELS = 400
+"""Cells along a side of a drawn Jacobian part; larger parts are max-pooled (a single wrong pair never disappears)."""
 
 
 class DisplayedFigure(Figure):
@@ -52,12 +55,15 @@ def heatmaps(result: CheckResult) -> Figure:
     no heatmap.
     """
     blocks = [b for b in result.evidence.layout.blocks if b.size]
-    columns = max(1, min(MAX_COLUMNS, len(blocks)))
-    rows = -(-len(blocks) // columns)
+    parts = pair_views(result)
+    drawn = len(blocks) + len(parts)
+    columns = max(1, min(MAX_COLUMNS, drawn))
+    rows = -(-drawn // columns)
     fig = DisplayedFigure(figsize=(4.2 * columns + 1.2, 2.8 * rows), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False)
     images = [_draw_block(ax, result, block) for ax, block in zip(axes.ravel(), blocks)]
-    for ax in axes.ravel()[len(blocks):]:
+    images += [_draw_pair(ax, view) for ax, view in zip(axes.ravel()[len(blocks):], parts)]
+    for ax in axes.ravel()[drawn:]:
         ax.remove()
     if images:
         _threshold(fig.colorbar(images[-1], ax=axes.ravel()[:len(images)].tolist(), label=TOLERANCE_LABEL))
@@ -76,6 +82,43 @@ def block_png(result: CheckResult, block: Block) -> bytes:
     image = _draw_block(ax, result, block)
     _threshold(fig.colorbar(image, ax=ax, label=METRICS["tolerance"], shrink=0.9))
     return figure_png(fig)
+
+
+def pair_png(view: PairView) -> bytes:
+    """A small PNG heatmap of one part of the Jacobian, outputs x inputs (for the HTML report)."""
+    rows, cols = (min(size, MAX_PIXELS) for size in view.shape)
+    width = float(np.clip(1.6 + cols * 0.12, 3.0, 6.5))
+    height = float(np.clip(1.0 + rows * 0.12, 1.8, 5.0))
+    fig = Figure(figsize=(width, height), layout="constrained")
+    ax = fig.subplots()
+    image = _draw_pair(ax, view)
+    _threshold(fig.colorbar(image, ax=ax, label=METRICS["tolerance"], shrink=0.9))
+    return figure_png(fig)
+
+
+def max_pooled(values: np.ndarray, limit: int = MAX_PIXELS) -> np.ndarray:
+    """``values`` (2-D) max-pooled to at most ``limit`` cells a side; a cell is NaN only if all it covers is."""
+    rows, cols = values.shape
+    row_edges = np.linspace(0, rows, min(rows, limit) + 1).astype(int)
+    col_edges = np.linspace(0, cols, min(cols, limit) + 1).astype(int)
+    return np.fmax.reduceat(np.fmax.reduceat(values, row_edges[:-1], axis=0), col_edges[:-1], axis=1)
+
+
+def _draw_pair(ax: Axes, view: PairView) -> AxesImage:
+    rows, cols = view.shape
+    ratio = max_pooled(view.values("tolerance").reshape(rows, cols))
+    image = ax.imshow(np.ma.masked_invalid(np.clip(ratio, *TOLERANCE_RANGE)), cmap=_colormap(),
+                      norm=LogNorm(*TOLERANCE_RANGE), aspect="auto", interpolation="nearest")
+    wrong = view.wrong()
+    if wrong.size and rows * cols <= 4096:
+        wrong_rows, wrong_cols = np.divmod(wrong, cols)
+        ax.scatter(wrong_cols, wrong_rows, s=12, marker="x", color="#19a0ff", linewidths=1.0, label="wrong")
+    pooled = " (max-pooled)" if ratio.shape != (rows, cols) else ""
+    ax.set_title(f"{view.name} ({rows}x{cols}{pooled}): {view.state()}", fontsize=10)
+    ax.set_xlabel(f"{view.argument.name}, flattened", fontsize=8)
+    ax.set_ylabel(f"{view.output.name}, flattened", fontsize=8)
+    ax.tick_params(labelsize=7)
+    return image
 
 
 def figure_png(fig: Figure, dpi: int = 80, transparent: bool = False) -> bytes:

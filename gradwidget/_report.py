@@ -166,7 +166,8 @@ def worst_html(result: CheckResult) -> str:
 
 def heatmaps_html(result: CheckResult) -> str:
     """A PNG heatmap per block (the first `MAX_HEATMAPS`), inline."""
-    from ._plot import block_png
+    from ._pairs_view import pair_views
+    from ._plot import block_png, pair_png
 
     esc = html.escape
     figures = []
@@ -175,6 +176,11 @@ def heatmaps_html(result: CheckResult) -> str:
         figures.append(f'<figure style="display:inline-block;margin:4px" data-block="{esc(block.name)}">'
                        f'<img src="data:image/png;base64,{data}" alt="{esc(block.name)} heatmap of '
                        f'relative error"/></figure>')
+    for view in pair_views(result)[:MAX_HEATMAPS]:
+        data = base64.b64encode(pair_png(view)).decode("ascii")
+        figures.append(f'<figure style="display:inline-block;margin:4px" data-pair="{esc(view.name)}">'
+                       f'<img src="data:image/png;base64,{data}" alt="{esc(view.name)}: the Jacobian, outputs x '
+                       f'inputs, each pair against its tolerance"/></figure>')
     return '<div class="gradwidget-heatmaps">' + "".join(figures) + "</div>"
 
 

@@ -118,6 +118,20 @@ export function entryName(block, shape, k) {
   return shape.length ? `${block}[${unravel(k, shape).join(", ")}]` : block;
 }
 
+/**
+ * The readout of one entry from Python's reply: an entry of a block, or a pair of the
+ * Jacobian ("out[2, 5] / w[3, 1]: analytic 0.41, numeric 0, tolerance 3e-9"), which
+ * carries its own name and tolerance.
+ */
+export function readoutText(message, fallbackName) {
+  if (message.tolerance !== undefined) {
+    return `${message.entry || fallbackName}: analytic ${formatNumber(message.analytic)}, numeric ${
+      formatNumber(message.numeric)}, tolerance ${formatNumber(message.tolerance)}  ${message.status}`;
+  }
+  return `${fallbackName}  analytic ${formatNumber(message.analytic)}  numeric ${formatNumber(message.numeric)}  abs ${
+    formatNumber(message.abs_error)}  rel ${formatNumber(message.rel_error)}  ${message.status}`;
+}
+
 /** A number as the readout shows it. */
 export function formatNumber(x) {
   if (x === null || x === undefined || Number.isNaN(x)) return "-";
@@ -355,9 +369,7 @@ function render({ model, el }) {
 
   function onReply(message) {
     if (!message || message.type !== "entry" || message.index !== hovered) return;
-    readout.textContent = `${name(message.index)}  analytic ${formatNumber(message.analytic)}  numeric ${
-      formatNumber(message.numeric)}  abs ${formatNumber(message.abs_error)}  rel ${formatNumber(message.rel_error)}  ${
-      message.status}`;
+    readout.textContent = readoutText(message, name(message.index));
   }
 
   function select(k) {

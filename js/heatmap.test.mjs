@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  colour, entryName, formatNumber, formatTick, hideStaticReports, moveSelection, normalize, OWN_KEYS, paint, pool, rgb,
+  colour, entryName, formatNumber, readoutText, formatTick, hideStaticReports, moveSelection, normalize, OWN_KEYS, paint, pool, rgb,
   toFloat32, unravel, wantsZoom, zoom,
 } from "./heatmap.js";
 
@@ -145,4 +145,15 @@ test("the wheel zooms only with a modifier key; a focused heatmap keeps only the
   assert.equal(wantsZoom({ deltaY: -1, ctrlKey: true }), true);
   assert.equal(wantsZoom({ deltaY: 1, metaKey: true }), true);
   assert.deepEqual([...OWN_KEYS].sort(), ["ArrowDown", "ArrowLeft", "ArrowRight", "ArrowUp"]);
+});
+
+test("readoutText names a pair of the Jacobian with its tolerance, and an entry of a block as before", () => {
+  const pair = { entry: "out[2, 5] / w[3, 1]", analytic: 0.41, numeric: 0, tolerance: 3e-9, status: "wrong" };
+  assert.equal(readoutText(pair, "out / w[17, 4]"),
+    `out[2, 5] / w[3, 1]: analytic ${formatNumber(0.41)}, numeric ${formatNumber(0)}, tolerance ${
+      formatNumber(3e-9)}  wrong`);
+  const entry = { analytic: 1, numeric: 1, abs_error: 0, rel_error: 0, status: "ok" };
+  assert.equal(readoutText(entry, "W1[0, 0]"),
+    `W1[0, 0]  analytic ${formatNumber(1)}  numeric ${formatNumber(1)}  abs ${formatNumber(0)}  rel ${
+      formatNumber(0)}  ok`);
 });

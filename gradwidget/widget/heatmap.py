@@ -1,4 +1,4 @@
-"""One block's discrepancy as an anywidget heatmap; its front end is ``js/heatmap.js``.
+"""A block's discrepancy, or a part of the whole Jacobian, as an anywidget heatmap; its front end is ``js/heatmap.js``.
 
 The values travel as float32 bytes (4 bytes an entry). Hovering an entry
 asks for its details with a custom message, answered from the result.
@@ -18,10 +18,11 @@ from .._report import block_state
 from .._verdict import Status
 
 if TYPE_CHECKING:
+    from .._pairs_view import PairView
     from .._params import Block
     from .._result import CheckResult
 
-__all__ = ["MAX_MARKED", "Heatmap", "float32_bytes", "front_end_file"]
+__all__ = ["MAX_MARKED", "Canvas", "Heatmap", "PairHeatmap", "float32_bytes", "front_end_file"]
 
 MAX_MARKED = 10_000
 """Wrong entries marked one by one on the canvas, at most (beyond, the colour alone shows them)."""
@@ -43,8 +44,8 @@ def float32_bytes(values: np.ndarray) -> bytes:
     return np.clip(values, -limit, limit).astype("<f4").tobytes()
 
 
-class Heatmap(anywidget.AnyWidget):
-    """A heatmap of one block of a `CheckResult`.
+class Canvas(anywidget.AnyWidget):
+    """What the front end draws: one 2-D array of values with its colour scale, names and marks.
 
     Attributes
     ----------
@@ -83,6 +84,28 @@ class Heatmap(anywidget.AnyWidget):
     wrong = traitlets.List(traitlets.Int()).tag(sync=True)
     selected = traitlets.Int(-1).tag(sync=True)
 
+    def _draw(self, name: str, shape: list[int], grid: tuple[int, int], values: np.ndarray, metric: str, scale: str,
+              verdict: str, wrong: np.ndarray) -> None:
+        """Set everything the front end draws at once."""
+        if metric not in METRICS:
+            raise ValueError(f"metric={metric!r} is not one of {list(METRICS)}")
+        if scale not in SCALES:
+            raise ValueError(f"scale={scale!r} is not one of {list(SCALES)}")
+        vmin, vmax, log = colour_range(values, metric, scale)
+        with self.hold_sync():
+            self.block, self.shape, (self.rows, self.cols) = name, shape, grid
+            self.values = float32_bytes(values)
+            self.vmin, self.vmax, self.log, self.label = vmin, vmax, log, metric
+            self.colours, self.threshold = colour_table(metric), 1.0 if metric == "tolerance" else 0.0
+            self.verdict = verdict
+            self.wrong = wrong[:MAX_MARKED].tolist()
+            if self.selected >= values.size:
+                self.selected = -1
+
+
+class Heatmap(Canvas):
+    """A heatmap of one block of a `CheckResult` (see `Canvas` for what it draws)."""
+
     def __init__(self, result: CheckResult, block: Block, metric: str = "tolerance", scale: str = "log") -> None:
         super().__init__()
         self.on_msg(self._answer)
@@ -90,23 +113,10 @@ class Heatmap(anywidget.AnyWidget):
 
     def show(self, result: CheckResult, block: Block, metric: str = "tolerance", scale: str = "log") -> None:
         """Draw ``block`` of ``result`` with the given metric and colour scale."""
-        if metric not in METRICS:
-            raise ValueError(f"metric={metric!r} is not one of {list(METRICS)}")
-        if scale not in SCALES:
-            raise ValueError(f"scale={scale!r} is not one of {list(SCALES)}")
         self.result, self._block = result, block
-        values = metric_values(result, block, metric)
-        vmin, vmax, log = colour_range(values, metric, scale)
-        rows, cols = block.grid
-        with self.hold_sync():
-            self.block, self.shape, self.rows, self.cols = block.name, list(block.shape), rows, cols
-            self.values = float32_bytes(values)
-            self.vmin, self.vmax, self.log, self.label = vmin, vmax, log, metric
-            self.colours, self.threshold = colour_table(metric), 1.0 if metric == "tolerance" else 0.0
-            self.verdict = block_state(result, result.evidence.layout.blocks.index(block))
-            self.wrong = np.flatnonzero(result.evidence.status[block.slice] == Status.WRONG)[:MAX_MARKED].tolist()
-            if self.selected >= block.size:
-                self.selected = -1
+        self._draw(block.name, list(block.shape), block.grid, metric_values(result, block, metric), metric, scale,
+                   block_state(result, result.evidence.layout.blocks.index(block)),
+                   np.flatnonzero(result.evidence.status[block.slice] == Status.WRONG))
 
     @property
     def position(self) -> int:
@@ -118,3 +128,28 @@ class Heatmap(anywidget.AnyWidget):
         offset = content.get("index") if isinstance(content, dict) and content.get("type") == "entry" else None
         if isinstance(offset, int) and 0 <= offset < self._block.size:
             self.send({**self.result.entry(self._block.start + offset), "type": "entry", "index": offset})
+
+
+class PairHeatmap(Canvas):
+    """One part of a check's whole Jacobian, outputs x inputs (see `gradwidget._pairs_view.PairView`).
+
+    Hovering a pair answers with its name (``out[2, 5] / w[3, 1]``), both
+    derivatives and its tolerance.
+    """
+
+    def __init__(self, view: PairView, metric: str = "tolerance", scale: str = "log") -> None:
+        super().__init__()
+        self.on_msg(self._answer)
+        self.show(view, metric, scale)
+
+    def show(self, view: PairView, metric: str = "tolerance", scale: str = "log") -> None:
+        """Draw ``view`` with the given metric and colour scale."""
+        self.view = view
+        self._draw(view.name, list(view.shape), view.shape, view.values(metric), metric, scale, view.state(),
+                   view.wrong())
+
+    def _answer(self, _: Any, content: dict[str, Any], buffers: list[bytes]) -> None:
+        """Reply to the front end's ``{type: "entry", index}`` with the pair's details."""
+        offset = content.get("index") if isinstance(content, dict) and content.get("type") == "entry" else None
+        if isinstance(offset, int) and 0 <= offset < self.view.shape[0] * self.view.shape[1]:
+            self.send({**self.view.entry(offset), "type": "entry", "index": offset})

@@ -10,6 +10,7 @@ import html
 import threading
 import weakref
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import ipywidgets as w
@@ -17,11 +18,12 @@ import ipywidgets as w
 from .._check import Problem, check
 from .._colour import METRICS, SCALES
 from .._options import OPTIONS, parse_options
+from .._pairs_view import pair_views
 from .._params import random_init
 from .._plot import figure_png
 from .._report import blocks_html, report_html, summary_html, worst_html
 from .._result import CheckResult
-from .heatmap import Heatmap
+from .heatmap import Heatmap, PairHeatmap
 
 __all__ = ["GradCheckPanel", "panel_of", "static_bundle"]
 
@@ -113,8 +115,7 @@ class GradCheckPanel(w.VBox):
         """
         self.run.stop()
         if random_point:
-            self.problem = Problem(self.problem.J, self.problem.grad, random_init(self.problem.theta),
-                                   self.problem.options)
+            self.problem = replace(self.problem, theta=random_init(self.problem.theta))
         options = {**self.options, **self.controls.check_options()}
         if options["method"] != "central":
             options.pop("directions", None)
@@ -255,13 +256,15 @@ class HeatmapGrid(w.Box):
         super().__init__(layout=w.Layout(display="flex", flex_flow="row wrap", align_items="flex-start"))
         self.on_select = on_select
         self.heatmaps: list[Heatmap] = []
+        self.jacobian: list[PairHeatmap] = []  # the whole Jacobian's parts, outputs x inputs, when compared
         self.result: CheckResult | None = None
         self.position = -1  # flat position in theta of the entry clicked last
 
     def show(self, result: CheckResult, metric: str, scale: str) -> None:
-        """Draw ``result``'s blocks; the heatmaps (and the selection) stay when the blocks are the same."""
+        """Draw ``result``'s blocks (and its Jacobian's parts); the heatmaps stay when the blocks are the same."""
         blocks = result.evidence.layout.blocks
         self.result = result
+        self._show_jacobian(result, metric, scale)
         if [h.block for h in self.heatmaps] == [b.name for b in blocks]:
             for heatmap, block in zip(self.heatmaps, blocks):
                 heatmap.show(result, block, metric, scale)
@@ -273,9 +276,21 @@ class HeatmapGrid(w.Box):
             heatmap.observe(self._selection_changed, "selected")
         self.position = -1
 
+    def _show_jacobian(self, result: CheckResult, metric: str, scale: str) -> None:
+        """One heatmap per part of the whole Jacobian, outputs x inputs, when the check compared it."""
+        views = pair_views(result)
+        if [h.block for h in self.jacobian] == [v.name for v in views]:
+            for heatmap, view in zip(self.jacobian, views):
+                heatmap.show(view, metric, scale)
+            return
+        for heatmap in self.jacobian:
+            heatmap.close()
+        self.jacobian = [PairHeatmap(view, metric, scale) for view in views]
+
     def filter(self, chosen: str) -> None:
-        """Show every block (`ALL_BLOCKS`) or the one named."""
-        self.children = [h for h in self.heatmaps if chosen in (ALL_BLOCKS, h.block)]
+        """Show every block (`ALL_BLOCKS`) or the one named (and the Jacobian's parts for that argument)."""
+        self.children = [*(h for h in self.heatmaps if chosen in (ALL_BLOCKS, h.block)),
+                         *(h for h in self.jacobian if chosen in (ALL_BLOCKS, h.view.argument.name))]
 
     @property
     def selected(self) -> tuple[str, tuple[int, ...]] | None:
@@ -349,7 +364,10 @@ class RunStatus(w.HBox):
             self.progress.value = done / max(total, 1)
 
         try:
-            result = check(problem.J, problem.grad, problem.theta, progress=progress, **options)
+            if problem.rerun is not None:  # a layer, a Jacobian: checked again as it was made
+                result = problem.rerun(problem.theta, progress=progress, **options)
+            else:
+                result = check(problem.J, problem.grad, problem.theta, progress=progress, **options)
         except Exception as exc:
             self.busy(False)
             self.say(f'<span style="color:#cf222e">{type(exc).__name__}: {html.escape(str(exc))}</span>')
