@@ -62,6 +62,40 @@ GradCheckOptions = types.new_class("GradCheckOptions", (Magics,), exec_body=lamb
      **{option.name: OptionTrait(option).tag(config=True) for option in OPTIONS if option.configurable}}))
 
 
+LAYER_EXAMPLES = """
+        Layers, Jacobians and Hessians::
+
+            %gradcheck --layer affine_forward affine_backward x w b
+            %gradcheck --layer conv_forward_naive conv_backward_naive x w b conv_param --wrt x,w
+            %gradcheck --layer batchnorm_forward batchnorm_backward x gamma beta bn_param --dout dout
+            %gradcheck --vjp f f_vjp x
+            %gradcheck --jvp grad hvp w
+            %gradcheck --jacobian residual residual_jacobian u
+            %gradcheck --hessian grad hess w
+
+            %%gradcheck --layer x w b
+            def affine_forward(x, w, b): ...
+            def affine_backward(dout, cache): ...
+"""
+
+
+def _with_layer_examples(magic: Callable[..., Any]) -> Callable[..., Any]:
+    """``magic`` with the examples of the layer forms at the end of its docstring (before its flags are added)."""
+    magic.__doc__ = (magic.__doc__ or "").rstrip() + "\n" + LAYER_EXAMPLES
+    return magic
+
+
+def _form_flags(magic: Callable[..., Any]) -> Callable[..., Any]:
+    """The flags of the checks of array-valued functions (`FORMS`) and of layers' ``wrt`` and ``dout``."""
+    magic = argument("--dout", metavar="NAME", help="--layer: the upstream gradient (default: random, from --seed)")(
+        magic)
+    magic = argument("--wrt", metavar="NAMES", help="--layer: the arguments to differentiate, by name (x,w)")(magic)
+    for form, (_, usage, _, _) in reversed(FORMS.items()):
+        magic = argument(f"--{form}", action="store_true", help=f"check with gradwidget.{FORMS[form][0]}: {usage}")(
+            magic)
+    return magic
+
+
 def _option_flags(magic: Callable[..., Any]) -> Callable[..., Any]:
     """Add a flag for every option of `check` to ``magic``'s arguments."""
     for option in reversed(OPTIONS):
@@ -99,17 +133,11 @@ class GradCheckMagics(GradCheckOptions):  # type: ignore[misc,valid-type]
     @argument("--grad", metavar="NAME",
               help="cell form: the gradient's name (default: the cell's grad; "
                    "a cell that defines none has a J that returns (cost, grad))")
-    @argument("--layer", action="store_true", help="check a layer: FORWARD BACKWARD ARG [ARG ...] "
-                                                    "(forward(*args) -> (out, cache); backward(dout, cache))")
-    @argument("--vjp", action="store_true", help="check a vector-Jacobian product: F VJP X")
-    @argument("--jvp", action="store_true", help="check a Jacobian-vector product (or an HVP: GRAD HVP X): F JVP X")
-    @argument("--jacobian", action="store_true", help="check a Jacobian: F JAC X")
-    @argument("--hessian", action="store_true", help="check a Hessian: GRAD HESS X")
-    @argument("--wrt", metavar="NAMES", help="--layer: the arguments to differentiate, by name (x,w)")
-    @argument("--dout", metavar="NAME", help="--layer: the upstream gradient (default: random, from --seed)")
+    @_form_flags
     @argument("-o", "--output", action="store_true", help="return the CheckResult")
     @argument("-q", "--quiet", action="store_true", help="display nothing")
     @line_cell_magic
+    @_with_layer_examples
     def gradcheck(self, line: str, cell: str | None = None) -> Any:
         """Check an analytic gradient against finite differences of the cost.
 
@@ -126,20 +154,6 @@ class GradCheckMagics(GradCheckOptions):  # type: ignore[misc,valid-type]
             %%gradcheck theta
             def J(theta): ...
             def grad(theta): ...
-
-        Layers, Jacobians and Hessians::
-
-            %gradcheck --layer affine_forward affine_backward x w b
-            %gradcheck --layer conv_forward_naive conv_backward_naive x w b conv_param --wrt x,w
-            %gradcheck --layer batchnorm_forward batchnorm_backward x gamma beta bn_param --dout dout
-            %gradcheck --vjp f f_vjp x
-            %gradcheck --jvp grad hvp w
-            %gradcheck --jacobian residual residual_jacobian u
-            %gradcheck --hessian grad hess w
-
-            %%gradcheck --layer x w b
-            def affine_forward(x, w, b): ...
-            def affine_backward(dout, cache): ...
         """
         if _asks_for_help(line):
             print(self.gradcheck.__doc__)
@@ -151,7 +165,7 @@ class GradCheckMagics(GradCheckOptions):  # type: ignore[misc,valid-type]
                 from None
         form = _form(args)
         if form is not None:
-            return self._array_check(form, args, cell)
+            return _array_check(self, form, args, cell)
         if args.wrt is not None or args.dout is not None:
             raise UsageError("--wrt and --dout go with --layer: %gradcheck --layer FORWARD BACKWARD ARG ... --wrt x,w")
         if cell is None:
@@ -173,74 +187,6 @@ class GradCheckMagics(GradCheckOptions):  # type: ignore[misc,valid-type]
         if not args.quiet:
             self._show(result)
         return result if args.output else None
-
-    # ------------------------------------------------------------ layers, Jacobians and Hessians
-
-    def _array_check(self, form: str, args: Any, cell: str | None) -> Any:
-        """``--layer``, ``--vjp``, ``--jvp``, ``--jacobian`` or ``--hessian``: check_layer and its siblings."""
-        import gradwidget
-
-        entry, usage, least, most = FORMS[form]
-        if cell is None:
-            names = args.targets
-            if len(names) < least or (most is not None and len(names) > most):
-                raise UsageError(f"%gradcheck --{form} takes {usage}, got {len(names)} name"
-                                 f"{'s' if len(names) != 1 else ''}: {' '.join(names)}")
-            functions = [self._lookup(name) for name in names[:2]]
-            for name, value in zip(names[:2], functions):
-                _require_callable(name, value)
-            rest = names[2:]
-        else:
-            defined = self._cell_functions(form, cell)
-            if defined is None:
-                return None
-            functions, rest = defined, args.targets
-            if most is not None and len(rest) != 1:
-                raise UsageError(f"%%gradcheck --{form} takes one name, the point X, got {' '.join(rest)}; the "
-                                 "cell defines the two functions")
-        values = [self._lookup(name) for name in rest]
-        options = self._options(args)
-        if form == "layer":
-            if args.wrt is not None:
-                options["wrt"] = [word.strip() for word in _unquote(args.wrt).split(",") if word.strip()]
-            if args.dout is not None:
-                options["dout"] = self._lookup(args.dout)
-        elif options.get("names") is None:
-            options["names"] = _named_after(rest[0], values[0])
-        elif args.wrt is not None or args.dout is not None:
-            raise UsageError(f"--wrt and --dout go with --layer, not --{form}")
-        try:
-            result = getattr(gradwidget, entry)(*functions, *values, **options)
-        except (InputError, OptionError) as exc:
-            raise UsageError(_in_magic_words(str(exc), args.targets, cell is None)) from None
-        except Exception as exc:  # the user's functions raised: show their frames, not gradwidget's
-            __tracebackhide__ = True
-            raise exc.with_traceback(_user_frames(exc.__traceback__)) from None
-        if not args.quiet:
-            self._show(result)
-        return result if args.output else None
-
-    def _cell_functions(self, form: str, cell: str) -> list[Any] | None:
-        """Run the cell; the two functions it defines (``*_forward`` and ``*_backward`` first for a layer)."""
-        try:
-            tree = ast.parse(cell)
-        except SyntaxError:
-            tree = ast.Module(body=[], type_ignores=[])
-        defined = [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
-        outcome = self.shell.run_cell(cell)
-        if not outcome.success:
-            return None
-        if form == "layer":
-            forward = [n for n in defined if n.endswith("forward")]
-            backward = [n for n in defined if n.endswith("backward")]
-            if len(forward) == 1 and len(backward) == 1:
-                defined = [forward[0], backward[0]]
-        if len(defined) != 2:
-            usage = FORMS[form][1].split()
-            raise UsageError(f"%%gradcheck --{form}: the cell must define two functions ({usage[0]} and "
-                             f"{usage[1]}), in that order; it defines {len(defined)}"
-                             + (f": {', '.join(defined)}" if defined else ""))
-        return [self._lookup(name) for name in defined]
 
     # ------------------------------------------------------------ targets
 
@@ -329,6 +275,73 @@ class GradCheckMagics(GradCheckOptions):  # type: ignore[misc,valid-type]
 
         display(result.widget() if getattr(self.shell, "kernel", None) is not None else result)
         _SHOWN[result] = self.shell.execution_count
+
+
+def _array_check(magics: GradCheckMagics, form: str, args: Any, cell: str | None) -> Any:
+    """``--layer``, ``--vjp``, ``--jvp``, ``--jacobian`` or ``--hessian``: check_layer and its siblings."""
+    import gradwidget
+
+    entry, usage, least, most = FORMS[form]
+    if cell is None:
+        names = args.targets
+        if len(names) < least or (most is not None and len(names) > most):
+            raise UsageError(f"%gradcheck --{form} takes {usage}, got {len(names)} name"
+                             f"{'s' if len(names) != 1 else ''}: {' '.join(names)}")
+        functions = [magics._lookup(name) for name in names[:2]]
+        for name, value in zip(names[:2], functions):
+            _require_callable(name, value)
+        rest = names[2:]
+    else:
+        defined = _cell_functions(magics, form, cell)
+        if defined is None:
+            return None
+        functions, rest = defined, args.targets
+        if most is not None and len(rest) != 1:
+            raise UsageError(f"%%gradcheck --{form} takes one name, the point X, got {' '.join(rest)}; the "
+                             "cell defines the two functions")
+    values = [magics._lookup(name) for name in rest]
+    options = magics._options(args)
+    if form == "layer":
+        if args.wrt is not None:
+            options["wrt"] = [word.strip() for word in _unquote(args.wrt).split(",") if word.strip()]
+        if args.dout is not None:
+            options["dout"] = magics._lookup(args.dout)
+    elif options.get("names") is None:
+        options["names"] = _named_after(rest[0], values[0])
+    elif args.wrt is not None or args.dout is not None:
+        raise UsageError(f"--wrt and --dout go with --layer, not --{form}")
+    try:
+        result = getattr(gradwidget, entry)(*functions, *values, **options)
+    except (InputError, OptionError) as exc:
+        raise UsageError(_in_magic_words(str(exc), args.targets, cell is None)) from None
+    except Exception as exc:  # the user's functions raised: show their frames, not gradwidget's
+        __tracebackhide__ = True
+        raise exc.with_traceback(_user_frames(exc.__traceback__)) from None
+    if not args.quiet:
+        magics._show(result)
+    return result if args.output else None
+
+def _cell_functions(magics: GradCheckMagics, form: str, cell: str) -> list[Any] | None:
+    """Run the cell; the two functions it defines (``*_forward`` and ``*_backward`` first for a layer)."""
+    try:
+        tree = ast.parse(cell)
+    except SyntaxError:
+        tree = ast.Module(body=[], type_ignores=[])
+    defined = [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    outcome = magics.shell.run_cell(cell)
+    if not outcome.success:
+        return None
+    if form == "layer":
+        forward = [n for n in defined if n.endswith("forward")]
+        backward = [n for n in defined if n.endswith("backward")]
+        if len(forward) == 1 and len(backward) == 1:
+            defined = [forward[0], backward[0]]
+    if len(defined) != 2:
+        usage = FORMS[form][1].split()
+        raise UsageError(f"%%gradcheck --{form}: the cell must define two functions ({usage[0]} and "
+                         f"{usage[1]}), in that order; it defines {len(defined)}"
+                         + (f": {', '.join(defined)}" if defined else ""))
+    return [magics._lookup(name) for name in defined]
 
 
 def _form(args: Any) -> str | None:

@@ -157,19 +157,7 @@ class CheckResult:
             "blocks": [b.to_dict() for b in self.blocks],
             "diagnoses": [{"code": d.code, "message": d.message, "block": d.block,
                            "index": None if d.index is None else list(d.index)} for d in self.diagnoses],
-            "worst": self.worst_entries(),
-            "checked_what": self.checked_what,
-        }
-
-    @property
-    def checked_what(self) -> dict[str, Any]:
-        """What was checked: the kind of check, the functions' names, the report's lines on it (JSON-safe)."""
-        subject = self.evidence.subject
-        pairs = self.evidence.pairs
-        return {"kind": subject.kind, "function": subject.cost, "derivative": subject.gradient,
-                "title": subject.title, "notes": list(subject.notes),
-                "jacobian_pairs": None if pairs is None else int(pairs.wrong.size),
-                "wrong_pairs": None if pairs is None else int(pairs.wrong.sum())}
+            "worst": self.worst_entries(), "checked_what": subject_summary(self.evidence)}
 
     @property
     def precision(self) -> dict[str, Any]:
@@ -264,6 +252,15 @@ def entry_summary(ev: Evidence, position: int) -> dict[str, Any]:
             "entry": ev.layout.entry_name(position), "analytic": _num(ev.analytic[position]),
             "numeric": _num(ev.numeric[position]), "abs_error": _num(ev.gap[position]),
             "rel_error": _num(ev.relative[position]), "status": Status(ev.status[position]).label}
+
+
+def subject_summary(ev: Evidence) -> dict[str, Any]:
+    """What ``ev`` checked: the kind of check, the functions' names, the report's lines, the Jacobian's pairs."""
+    subject, pairs = ev.subject, ev.pairs
+    return {"kind": subject.kind, "function": subject.cost, "derivative": subject.gradient,
+            "title": subject.title, "notes": list(subject.notes),
+            "jacobian_pairs": None if pairs is None else int(pairs.wrong.size),
+            "wrong_pairs": None if pairs is None else int(pairs.wrong.sum())}
 
 
 def precision_summary(ev: Evidence) -> dict[str, Any]:

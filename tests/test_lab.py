@@ -42,6 +42,21 @@ CELLS = [
     "def slow(x):\n    time.sleep(0.01)\n    return float(np.sum(x ** 2))\n"
     "GradCheckPanel(slow, lambda x: 2 * x, np.linspace(0, 1, 400))",
 ]
+LAYER_CELLS = [
+    "%load_ext gradwidget\nimport numpy as np\nrng = np.random.default_rng(0)\n"
+    "x, w, b, s = rng.normal(size=(4, 3)), rng.normal(size=(3, 3)), rng.normal(size=3), rng.normal(size=(3, 4))\n"
+    "def affine_forward(x, w, b):\n    return x @ w + b, (x, w)\n"
+    "def affine_backward_transposed(dout, cache):\n    x, w = cache\n"
+    "    return dout @ w.T, dout.T @ x, dout.sum(axis=0)\n"
+    "def softmax_forward(x):\n    e = np.exp(x - x.max(axis=1, keepdims=True))\n"
+    "    s = e / e.sum(axis=1, keepdims=True)\n    return s, s\n"
+    "def softmax_backward_diagonal(dout, s):\n    return dout * s * (1 - s)\n"
+    "def relu_forward(x):\n    return np.maximum(x, 0), x\n"
+    "def relu_backward_ignores_dout(dout, x):\n    return (x > 0).astype(float)",
+    "%gradcheck --layer affine_forward affine_backward_transposed x w b --seed 0",
+    "%gradcheck --layer softmax_forward softmax_backward_diagonal s --seed 0",
+    "%gradcheck --layer relu_forward relu_backward_ignores_dout x --seed 0",
+]
 
 
 def notebook(cells: list[str]) -> dict[str, Any]:
@@ -74,6 +89,7 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     root = home / "notebooks"
     root.mkdir()
     (root / "check.ipynb").write_text(json.dumps(notebook(CELLS)))
+    (root / "layers.ipynb").write_text(json.dumps(notebook(LAYER_CELLS)))
     command = [sys.executable, "-m", "jupyter", front_end, "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
                "--ServerApp.port=0", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}"]
     if front_end == "lab":
@@ -139,6 +155,105 @@ def test_gradcheck_panel_end_to_end(lab: tuple[str, str]) -> None:
             page.screenshot(path=str(SCREENSHOTS / f"{front_end}-failure.png"), full_page=True)
             raise
         assert browser.outside(requests) == []
+
+
+def test_layer_panel_end_to_end(lab: tuple[str, str]) -> None:
+    """%gradcheck --layer: per-argument heatmaps and the Jacobian's, a pair read back by hovering, the static copy."""
+    front_end, url = lab
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with browser.chromium() as chromium:
+        page = chromium.new_page(viewport={"width": 1400, "height": 1400})
+        requests = browser.record_requests(page)
+        try:
+            _drive_layers(page, front_end, url)
+        except Exception:
+            page.screenshot(path=str(SCREENSHOTS / f"{front_end}-layer-failure.png"), full_page=True)
+            raise
+        assert browser.outside(requests) == []
+
+
+def _drive_layers(page: Any, front_end: str, lab: str) -> None:
+    shot = lambda name: str(SCREENSHOTS / f"{front_end}-layer-{name}.png")  # noqa: E731
+    page.goto(f"{lab}{FRONT_ENDS[front_end].replace('check.ipynb', 'layers.ipynb')}?token={TOKEN}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    if front_end == "lab":
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    for index in range(4):
+        run_cell(page, index)
+    transposed = page.locator(".jp-Cell").nth(1)
+    heatmaps = transposed.locator('.gradwidget-heatmap[data-ready="1"]')
+    heatmaps.nth(5).wait_for(timeout=60_000)
+    assert [heatmaps.nth(i).get_attribute("data-block") for i in range(6)] == [
+        "x", "w", "b", "out / x", "out / w", "out / b"]
+    assert (heatmaps.nth(4).get_attribute("data-rows"), heatmaps.nth(4).get_attribute("data-cols")) == ("12", "9")
+    assert "affine_backward_transposed against affine_forward: dx, dw, db" in transposed.inner_text()
+    pairs = heatmaps.nth(4)
+    canvas = pairs.locator("canvas.gradwidget-heatmap-canvas")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()  # out[0, 0] / w[0, 1]: the transpose puts w[1, 0]'s value there
+    page.mouse.move(box["x"] + box["width"] * (1.5 / 9), box["y"] + box["height"] * (0.5 / 12))
+    readout = pairs.locator(".gradwidget-readout")
+    page.wait_for_function("el => el.textContent.includes('tolerance')", arg=readout.element_handle())
+    assert readout.inner_text().startswith("out[0, 0] / w[0, 1]: analytic ")
+    assert readout.inner_text().endswith("wrong")
+    transposed.locator(".jp-OutputArea").screenshot(path=shot("transposed"))
+    softmax = page.locator(".jp-Cell").nth(2)
+    softmax.locator('.gradwidget-heatmap[data-ready="1"]').nth(1).wait_for(timeout=60_000)
+    assert softmax.locator("li[data-code='missing-term']").count() == 1
+    softmax.locator(".jp-OutputArea").screenshot(path=shot("diagonal-softmax"))
+    relu = page.locator(".jp-Cell").nth(3)
+    relu.locator('.gradwidget-heatmap[data-ready="1"]').nth(1).wait_for(timeout=60_000)
+    assert relu.locator("li[data-code='ignores-dout']").count() == 1
+    relu.locator(".jp-OutputArea").screenshot(path=shot("ignores-dout"))
+    if front_end == "lab":
+        _dark_and_narrow_layers(page, transposed, shot)
+    _reopen_layers_without_kernel(page, lab, shot)
+
+
+def _dark_and_narrow_layers(page: Any, cell: Any, shot: Any) -> None:
+    page.keyboard.press("Control+Shift+C")
+    page.keyboard.type("JupyterLab Dark")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("body[data-jp-theme-light='false']", state="attached", timeout=30_000)
+    page.wait_for_timeout(500)
+    cell.locator(".jp-OutputArea").screenshot(path=shot("transposed-dark"))
+    page.keyboard.press("Control+Shift+C")
+    page.keyboard.type("JupyterLab Light")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("body[data-jp-theme-light='true']", state="attached", timeout=30_000)
+    page.set_viewport_size({"width": 800, "height": 1400})
+    page.wait_for_timeout(500)
+    output = cell.locator(".jp-OutputArea")
+    output.screenshot(path=shot("transposed-narrow"))
+    assert output.evaluate("el => el.scrollWidth <= el.clientWidth + 1")
+    page.set_viewport_size({"width": 1400, "height": 1400})
+
+
+def _reopen_layers_without_kernel(page: Any, lab: str, shot: Any) -> None:
+    _save_and_stop_kernels(page, lab)
+    page.reload()
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    cell = page.locator(".jp-Cell").nth(1)
+    static = cell.locator(".gradwidget-static")
+    static.wait_for(state="visible", timeout=30_000)
+    assert "FAILED" in static.locator(".gradwidget-verdict").inner_text()
+    assert "affine_backward_transposed against affine_forward" in static.inner_text()
+    pairs = static.locator("figure[data-pair] img")
+    assert pairs.count() == 3
+    assert all(pairs.nth(i).evaluate("img => img.complete && img.naturalWidth > 0") for i in range(3))
+    cell.locator(".jp-OutputArea").screenshot(path=shot("reopened-without-kernel"))
+
+
+def _save_and_stop_kernels(page: Any, lab: str) -> None:
+    """Save the notebook and shut every kernel down."""
+    page.keyboard.press("Control+s")
+    page.wait_for_function("() => !document.title.startsWith('*') && !document.querySelector('.jp-mod-dirty')",
+                           timeout=30_000)
+    with urllib.request.urlopen(f"{lab}api/sessions?token={TOKEN}", timeout=10) as response:
+        sessions = json.load(response)
+    for session in sessions:
+        request = urllib.request.Request(f"{lab}api/sessions/{session['id']}?token={TOKEN}", method="DELETE")
+        urllib.request.urlopen(request, timeout=30).close()
 
 
 def _drive(page: Any, front_end: str, lab: str) -> None:
@@ -262,14 +377,7 @@ def _dark_and_narrow(page: Any, shot: Any) -> None:
 
 def _reopen_without_kernel(page: Any, lab: str, shot: Any) -> None:
     """Save, shut the kernel down, reload: a TA opening a submission sees the report, heatmaps and all."""
-    page.keyboard.press("Control+s")
-    page.wait_for_function("() => !document.title.startsWith('*') && !document.querySelector('.jp-mod-dirty')",
-                           timeout=30_000)
-    with urllib.request.urlopen(f"{lab}api/sessions?token={TOKEN}", timeout=10) as response:
-        sessions = json.load(response)
-    for session in sessions:
-        request = urllib.request.Request(f"{lab}api/sessions/{session['id']}?token={TOKEN}", method="DELETE")
-        urllib.request.urlopen(request, timeout=30).close()
+    _save_and_stop_kernels(page, lab)
     page.reload()
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     failing = page.locator(".jp-Cell").nth(1)

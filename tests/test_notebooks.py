@@ -122,3 +122,20 @@ def test_the_large_models_tutorial_shows_what_each_mode_costs_and_sees(executed:
     assert re.search(r"\{'directions': 8\} +failed +\d{2,3} calls of J", text) and "theta[12345]" in text
     assert re.search(r"vectorized +failed +\d calls of J", text)
     assert "dask, 2 workers   failed" in text
+
+
+def test_the_layers_tutorial_checks_each_layer_and_names_each_bug(executed: dict[str, Any]) -> None:
+    text = _texts(executed["tutorial-layers.ipynb"])
+    for layer in ("affine", "relu", "batchnorm", "conv", "max_pool", "rnn"):
+        assert re.search(rf"PASSED .*calls of {layer}_forward", text), layer
+    assert "conv_param is a dict: it is passed through, not differentiated" in text
+    assert "softmax_loss's gradients: dx" in text
+    for codes in ("ignores-dout, kink", "broadcast", "missing-term", "transpose", "recurrence",
+                  "kink, not-subgradient"):
+        assert f"gradwidget failed: {codes}\n" in text, codes
+    assert "course recipe: relative errors 1.0e+00 (the right backward)" in text  # the recipe fails a right tie
+    assert "db is dout summed over axis 1; the sum over axis 0 is right" in text
+    assert "the analytic Hessian is symmetric" in text and "gradwidget failed: scale" in text
+    assert "passed (the Hessian-vector product)" in text
+    assert re.search(r"Newton step 4: \|grad\| = \d\.\de-(09|1\d)", text)  # quadratic convergence
+    assert "jac returned" not in text and "gives the Jacobian transposed" in text
