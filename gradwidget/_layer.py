@@ -37,6 +37,9 @@ __all__ = ["MAX_PAIRS", "assert_layer", "check_hessian", "check_jacobian", "chec
 MAX_PAIRS = 10 ** 6
 """Outputs x inputs up to which the whole Jacobian is compared pair by pair."""
 
+COTANGENT_STREAM = 0x646F7574
+"""Mixed into ``seed`` for the cotangents, so that they are not the numbers a notebook drew its data with."""
+
 PAIR_MARGIN = 4.0
 """A pair's tolerance: this many times its rounding and its curvature bound."""
 
@@ -119,7 +122,7 @@ def check_layer(forward: Callable[..., Any], backward: Callable[..., Any], *args
     fname, bname = _name(forward, "forward"), _name(backward, "backward")
     layer = _Layer(forward, backward, args, chosen, names, fname, bname)
     outputs, dtype = layer.outputs()
-    rng = np.random.default_rng(opts.seed)
+    rng = _cotangent_generator(opts.seed)
     cotangent = _cotangent(dout, outputs, rng, "dout", fname)
     x = {names[k]: np.asarray(args[k]) for k in chosen}
     returned = ReturnedGradients([names[k] for k in chosen], [np.shape(args[k]) for k in chosen],
@@ -247,7 +250,7 @@ def check_vjp(f: Callable[[Any], Any], vjp: Callable[[Any, Any], Any], x: Any, *
     _require_callable(vjp, "vjp")
     fname, vname = _name(f, "f"), _name(vjp, "vjp")
     outputs, value = _outputs_of(f, x, fname)
-    rng = np.random.default_rng(opts.seed)
+    rng = _cotangent_generator(opts.seed)
     v = _cotangent(cotangent, outputs, rng, "cotangent", fname)
 
     def gradient(xs: Any) -> Any:
@@ -451,7 +454,7 @@ def _projected(f: Callable[[Any], Any], gradient: Callable[[Any], Any], x: Any, 
 def _against_jacobian(f: Callable[[Any], Any], jacobian: Callable[[Any], np.ndarray], x: Any, opts: CheckOptions,
                       subject: Subject, outputs: Layout, dtype: np.dtype) -> CheckResult:
     """`_projected` for an analytic Jacobian ``(m, n)``: its gradient of ``<v, f>`` is ``v @ jacobian``."""
-    v = np.random.default_rng(opts.seed).standard_normal(outputs.size)
+    v = _cotangent_generator(opts.seed).standard_normal(outputs.size)
 
     def gradient(xs: Any) -> np.ndarray:
         return v @ jacobian(xs)
@@ -741,6 +744,16 @@ def _float_dtype(value: Any) -> np.dtype:
     kinds = [np.asarray(p).dtype for p in parts]
     floats = [d for d in kinds if d.kind == "f"]
     return np.result_type(*floats) if floats else np.dtype(np.float64)
+
+
+def _cotangent_generator(seed: int | None) -> np.random.Generator:
+    """The generator of random cotangents: repeatable with ``seed``, and not ``default_rng(seed)``'s own stream.
+
+    A notebook that draws ``x = default_rng(0).normal(...)`` and checks with
+    ``seed=0`` would otherwise get ``dout == x``: ``x.T @ dout`` is then
+    symmetric, and a transposed ``dw`` passes.
+    """
+    return np.random.default_rng(None if seed is None else [seed, COTANGENT_STREAM])
 
 
 def _cotangent(given: Any, outputs: Layout, rng: np.random.Generator, what: str, fname: str) -> np.ndarray:

@@ -87,7 +87,7 @@ def block_png(result: CheckResult, block: Block) -> bytes:
 def pair_png(view: PairView) -> bytes:
     """A small PNG heatmap of one part of the Jacobian, outputs x inputs (for the HTML report)."""
     rows, cols = (min(size, MAX_PIXELS) for size in view.shape)
-    width = float(np.clip(1.6 + cols * 0.12, 3.0, 6.5))
+    width = float(np.clip(1.6 + cols * 0.12, 3.8, 6.5))  # room for the title
     height = float(np.clip(1.0 + rows * 0.12, 1.8, 5.0))
     fig = Figure(figsize=(width, height), layout="constrained")
     ax = fig.subplots()

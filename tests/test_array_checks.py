@@ -338,3 +338,11 @@ def test_an_exception_in_the_forward_says_where_it_happened(affine_args) -> None
         gw.check_layer(forward, affine_backward, *affine_args)
     assert "raised by forward at the given arguments" in "".join(getattr(caught.value, "__notes__", [])) + str(
         caught.value.args)
+
+
+def test_the_random_dout_is_not_the_data_a_notebook_drew_with_the_same_seed() -> None:
+    rng = np.random.default_rng(0)  # the data and the check both "seed 0": dout must still be independent of x
+    x, w, b = rng.normal(size=(4, 3)), rng.normal(size=(3, 3)), rng.normal(size=3)
+    result = gw.check_layer(affine_forward, lambda d, c: (d @ c[1].T, d.T @ c[0], d.sum(axis=0)), x, w, b, seed=0)
+    assert result.verdict == "failed" and [d.code for d in result.diagnoses] == ["transpose"]
+    assert not np.allclose(result.evidence.subject.cotangent[:12], x.ravel())
