@@ -246,9 +246,7 @@ def check_vjp(f: Callable[[Any], Any], vjp: Callable[[Any, Any], Any], x: Any, *
     'passed'
     """
     opts = _options(options, "check_vjp")
-    _require_callable(f, "f")
-    _require_callable(vjp, "vjp")
-    fname, vname = _name(f, "f"), _name(vjp, "vjp")
+    fname, vname = _names(f, vjp, "f", "vjp")
     outputs, value = _outputs_of(f, x, fname)
     rng = _cotangent_generator(opts.seed)
     v = _cotangent(cotangent, outputs, rng, "cotangent", fname)
@@ -293,9 +291,7 @@ def check_jvp(f: Callable[[Any], Any], jvp: Callable[[Any, Any], Any], x: Any, *
     CheckResult
     """
     opts = _options(options, "check_jvp")
-    _require_callable(f, "f")
-    _require_callable(jvp, "jvp")
-    fname, jname = _name(f, "f"), _name(jvp, "jvp")
+    fname, jname = _names(f, jvp, "f", "jvp")
     outputs, value = _outputs_of(f, x, fname)
     layout, _ = flatten(x, None, opts.names)
 
@@ -341,9 +337,7 @@ def check_jacobian(f: Callable[[Any], Any], jac: Callable[[Any], Any], x: Any, *
     'passed'
     """
     opts = _options(options, "check_jacobian")
-    _require_callable(f, "f")
-    _require_callable(jac, "jac")
-    fname, jname = _name(f, "f"), _name(jac, "jac")
+    fname, jname = _names(f, jac, "f", "jac")
     result = _jacobian_check(f, jac, x, opts, Subject("jacobian", fname, jname, "x",
                                                       f"{jname} against {fname}: the whole Jacobian"))
     return _rediagnosed(result, lambda theta, **given: check_jacobian(f, jac, theta, **given))
@@ -384,9 +378,7 @@ def check_hessian(grad: Callable[[Any], Any], hess: Callable[[Any], Any], x: Any
     'passed'
     """
     opts = _options(options, "check_hessian")
-    _require_callable(grad, "grad")
-    _require_callable(hess, "hess")
-    gname, hname = _name(grad, "grad"), _name(hess, "hess")
+    gname, hname = _names(grad, hess, "grad", "hess")
     result = _jacobian_check(grad, hess, x, opts, Subject("hessian", gname, hname, "x",
                                                            f"{hname} against {gname}: the Hessian"))
     pairs, subject = result.evidence.pairs, result.evidence.subject
@@ -635,6 +627,13 @@ def _options(options: dict[str, Any], entry: str) -> CheckOptions:
 def _require_callable(fn: Any, role: str) -> None:
     if not callable(fn):
         raise InputError(f"{role} must be callable, got {_described(fn)}")
+
+
+def _names(function: Any, derivative: Any, function_role: str, derivative_role: str) -> tuple[str, str]:
+    """The two functions' names for messages (their roles where they have none), once both are seen callable."""
+    _require_callable(function, function_role)
+    _require_callable(derivative, derivative_role)
+    return _name(function, function_role), _name(derivative, derivative_role)
 
 
 def _name(fn: Any, default: str) -> str:

@@ -177,16 +177,8 @@ class GradCheckMagics(GradCheckOptions):  # type: ignore[misc,valid-type]
         options = self._options(args)
         if options.get("names") is None and options.get("shapes") is None:
             options["names"] = _named_after(args.targets[-1], theta)
-        try:
-            result = check(J, grad, theta, **options)
-        except InputError as exc:  # gradwidget's complaint about what it was given: one line
-            raise UsageError(_in_magic_words(str(exc), args.targets, cell is None)) from None
-        except Exception as exc:  # the user's J or grad raised: show their frames, not gradwidget's
-            __tracebackhide__ = True
-            raise exc.with_traceback(_user_frames(exc.__traceback__)) from None
-        if not args.quiet:
-            self._show(result)
-        return result if args.output else None
+        __tracebackhide__ = True  # an exception of the user's J or grad shows their frames only
+        return _run_and_show(self, lambda: check(J, grad, theta, **options), args, cell)
 
     # ------------------------------------------------------------ targets
 
@@ -310,8 +302,18 @@ def _array_check(magics: GradCheckMagics, form: str, args: Any, cell: str | None
         options["names"] = _named_after(rest[0], values[0])
     elif args.wrt is not None or args.dout is not None:
         raise UsageError(f"--wrt and --dout go with --layer, not --{form}")
+    __tracebackhide__ = True
+    return _run_and_show(magics, lambda: getattr(gradwidget, entry)(*functions, *values, **options), args, cell)
+
+
+def _run_and_show(magics: GradCheckMagics, run: Callable[[], CheckResult], args: Any, cell: str | None) -> Any:
+    """Run a check for the magic and show it; ``-o`` returns it.
+
+    gradwidget's complaints about what it was given become one-line
+    UsageErrors; an exception of the user's own functions keeps their frames.
+    """
     try:
-        result = getattr(gradwidget, entry)(*functions, *values, **options)
+        result = run()
     except (InputError, OptionError) as exc:
         raise UsageError(_in_magic_words(str(exc), args.targets, cell is None)) from None
     except Exception as exc:  # the user's functions raised: show their frames, not gradwidget's

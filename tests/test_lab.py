@@ -144,32 +144,27 @@ def run_cell(page: Any, index: int) -> None:
 
 
 def test_gradcheck_panel_end_to_end(lab: tuple[str, str]) -> None:
+    _in_chromium(lab, _drive, "failure")
+
+
+def _in_chromium(lab: tuple[str, str], drive: Any, failure: str) -> None:
+    """Drive a page of ``lab`` in Chromium: a screenshot named ``failure`` if it fails, no request outside."""
     front_end, url = lab
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with browser.chromium() as chromium:
         page = chromium.new_page(viewport={"width": 1400, "height": 1400})
         requests = browser.record_requests(page)
         try:
-            _drive(page, front_end, url)
+            drive(page, front_end, url)
         except Exception:
-            page.screenshot(path=str(SCREENSHOTS / f"{front_end}-failure.png"), full_page=True)
+            page.screenshot(path=str(SCREENSHOTS / f"{front_end}-{failure}.png"), full_page=True)
             raise
         assert browser.outside(requests) == []
 
 
 def test_layer_panel_end_to_end(lab: tuple[str, str]) -> None:
     """%gradcheck --layer: per-argument heatmaps and the Jacobian's, a pair read back by hovering, the static copy."""
-    front_end, url = lab
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with browser.chromium() as chromium:
-        page = chromium.new_page(viewport={"width": 1400, "height": 1400})
-        requests = browser.record_requests(page)
-        try:
-            _drive_layers(page, front_end, url)
-        except Exception:
-            page.screenshot(path=str(SCREENSHOTS / f"{front_end}-layer-failure.png"), full_page=True)
-            raise
-        assert browser.outside(requests) == []
+    _in_chromium(lab, _drive_layers, "layer-failure")
 
 
 def _drive_layers(page: Any, front_end: str, lab: str) -> None:
@@ -207,42 +202,29 @@ def _drive_layers(page: Any, front_end: str, lab: str) -> None:
     assert relu.locator("li[data-code='ignores-dout']:visible").count() == 1
     relu.locator(".jp-OutputArea").screenshot(path=shot("ignores-dout"))
     if front_end == "lab":
-        _dark_and_narrow_layers(page, transposed, shot)
+        _dark_and_narrow(page, shot, 1, "transposed")
     _reopen_layers_without_kernel(page, lab, shot)
 
 
-def _dark_and_narrow_layers(page: Any, cell: Any, shot: Any) -> None:
-    page.keyboard.press("Control+Shift+C")
-    page.keyboard.type("JupyterLab Dark")
-    page.keyboard.press("Enter")
-    page.wait_for_selector("body[data-jp-theme-light='false']", state="attached", timeout=30_000)
-    page.wait_for_timeout(500)
-    cell.locator(".jp-OutputArea").screenshot(path=shot("transposed-dark"))
-    page.keyboard.press("Control+Shift+C")
-    page.keyboard.type("JupyterLab Light")
-    page.keyboard.press("Enter")
-    page.wait_for_selector("body[data-jp-theme-light='true']", state="attached", timeout=30_000)
-    page.set_viewport_size({"width": 800, "height": 1400})
-    page.wait_for_timeout(500)
-    output = cell.locator(".jp-OutputArea")
-    output.screenshot(path=shot("transposed-narrow"))
-    assert output.evaluate("el => el.scrollWidth <= el.clientWidth + 1")
-    page.set_viewport_size({"width": 1400, "height": 1400})
-
-
 def _reopen_layers_without_kernel(page: Any, lab: str, shot: Any) -> None:
-    _save_and_stop_kernels(page, lab)
-    page.reload()
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    cell = page.locator(".jp-Cell").nth(1)
-    static = cell.locator(".gradwidget-static")
-    static.wait_for(state="visible", timeout=30_000)
+    cell, static = _reopened(page, lab, 1)
     assert "FAILED" in static.locator(".gradwidget-verdict").inner_text()
     assert "affine_backward_transposed against affine_forward" in static.inner_text()
     pairs = static.locator("figure[data-pair] img")
     assert pairs.count() == 3
     assert all(pairs.nth(i).evaluate("img => img.complete && img.naturalWidth > 0") for i in range(3))
     cell.locator(".jp-OutputArea").screenshot(path=shot("reopened-without-kernel"))
+
+
+def _reopened(page: Any, lab: str, index: int) -> tuple[Any, Any]:
+    """Save, shut every kernel down, reload: cell ``index`` and its static copy, once visible."""
+    _save_and_stop_kernels(page, lab)
+    page.reload()
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    cell = page.locator(".jp-Cell").nth(index)
+    static = cell.locator(".gradwidget-static")
+    static.wait_for(state="visible", timeout=30_000)
+    return cell, static
 
 
 def _save_and_stop_kernels(page: Any, lab: str) -> None:
@@ -352,15 +334,16 @@ def _keys_stay_in_the_heatmap(page: Any) -> None:
     assert not page.evaluate("document.activeElement.classList.contains('gradwidget-heatmap-canvas')")
 
 
-def _dark_and_narrow(page: Any, shot: Any) -> None:
-    """The panel in JupyterLab's dark theme, and in an 800 px window: screenshots, and nothing scrolls sideways."""
+def _dark_and_narrow(page: Any, shot: Any, index: int = 1, name: str = "failing") -> None:
+    """The panel of cell ``index`` in JupyterLab's dark theme, and in an 800 px window: screenshots, and nothing
+    scrolls sideways."""
     page.keyboard.press("Control+Shift+C")
     page.keyboard.type("JupyterLab Dark")
     page.keyboard.press("Enter")
     page.wait_for_selector("body[data-jp-theme-light='false']", state="attached", timeout=30_000)
     page.wait_for_timeout(500)
-    failing = page.locator(".jp-Cell").nth(1)
-    failing.locator(".jp-OutputArea").screenshot(path=shot("failing-dark"))
+    failing = page.locator(".jp-Cell").nth(index)
+    failing.locator(".jp-OutputArea").screenshot(path=shot(f"{name}-dark"))
     label = failing.locator(".gradwidget-heatmap-title").nth(0)
     assert label.evaluate("el => getComputedStyle(el).color") != "rgb(34, 34, 34)"  # the theme's, not dark grey
     page.keyboard.press("Control+Shift+C")
@@ -370,7 +353,7 @@ def _dark_and_narrow(page: Any, shot: Any) -> None:
     page.set_viewport_size({"width": 800, "height": 1400})
     page.wait_for_timeout(500)
     output = failing.locator(".jp-OutputArea")
-    output.screenshot(path=shot("failing-narrow"))
+    output.screenshot(path=shot(f"{name}-narrow"))
     assert output.evaluate("el => el.scrollWidth <= el.clientWidth + 1")
     assert failing.locator(".widget-hslider").first.is_visible()  # the eps slider is not pushed out of view
     page.set_viewport_size({"width": 1400, "height": 1400})
@@ -378,12 +361,7 @@ def _dark_and_narrow(page: Any, shot: Any) -> None:
 
 def _reopen_without_kernel(page: Any, lab: str, shot: Any) -> None:
     """Save, shut the kernel down, reload: a TA opening a submission sees the report, heatmaps and all."""
-    _save_and_stop_kernels(page, lab)
-    page.reload()
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    failing = page.locator(".jp-Cell").nth(1)
-    static = failing.locator(".gradwidget-static")
-    static.wait_for(state="visible", timeout=30_000)
+    failing, static = _reopened(page, lab, 1)
     assert "FAILED" in static.locator(".gradwidget-verdict").inner_text()
     assert "localized" in static.locator(".gradwidget-diagnoses").inner_text()
     images = static.locator("img")
