@@ -55,7 +55,8 @@ class Progress:
         if self.bar is None and self.show is None and 0 < self.done < self.total:
             expected = (time.perf_counter() - self.started) / self.done * self.total
             if expected > SHOW_AFTER:
-                self._open()
+                self._open()  # with what is done so far, this update's count included
+                return
         if self.bar is not None:
             self.bar.update(count)
 

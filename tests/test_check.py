@@ -241,3 +241,16 @@ def test_import_is_light() -> None:
             "'IPython', 'tqdm') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_progress_bar_opened_during_a_phase_counts_each_unit_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long check opens its bar after the first chunk: the bar starts at that chunk, not at twice it."""
+    from gradwidget import _progress
+
+    monkeypatch.setattr(_progress, "SHOW_AFTER", 0.0)
+    progress = _progress.Progress(None)
+    progress.phase(10, "first look")
+    progress.update(3)
+    progress.update(4)
+    assert progress.bar is not None and progress.bar.n == 7 == progress.done
+    progress.close()
