@@ -143,7 +143,7 @@ def check_layer(forward: Callable[..., Any], backward: Callable[..., Any], *args
         return np.stack([layout.flatten_like(dict(zip(returned.names, returned.adapt(
             layer.call_backward(_douts(outputs, e), cache)))), bname)[0] for e in np.eye(outputs.size)])
 
-    result = _projected(lambda xs: layer.forward_at(xs)[0], gradient, x, opts, subject, outputs, cotangent, rows,
+    result = _projected(layer.output_at, gradient, x, opts, subject, outputs, cotangent, rows,
                         dtype)
     contract = replace(contract, faults=dict(returned.findings))
 
@@ -566,6 +566,10 @@ class _Layer:
         self.copy_passed = any(changed_parts(self.args[k], given[k], "") for k in range(len(given))
                                if k not in self.chosen)
         return _output_layout(out, self.fname), _float_dtype(out)
+
+    def output_at(self, xs: dict[str, np.ndarray]) -> Any:
+        """The forward's output at ``xs`` (a method, not a closure: an executor's worker processes get it pickled)."""
+        return self.forward_at(xs)[0]
 
     def cache_at(self, xs: dict[str, np.ndarray]) -> Any:
         return self.forward_at(xs)[1]

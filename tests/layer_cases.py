@@ -612,8 +612,11 @@ layer_case("affine-db-wrong-axis", "layer",
 layer_case("affine-dw-transposed", "layer",
            (affine_forward, lambda dout, c: (affine_backward(dout, c)[0], dout.T @ c[0], dout.sum(axis=0))),
            lambda r: (r.normal(size=(4, 3)), r.normal(size=(3, 5)), r.normal(size=5)), False, ("transpose",))
-layer_case("affine-dw-transposed-square", "layer",
-           (affine_forward, lambda dout, c: (affine_backward(dout, c)[0], dout.T @ c[0], dout.sum(axis=0))),
+def affine_backward_transposed(dout, cache):
+    return affine_backward(dout, cache)[0], dout.T @ cache[0], dout.sum(axis=0)
+
+
+layer_case("affine-dw-transposed-square", "layer", (affine_forward, affine_backward_transposed),
            lambda r: (r.normal(size=(4, 3)), r.normal(size=(3, 3)), r.normal(size=3)), False, ("transpose",))
 layer_case("affine-returns-in-another-order", "layer",
            (affine_forward, lambda dout, c: affine_backward(dout, c)[::-1]),

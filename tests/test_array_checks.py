@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from layer_cases import AFFINE, LAYER_CASES, affine_backward, affine_forward, make_layer, relu_forward, softmax_forward
+from layer_cases import (
+    AFFINE,
+    LAYER_CASES,
+    affine_backward,
+    affine_backward_transposed,
+    affine_forward,
+    make_layer,
+    relu_forward,
+    softmax_forward,
+)
 
 import gradwidget as gw
 
@@ -346,3 +355,13 @@ def test_the_random_dout_is_not_the_data_a_notebook_drew_with_the_same_seed() ->
     result = gw.check_layer(affine_forward, lambda d, c: (d @ c[1].T, d.T @ c[0], d.sum(axis=0)), x, w, b, seed=0)
     assert result.verdict == "failed" and [d.code for d in result.diagnoses] == ["transpose"]
     assert not np.allclose(result.evidence.subject.cotangent[:12], x.ravel())
+
+
+def test_a_process_pool_checks_a_layer_of_module_level_functions(affine_args) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    bug = make_layer("affine-dw-transposed-square")
+    with ProcessPoolExecutor(2) as pool:
+        right = gw.check_layer(affine_forward, affine_backward, *affine_args, executor=pool, seed=0)
+        wrong = gw.check_layer(*bug.functions[:1], affine_backward_transposed, *bug.args, executor=pool, seed=0)
+    assert right.passed and wrong.verdict == "failed"
