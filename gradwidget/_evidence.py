@@ -142,7 +142,9 @@ class Subject:
         if self.kind == "gradient":
             return message
         names = {"J": self.cost, "grad": self.gradient, "theta": self.point}
-        return _NAMED.sub(lambda found: names[found.group(0)], message)
+        parts = message.split("`")  # code between backticks is left as written
+        return "`".join(part if k % 2 else _NAMED.sub(lambda found: names[found.group(0)], part)
+                        for k, part in enumerate(parts))
 
 
 _NAMED = re.compile(r"(?<![\w.'`=])(J|grad|theta)(?![\w(=])")

@@ -136,10 +136,12 @@ def check_layer(forward: Callable[..., Any], backward: Callable[..., Any], *args
                       notes)
 
     def gradient(xs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return dict(zip(returned.names, returned.adapt(layer.backward_at(xs, _douts(outputs, cotangent)))))
+        # the forward (for the cache) runs on copies: a forward that writes into its input is the forward's fault
+        own = {name: value.copy() for name, value in xs.items()}
+        return dict(zip(returned.names, returned.adapt(layer.backward_at(own, _douts(outputs, cotangent)))))
 
     def rows(xs: dict[str, np.ndarray], layout: Layout) -> np.ndarray:
-        cache = layer.cache_at(xs)
+        cache = layer.cache_at({name: value.copy() for name, value in xs.items()})
         return np.stack([layout.flatten_like(dict(zip(returned.names, returned.adapt(
             layer.call_backward(_douts(outputs, e), cache)))), bname)[0] for e in np.eye(outputs.size)])
 
@@ -587,7 +589,8 @@ class _Layer:
 def _layer_contract(layer: _Layer, returned: ReturnedGradients, cotangent: np.ndarray, outputs: Layout,
                     rng: np.random.Generator) -> Contract:
     """The backward's contract at the given arguments (see `backward_contract`)."""
-    at_args = {layer.names[k]: np.asarray(layer.args[k], dtype=float) for k in layer.chosen}
+    at_args = {layer.names[k]: np.array(layer.args[k], dtype=float) for k in layer.chosen}  # copies: a forward
+    # that writes into its input must not reach the caller's arrays
     cache = layer.cache_at(at_args)
     latest: dict[str, Any] = {}
 

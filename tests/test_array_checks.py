@@ -365,3 +365,17 @@ def test_a_process_pool_checks_a_layer_of_module_level_functions(affine_args) ->
         right = gw.check_layer(affine_forward, affine_backward, *affine_args, executor=pool, seed=0)
         wrong = gw.check_layer(*bug.functions[:1], affine_backward_transposed, *bug.args, executor=pool, seed=0)
     assert right.passed and wrong.verdict == "failed"
+
+
+def test_a_forward_that_writes_into_its_input_is_named_and_the_callers_array_is_kept() -> None:
+    def centering_forward(x):
+        x -= x.mean()
+        return np.maximum(x, 0), x
+
+    x = np.random.default_rng(3).normal(size=(3, 4))
+    kept = x.copy()
+    result = gw.check_layer(centering_forward, lambda dout, x: dout * (x > 0), x, seed=1)
+    assert np.array_equal(x, kept)
+    writes = [d.message for d in result.diagnoses if d.code == "mutates-input"]
+    assert len(writes) == 1 and writes[0].startswith("centering_forward changed the point in place")
+    assert "`t = theta; t[0] = 0`" in writes[0]  # code in a message is left as written
