@@ -57,6 +57,9 @@ class ReturnedGradients:
         return [self._shaped(array, name, shape) for array, name, shape in zip(arrays, self.names, self.shapes)]
 
     def _parts(self, answer: Any) -> list[Any]:
+        if isinstance(answer, dict):
+            raise InputError(f"{self.who} returned a dict (keys {', '.join(map(str, answer))}); return the gradients "
+                             f"as a tuple in {self.forward}'s order: {', '.join('d' + n for n in self.names)}")
         many = isinstance(answer, tuple) or (isinstance(answer, list) and len(self.names) > 1
                                              and len(answer) in (len(self.names), len(self.floating)))
         parts = list(answer) if many else [answer]

@@ -111,6 +111,8 @@ def test_wrt_picks_arguments_by_name_or_position_and_the_backward_may_return_the
     (lambda d, c: None, "returned 1 array"),
     (lambda d, c: (affine_backward(d, c)[0], "dw", affine_backward(d, c)[2]), "returned dw of dtype <U2"),
     (lambda d, c: (affine_backward(d, c)[0], np.zeros(7), affine_backward(d, c)[2]), "returned shape (7,) for dw"),
+    (lambda d, c: dict(zip("xwb", affine_backward(d, c))), "returned a dict (keys x, w, b); return the gradients as "
+                                                            "a tuple in affine_forward's order: dx, dw, db"),
 ])
 def test_a_backward_returning_the_wrong_things_gets_a_clear_error(affine_args, backward, message) -> None:
     with pytest.raises(gw.InputError, match=None) as caught:
