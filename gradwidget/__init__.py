@@ -15,9 +15,10 @@ magic load when used.
 from typing import Any
 
 from . import _verdict
+from ._array_checks import check_hessian, check_jacobian, check_jvp, check_vjp
 from ._check import GradientCheckError, assert_gradient, check
 from ._diagnose import Diagnosis
-from ._layer import assert_layer, check_hessian, check_jacobian, check_jvp, check_layer, check_loss, check_vjp
+from ._layer import assert_layer, check_layer, check_loss
 from ._options import InputError, OptionError
 from ._params import random_init
 from ._result import BlockReport, CheckResult

@@ -27,7 +27,7 @@ LAYERS: list[set[str]] = [
     {"_result"},  # CheckResult, BlockReport
     # the coordinate and directional paths; the second point; kinks moved together; float32 checked in float64
     {"_entries", "_directions", "_second_point", "_subgradient", "_precision", "_contract"},
-    {"_check", "_layer"},  # orchestration: check, assert_gradient; check_layer and the other array-valued checks
+    {"_check", "_array_checks", "_layer"},  # orchestration: check; the checks of array-valued functions; layers
     {"_colour", "_report", "_plot", "_sweep", "_pairs_view"},  # how a result shows
     {"_magic", "widget", "grading", "demo", "__init__", "__main__"},  # entry points
 ]
