@@ -21,7 +21,7 @@ from ._check import run_check
 from ._diagnose import diagnose
 from ._differences import STENCILS
 from ._evaluate import Evaluator, make_evaluator, note_exception
-from ._evidence import Contract, JacobianPairs, Subject
+from ._evidence import Contract, Evidence, JacobianPairs, Subject
 from ._options import CheckOptions, InputError, OptionError, counted, parse_options
 from ._params import Layout, flatten
 from ._projection import Projection, RecordingEvaluator, numeric_columns
@@ -313,7 +313,7 @@ def _jacobian_check(f: Callable[[Any], Any], jac: Callable[[Any], Any], x: Any, 
     return result
 
 
-def _pairs(recorder: RecordingEvaluator, ev: Any, analytic: np.ndarray, dtype: np.dtype) -> JacobianPairs:
+def _pairs(recorder: RecordingEvaluator, ev: Evidence, analytic: np.ndarray, dtype: np.dtype) -> JacobianPairs:
     """Each pair of the Jacobian judged against its own tolerance, in the columns the check measured."""
     numeric, reach, curvature, steps = numeric_columns(recorder, ev.method)
     stencil = STENCILS.get(ev.method)
