@@ -11,7 +11,7 @@ checks a layer's backward through `projected_check`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -24,13 +24,14 @@ from ._evaluate import Evaluator, make_evaluator, note_exception
 from ._evidence import Contract, Evidence, JacobianPairs, Subject
 from ._options import CheckOptions, InputError, OptionError, counted, parse_options
 from ._params import Layout, flatten
+from ._progress import Progress
 from ._projection import Projection, RecordingEvaluator, numeric_columns
 from ._result import CheckResult
 from ._verdict import TRANSPOSE, Status
 
 __all__ = ["COTANGENT_STREAM", "DOT_ROUNDING", "MAX_PAIRS", "PAIR_MARGIN", "check_hessian", "check_jacobian",
            "check_jvp", "check_vjp", "cotangent_generator", "described", "flat_cotangent", "float_dtype", "name_of",
-           "output_layout", "projected_check", "rediagnosed", "require_callable", "valid_options"]
+           "one_hots", "output_layout", "projected_check", "rediagnosed", "require_callable", "valid_options"]
 
 MAX_PAIRS = 10 ** 6
 """Outputs x inputs up to which the whole Jacobian is compared pair by pair."""
@@ -86,8 +87,8 @@ def check_vjp(f: Callable[[Any], Any], vjp: Callable[[Any, Any], Any], x: Any, *
     def gradient(xs: Any) -> Any:
         return vjp(xs, outputs.views(v.copy()))
 
-    def rows(xs: Any, layout: Layout) -> np.ndarray:
-        return np.stack([layout.flatten_like(vjp(xs, outputs.views(e)), vname)[0] for e in np.eye(outputs.size)])
+    def rows(xs: Any, layout: Layout, cotangents: Iterable[np.ndarray]) -> np.ndarray:
+        return np.stack([layout.flatten_like(vjp(xs, outputs.views(e)), vname)[0] for e in cotangents])
 
     subject = Subject("vjp", fname, vname, "x", f"{vname} against {fname}: cotangent "
                       + ("given" if cotangent is not None else "random"))
@@ -128,7 +129,7 @@ def check_jvp(f: Callable[[Any], Any], jvp: Callable[[Any, Any], Any], x: Any, *
     layout, _ = flatten(x, None, opts.names)
 
     def columns(xs: Any) -> np.ndarray:
-        return np.stack([_flat(jvp(xs, layout.views(e)), outputs, jname) for e in np.eye(layout.size)], axis=1)
+        return np.stack([_flat(jvp(xs, layout.views(e)), outputs, jname) for e in one_hots(layout.size)], axis=1)
 
     subject = Subject("jvp", fname, jname, "x", f"{jname} against {fname}: every tangent e_i")
     result = _against_jacobian(f, columns, x, opts, subject, outputs, float_dtype(value))
@@ -221,7 +222,7 @@ def check_hessian(grad: Callable[[Any], Any], hess: Callable[[Any], Any], x: Any
 
 def projected_check(f: Callable[[Any], Any], gradient: Callable[[Any], Any], x: Any, opts: CheckOptions,
                subject: Subject, outputs: Layout, cotangent: np.ndarray,
-               rows: Callable[[Any, Layout], np.ndarray], dtype: np.dtype) -> CheckResult:
+               rows: Callable[[Any, Layout, Iterable[np.ndarray]], np.ndarray], dtype: np.dtype) -> CheckResult:
     """The gradient engine on ``<v, f(x)>``; the whole Jacobian compared where it is small enough."""
     if opts.names is None and isinstance(x, np.ndarray):
         opts = replace(opts, names=("x",))
@@ -244,7 +245,9 @@ def projected_check(f: Callable[[Any], Any], gradient: Callable[[Any], Any], x: 
     pairs = None
     if recorders and recorders[-1].at_point is not None and ev.interrupted is None:
         try:
-            analytic = rows(ev.layout.views(ev.point.copy()), ev.layout)
+            with Progress(opts.progress) as progress:
+                analytic = rows(ev.layout.views(ev.point.copy()), ev.layout,
+                                one_hots(outputs.size, progress, "the Jacobian's rows"))
         except KeyboardInterrupt:  # the check itself is complete: keep it, without the whole Jacobian
             subject = replace(subject, notes=(*subject.notes, "the whole Jacobian was not compared: interrupted "
                                               f"while {subject.gradient} gave its rows"))
@@ -261,7 +264,7 @@ def _against_jacobian(f: Callable[[Any], Any], jacobian: Callable[[Any], np.ndar
     def gradient(xs: Any) -> np.ndarray:
         return v @ jacobian(xs)
 
-    return projected_check(f, gradient, x, opts, subject, outputs, v, lambda xs, _: jacobian(xs), dtype)
+    return projected_check(f, gradient, x, opts, subject, outputs, v, lambda xs, *_: jacobian(xs), dtype)
 
 
 def _dot_product_test(vjp: Callable[[Any, Any], Any], jvp: Callable[[Any, Any], Any], x: Any, outputs: Layout,
@@ -408,6 +411,18 @@ def float_dtype(value: Any) -> np.dtype:
     kinds = [np.asarray(p).dtype for p in parts]
     floats = [d for d in kinds if d.kind == "f"]
     return np.result_type(*floats) if floats else np.dtype(np.float64)
+
+
+def one_hots(size: int, progress: Progress | None = None, phase: str = "") -> Iterator[np.ndarray]:
+    """``e_0, e_1, ...`` of length ``size``, one at a time (never the ``size x size`` identity), with progress."""
+    if progress is not None:
+        progress.phase(size, phase)
+    for k in range(size):
+        unit = np.zeros(size)
+        unit[k] = 1.0
+        yield unit
+        if progress is not None:
+            progress.update(1)
 
 
 def cotangent_generator(seed: int | None) -> np.random.Generator:

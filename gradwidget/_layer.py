@@ -11,7 +11,7 @@ shapes (`gradwidget._shapes`), no harmful writes into dout or the cache.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -132,10 +132,10 @@ def check_layer(forward: Callable[..., Any], backward: Callable[..., Any], *args
         own = {name: value.copy() for name, value in xs.items()}
         return dict(zip(returned.names, returned.adapt(layer.backward_at(own, _douts(outputs, cotangent)))))
 
-    def rows(xs: dict[str, np.ndarray], layout: Layout) -> np.ndarray:
+    def rows(xs: dict[str, np.ndarray], layout: Layout, douts: Iterable[np.ndarray]) -> np.ndarray:
         cache = layer.cache_at({name: value.copy() for name, value in xs.items()})
         return np.stack([layout.flatten_like(dict(zip(returned.names, returned.adapt(
-            layer.call_backward(_douts(outputs, e), cache)))), bname)[0] for e in np.eye(outputs.size)])
+            layer.call_backward(_douts(outputs, e), cache)))), bname)[0] for e in douts])
 
     result = projected_check(layer.output_at, gradient, x, opts, subject, outputs, cotangent, rows,
                         dtype)

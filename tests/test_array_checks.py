@@ -381,3 +381,20 @@ def test_a_forward_that_writes_into_its_input_is_named_and_the_callers_array_is_
     writes = [d.message for d in result.diagnoses if d.code == "mutates-input"]
     assert len(writes) == 1 and writes[0].startswith("centering_forward changed the point in place")
     assert "`t = theta; t[0] = 0`" in writes[0]  # code in a message is left as written
+
+
+def test_the_jacobians_rows_report_progress_and_never_make_the_identity(affine_args) -> None:
+    seen: list[tuple[int, int]] = []
+    gw.check_layer(affine_forward, affine_backward, *affine_args, seed=0, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (20, 20) and (0, 20) in seen  # the last phase: one row per output entry
+    import tracemalloc
+
+    m = 4000  # the m x m identity takes 128 MB
+    scale = np.linspace(0.5, 1.5, m)
+    tracemalloc.start()
+    result = gw.check_vjp(lambda x: np.sin(x[0] * scale), lambda x, v: np.array([v @ (scale * np.cos(x[0] * scale))]),
+                          np.array([0.3]), seed=0, progress=False)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert result.passed and result.evidence.pairs is not None and result.evidence.pairs.analytic.shape == (m, 1)
+    assert peak < m * m * 8 / 4
