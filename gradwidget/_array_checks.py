@@ -127,6 +127,10 @@ def check_jvp(f: Callable[[Any], Any], jvp: Callable[[Any, Any], Any], x: Any, *
     fname, jname = _names(f, jvp, "f", "jvp")
     outputs, value = _outputs_of(f, x, fname)
     layout, _ = flatten(x, None, opts.names)
+    if outputs.size * layout.size > MAX_PAIRS:
+        raise InputError(f"check_jvp builds the Jacobian from one {jname} call per input entry, and here it has "
+                         f"{outputs.size} x {layout.size} pairs, more than {MAX_PAIRS:,}: check {jname} on a "
+                         "smaller x, or check the matching VJP with check_vjp (which needs no Jacobian)")
 
     def columns(xs: Any) -> np.ndarray:
         return np.stack([_flat(jvp(xs, layout.views(e)), outputs, jname) for e in one_hots(layout.size)], axis=1)

@@ -398,3 +398,9 @@ def test_the_jacobians_rows_report_progress_and_never_make_the_identity(affine_a
     tracemalloc.stop()
     assert result.passed and result.evidence.pairs is not None and result.evidence.pairs.analytic.shape == (m, 1)
     assert peak < m * m * 8 / 4
+
+
+def test_a_jvp_too_large_for_its_jacobian_is_refused_with_what_to_do() -> None:
+    with pytest.raises(gw.InputError, match="more than 1,000,000: check jvp on a smaller x, or check the matching "
+                                            "VJP with check_vjp"):
+        gw.check_jvp(lambda x: np.concatenate([x, x]), lambda x, u: np.concatenate([u, u]), np.ones(800))
