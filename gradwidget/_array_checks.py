@@ -237,12 +237,22 @@ def projected_check(f: Callable[[Any], Any], gradient: Callable[[Any], Any], x: 
 
     def evaluator_for(J: Any, lay: Layout, point: np.ndarray, *, dtype: Any = None, **rest: Any) -> Evaluator:
         if not whole:
-            return make_evaluator(J, lay, point, dtype=dtype, **rest)
-        recorders.append(RecordingEvaluator(J, lay, point, method=opts.method, dtype=dtype))
-        return recorders[-1]
+            evaluator = make_evaluator(J, lay, point, dtype=dtype, **rest)
+        else:
+            recorders.append(RecordingEvaluator(J, lay, point, method=opts.method, dtype=dtype))
+            evaluator = recorders[-1]
+        evaluator.name = subject.cost
+        return evaluator
+
+    def named_gradient(xs: Any) -> Any:
+        try:
+            return gradient(xs)
+        except Exception as exc:
+            note_exception(exc, f"raised by {subject.gradient} at the point")
+            raise
 
     try:
-        result = run_check(projection, gradient, x, opts, evaluator_for)
+        result = run_check(projection, named_gradient, x, opts, evaluator_for)
     except InputError as exc:  # the engine's words (J, grad, theta) for this check's functions
         raise InputError(subject.words(str(exc))) from None
     ev = result.evidence
@@ -385,7 +395,10 @@ def _output_names(out: Any) -> list[str] | None:
 
 def _outputs_of(f: Callable[[Any], Any], x: Any, fname: str) -> tuple[Layout, Any]:
     """The structure of f's output at x (f called on a copy), and the output."""
-    layout, point = flatten(x)
+    try:
+        layout, point = flatten(x)
+    except InputError as exc:
+        raise InputError(Subject("vjp", point="x").words(str(exc))) from None
     try:
         value = f(layout.views(point.copy()))
     except Exception as exc:

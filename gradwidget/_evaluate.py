@@ -131,6 +131,7 @@ class Evaluator:
 
     chunk_seconds = 0.2  # how long one chunk of a check's work should take
     first_chunk = 8  # entries in the first chunk, whose time sizes the others
+    name = "J"  # what notes on J's exceptions call it (the forward's name, for a layer)
 
     def __init__(self, J: Callable[[Any], Any], layout: Layout, point: np.ndarray, *,
                  pair: bool = False, dtype: Any = None) -> None:
@@ -160,7 +161,7 @@ class Evaluator:
         values, changed = [], []
         for _ in range(times):
             self.calls += 1
-            value, moved = call_with_copy(self.J, self.layout, point, "J")
+            value, moved = call_with_copy(self.J, self.layout, point, self.name)
             values.append(value)
             changed.append(moved)
         return values, np.unique(np.concatenate(changed))
@@ -189,7 +190,7 @@ class Evaluator:
                     args = layout.views(work.copy()) if self.fresh_copies else layout.rebuild(self.args)
                     value = J(args)
                 except Exception as exc:
-                    note_exception(exc, f"raised by J with {layout.entry_name(i)} "
+                    note_exception(exc, f"raised by {self.name} with {layout.entry_name(i)} "
                                         f"moved by {delta:+.3g} from {original:.6g}")
                     raise
                 finally:
@@ -219,7 +220,7 @@ class Evaluator:
         try:
             return self.J(self.layout.views(point))
         except Exception as exc:
-            note_exception(exc, f"raised by J with theta moved {where}")
+            note_exception(exc, f"raised by {self.name} with theta moved {where}")
             raise
 
     def drifted(self) -> np.ndarray:

@@ -268,13 +268,21 @@ class _Layer:
         return self.forward_at(xs)[0]
 
     def cache_at(self, xs: dict[str, np.ndarray]) -> Any:
-        return self.forward_at(xs)[1]
+        try:
+            return self.forward_at(xs)[1]
+        except Exception as exc:
+            note_exception(exc, f"raised by {self.fname}, called for the cache {self.bname} needs")
+            raise
 
     def call_backward(self, dout: Any, cache: Any) -> Any:
         given = (private_copy(dout), private_copy(cache)) if self.copy_for_backward else (dout, cache)
         self.last_given = given
         douts = list(given[0]) if isinstance(given[0], list) else [given[0]]
-        return self.backward(*douts, given[1])
+        try:
+            return self.backward(*douts, given[1])
+        except Exception as exc:
+            note_exception(exc, f"raised by {self.bname}")
+            raise
 
     def backward_at(self, xs: dict[str, np.ndarray], dout: Any) -> Any:
         return self.call_backward(dout, self.cache_at(xs))

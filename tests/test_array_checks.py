@@ -404,3 +404,26 @@ def test_a_jvp_too_large_for_its_jacobian_is_refused_with_what_to_do() -> None:
     with pytest.raises(gw.InputError, match="more than 1,000,000: check jvp on a smaller x, or check the matching "
                                             "VJP with check_vjp"):
         gw.check_jvp(lambda x: np.concatenate([x, x]), lambda x, u: np.concatenate([u, u]), np.ones(800))
+
+
+def test_exceptions_say_which_function_raised_and_complex_x_is_named() -> None:
+    def notes(call) -> str:
+        with pytest.raises(Exception) as caught:
+            call()
+        return " ".join(getattr(caught.value, "__notes__", []))
+
+    x = np.array([0.3, 0.5])
+
+    def failing_backward(dout, cache):
+        raise KeyError("a")
+
+    def forward_failing_away_from_x(x):
+        if x[0] > 0.3 + 1e-9:
+            raise ValueError("boom")
+        return x * 2, x
+
+    assert "raised by failing_backward" in notes(lambda: gw.check_layer(lambda x: (x * 2, x), failing_backward, x))
+    noted = notes(lambda: gw.check_layer(forward_failing_away_from_x, lambda d, c: 2 * d, x, seed=0))
+    assert "raised by forward_failing_away_from_x" in noted and "backward" not in noted.split("raised by")[1][:30]
+    with pytest.raises(gw.InputError, match=r"^x is complex"):
+        gw.check_vjp(lambda v: v * 2, lambda v, c: 2 * c, np.array([1 + 1j, 2.0]))
