@@ -25,7 +25,7 @@ from ._evidence import Contract, Evidence, JacobianPairs, Subject
 from ._options import CheckOptions, InputError, OptionError, counted, parse_options
 from ._params import Layout, flatten
 from ._progress import Progress
-from ._projection import Projection, RecordingEvaluator, numeric_columns
+from ._projection import Projection, RecordingEvaluator, flat_output, numeric_columns
 from ._result import CheckResult
 from ._verdict import TRANSPOSE, Status
 
@@ -133,7 +133,7 @@ def check_jvp(f: Callable[[Any], Any], jvp: Callable[[Any, Any], Any], x: Any, *
                          "smaller x, or check the matching VJP with check_vjp (which needs no Jacobian)")
 
     def columns(xs: Any) -> np.ndarray:
-        return np.stack([_flat(jvp(xs, layout.views(e)), outputs, jname) for e in one_hots(layout.size)], axis=1)
+        return np.stack([flat_output(jvp(xs, layout.views(e)), outputs, jname) for e in one_hots(layout.size)], axis=1)
 
     subject = Subject("jvp", fname, jname, "x", f"{jname} against {fname}: every tangent e_i")
     result = _against_jacobian(f, columns, x, opts, subject, outputs, float_dtype(value))
@@ -286,7 +286,7 @@ def _dot_product_test(vjp: Callable[[Any, Any], Any], jvp: Callable[[Any, Any], 
     """``<v, jvp(x, u)> = <vjp(x, v), u>`` for random u and v, to rounding; else the finding that says it."""
     u, v = rng.standard_normal(layout.size), rng.standard_normal(outputs.size)
     point = layout.flatten_like(x, "x")[0]
-    along = _flat(jvp(layout.views(point.copy()), layout.views(u.copy())), outputs, jname)
+    along = flat_output(jvp(layout.views(point.copy()), layout.views(u.copy())), outputs, jname)
     back = layout.flatten_like(vjp(layout.views(point.copy()), outputs.views(v.copy())), vname)[0]
     left, right = float(v @ along), float(back @ u)
     scale = float(np.abs(v) @ np.abs(along) + np.abs(back) @ np.abs(u))
@@ -465,14 +465,6 @@ def flat_cotangent(given: Any, outputs: Layout, rng: np.random.Generator, what: 
         raise InputError(f"{what} has shape {shape[::-1]} but {fname}'s output has shape {shape}")
     if not np.isfinite(flat).all():
         raise InputError(f"{what} has NaN or inf in {counted(int((~np.isfinite(flat)).sum()), 'entry')}")
-    return flat
-
-
-def _flat(value: Any, outputs: Layout, what: str) -> np.ndarray:
-    flat, transposed = outputs.flatten_like(value, what)
-    if transposed:
-        shape = outputs.blocks[0].shape
-        raise InputError(f"{what} returned shape {shape[::-1]}, expected f's output shape {shape}")
     return flat
 
 

@@ -24,14 +24,14 @@ __all__ = ["Projection", "RecordingEvaluator", "flat_output", "numeric_columns"]
 
 
 def flat_output(value: Any, outputs: Layout, what: str) -> np.ndarray:
-    """The output of f as one flat vector in ``outputs``' order, or an error naming the shape at fault."""
-    if isinstance(value, np.ndarray) and outputs.kind == "array" and value.shape == outputs.shape \
-            and value.dtype.kind in "biuf":
-        return value.astype(np.float64).reshape(-1)
+    """The output of f as a fresh flat float64 vector in ``outputs``' order, or an error naming the shape at fault."""
+    if type(value) is np.ndarray and value.dtype.kind == "f" and outputs.kind == "array" \
+            and value.shape == outputs.shape:
+        return value.astype(np.float64).reshape(-1)  # the common case, without flatten_like's checks
     flat, transposed = outputs.flatten_like(value, what)
     if transposed:
-        raise InputError(f"{what} returned shape {tuple(reversed(outputs.blocks[0].shape))}, expected "
-                         f"{outputs.blocks[0].shape}: its output changed shape between calls")
+        shape = outputs.blocks[0].shape
+        raise InputError(f"{what} returned shape {shape[::-1]}, expected {shape}, the output's shape")
     return flat
 
 
@@ -62,10 +62,7 @@ class Projection:
 
     def __call__(self, x: Any) -> Any:
         value = self.f(x)
-        if (type(value) is np.ndarray and value.dtype.kind == "f" and self.outputs.kind == "array"
-                and value.shape == self.outputs.shape):
-            out = value.reshape(-1)  # the common case, without a copy (a recorder copies what it keeps)
-        elif np.iscomplexobj(value) or (isinstance(value, (tuple, list)) and any(map(np.iscomplexobj, value))):
+        if np.iscomplexobj(value) or (isinstance(value, (tuple, list)) and any(map(np.iscomplexobj, value))):
             out = _complex_flat(value, self.outputs)
         else:
             out = flat_output(value, self.outputs, self.what)
@@ -97,7 +94,7 @@ class RecordingEvaluator(Evaluator):
         calls = STENCILS[method].calls if method in STENCILS else 1
         self.moves = np.full((point.size, calls), np.nan, dtype=np.complex128)
         self.values = np.full((point.size, calls, J.outputs.size), np.nan)
-        self.kept = np.zeros(point.size, dtype=np.intp)
+        self.filled = np.zeros(point.size, dtype=np.intp)  # moves kept so far, per entry
         self.at_point: np.ndarray | None = None
         J.kept = []
 
@@ -114,10 +111,10 @@ class RecordingEvaluator(Evaluator):
             return super()._along(positions, deltas, out)
         finally:  # the outputs of every call that returned, an interrupted chunk's too
             for i, delta, value in zip(positions.tolist(), deltas.tolist(), kept):
-                slot = self.kept[i]
+                slot = self.filled[i]
                 if slot < self.moves.shape[1]:
                     self.moves[i, slot], self.values[i, slot] = delta, value
-                    self.kept[i] = slot + 1
+                    self.filled[i] = slot + 1
             self.projection.kept = []
 
 
@@ -139,7 +136,7 @@ def numeric_columns(recorder: RecordingEvaluator, method: str) -> tuple[np.ndarr
     """
     assert recorder.at_point is not None
     centre = recorder.at_point.real
-    complete = recorder.kept == recorder.moves.shape[1]
+    complete = recorder.filled == recorder.moves.shape[1]
     stencil = STENCILS.get(method)
     values = np.where(complete[:, None, None], recorder.values, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
