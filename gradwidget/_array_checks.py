@@ -225,8 +225,8 @@ def check_hessian(grad: Callable[[Any], Any], hess: Callable[[Any], Any], x: Any
 
 
 def projected_check(f: Callable[[Any], Any], gradient: Callable[[Any], Any], x: Any, opts: CheckOptions,
-               subject: Subject, outputs: Layout, cotangent: np.ndarray,
-               rows: Callable[[Any, Layout, Iterable[np.ndarray]], np.ndarray], dtype: np.dtype) -> CheckResult:
+                    subject: Subject, outputs: Layout, cotangent: np.ndarray,
+                    rows: Callable[[Any, Layout, Iterable[np.ndarray]], np.ndarray], dtype: np.dtype) -> CheckResult:
     """The gradient engine on ``<v, f(x)>``; the whole Jacobian compared where it is small enough."""
     if opts.names is None and isinstance(x, np.ndarray):
         opts = replace(opts, names=("x",))
@@ -272,7 +272,7 @@ def projected_check(f: Callable[[Any], Any], gradient: Callable[[Any], Any], x: 
 
 def _against_jacobian(f: Callable[[Any], Any], jacobian: Callable[[Any], np.ndarray], x: Any, opts: CheckOptions,
                       subject: Subject, outputs: Layout, dtype: np.dtype) -> CheckResult:
-    """`_projected` for an analytic Jacobian ``(m, n)``: its gradient of ``<v, f>`` is ``v @ jacobian``."""
+    """`projected_check` for an analytic Jacobian ``(m, n)``: its gradient of ``<v, f>`` is ``v @ jacobian``."""
     v = cotangent_generator(opts.seed).standard_normal(outputs.size)
 
     def gradient(xs: Any) -> np.ndarray:

@@ -137,8 +137,7 @@ def check_layer(forward: Callable[..., Any], backward: Callable[..., Any], *args
         return np.stack([layout.flatten_like(dict(zip(returned.names, returned.adapt(
             layer.call_backward(_douts(outputs, e), cache)))), bname)[0] for e in douts])
 
-    result = projected_check(layer.output_at, gradient, x, opts, subject, outputs, cotangent, rows,
-                        dtype)
+    result = projected_check(layer.output_at, gradient, x, opts, subject, outputs, cotangent, rows, dtype)
     contract = replace(contract, faults=dict(returned.findings))
 
     def rerun(theta: dict[str, Any], **given: Any) -> CheckResult:
@@ -277,9 +276,13 @@ class _Layer:
     def call_backward(self, dout: Any, cache: Any) -> Any:
         given = (private_copy(dout), private_copy(cache)) if self.copy_for_backward else (dout, cache)
         self.last_given = given
-        douts = list(given[0]) if isinstance(given[0], list) else [given[0]]
+        return self.run_backward(*given)
+
+    def run_backward(self, dout: Any, cache: Any) -> Any:
+        """The backward on exactly these objects (a list of douts for a forward with several outputs)."""
+        douts = list(dout) if isinstance(dout, list) else [dout]
         try:
-            return self.backward(*douts, given[1])
+            return self.backward(*douts, cache)
         except Exception as exc:
             note_exception(exc, f"raised by {self.bname}")
             raise
@@ -301,9 +304,7 @@ def _layer_contract(layer: _Layer, returned: ReturnedGradients, cotangent: np.nd
             answer = layer.call_backward(_douts(outputs, v), cache)
             latest["given"] = layer.last_given
         else:  # again on what the previous call was given, and perhaps wrote into
-            dout_given, cache_given = latest["given"]
-            douts = list(dout_given) if isinstance(dout_given, list) else [dout_given]
-            answer = layer.backward(*douts, cache_given)
+            answer = layer.run_backward(*latest["given"])
         return [np.asarray(g).ravel() for g in returned.adapt(answer)]
 
     def writes() -> list[str]:
