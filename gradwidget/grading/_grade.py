@@ -26,7 +26,8 @@ import numpy as np
 from ._isolation import WORKER, Isolation, job_folder, probe, rlimits, run_worker
 from ._outcome import read_outcome
 from ._outputs import feedback_html, write_grades, write_submission
-from ._points import hidden_points, public_points, read_secret
+from ._points import hidden_points, hidden_seed, public_points, public_seed, read_secret
+from ._problem_answers import ProblemAnswers, load_problem_answers, problem_answers
 from ._reference import Answers, argument, load_answers, reference_answers
 from ._scoring import Graded, score, unscored
 from ._spec import Spec, SpecError, load_spec
@@ -151,6 +152,12 @@ def grade_one(context: Context, submission: Submission) -> Graded:
     isolation = Isolation(context.isolation)
     if submission.problem:
         graded = unscored(spec, submission.id, "invalid", submission.problem, isolation=isolation.describe())
+    elif spec.problems:
+        seed = public_seed(spec) if context.public else hidden_seed(spec, submission.id, context.secret or b"")
+        count = spec.public if context.public else spec.hidden
+        answers = (load_problem_answers(spec, seed, count) if context.public and spec.reference_file is None
+                   else problem_answers(spec, seed, count))
+        graded = _graded(spec, context, isolation, submission, np.zeros((count, 0)), answers)
     else:
         points = (public_points(spec) if context.public else
                   hidden_points(spec, submission.id, context.secret or b""))
@@ -160,13 +167,20 @@ def grade_one(context: Context, submission: Submission) -> Graded:
 
 
 def _graded(spec: Spec, context: Context, isolation: Isolation, submission: Submission, points: np.ndarray,
-            answers: Answers) -> Graded:
-    inputs = points.nbytes + sum(a.nbytes for a in spec.data.values()) * 2 + sum(map(len, submission.cells))
-    results = len(points) * (16 * spec.size + 8192) + 1024 * len(submission.cells) + 2 ** 20
+            answers: Answers | list[ProblemAnswers]) -> Graded:
+    limits = [_entry_limit(a) for a in answers] if isinstance(answers, list) else []
+    inputs = points.nbytes + sum(a.nbytes for a in spec.data.values()) * 2 + sum(map(len, submission.cells)) + sum(
+        8 * limit * len(points) for limit in limits)
+    results = len(points) * (16 * (spec.size + sum(limits)) + 8192) + 1024 * len(submission.cells) + 2 ** 20
     with job_folder(isolation, spec.limits.output + inputs + 2 ** 20, results) as (root, uid):
         workdir = _prepare(root, spec, uid, submission, points)
+        if isinstance(answers, list):
+            _prepare_problems(workdir, spec, answers, limits)
+        if uid is not None:
+            for path in [workdir, *workdir.rglob("*")]:
+                os.chown(path, uid, uid)
         run = run_worker(isolation, workdir, uid, spec.limits, _hidden(spec, context, workdir))
-        outcome = read_outcome(workdir, spec, len(submission.cells), len(points))
+        outcome = read_outcome(workdir, spec, len(submission.cells), len(points), tuple(limits))
     return score(spec, answers, outcome, run, submission.id, imported_modules(submission.cells),
                  isolation.describe())
 
@@ -197,13 +211,41 @@ def _prepare(root: Path, spec: Spec, uid: int | None, submission: Submission, po
         np.save(workdir / "arguments" / f"{i}.npy", np.asarray(argument(spec.data[name])), allow_pickle=False)
     for name, relative in spec.data_files.items():  # where the student's notebook loads them from
         target = (workdir / relative).resolve()
-        if workdir in target.parents:
+        if workdir in target.parents and name in spec.data:
             target.parent.mkdir(parents=True, exist_ok=True)
             np.save(target, spec.data[name], allow_pickle=False)
-    if uid is not None:
-        for path in [workdir, *workdir.rglob("*")]:
-            os.chown(path, uid, uid)
     return workdir
+
+
+def _entry_limit(answers: ProblemAnswers) -> int:
+    """The numbers a value or derivative of the problem may hold: generous, but no huge files."""
+    largest = max((max(p.value.size, sum(d.size for d in p.derivatives)) for p in answers.points), default=0)
+    return 4 * largest + 16
+
+
+def _prepare_problems(workdir: Path, spec: Spec, answers: list[ProblemAnswers], limits: list[int]) -> None:
+    """Each problem's arguments and dout at each point, as files; what to call, in the task."""
+    task = json.loads((workdir / "task.json").read_text(encoding="utf-8"))
+    task["problems"] = []
+    for j, (problem, expected, limit) in enumerate(zip(spec.problems, answers, limits)):
+        for k, point in enumerate(expected.points):
+            for i, value in enumerate(point.arguments):
+                if isinstance(value, np.ndarray):
+                    np.save(workdir / "arguments" / f"q{j}_p{k}_a{i}.npy", value, allow_pickle=False)
+            if point.cotangent is not None:
+                np.save(workdir / "arguments" / f"q{j}_p{k}_cotangent.npy", point.cotangent, allow_pickle=False)
+        for given in problem.arguments:  # where the student's notebook loads data files from
+            target = (workdir / given.file).resolve() if given.file else None
+            if target is not None and workdir in target.parents:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                np.save(target, given.value, allow_pickle=False)
+        task["problems"].append({
+            "name": problem.name, "first": problem.functions[0], "second": problem.functions[1],
+            "link": problem.link, "points": len(expected.points), "wrt": list(problem.wrt), "limit": limit,
+            "call_seconds": problem.call_seconds or spec.limits.call,
+            "literals": [None if a.kind in ("drawn", "integers", "data") else json.dumps(a.value)
+                         for a in problem.arguments]})
+    (workdir / "task.json").write_text(json.dumps(task), encoding="utf-8")
 
 
 def _hidden(spec: Spec, context: Context, workdir: Path) -> list[Path]:

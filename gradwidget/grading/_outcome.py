@@ -20,7 +20,7 @@ import numpy as np
 from . import _worker as w
 from ._spec import Spec
 
-__all__ = ["Outcome", "read_outcome"]
+__all__ = ["Outcome", "ProblemOutcome", "read_outcome"]
 
 MAX_FILE = 64 * 2 ** 20
 FORMS = {w.FORM_ARRAY, w.FORM_SEQUENCE, w.FORM_MAPPING}
@@ -60,27 +60,68 @@ class Outcome:
     finished: bool
     gave_up: str
     error: str
+    problems: tuple[ProblemOutcome, ...] = ()
 
 
-def read_outcome(workdir: Path, spec: Spec, cell_count: int, point_count: int) -> Outcome:
-    """Read ``workdir/out`` (safe against links and forged files, whoever owns the folder)."""
+@dataclass(frozen=True)
+class ProblemOutcome:
+    """One problem's results (a spec of problems): per point, its value function's and derivative's.
+
+    Attributes
+    ----------
+    calls, call_errors, call_seconds : ndarray
+        Shape (points, 2): the value function, the derivative function.
+    values : list
+        Per point, the value (an array) or None.
+    derivatives : list
+        Per point, the parts the derivative came back in (an array, or a
+        tuple of arrays), or None.
+    probe : object
+        The backward's answer at twice the first dout, or None.
+    """
+
+    calls: np.ndarray
+    call_errors: np.ndarray
+    call_seconds: np.ndarray
+    values: list[np.ndarray | None]
+    derivatives: list[Any]
+    probe: Any
+
+
+def read_outcome(workdir: Path, spec: Spec, cell_count: int, point_count: int,
+                 limits: tuple[int, ...] = ()) -> Outcome:
+    """Read ``workdir/out`` (safe against links and forged files, whoever owns the folder).
+
+    ``limits`` caps, per problem, the numbers a value or a derivative may hold.
+    """
     reader = _Reader(workdir)
     try:
         cells = reader.array("cells.npy", "i", (cell_count,), np.full(cell_count, w.CELL_NOT_RUN))
         cells = np.where((cells >= 0) & (cells <= w.CELL_NOT_RUN), cells, w.CELL_NOT_RUN)
-        calls = reader.array("calls.npy", "i", (point_count, 2), np.full((point_count, 2), w.CALL_NOT_RUN))
-        calls = np.where((calls >= 0) & (calls <= w.CALL_NOT_RUN), calls, w.CALL_NOT_RUN)
-        costs = np.array([reader.number(f"p{k}_cost.npy") for k in range(point_count)])
+        problems = tuple(_problem(reader, f"q{j}_", point_count, len(problem.wrt), limit)
+                         for j, (problem, limit) in enumerate(zip(spec.problems, limits)))
+        calls, errors, seconds = reader.calls("", 0 if problems else point_count)
+        costs = np.array([reader.number(f"p{k}_cost.npy") for k in range(point_count)] if not problems else [])
         return Outcome(
             cells=cells, cell_errors=reader.text("cell_errors.npy", (cell_count,)),
-            calls=calls, call_errors=reader.text("call_errors.npy", (point_count, 2)),
-            call_seconds=reader.array("call_seconds.npy", "f", (point_count, 2), np.full((point_count, 2), np.nan)),
-            costs=costs, gradients=[reader.gradient(k, spec) for k in range(point_count)],
+            calls=np.concatenate([calls, *(p.calls for p in problems)]), call_errors=errors, call_seconds=seconds,
+            costs=costs, gradients=[reader.gradient(k, spec) for k in range(len(costs))],
             imports=tuple(str(m) for m in reader.text("imports.npy", None)),
             finished=reader.load("done.npy") is not None,
-            gave_up=reader.line("gave_up.npy"), error=reader.line("error.npy"))
+            gave_up=reader.line("gave_up.npy"), error=reader.line("error.npy"), problems=problems)
     finally:
         reader.close()
+
+
+def _problem(reader: _Reader, prefix: str, count: int, names: int, limit: int) -> ProblemOutcome:
+    calls, errors, seconds = reader.calls(prefix, count)
+    values = []
+    for k in range(count):
+        value = reader.load(f"{prefix}p{k}_value.npy")
+        values.append(value if value is not None and value.dtype.kind == "f" and value.size <= limit else None)
+    return ProblemOutcome(calls, errors, seconds, values,
+                          [reader.parts(f"{prefix}p{k}", names, limit) for k in range(count)],
+                          reader.parts(f"{prefix}probe", names, limit))
 
 
 class _Reader:
@@ -118,6 +159,13 @@ class _Reader:
             except Exception:  # a forged or truncated file: as if not written
                 return None
 
+    def calls(self, prefix: str, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """How each call went (codes beyond the known ones count as not run), its error and its seconds."""
+        calls = self.array(f"{prefix}calls.npy", "i", (count, 2), np.full((count, 2), w.CALL_NOT_RUN))
+        calls = np.where((calls >= 0) & (calls <= w.CALL_SKIPPED), calls, w.CALL_NOT_RUN)
+        return (calls, self.text(f"{prefix}call_errors.npy", (count, 2)),
+                self.array(f"{prefix}call_seconds.npy", "f", (count, 2), np.full((count, 2), np.nan)))
+
     def array(self, name: str, kind: str, shape: tuple[int, ...], default: np.ndarray) -> np.ndarray:
         value = self.load(name)
         if value is None or value.dtype.kind not in kind or value.shape != shape:
@@ -144,17 +192,34 @@ class _Reader:
 
     def gradient(self, k: int, spec: Spec) -> Any:
         """The gradient at point k in the form it came back in, or None."""
-        form = self.load(f"p{k}_form.npy")
-        if form is None or form.dtype.kind != "i" or form.shape != (2,):
+        found = self.form_and_parts(f"p{k}", len(spec.shapes), 4 * spec.size + 16)
+        if found is None:
             return None
-        kind, count = int(form[0]), int(form[1])
-        if kind not in FORMS or not 1 <= count <= len(spec.shapes) + 1:
-            return None
-        parts = [self.load(f"p{k}_g{j}.npy") for j in range(count)]
-        if any(p is None or p.dtype.kind != "f" or p.size > 4 * spec.size + 16 for p in parts):
-            return None
+        kind, parts = found
         if kind == w.FORM_ARRAY:
             return parts[0]
         if kind == w.FORM_MAPPING:
-            return dict(zip(spec.names, parts)) if count == len(spec.names) else None
+            return dict(zip(spec.names, parts)) if len(parts) == len(spec.names) else None
         return parts
+
+    def parts(self, prefix: str, names: int, limit: int) -> Any:
+        """A derivative as it came back: one array, or a tuple of them (a dict's, in the names' order); or None."""
+        found = self.form_and_parts(prefix, names, limit)
+        if found is None:
+            return None
+        kind, parts = found
+        return parts[0] if kind == w.FORM_ARRAY else tuple(parts)
+
+    def form_and_parts(self, prefix: str, names: int, limit: int) -> tuple[int, list[np.ndarray]] | None:
+        """``prefix_form.npy`` and the float arrays it announces (at most ``names + 1``, ``limit`` numbers)."""
+        form = self.load(f"{prefix}_form.npy")
+        if form is None or form.dtype.kind != "i" or form.shape != (2,):
+            return None
+        kind, count = int(form[0]), int(form[1])
+        if kind not in FORMS or not 1 <= count <= names + 1:
+            return None
+        parts = [self.load(f"{prefix}_g{j}.npy") for j in range(count)]
+        arrays = [p for p in parts if p is not None and p.dtype.kind == "f"]
+        if len(arrays) < count or sum(a.size for a in arrays) > limit:
+            return None
+        return kind, arrays

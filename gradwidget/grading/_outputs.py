@@ -13,10 +13,13 @@ import csv
 import html
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._scoring import Graded
+from .._diagnose import Diagnosis
+from .._result import CheckResult
+from ._scoring import Graded, Item
 from ._spec import Spec
 
 __all__ = ["CSV_COLUMNS", "feedback_html", "feedback_markdown", "results_json", "write_grades", "write_submission"]
@@ -43,20 +46,62 @@ def write_submission(spec: Spec, graded: Graded, folder: Path) -> None:
     (folder / "feedback.html").write_text(feedback_html(spec, graded), encoding="utf-8")
 
 
+@dataclass(frozen=True)
+class _Section:
+    """What feedback shows for one problem (or for a one-problem spec, for everything)."""
+
+    problem: str | None
+    items: tuple[Item, ...]
+    notes: tuple[str, ...]
+    diagnoses: tuple[Diagnosis, ...]
+    comparison: CheckResult | None
+
+
+def _sections(graded: Graded) -> list[_Section]:
+    """A one-problem grade as one section; a grade of problems as the cells' notes, then one per problem."""
+    if not graded.parts:
+        return [_Section(None, graded.items, graded.notes, graded.diagnoses, graded.comparison)]
+    found = [_Section(None, (), graded.notes, (), None)] if graded.notes else []
+    for part in graded.parts:
+        items = tuple(item for item in graded.items if item.name.startswith(f"{part.problem}."))
+        found.append(_Section(part.problem, items, part.notes, part.diagnoses, part.comparison))
+    return found
+
+
+def _item_lines(item: Item, section: _Section) -> list[str]:
+    """results.json's output for one item: how often it agrees, and the diagnoses about it."""
+    lines = [f"Agrees with the reference at {item.agreed} of {item.checked} check points."]
+    short = item.name.split(".", 1)[1] if section.problem else item.name
+    if short in ("cost", "forward") or item.agreed == item.checked:
+        return lines
+    block = short[1:] if section.problem and short.startswith("d") else short
+    lines += [f"- {d.message}" for d in section.diagnoses if d.block in (block, None)]
+    if section.problem:
+        lines += [f"- `{note.replace('`', chr(39))}`" for note in section.notes]
+    return lines
+
+
 def results_json(spec: Spec, graded: Graded) -> dict[str, Any]:
     """The grade in Gradescope's autograder results format: one test per scored item."""
     tests: list[dict[str, Any]] = []
-    for item in graded.items:
-        lines = [f"Agrees with the reference at {item.agreed} of {item.checked} check points."]
-        lines += [f"- {d.message}" for d in graded.diagnoses if d.block in (item.name, None) and item.name != "cost"]
-        tests.append({"name": "cost" if item.name == "cost" else f"gradient: {item.name}",
-                      "score": round(item.points, 4), "max_score": item.max_points,
-                      "status": "passed" if item.agreed == item.checked and item.checked else "failed",
-                      "output": "\n".join(lines), "output_format": "md", "visibility": "visible"})
+    for section in _sections(graded):
+        for item in section.items:
+            if section.problem:
+                name = item.name.replace(".", ": ", 1)
+            else:
+                name = "cost" if item.name == "cost" else f"gradient: {item.name}"
+            tests.append({"name": name, "score": round(item.points, 4), "max_score": item.max_points,
+                          "status": "passed" if item.agreed == item.checked and item.checked else "failed",
+                          "output": "\n".join(_item_lines(item, section)), "output_format": "md",
+                          "visibility": "visible"})
     tests.append({"name": "integrity review (instructors only)", "score": 0, "max_score": 0,
                   "output": ", ".join(graded.flags) or "nothing flagged", "visibility": "hidden"})
     return {"score": round(graded.score, 4), "execution_time": round(graded.seconds, 2),
             "output": feedback_markdown(spec, graded), "output_format": "md", "tests": tests}
+
+
+def _points_of(items: tuple[Item, ...]) -> str:
+    return f"{_number(sum(i.points for i in items))} of {_number(sum(i.max_points for i in items))} points"
 
 
 def feedback_markdown(spec: Spec, graded: Graded) -> str:
@@ -64,10 +109,14 @@ def feedback_markdown(spec: Spec, graded: Graded) -> str:
     lines = [f"**{spec.title}**: {_number(graded.score)} of {_number(graded.max_score)} points."]
     if graded.reason:
         lines.append(f"\n{graded.reason}.")
-    if graded.notes:  # they quote the student's own error messages: as code, never as Markdown
-        lines += ["", *(f"- `{note.replace('`', chr(39))}`" for note in graded.notes)]
-    if graded.diagnoses:
-        lines += ["", "How your gradient differs from the reference:", *(f"- {d.message}" for d in graded.diagnoses)]
+    for section in _sections(graded):
+        if section.problem:
+            lines += ["", f"**{section.problem}**: {_points_of(section.items)}."]
+        if section.notes:  # they quote the student's own error messages: as code, never as Markdown
+            lines += ["", *(f"- `{note.replace('`', chr(39))}`" for note in section.notes)]
+        if section.diagnoses:
+            lines += ["", f"How your {'derivatives differ' if section.problem else 'gradient differs'} from the "
+                      "reference:", *(f"- {d.message}" for d in section.diagnoses)]
     return "\n".join(lines)
 
 
@@ -75,8 +124,6 @@ def feedback_html(spec: Spec, graded: Graded) -> str:
     """A self-contained page: score, status, the items, what went wrong, and heatmaps of the discrepancy."""
     esc = html.escape
     colour = STATUS_COLOURS.get(graded.status, "#6e7781")
-    rows = "".join(f"<tr><td>{esc(item.name)}</td><td>{_number(item.points)} / {_number(item.max_points)}</td>"
-                   f"<td>{item.agreed} of {item.checked}</td></tr>" for item in graded.items)
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{esc(spec.title)}: feedback for {esc(graded.id)}</title>",
@@ -89,34 +136,46 @@ def feedback_html(spec: Spec, graded: Graded) -> str:
     ]
     if graded.reason:
         parts.append(f"<p class='reason'>{esc(graded.reason)}.</p>")
+    rows = "".join(f"<tr><td>{esc(item.name)}</td><td>{_number(item.points)} / {_number(item.max_points)}</td>"
+                   f"<td>{item.agreed} of {item.checked}</td></tr>" for item in graded.items)
     parts.append("<table class='items'><thead><tr><th>item</th><th>points</th><th>agrees with the reference at"
                  f"</th></tr></thead><tbody>{rows}</tbody></table><p>Each item is checked at "
-                 f"{graded.items[0].checked} points of your own that no one else gets.</p>")
-    if graded.notes:
-        parts.append("<h2>What went wrong</h2><ul class='notes'>"
-                     + "".join(f"<li>{esc(note)}</li>" for note in graded.notes) + "</ul>")
-    if graded.diagnoses:
-        parts.append("<h2>How your gradient differs from the reference</h2><ul class='diagnoses'>"
-                     + "".join(f"<li data-code='{esc(d.code)}'><code>{esc(d.code)}</code> {esc(d.message)}</li>"
-                               for d in graded.diagnoses) + "</ul>")
-    if graded.comparison is not None:
-        parts.append(_heatmaps(graded))
+                 f"{graded.items[0].checked if graded.items else 0} points of your own that no one else gets.</p>")
+    for section in _sections(graded):
+        parts.append(_section_html(section))
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def _heatmaps(graded: Graded) -> str:
+def _section_html(section: _Section) -> str:
+    esc = html.escape
+    level, what = ("h3", "derivatives differ") if section.problem else ("h2", "gradient differs")
+    parts = []
+    if section.problem:
+        parts.append(f"<h2 data-problem='{esc(section.problem)}'>{esc(section.problem)}: "
+                     f"{_points_of(section.items)}</h2>")
+    if section.notes:
+        parts.append(f"<{level}>What went wrong</{level}><ul class='notes'>"
+                     + "".join(f"<li>{esc(note)}</li>" for note in section.notes) + "</ul>")
+    if section.diagnoses:
+        parts.append(f"<{level}>How your {what} from the reference</{level}><ul class='diagnoses'>"
+                     + "".join(f"<li data-code='{esc(d.code)}'><code>{esc(d.code)}</code> {esc(d.message)}</li>"
+                               for d in section.diagnoses) + "</ul>")
+    if section.comparison is not None and (not section.problem or not section.comparison.passed):
+        parts.append(_heatmaps(section.comparison, level))  # a right problem's heatmaps would say nothing
+    return "\n".join(parts)
+
+
+def _heatmaps(result: CheckResult, level: str) -> str:
     from .._plot import block_png
 
-    result = graded.comparison
-    assert result is not None
     figures = []
     for block in result.evidence.layout.blocks:
         data = base64.b64encode(block_png(result, block)).decode("ascii")
         figures.append(f"<figure style='display:inline-block;margin:4px' data-block='{html.escape(block.name)}'>"
                        f"<img src='data:image/png;base64,{data}' alt='{html.escape(block.name)}: relative "
                        "discrepancy with the reference'/></figure>")
-    return ("<h2>Where (relative discrepancy with the reference at one check point; crosses: wrong)</h2>"
+    return (f"<{level}>Where (relative discrepancy with the reference at one check point; crosses: wrong)</{level}>"
             + "".join(figures))
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from .._params import random_init
 from ._spec import Spec, SpecError
 
-__all__ = ["hidden_points", "public_points", "read_secret"]
+__all__ = ["hidden_points", "hidden_seed", "public_points", "public_seed", "read_secret"]
 
 
 def read_secret(spec: Spec) -> bytes:
@@ -42,16 +42,26 @@ def read_secret(spec: Spec) -> bytes:
     return value
 
 
+def hidden_seed(spec: Spec, submission: str, secret: bytes) -> int:
+    """The seed of a submission's hidden check points."""
+    digest = hmac.new(secret, f"{spec.name}\0{submission}".encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def public_seed(spec: Spec) -> int:
+    """The seed of the assignment's public check points (anyone with the spec has it)."""
+    digest = hashlib.sha256(f"gradwidget public points\0{spec.name}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
 def hidden_points(spec: Spec, submission: str, secret: bytes) -> np.ndarray:
     """The submission's hidden check points, one flat theta per row."""
-    digest = hmac.new(secret, f"{spec.name}\0{submission}".encode(), hashlib.sha256).digest()
-    return _draw(spec, int.from_bytes(digest[:8], "little"), spec.hidden)
+    return _draw(spec, hidden_seed(spec, submission, secret), spec.hidden)
 
 
 def public_points(spec: Spec) -> np.ndarray:
     """The assignment's public check points, the same for everyone, one flat theta per row."""
-    digest = hashlib.sha256(f"gradwidget public points\0{spec.name}".encode()).digest()
-    return _draw(spec, int.from_bytes(digest[:8], "little"), spec.public)
+    return _draw(spec, public_seed(spec), spec.public)
 
 
 def _draw(spec: Spec, seed: int, count: int) -> np.ndarray:

@@ -13,13 +13,15 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from ._spec import Spec, SpecError, layout_of
 
-__all__ = ["Answers", "argument", "load_answers", "reference_answers", "reference_functions", "save_answers"]
+__all__ = ["Answers", "argument", "load_answers", "reference_answers", "reference_function", "reference_functions",
+           "reference_module", "save_answers"]
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,8 @@ def argument(array: np.ndarray) -> Any:
     return array.item() if array.ndim == 0 else array
 
 
-def reference_functions(spec: Spec) -> tuple[Callable[..., Any], Callable[..., Any] | None]:
-    """The reference's cost and gradient functions (imported from ``[reference] file``)."""
+def reference_module(spec: Spec) -> ModuleType:
+    """The instructor's reference file, imported (in the trusted grader's process only)."""
     if spec.reference_file is None:
         raise SpecError(f"{spec.path.name}: [reference] has answers at the public points only; grading at "
                         "hidden points (and validate) need [reference] file")
@@ -57,14 +59,23 @@ def reference_functions(spec: Spec) -> tuple[Callable[..., Any], Callable[..., A
         module_spec.loader.exec_module(module)
     finally:
         sys.path.remove(str(file.parent))
-    functions: list[Any] = []
-    for key, wanted in (("cost", spec.reference_cost), ("gradient", spec.reference_gradient)):
-        function = getattr(module, wanted, None) if wanted else None
-        if wanted and not callable(function):
-            raise SpecError(f"{spec.path.name}: [reference] {key} = {wanted!r}: {file.name} defines no function "
-                            f"{wanted!r}")
-        functions.append(function)
-    return functions[0], functions[1]
+    return module
+
+
+def reference_function(spec: Spec, module: ModuleType, key: str, wanted: str | None) -> Any:
+    """The reference's function ``wanted`` (None stays None); a `SpecError` names ``key`` if it is missing."""
+    function = getattr(module, wanted, None) if wanted else None
+    if wanted and not callable(function):
+        raise SpecError(f"{spec.path.name}: {key} = {wanted!r}: {Path(module.__file__ or '').name} defines no "
+                        f"function {wanted!r}")
+    return function
+
+
+def reference_functions(spec: Spec) -> tuple[Callable[..., Any], Callable[..., Any] | None]:
+    """The reference's cost and gradient functions (imported from ``[reference] file``)."""
+    module = reference_module(spec)
+    return (reference_function(spec, module, "[reference] cost", spec.reference_cost),
+            reference_function(spec, module, "[reference] gradient", spec.reference_gradient))
 
 
 def reference_answers(spec: Spec, points: np.ndarray) -> Answers:

@@ -24,6 +24,8 @@ from .._verdict import Status
 from . import _worker as w
 from ._isolation import Run
 from ._outcome import Outcome
+from ._problem_answers import ProblemAnswers
+from ._problem_scoring import Part, call_notes, score_problem
 from ._reference import Answers
 from ._spec import Spec, layout_of
 
@@ -80,9 +82,13 @@ class Graded:
         The gradient against the reference at one check point (its heatmaps).
     flags : tuple of str
         For the instructor: ``numerical-gradient``, ``forbidden-import:NAME``,
-        ``ignores-input``, ``slow-gradient``.
+        ``ignores-input``, ``slow-gradient`` (``numerical-gradient:PROBLEM``
+        in a spec of problems).
     seconds : float
     isolation : str
+    parts : tuple of Part
+        In a spec of problems, each problem's notes, diagnoses and
+        comparison (``notes`` then holds the cells' only).
     """
 
     id: str
@@ -95,6 +101,7 @@ class Graded:
     flags: tuple[str, ...] = ()
     seconds: float = 0.0
     isolation: str = ""
+    parts: tuple[Part, ...] = ()
 
     @property
     def score(self) -> float:
@@ -105,10 +112,13 @@ class Graded:
         return sum(item.max_points for item in self.items)
 
 
-def tolerances(spec: Spec, answers: Answers) -> tuple[float, float]:
-    """The cost's and the gradient's relative tolerances: the spec's, or by the reference's dtype."""
-    cost, gradient = DEFAULT_TOLERANCES.get(answers.dtype.itemsize, DEFAULT_TOLERANCES[8])
-    return spec.cost_tolerance or cost, spec.gradient_tolerance or gradient
+def tolerances(spec: Spec, answers: Answers | ProblemAnswers) -> tuple[float, float]:
+    """The value's (cost's) and the derivatives' relative tolerances: the spec's, or by the reference's dtype."""
+    value, derivative = DEFAULT_TOLERANCES.get(answers.dtype.itemsize, DEFAULT_TOLERANCES[8])
+    if isinstance(answers, ProblemAnswers):
+        given = answers.problem.tolerances
+        return given["value"] or value, given["derivative"] or derivative
+    return spec.cost_tolerance or value, spec.gradient_tolerance or derivative
 
 
 def unscored(spec: Spec, identifier: str, status: str, reason: str, **fields: Any) -> Graded:
@@ -117,9 +127,13 @@ def unscored(spec: Spec, identifier: str, status: str, reason: str, **fields: An
     return Graded(identifier, status, reason, items, **fields)
 
 
-def score(spec: Spec, answers: Answers, outcome: Outcome, run: Run, identifier: str,
+def score(spec: Spec, answers: Answers | list[ProblemAnswers], outcome: Outcome, run: Run, identifier: str,
           static_imports: set[str], isolation: str) -> Graded:
     """Grade one worker's outcome against the reference's answers."""
+    status, reason = _status(run, outcome)
+    if isinstance(answers, list):
+        return _score_problems(spec, answers, outcome, (identifier, status, reason, run.seconds, isolation),
+                               static_imports)
     cost_tolerance, gradient_tolerance = tolerances(spec, answers)
     count = len(answers.points)
     cost_ok = _costs_agree(outcome, answers, cost_tolerance)
@@ -129,13 +143,32 @@ def score(spec: Spec, answers: Answers, outcome: Outcome, run: Run, identifier: 
              *(Item(name, spec.block_points[name], int(block_ok[:, b].sum()), count)
                for b, name in enumerate(spec.names)))
     comparison = _comparison(spec, answers, comparisons, block_ok)
-    status, reason = _status(run, outcome)
-    return Graded(identifier, status, reason, items, tuple(_cell_notes(outcome) + _call_notes(spec, outcome) + notes),
+    return Graded(identifier, status, reason, items, tuple(_cell_notes(outcome) + call_notes(
+        (spec.cost, spec.gradient), outcome.calls, outcome.call_errors) + notes),
                   tuple(comparison.diagnoses) if comparison is not None else (), comparison,
                   _flags(spec, answers, outcome, gradients, block_ok, static_imports), run.seconds, isolation)
 
 
+def _score_problems(spec: Spec, answers: list[ProblemAnswers], outcome: Outcome,
+                    graded: tuple[str, str, str, float, str], static_imports: set[str]) -> Graded:
+    """Each problem's items and feedback; flags for the whole submission."""
+    items, parts = [], []
+    flags = _forbidden(spec, static_imports | set(outcome.imports))
+    for problem, expected, found in zip(spec.problems, answers, outcome.problems):
+        problem_items, part, agreement = score_problem(problem, expected, found, tolerances(spec, expected))
+        items += [Item(*item) for item in problem_items]
+        parts.append(part)
+        if agreement is not None and agreement > ANALYTIC_LEVEL * np.finfo(expected.dtype).eps:
+            flags.append(f"numerical-gradient:{problem.name}")
+    identifier, status, reason, seconds, isolation = graded
+    return Graded(identifier, status, reason, tuple(items), tuple(_cell_notes(outcome)), flags=tuple(flags),
+                  seconds=seconds, isolation=isolation, parts=tuple(parts))
+
+
 def _points(spec: Spec) -> list[tuple[str, float]]:
+    if spec.problems:
+        return [(f"{problem.name}.{item}", points) for problem in spec.problems
+                for item, points in problem.points.items()]
     return [("cost", spec.cost_points), *((name, spec.block_points[name]) for name in spec.names)]
 
 
@@ -235,29 +268,14 @@ def _cell_notes(outcome: Outcome) -> list[str]:
             if int(code) in describe]
 
 
-def _call_notes(spec: Spec, outcome: Outcome) -> list[str]:
-    notes = []
-    for which, name in enumerate((spec.cost, spec.gradient)):
-        if name is None:
-            continue
-        codes, errors = outcome.calls[:, which], outcome.call_errors[:, which]
-        if codes.size and np.all(codes == w.CALL_MISSING):
-            notes.append(f"{errors[0]}: define it in the notebook (did the cell that defines it run?)")
-            continue
-        for code, verb in ((w.RAISED, "raised"), (w.TIMEOUT, "was stopped:"), (w.CALL_BAD_VALUE, "returned")):
-            failing = np.flatnonzero(codes == code)
-            if failing.size:
-                notes.append(f"{name} {verb} {errors[failing[0]]} (at {failing.size} of {codes.size} check points)")
-    return notes
+def _forbidden(spec: Spec, imported: set[str]) -> list[str]:
+    return [f"forbidden-import:{module}" for module in spec.forbidden
+            if any(name == module or name.startswith(module + ".") for name in imported)]
 
 
 def _flags(spec: Spec, answers: Answers, outcome: Outcome, gradients: list[tuple[np.ndarray, list[str]] | None],
            block_ok: np.ndarray, static_imports: set[str]) -> tuple[str, ...]:
-    flags = []
-    imported = static_imports | set(outcome.imports)
-    for module in spec.forbidden:
-        if any(name == module or name.startswith(module + ".") for name in imported):
-            flags.append(f"forbidden-import:{module}")
+    flags = _forbidden(spec, static_imports | set(outcome.imports))
     measured = [k for k, g in enumerate(gradients) if g is not None]
     if measured and block_ok[measured].all():
         errors = [np.linalg.norm(gradients[k][0] - answers.gradients[k]) /  # type: ignore[index]

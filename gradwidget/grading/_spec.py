@@ -7,6 +7,7 @@ accepts. `SPEC_KEYS` documents every key (the README and the docs list it).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import sys
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._params import Layout, flatten
+from ._problems import PROBLEM_KEYS, Problem, parse_problem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -71,7 +73,9 @@ SPEC_KEYS: dict[str, str] = {
     "integrity.slow_factor": "flag a gradient this many times slower than the cost (default 20)",
     "files.template": "the notebook students start from (handouts; validate expects it to score 0)",
     "files.solution": "a right submission (validate expects full marks)",
+    **PROBLEM_KEYS,
 }
+ONE_PROBLEM_TABLES = ("functions", "parameters", "data", "tolerance", "scoring")
 
 
 class SpecError(ValueError):
@@ -129,6 +133,7 @@ class Spec:
     slow_factor: float
     template: Path | None
     solution: Path | None
+    problems: tuple[Problem, ...] = ()
 
     @property
     def folder(self) -> Path:
@@ -141,32 +146,37 @@ class Spec:
 
     @property
     def items(self) -> tuple[str, ...]:
-        """What is scored: ``"cost"``, then each block's name."""
+        """What is scored: ``"cost"``, then each block's name; or each problem's items (``affine.dx``)."""
+        if self.problems:
+            return tuple(item for problem in self.problems for item in problem.items)
         return ("cost", *self.names)
 
     @property
     def max_score(self) -> float:
+        if self.problems:
+            return sum(sum(problem.points.values()) for problem in self.problems)
         return self.cost_points + sum(self.block_points.values())
 
 
 class _Table:
     """One table of the TOML file, handing out its keys with checks that name them."""
 
-    def __init__(self, path: Path, name: str, values: Any) -> None:
+    def __init__(self, path: Path, name: str, values: Any, label: str | None = None) -> None:
+        self.label = label or f"[{name}]"  # how messages name the table
         if not isinstance(values, dict):
-            raise SpecError(f"{path.name}: [{name}] must be a table")
+            raise SpecError(f"{path.name}: {self.label} must be a table")
         self.path, self.name, self.values = path, name, values
         self.used: set[str] = set()
 
     def error(self, key: str, accepts: str, value: Any = None) -> SpecError:
         got = "" if value is None else f", got {value!r}"
-        return SpecError(f"{self.path.name}: [{self.name}] {key} must be {accepts}{got}")
+        return SpecError(f"{self.path.name}: {self.label} {key} must be {accepts}{got}")
 
     def get(self, key: str, default: Any = None, *, required: bool = False) -> Any:
         self.used.add(key)
         if key not in self.values:
             if required:
-                raise SpecError(f"{self.path.name}: [{self.name}] needs the key {key!r} "
+                raise SpecError(f"{self.path.name}: {self.label} needs the key {key!r} "
                                 f"({SPEC_KEYS.get(f'{self.name}.{key}', '')})")
             return default
         return self.values[key]
@@ -205,14 +215,14 @@ class _Table:
             return None
         found = (self.path.parent / value).resolve()
         if must_exist and not found.is_file():
-            raise SpecError(f"{self.path.name}: [{self.name}] {key} = {value!r}: no such file ({found})")
+            raise SpecError(f"{self.path.name}: {self.label} {key} = {value!r}: no such file ({found})")
         return found
 
     def close(self) -> None:
         unknown = sorted(set(self.values) - self.used)
         if unknown:
             known = sorted(k.split(".", 1)[1] for k in SPEC_KEYS if k.startswith(f"{self.name}."))
-            raise SpecError(f"{self.path.name}: [{self.name}] has an unknown key {unknown[0]!r}; "
+            raise SpecError(f"{self.path.name}: {self.label} has an unknown key {unknown[0]!r}; "
                             f"it takes {', '.join(known)}")
 
 
@@ -235,9 +245,10 @@ def load_spec(path: str | Path) -> Spec:
     for table in raw:
         if table not in known:
             raise SpecError(f"{path.name}: unknown table [{table}]; the tables are {', '.join(sorted(known))}")
-    t = {name: _Table(path, name, raw.get(name, {})) for name in sorted(known)}
-    assignment, functions, reference, parameters = t["assignment"], t["functions"], t["reference"], t["parameters"]
-    name = assignment.text("name", required=True)
+    if "problems" in raw:
+        return _many_problems(path, raw)
+    t = {name: _Table(path, name, raw.get(name, {})) for name in sorted(known - {"problems"})}
+    functions, parameters = t["functions"], t["parameters"]
     cost = functions.identifier("cost", required=True)
     gradient = functions.identifier("gradient")
     shapes = _shapes(parameters)
@@ -247,30 +258,70 @@ def load_spec(path: str | Path) -> Spec:
         raise parameters.error("layout", "unrolled, list or dict for more than one block", layout)
     data, data_files = _data(t["data"])
     arguments = _arguments(functions, data)
+    tolerance, reference = t["tolerance"], t["reference"]
+    spec = _assignment_wide(
+        path, t, cost=cost, gradient=gradient, arguments=arguments,
+        reference_cost=reference.identifier("cost", cost),
+        reference_gradient=reference.identifier("gradient", gradient),
+        shapes=shapes, names=names, layout=layout, data=data, data_files=data_files,
+        cost_tolerance=_optional_positive(tolerance, "cost"),
+        gradient_tolerance=_optional_positive(tolerance, "gradient"),
+        cost_points=t["scoring"].number("cost", 1.0), block_points=_block_points(t["scoring"], names))
+    for table in t.values():
+        table.close()
+    return spec
+
+
+def _many_problems(path: Path, raw: dict[str, Any]) -> Spec:
+    """A spec of ``[[problems]]``: the assignment-wide tables, then each problem."""
+    mixed = [name for name in ONE_PROBLEM_TABLES if name in raw]
+    if mixed:
+        raise SpecError(f"{path.name}: [{mixed[0]}] belongs to a one-problem spec; with [[problems]], each problem "
+                        "has its own functions, arguments, tolerance and scoring")
+    entries = raw["problems"]
+    if not isinstance(entries, list) or not entries:
+        raise SpecError(f"{path.name}: problems must be an array of tables ([[problems]]), one per problem")
+    t = {name: _Table(path, name, raw.get(name, {})) for name in ("assignment", "reference", "points", "limits",
+                                                                    "integrity", "files")}
+    problems: list[Problem] = []
+    data_files: dict[str, str] = {}
+    for index, entry in enumerate(entries):
+        table = _Table(path, "problems", entry, f"[[problems]] number {index + 1}")
+        name = table.values.get("name") if isinstance(entry, dict) else None
+        if isinstance(name, str):
+            table.label = f"[[problems]] {name!r}"
+        problem = parse_problem(table, functools.partial(_load_array, table))
+        if problem.name in {p.name for p in problems}:
+            raise table.error("name", "different from every other problem's name", problem.name)
+        table.close()
+        problems.append(problem)
+        data_files.update({f"{problem.name}.{a.name}": a.file for a in problem.arguments if a.file})
+    spec = _assignment_wide(path, t, cost="", gradient=None, arguments=(), reference_cost="", reference_gradient=None,
+                            shapes=(), names=(), layout="unrolled", data={}, data_files=data_files,
+                            cost_tolerance=None, gradient_tolerance=None, cost_points=0.0, block_points={},
+                            problems=tuple(problems))
+    for table in t.values():
+        table.close()
+    return spec
+
+
+def _assignment_wide(path: Path, t: dict[str, _Table], **fields: Any) -> Spec:
+    """A Spec of ``fields`` and the tables every spec has: assignment, reference, points, limits, integrity, files."""
+    assignment, reference, points = t["assignment"], t["reference"], t["points"]
+    name = assignment.text("name", required=True)
     reference_file, answers = reference.file("file"), reference.file("answers")
     if reference_file is None and answers is None:
         raise SpecError(f"{path.name}: [reference] needs the key 'file' (the instructor's implementation) or "
                         "'answers' (its values at the public points)")
-    points, tolerance = t["points"], t["tolerance"]
-    spec = Spec(
-        path=path, name=name, title=assignment.text("title", name), cost=cost, gradient=gradient,
-        arguments=arguments, reference_file=reference_file,
-        reference_cost=reference.identifier("cost", cost),
-        reference_gradient=reference.identifier("gradient", gradient), answers_file=answers,
-        shapes=shapes, names=names, layout=layout, data=data, data_files=data_files,
-        hidden=points.number("hidden", 5, low=1, whole=True), public=points.number("public", 2, low=0, whole=True),
+    return Spec(
+        path=path, name=name, title=assignment.text("title", name), reference_file=reference_file,
+        answers_file=answers, hidden=points.number("hidden", 5, low=1, whole=True),
+        public=points.number("public", 2, low=0, whole=True),
         distribution=points.choice("distribution", "uniform", DISTRIBUTIONS),
-        scale=_positive(points, "scale", 0.12), secret=_secret(points),
-        cost_tolerance=_optional_positive(tolerance, "cost"),
-        gradient_tolerance=_optional_positive(tolerance, "gradient"),
-        cost_points=t["scoring"].number("cost", 1.0), block_points=_block_points(t["scoring"], names),
-        limits=_limits(t["limits"]), forbidden=_forbidden(t["integrity"]),
-        slow_factor=_positive(t["integrity"], "slow_factor", 20.0),
+        scale=_positive(points, "scale", 0.12), secret=_secret(points), limits=_limits(t["limits"]),
+        forbidden=_forbidden(t["integrity"]), slow_factor=_positive(t["integrity"], "slow_factor", 20.0),
         template=t["files"].file("template", must_exist=False),  # needed by validate and handout only
-        solution=t["files"].file("solution", must_exist=False))
-    for table in t.values():
-        table.close()
-    return spec
+        solution=t["files"].file("solution", must_exist=False), **fields)
 
 
 def _positive(table: _Table, key: str, default: float) -> float:
@@ -315,12 +366,7 @@ def _data(table: _Table) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         if not key.isidentifier():
             raise table.error(key, "named with a Python name")
         if isinstance(value, str):
-            file = (table.path.parent / value).resolve()
-            try:
-                data[key] = np.load(file, allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                raise SpecError(f"{table.path.name}: [data] {key} = {value!r}: cannot load it as .npy "
-                                f"({exc})") from None
+            data[key] = _load_array(table, key, value)
             files[key] = value
         else:
             array = np.asarray(value)
@@ -328,6 +374,15 @@ def _data(table: _Table) -> tuple[dict[str, np.ndarray], dict[str, str]]:
                 raise table.error(key, "a .npy file name, a number, or a list of numbers", value)
             data[key] = array
     return data, files
+
+
+def _load_array(table: _Table, key: str, value: str) -> np.ndarray:
+    """A .npy file named in the spec (relative to it), read without pickles."""
+    try:
+        return np.load((table.path.parent / value).resolve(), allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"{table.path.name}: {table.label} {key} = {value!r}: cannot load it as .npy ({exc})") \
+            from None
 
 
 def _arguments(table: _Table, data: Mapping[str, np.ndarray]) -> tuple[str, ...]:

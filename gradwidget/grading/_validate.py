@@ -9,16 +9,23 @@ expected). Every problem comes with what to fix.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from .._array_checks import check_hessian, check_jacobian, check_vjp
 from .._check import check
+from .._layer import check_layer, check_loss
+from .._result import CheckResult
 from ._grade import grade
-from ._points import hidden_points, public_points, read_secret
-from ._reference import argument, reference_answers, reference_functions
+from ._points import hidden_points, hidden_seed, public_points, public_seed, read_secret
+from ._problem_answers import PointAnswer, derivative_arrays, problem_answers
+from ._problems import Problem
+from ._reference import argument, reference_answers, reference_functions, reference_module
 from ._scoring import ANALYTIC_LEVEL, tolerances
 from ._spec import Spec, SpecError, layout_of, load_spec
 
@@ -45,8 +52,10 @@ def validate(spec_path: str | Path, isolation: str = "auto") -> Validation:
     """Check a spec and its reference; grade its solution and template (see the module's docstring)."""
     found = Validation()
     spec = load_spec(spec_path)
-    found.lines.append(f"{spec.path.name}: {spec.title}; {len(spec.shapes)} blocks, {spec.size} parameters, "
-                       f"{spec.hidden} hidden and {spec.public} public points, {spec.max_score:g} points")
+    what = (f"{len(spec.problems)} problems" if spec.problems else
+            f"{len(spec.shapes)} blocks, {spec.size} parameters")
+    found.lines.append(f"{spec.path.name}: {spec.title}; {what}, {spec.hidden} hidden and {spec.public} public "
+                       f"points, {spec.max_score:g} points")
     if spec.reference_file is None:
         found.problems.append("[reference] file is missing: validate (and grading at hidden points) needs it")
         return found
@@ -55,9 +64,15 @@ def validate(spec_path: str | Path, isolation: str = "auto") -> Validation:
     except SpecError as exc:
         secret = None
         found.lines.append(f"no secret ({exc}): checked at the public points only")
-    points = np.concatenate([public_points(spec), *([hidden_points(spec, "validate", secret)] if secret else [])])
     try:
-        _reference(spec, points, found)
+        if spec.problems:
+            seeds = [(public_seed(spec), spec.public), *([(hidden_seed(spec, "validate", secret), spec.hidden)]
+                                                         if secret else [])]
+            _problems(spec, seeds, found)
+        else:
+            points = np.concatenate([public_points(spec),
+                                     *([hidden_points(spec, "validate", secret)] if secret else [])])
+            _reference(spec, points, found)
     except Exception as exc:  # the instructor's own code: say where it broke
         found.problems.append(f"the reference raised {type(exc).__name__}: {exc}")
     for role, path, expect_full in (("solution", spec.solution, True), ("template", spec.template, False)):
@@ -88,6 +103,59 @@ def _reference(spec: Spec, points: np.ndarray, found: Validation) -> None:
     found.lines.append(f"the reference's gradient passes gradwidget's check at {len(points)} points"
                        if not found.problems else "the reference's gradient was checked")
     _tolerance(spec, first.dtype, float(np.median(finite_difference)), tolerances(spec, first), found)
+
+
+def _problems(spec: Spec, seeds: list[tuple[int, int]], found: Validation) -> None:
+    """Each problem's reference: the same answers twice, and its derivative passing gradwidget's own check."""
+    for seed, count in seeds:
+        first, again = problem_answers(spec, seed, count), problem_answers(spec, seed, count)
+        module = reference_module(spec)
+        for problem, answers, repeated in zip(spec.problems, first, again):
+            if not all(np.array_equal(a, b) for p, q in zip(answers.points, repeated.points)
+                       for a, b in zip((p.value, *p.derivatives), (q.value, *q.derivatives))):
+                found.problems.append(f"problem {problem.name!r}: the reference gives different answers for the same "
+                                      "point (is it random? seed it)")
+            functions = [getattr(module, name) if name else None for name in problem.reference]
+            for k, point in enumerate(answers.points):
+                result = _checked(problem, functions, point, k)
+                if not result.passed:
+                    reasons = "; ".join(d.message for d in result.diagnoses) or "see gradwidget's report"
+                    found.problems.append(f"problem {problem.name!r}: the reference's {problem.describe()} fails "
+                                          f"gradwidget's check at point {k + 1}: {reasons}")
+    checked = sum(count for _, count in seeds)
+    for problem in spec.problems:
+        if not any(p.startswith(f"problem {problem.name!r}") for p in found.problems):
+            found.lines.append(f"problem {problem.name!r} ({problem.kind}: {problem.describe()}): the reference "
+                               f"passes gradwidget's check at {checked} points; items "
+                               f"{', '.join(problem.items)}")
+
+
+def _checked(problem: Problem, functions: list[Any], point: PointAnswer, k: int) -> CheckResult:
+    """The reference's derivative at one point, checked by the entry point of its kind."""
+    first, second = functions
+    args = [a.copy() if isinstance(a, np.ndarray) else a for a in point.arguments]
+    names = [a.name for a in problem.arguments]
+    wrt = [names.index(name) for name in problem.wrt]
+    if problem.kind == "layer":
+        return check_layer(first, second, *args, wrt=wrt, dout=point.cotangent, seed=k)
+    if problem.kind == "gradient":
+        @functools.wraps(first)
+        def loss(*given: Any) -> tuple[Any, tuple[np.ndarray, ...]]:
+            value, gradients = first(*given) if second is None else (first(*given), second(*given))
+            return value, tuple(derivative_arrays(problem, given, gradients, problem.describe())[0])
+
+        return check_loss(loss, *args, wrt=wrt, seed=k)
+    at = wrt[0]
+
+    def bound(function: Any, *extra: Any) -> Any:
+        return lambda x, *more: function(*args[:at], x, *args[at + 1:], *more, *extra)
+
+    x = args[at]
+    if problem.kind == "jacobian":
+        return check_jacobian(bound(first), bound(second), x, seed=k)
+    if problem.kind == "vjp":
+        return check_vjp(bound(first), bound(second), x, cotangent=point.cotangent, seed=k)
+    return check_hessian(bound(first), bound(second), x, seed=k)
 
 
 def _tolerance(spec: Spec, dtype: np.dtype, fd: float, tolerance: tuple[float, float], found: Validation) -> None:

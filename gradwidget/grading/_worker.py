@@ -3,7 +3,8 @@
 The grader starts it as ``python -I _worker.py WORKDIR`` inside whatever
 isolation the machine allows. WORKDIR holds ``task.json`` (the student's
 code cells and what to call), ``points.npy`` (one flat check point per row)
-and ``arguments/*.npy`` (the data); nothing else of the course is visible.
+and ``arguments/*.npy`` (the data; for a spec of problems, each problem's
+arguments and dout at each point); nothing else of the course is visible.
 The worker lowers its own limits, runs each cell with its own time limit,
 calls the student's functions at every point, and writes ``.npy`` files into
 ``WORKDIR/out`` as it goes, ending with ``done.npy``.
@@ -17,6 +18,7 @@ the grader imports it only for the status codes below.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
@@ -34,7 +36,7 @@ import numpy as np
 # What became of a cell (out/cells.npy) or of a call at a point (out/calls.npy: cost, gradient).
 OK, RAISED, TIMEOUT = 0, 1, 2  # both
 CELL_SYNTAX, CELL_NOT_RUN = 3, 4
-CALL_BAD_VALUE, CALL_MISSING, CALL_NOT_RUN = 3, 4, 5
+CALL_BAD_VALUE, CALL_MISSING, CALL_NOT_RUN, CALL_SKIPPED = 3, 4, 5, 6  # skipped: what it needs did not come
 # How the gradient came back, in out/p<k>_form.npy.
 FORM_ARRAY, FORM_SEQUENCE, FORM_MAPPING = 0, 1, 2
 
@@ -43,7 +45,8 @@ IGNORED_LIMIT_GRACE = 2.0  # seconds a cell may go on after its time limit befor
 
 # Kept before any student code runs, so that patching numpy, builtins or the standard library does not break the
 # worker's own work.
-_save, _asarray, _float64, _open = np.save, np.asarray, np.float64, open
+_save, _load, _asarray, _float64, _open = np.save, np.load, np.asarray, np.float64, open
+_loads = json.loads
 _clock, _setitimer, _getpid, _exit = time.perf_counter, signal.setitimer, os.getpid, os._exit
 
 
@@ -93,6 +96,8 @@ class Worker:
         self.points = np.load(workdir / "points.npy", allow_pickle=False)  # read before any student code runs
         self.arguments = [_argument(np.load(workdir / "arguments" / f"{i}.npy", allow_pickle=False))
                           for i in range(self.task["arguments"])]
+        self.problem_arrays = {path.stem: np.load(path, allow_pickle=False)
+                               for path in (workdir / "arguments").glob("q*.npy")}
         self.imports: set[str] = set()
         self.watched: str | None = None  # what is running under a time limit: "cell 3", "cost at point 2"
 
@@ -149,7 +154,11 @@ class Worker:
         shell = _NoShell(namespace)
         namespace["get_ipython"] = lambda: shell
         self._run_cells(namespace)
-        self._call_functions(namespace)
+        if "problems" in self.task:
+            for j, problem in enumerate(self.task["problems"]):
+                _ProblemRun(self, j, problem, namespace).run()
+        else:
+            self._call_functions(namespace)
         self._write("imports.npy", _asarray(sorted(self.imports), dtype=f"<U{MESSAGE_LENGTH}"))
         self._write("done.npy", _asarray(1))
 
@@ -227,26 +236,150 @@ class Worker:
         return OK, "", elapsed
 
     def _write_gradient(self, k: int, value: Any) -> None:
-        limit = 4 * self.task["size"] + 16  # entries: generous, but no huge files
-        if isinstance(value, dict):
-            missing = [name for name in self.task["names"] if name not in value]
-            if missing:
-                raise KeyError(f"the gradient has no key {missing[0]!r}")
-            parts, form = [value[name] for name in self.task["names"]], FORM_MAPPING
-        elif isinstance(value, (list, tuple)) and value and not np.isscalar(value[0]):
-            parts, form = list(value), FORM_SEQUENCE
-        else:
-            parts, form = [value], FORM_ARRAY
-        arrays = [_asarray(part, dtype=np.float64) for part in parts]
-        if len(arrays) > len(self.task["shapes"]) + 1 or sum(a.size for a in arrays) > limit:
-            raise ValueError(f"the gradient is far larger than theta ({sum(a.size for a in arrays)} numbers)")
+        self._write_parts(f"p{k}", value, self.task["names"], 4 * self.task["size"] + 16)
+
+    def _write_parts(self, prefix: str, value: Any, names: list[str], limit: int) -> None:
+        """A gradient as ``prefix_g<j>.npy`` files and ``prefix_form.npy`` (see `_parts`)."""
+        arrays, form = _parts(value, names, limit)
         for j, array in enumerate(arrays):
-            self._write(f"p{k}_g{j}.npy", array)
-        self._write(f"p{k}_form.npy", _asarray([form, len(arrays)], dtype=np.int8))
+            self._write(f"{prefix}_g{j}.npy", array)
+        self._write(f"{prefix}_form.npy", _asarray([form, len(arrays)], dtype=np.int8))
 
     def _write(self, name: str, array: Any) -> None:
         with _open(self.out / name, "wb") as file:
             _save(file, array, allow_pickle=False)
+
+
+class _ProblemRun:
+    """One problem of a spec of problems: its value function and derivative function called at each point.
+
+    Its results go to ``q<j>_*.npy``: per point the value, the derivative's
+    parts and how each call went; for a layer, the backward's answer at twice
+    the first dout (``q<j>_probe``).
+    """
+
+    def __init__(self, worker: Worker, j: int, problem: dict[str, Any], namespace: dict[str, Any]) -> None:
+        self.worker, self.j, self.problem = worker, j, problem
+        count = problem["points"]
+        self.status = np.full((count, 2), CALL_NOT_RUN, dtype=np.int8)
+        self.errors = np.full((count, 2), "", dtype=f"<U{MESSAGE_LENGTH}")
+        self.seconds = np.full((count, 2), np.nan)
+        self.names = (problem["first"], problem["second"])
+        self.functions: list[Any] = [namespace.get(name) if name else None for name in self.names]
+        for which, (name, function) in enumerate(zip(self.names, self.functions)):
+            if name and not callable(function):
+                self.status[:, which] = CALL_MISSING
+                self.errors[:, which] = f"{name} is not defined" if function is None else f"{name} is not a function"
+
+    def run(self) -> None:
+        status = self.status
+        if not (status == CALL_MISSING).any():
+            for k in range(len(status)):  # one timeout of a function is enough: the run's time is for other problems
+                if (status[:, 0] == TIMEOUT).any():
+                    break
+                if (status[:, 1] == TIMEOUT).any():
+                    status[k, 1], self.errors[k, 1] = CALL_SKIPPED, "it took too long at an earlier point"
+                self._point(k)
+                self._write_calls()
+            if self.problem["link"] == "cache" and (status[0] == OK).all():
+                self._probe()
+        self._write_calls()
+
+    def _write_calls(self) -> None:
+        prefix = f"q{self.j}_"
+        self.worker._write(f"{prefix}calls.npy", self.status)
+        self.worker._write(f"{prefix}call_errors.npy", self.errors)
+        self.worker._write(f"{prefix}call_seconds.npy", self.seconds)
+
+    def _arguments(self, k: int) -> list[Any]:
+        """Fresh copies of the arguments at point k (arrays from their files, literals from JSON)."""
+        arrays = self.worker.problem_arrays
+        return [_argument(arrays[f"q{self.j}_p{k}_a{i}"].copy()) if literal is None else _loads(literal)
+                for i, literal in enumerate(self.problem["literals"])]
+
+    def _point(self, k: int) -> None:
+        first, second = self.functions
+        link, names, j = self.problem["link"], self.names, self.j
+        cotangent = self.worker.problem_arrays.get(f"q{j}_p{k}_cotangent", _asarray(0.0))  # none without a dout
+        value = self._call(k, 0, f"{names[0]} at point {k + 1}", lambda: first(*self._arguments(k)))
+        if value is None:
+            return
+        paired = isinstance(value, tuple) and len(value) == 2
+        if link in ("cache", "pair") and paired:
+            value, carried = value
+        try:
+            self.worker._write(f"q{j}_p{k}_value.npy", _limited(_asarray(value, dtype=_float64),
+                                                                self.problem["limit"]))
+        except BaseException as exc:
+            return self._bad_value(k, 0, _describe(exc))
+        if link in ("cache", "pair") and not paired:  # the value is scored; its derivative cannot be had
+            pair = "(out, cache)" if link == "cache" else "(value, gradients)"
+            self.status[k, 1] = CALL_SKIPPED
+            self.errors[k, 1] = f"{names[0]} returned {_described_value(value)}, not {pair}"[:MESSAGE_LENGTH]
+            return None
+        if link == "pair":
+            derivative = carried
+        elif self.status[k, 1] == CALL_SKIPPED:
+            return None
+        else:
+            calls = {"cache": lambda: second(cotangent.copy(), carried),
+                     "cotangent": lambda: second(*self._arguments(k), cotangent.copy()),
+                     "same": lambda: second(*self._arguments(k))}
+            derivative = self._call(k, 1, f"{names[1]} at point {k + 1}", calls[link])
+            if derivative is None:
+                return None
+        try:
+            self.worker._write_parts(f"q{j}_p{k}", derivative, self.problem["wrt"], self.problem["limit"])
+        except BaseException as exc:
+            return self._bad_value(k, 1, _describe(exc))
+        self.status[k, 1] = OK
+        return None
+
+    def _call(self, k: int, which: int, what: str, run: Callable[[], Any]) -> Any:
+        """Run one call under the problem's time limit; record how it went; its value, or None if it failed."""
+        start = _clock()
+        code, message, value = self.worker._attempt(what, self.problem["call_seconds"], run)
+        self.status[k, which], self.errors[k, which], self.seconds[k, which] = code, message, _clock() - start
+        if code == OK and value is None:
+            self.status[k, which], self.errors[k, which] = CALL_BAD_VALUE, "None"
+        return value if self.status[k, which] == OK else None
+
+    def _bad_value(self, k: int, which: int, message: str) -> None:
+        self.status[k, which], self.errors[k, which] = CALL_BAD_VALUE, message[:MESSAGE_LENGTH]
+
+    def _probe(self) -> None:
+        """Call the backward at twice the first point's dout, on a fresh forward's cache (is it linear in dout?)."""
+        first, second = self.functions
+        doubled = 2 * self.worker.problem_arrays[f"q{self.j}_p0_cotangent"]
+
+        def run() -> Any:
+            return second(doubled.copy(), first(*self._arguments(0))[1])
+
+        code, _, derivative = self.worker._attempt(f"{self.names[1]} with 2 dout", self.problem["call_seconds"], run)
+        if code == OK:
+            with contextlib.suppress(BaseException):  # no probe: nothing is said about linearity
+                self.worker._write_parts(f"q{self.j}_probe", derivative, self.problem["wrt"], self.problem["limit"])
+
+
+def _parts(value: Any, names: list[str], limit: int) -> tuple[list[np.ndarray], int]:
+    """A gradient as it came back (one array, a sequence, or a dict by name) as float arrays, and its form.
+
+    ``limit`` caps the entries: generous, but no huge files.
+    """
+    if isinstance(value, dict):
+        keys = [name if name in value else f"d{name}" for name in names]
+        missing = [key for key in keys if key not in value]
+        if missing:
+            raise KeyError(f"the gradient has no key {missing[0]!r}")
+        parts, form = [value[key] for key in keys], FORM_MAPPING
+    elif isinstance(value, (list, tuple)) and value and not np.isscalar(value[0]):
+        parts, form = list(value), FORM_SEQUENCE
+    else:
+        parts, form = [value], FORM_ARRAY
+    arrays = [_asarray(part, dtype=_float64) for part in parts]
+    if len(arrays) > len(names) + 1 or sum(a.size for a in arrays) > limit:
+        raise ValueError(f"the gradient is far larger than expected ({sum(a.size for a in arrays)} numbers)")
+    return arrays, form
 
 
 def _theta(task: dict[str, Any], point: np.ndarray) -> Any:
@@ -261,6 +394,22 @@ def _theta(task: dict[str, Any], point: np.ndarray) -> Any:
     if task["layout"] == "array":
         return arrays[0]
     return dict(zip(task["names"], arrays)) if task["layout"] == "dict" else arrays
+
+
+def _limited(array: np.ndarray, limit: int) -> np.ndarray:
+    if array.size > limit:
+        raise ValueError(f"it returned {array.size} numbers, far more than expected")
+    return array
+
+
+def _described_value(value: Any) -> str:
+    """What came back, in a few words: ``a tuple of 3``, ``an ndarray of shape (4, 5)``."""
+    name = type(value).__name__
+    article = "an" if name[:1] in "aeiou" or name == "ndarray" else "a"
+    if isinstance(value, (tuple, list)):
+        return f"{article} {name} of {len(value)}"
+    shape = getattr(value, "shape", None)
+    return f"{article} {name}" + (f" of shape {tuple(shape)}" if shape is not None else "")
 
 
 def _scalar(value: Any) -> float:
