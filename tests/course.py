@@ -17,15 +17,16 @@ from typing import Any
 from gradwidget.grading import Graded, grade
 
 COURSE = Path(__file__).resolve().parent.parent / "notebooks" / "assignment"
+LAYERS_COURSE = COURSE.parent / "layers-assignment"
 SECRET = "a test course's secret"
 # Short limits, so that loops and bombs cost a test seconds, not minutes.
 LIMITS = '[limits]\nwall = 30\ncell = 1.5\ncall = 3\nmemory = "1 GiB"\nprocesses = 32\n'
 
 
-def copy_course(folder: Path) -> Path:
+def copy_course(folder: Path, source: Path = COURSE) -> Path:
     """The course in ``folder/course`` with its own secret and short limits; returns the spec's path."""
     course = folder / "course"
-    shutil.copytree(COURSE, course, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    shutil.copytree(source, course, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     (course / "secret.txt").write_text(SECRET)
     spec = course / "assignment.toml"
     text = spec.read_text()
@@ -33,10 +34,18 @@ def copy_course(folder: Path) -> Path:
     return spec
 
 
-def solution_cells() -> list[str]:
-    """The solution's code cells: setup, forward and cost, gradient, then the self-check cells."""
-    notebook = json.loads((COURSE / "solution.ipynb").read_text())
+def solution_cells(source: Path = COURSE) -> list[str]:
+    """The solution's code cells (the 3-layer course: setup, forward and cost, gradient, then self-checks)."""
+    notebook = json.loads((source / "solution.ipynb").read_text())
     return ["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code"]
+
+
+def with_layer_bug(old: str, new: str) -> list[str]:
+    """The layers course's solution with ``old`` replaced by ``new`` in the one cell that holds it."""
+    cells = solution_cells(LAYERS_COURSE)
+    (hit,) = [k for k, cell in enumerate(cells) if old in cell]
+    cells[hit] = cells[hit].replace(old, new)
+    return cells
 
 
 def with_gradient_bug(old: str, new: str) -> list[str]:

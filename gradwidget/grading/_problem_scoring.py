@@ -73,6 +73,7 @@ class _Point:
     """One check point's comparison: agreement per item, and what the derivatives came back as."""
 
     value_ok: bool
+    value_differs: bool  # it came back, in the reference's shape, with other values
     derivative_ok: np.ndarray
     derivatives: list[np.ndarray] | None
     findings: dict[str, tuple[str, str]]
@@ -91,6 +92,11 @@ def score_problem(problem: Problem, answers: ProblemAnswers, outcome: ProblemOut
     notes = call_notes(problem.functions, outcome.calls, outcome.call_errors)
     points = [_compare(problem, answers, outcome, k, tolerances, notes) for k in range(count)]
     value_agreed = sum(p.value_ok for p in points)
+    differs = sum(p.value_differs for p in points)
+    if differs:
+        what = "output" if problem.value_item == "forward" else problem.value_item
+        notes.append(f"{problem.functions[0]}'s {what} differs from the reference's at {differs} of {count} check "
+                     "points")
     derivative_agreed = np.sum([p.derivative_ok for p in points], axis=0) if points else np.zeros(0)
     items = [(f"{problem.name}.{problem.value_item}", problem.points[problem.value_item], int(value_agreed), count)]
     items += [(f"{problem.name}.{item}", problem.points[item], int(derivative_agreed[i]), count)
@@ -137,21 +143,21 @@ def _compare(problem: Problem, answers: ProblemAnswers, outcome: ProblemOutcome,
              tolerances: tuple[float, float], notes: list[str]) -> _Point:
     reference = answers.points[k]
     value = outcome.values[k] if outcome.calls[k, 0] == w.OK else None
-    value_ok = value is not None and value.shape == reference.value.shape and bool(
-        _close(value, reference.value, tolerances[0]).all())
+    same_shape = value is not None and value.shape == reference.value.shape
+    value_ok = same_shape and bool(_close(value, reference.value, tolerances[0]).all())
     if value is not None and value.shape != reference.value.shape:
         _note(notes, f"{problem.functions[0]} returned shape {value.shape}; the reference's has shape "
                      f"{reference.value.shape}")
     derivative_ok = np.zeros(len(problem.derivative_items), bool)
     parts = outcome.derivatives[k] if outcome.calls[k, 1] == w.OK else None
     if parts is None:
-        return _Point(value_ok, derivative_ok, None, {})
+        return _Point(value_ok, same_shape and not value_ok, derivative_ok, None, {})
     try:
         arrays, findings = derivative_arrays(problem, reference.arguments, parts,
                                              problem.functions[1] or problem.functions[0], strict=False)
     except InputError as exc:
         _note(notes, str(exc))
-        return _Point(value_ok, derivative_ok, None, {})
+        return _Point(value_ok, same_shape and not value_ok, derivative_ok, None, {})
     shape_diagnoses = []
     for i, (name, array, expected) in enumerate(zip(problem.wrt, arrays, reference.derivatives)):
         if array.shape != expected.shape:
@@ -163,7 +169,7 @@ def _compare(problem: Problem, answers: ProblemAnswers, outcome: ProblemOutcome,
                              f"{expected.shape}")
             continue
         derivative_ok[i] = bool(_close(array, expected, tolerances[1]).all()) and name not in findings
-    return _Point(value_ok, derivative_ok, arrays, findings, tuple(shape_diagnoses))
+    return _Point(value_ok, same_shape and not value_ok, derivative_ok, arrays, findings, tuple(shape_diagnoses))
 
 
 def _summed_elsewhere(name: str, found: np.ndarray, expected: np.ndarray, dout: np.ndarray | None

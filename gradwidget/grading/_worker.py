@@ -273,7 +273,7 @@ class _ProblemRun:
 
     def run(self) -> None:
         status = self.status
-        if not (status == CALL_MISSING).any():
+        if not (status[:, 0] == CALL_MISSING).any():  # without its derivative, the value is still scored
             for k in range(len(status)):  # one timeout of a function is enough: the run's time is for other problems
                 if (status[:, 0] == TIMEOUT).any():
                     break
@@ -319,7 +319,7 @@ class _ProblemRun:
             return None
         if link == "pair":
             derivative = carried
-        elif self.status[k, 1] == CALL_SKIPPED:
+        elif self.status[k, 1] in (CALL_SKIPPED, CALL_MISSING):
             return None
         else:
             calls = {"cache": lambda: second(cotangent.copy(), carried),
