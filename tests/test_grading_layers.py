@@ -222,6 +222,41 @@ def test_a_missing_backward_and_a_backward_that_raises_cost_their_problem_only(c
     assert "batchnorm_backward raised NameError: name 'undefined_name' is not defined" in text
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "line", "words"), [
+    ("os-exit", "import os; os._exit(3)", "the process calling relu_forward and relu_backward ended: it exited (code 3)"),
+    ("segfault", "import ctypes; ctypes.string_at(0)",
+     "the process calling relu_forward and relu_backward ended: it was killed (SIGSEGV)"),
+    ("swallowed-limit", "while True:\n        try:\n            __import__('time').sleep(60)\n        except BaseException:\n"
+                        "            pass", "relu_backward at point 1 went on past its time limit"),
+    ("sys-exit", "import sys; sys.exit(0)", "relu_backward raised SystemExit"),
+    ("fork", "import os; os.fork()", ""),
+])
+def test_a_backward_that_exits_crashes_or_swallows_its_limit_costs_its_problem_only(
+        course: tuple[Path, Path], name: str, line: str, words: str) -> None:
+    cells = with_layer_bug("    x = cache\n    dx = dout.copy()", f"    {line}\n    x = cache\n    dx = dout.copy()")
+    graded = run(course, name, cells[:-2])  # not the notebook's own checks: what a cell does ends the run there
+    # The network's loss calls relu_backward too; a process that ends takes the problem's later points with it.
+    expected = set() if name == "fork" else {"relu.dx"} | NET | ({"relu.forward"} if name in ("os-exit", "segfault", "swallowed-limit")
+                                                               else set())
+    assert graded.status == "graded" and lost(graded) == expected, (graded.reason, lost(graded))  # type: ignore
+    assert words in feedback(course, name)
+
+
+@pytest.mark.slow
+def test_huge_nan_and_odd_answers_cost_their_items(course: tuple[Path, Path]) -> None:
+    cells = with_layer_bug("    return out, (x, w)", "    return np.zeros(10 ** 7), (x, w)")
+    cells = [c.replace("    return dx, dgamma, dbeta", "    return dx * np.nan, {'gamma': dgamma}, None")
+             .replace("    dx /= N\n    return loss, dx", "    return loss, [[1, 2]]") for c in cells]
+    graded = run(course, "odd", cells)
+    assert lost(graded) == {"affine.forward", "affine.dx", "affine.dw", "affine.db", "batchnorm.dx",
+                            "batchnorm.dgamma", "batchnorm.dbeta", "softmax.dx"} | NET  # type: ignore[attr-defined]
+    text = feedback(course, "odd")
+    assert "affine_forward returned ValueError: it returned 10000000 numbers, far more than expected" in text
+    assert "dx has shape (2,); the reference's has shape (6, 4)" in text
+    assert "batchnorm_backward returned TypeError: its item 2 is a dict, not an array of numbers" in text
+
+
 PATCHER = '''
 import numpy as np
 def affine_backward(dout, cache):

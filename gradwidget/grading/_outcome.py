@@ -78,6 +78,9 @@ class ProblemOutcome:
         tuple of arrays), or None.
     probe : object
         The backward's answer at twice the first dout, or None.
+    ended, gave_up : str
+        How the process that ran the problem ended, when it did not end
+        normally; what went on past its time limit.
     """
 
     calls: np.ndarray
@@ -86,6 +89,8 @@ class ProblemOutcome:
     values: list[np.ndarray | None]
     derivatives: list[Any]
     probe: Any
+    ended: str = ""
+    gave_up: str = ""
 
 
 def read_outcome(workdir: Path, spec: Spec, cell_count: int, point_count: int,
@@ -121,7 +126,8 @@ def _problem(reader: _Reader, prefix: str, count: int, names: int, limit: int) -
         values.append(value if value is not None and value.dtype.kind == "f" and value.size <= limit else None)
     return ProblemOutcome(calls, errors, seconds, values,
                           [reader.parts(f"{prefix}p{k}", names, limit) for k in range(count)],
-                          reader.parts(f"{prefix}probe", names, limit))
+                          reader.parts(f"{prefix}probe", names, limit), reader.line(f"{prefix}ended.npy"),
+                          reader.line(f"{prefix}gave_up.npy"))
 
 
 class _Reader:

@@ -90,6 +90,12 @@ def score_problem(problem: Problem, answers: ProblemAnswers, outcome: ProblemOut
     """
     count = len(answers.points)
     notes = call_notes(problem.functions, outcome.calls, outcome.call_errors)
+    if outcome.gave_up:
+        notes.append(f"{outcome.gave_up.replace(' (over time)', '')} went on past its time limit: the problem's "
+                     "other calls were not made")
+    elif outcome.ended:
+        notes.append(f"the process calling {problem.describe()} ended: {outcome.ended}; its calls after that "
+                     "were not made")
     points = [_compare(problem, answers, outcome, k, tolerances, notes) for k in range(count)]
     value_agreed = sum(p.value_ok for p in points)
     differs = sum(p.value_differs for p in points)

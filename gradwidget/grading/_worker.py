@@ -48,6 +48,7 @@ IGNORED_LIMIT_GRACE = 2.0  # seconds a cell may go on after its time limit befor
 _save, _load, _asarray, _float64, _open = np.save, np.load, np.asarray, np.float64, open
 _loads = json.loads
 _clock, _setitimer, _getpid, _exit = time.perf_counter, signal.setitimer, os.getpid, os._exit
+_fork, _waitpid, _exit_code = os.fork, os.waitpid, os.waitstatus_to_exitcode
 
 
 class TimeLimit(BaseException):
@@ -100,6 +101,7 @@ class Worker:
                                for path in (workdir / "arguments").glob("q*.npy")}
         self.imports: set[str] = set()
         self.watched: str | None = None  # what is running under a time limit: "cell 3", "cost at point 2"
+        self.gave_up_file = "gave_up.npy"  # a problem's own process notes it in its own file
 
     # ------------------------------------------------------------ guards
 
@@ -145,7 +147,7 @@ class Worker:
                 _exit(0)
 
     def _note_gave_up(self) -> None:
-        self._write("gave_up.npy", _asarray(str(self.watched)[:MESSAGE_LENGTH]))
+        self._write(self.gave_up_file, _asarray(str(self.watched)[:MESSAGE_LENGTH]))
 
     # ------------------------------------------------------------ the run
 
@@ -156,7 +158,7 @@ class Worker:
         self._run_cells(namespace)
         if "problems" in self.task:
             for j, problem in enumerate(self.task["problems"]):
-                _ProblemRun(self, j, problem, namespace).run()
+                _ProblemRun(self, j, problem, namespace).run_apart()
         else:
             self._call_functions(namespace)
         self._write("imports.npy", _asarray(sorted(self.imports), dtype=f"<U{MESSAGE_LENGTH}"))
@@ -271,6 +273,28 @@ class _ProblemRun:
                 self.status[:, which] = CALL_MISSING
                 self.errors[:, which] = f"{name} is not defined" if function is None else f"{name} is not a function"
 
+    def run_apart(self) -> None:
+        """Run the problem in a child process of its own.
+
+        An ``os._exit``, a crash or a loop that ignores its time limit there
+        ends this problem only. An end that is not a normal one is noted in
+        ``q<j>_ended.npy``.
+        """
+        worker, j = self.worker, self.j
+        pid = _fork()
+        if pid == 0:
+            worker.pid, worker.gave_up_file = _getpid(), f"q{j}_gave_up.npy"
+            try:
+                self.run()
+            except BaseException as exc:  # the student's code broke the worker's own work
+                worker._write(f"q{j}_ended.npy", _asarray(f"it broke the grading worker ({_describe(exc)})"))
+                _exit(2)
+            _exit(0)
+        code = _exit_code(_waitpid(pid, 0)[1])
+        if code and not (worker.out / f"q{j}_ended.npy").exists():
+            ended = f"it was killed ({signal.Signals(-code).name})" if code < 0 else f"it exited (code {code})"
+            worker._write(f"q{j}_ended.npy", _asarray(ended))
+
     def run(self) -> None:
         status = self.status
         if not (status[:, 0] == CALL_MISSING).any():  # without its derivative, the value is still scored
@@ -376,7 +400,13 @@ def _parts(value: Any, names: list[str], limit: int) -> tuple[list[np.ndarray], 
         parts, form = list(value), FORM_SEQUENCE
     else:
         parts, form = [value], FORM_ARRAY
-    arrays = [_asarray(part, dtype=_float64) for part in parts]
+    arrays = []
+    for j, part in enumerate(parts):
+        try:
+            arrays.append(_asarray(part, dtype=_float64))
+        except (TypeError, ValueError):
+            where = "it" if len(parts) == 1 else f"its item {j + 1}"
+            raise TypeError(f"{where} is {_described_value(part)}, not an array of numbers") from None
     if len(arrays) > len(names) + 1 or sum(a.size for a in arrays) > limit:
         raise ValueError(f"the gradient is far larger than expected ({sum(a.size for a in arrays)} numbers)")
     return arrays, form
