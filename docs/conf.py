@@ -5,7 +5,8 @@ author = "the gradwidget developers"
 copyright = "the gradwidget developers"
 
 extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.napoleon"]
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "assignment/student.ipynb", "assignment/solution.ipynb"]
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "assignment/student.ipynb", "assignment/solution.ipynb",
+                    "layers-assignment/student.ipynb", "layers-assignment/solution.ipynb"]
 html_theme = "alabaster"
 html_title = "gradwidget"
 html_static_path: list[str] = []

@@ -61,7 +61,10 @@ def spec_page() -> str:
 
 An instructor writes one TOML file per assignment; `gradwidget validate SPEC` proves it works, and
 `gradwidget grade SPEC SUBMISSION... --out DIR` grades a class with it. Every mistake in a spec is an error
-naming the key. Its keys:
+naming the key (and, in a spec of problems, the problem). A spec grades one cost and its gradient
+(`[functions]`, `[parameters]`, `[data]`, `[tolerance]`, `[scoring]`; see `notebooks/assignment/`) or holds
+`[[problems]]`, one table per layer, loss, Jacobian, VJP or Hessian, each with its own functions, arguments,
+tolerance and scoring (see `notebooks/layers-assignment/`, and its walkthrough). Its keys:
 
 | key | meaning |
 | --- | --- |

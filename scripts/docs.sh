@@ -14,6 +14,10 @@ mkdir "$stage/assignment"
 cp -r notebooks/assignment/data notebooks/assignment/assignment.toml notebooks/assignment/reference.py \
     notebooks/assignment/secret.txt notebooks/assignment/instructor.ipynb "$stage/assignment/"
 cp notebooks/assignment/student.ipynb notebooks/assignment/solution.ipynb "$stage/assignment/"
+mkdir "$stage/layers-assignment"
+cp notebooks/layers-assignment/assignment.toml notebooks/layers-assignment/reference.py \
+    notebooks/layers-assignment/secret.txt notebooks/layers-assignment/instructor.ipynb \
+    notebooks/layers-assignment/student.ipynb notebooks/layers-assignment/solution.ipynb "$stage/layers-assignment/"
 "$PY" docs/generate.py "$stage"
 "$PY" -m sphinx -W --keep-going -q -b html "$stage" build/docs/html
 echo "documentation: build/docs/html/index.html"

@@ -44,11 +44,11 @@ def executed(kernel_dir: Path) -> dict[str, Any]:
             notebook = nbformat.read(path, as_version=4)
             nbclient.NotebookClient(notebook, timeout=300, kernel_name=KERNEL,
                                     resources={"metadata": {"path": str(path.parent)}}).execute()
-            notebooks[path.name] = notebook
+            notebooks[path.relative_to(FOLDER).as_posix()] = notebook
     return notebooks
 
 
-@pytest.mark.parametrize("name", [p.name for p in NOTEBOOKS])
+@pytest.mark.parametrize("name", [p.relative_to(FOLDER).as_posix() for p in NOTEBOOKS])
 def test_notebook_runs_without_errors(name: str, executed: dict[str, Any]) -> None:
     notebook = executed[name]
     for cell in notebook.cells:
@@ -70,7 +70,7 @@ def test_gradcheck_notebook_shows_the_bug_and_the_fix(executed: dict[str, Any]) 
 
 
 def test_the_instructors_walkthrough_grades_a_class(executed: dict[str, Any]) -> None:
-    notebook = executed["instructor.ipynb"]
+    notebook = executed["assignment/instructor.ipynb"]
     text = "".join(out.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
                    for out in cell.outputs)
     assert "spec OK" in text
@@ -82,8 +82,28 @@ def test_the_instructors_walkthrough_grades_a_class(executed: dict[str, Any]) ->
     assert "10.0 of 10.0 at the public points" in text
 
 
+def test_the_layers_walkthrough_grades_a_class_and_reads_the_csv(executed: dict[str, Any]) -> None:
+    text = _texts(executed["layers-assignment/instructor.ipynb"])
+    assert "spec OK" in text and "solution solution.ipynb: 35 of 35 (graded)" in text
+    assert "bob       29 lost: affine.dw, two_layer.cost, two_layer.dW1" in text
+    assert "cyd       32 lost: relu.dx, two_layer.dW1, two_layer.db1" in text
+    assert "dan       30 lost: rnn.dx, rnn.dh0, rnn.dWx, rnn.dWh, rnn.db" in text
+    assert "ada       35 lost: -" in text
+    assert "affine: dw is the transpose of the reference's" in text
+    assert "relu: relu_backward returns the same dx whatever dout is" in text
+    assert "the gradient flowing back from the next step (dh_next) is dropped" in text
+    assert "35.0 of 35.0 at the public points" in text
+
+
+def test_the_layers_solution_checks_each_of_its_layers(executed: dict[str, Any]) -> None:
+    text = _texts(executed["layers-assignment/solution.ipynb"])
+    for name in ("relu", "batchnorm", "conv", "max_pool", "rnn_step", "rnn", "softmax"):
+        assert f"{name} passed []" in text
+
+
 def test_the_solution_notebook_checks_its_own_gradient(executed: dict[str, Any]) -> None:
-    outputs = [out for cell in executed["solution.ipynb"].cells if cell.cell_type == "code" for out in cell.outputs]
+    outputs = [out for cell in executed["assignment/solution.ipynb"].cells if cell.cell_type == "code"
+               for out in cell.outputs]
     assert any("PASSED" in out.get("data", {}).get("text/plain", "") for out in outputs)
 
 
