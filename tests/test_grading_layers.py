@@ -224,11 +224,13 @@ def test_a_missing_backward_and_a_backward_that_raises_cost_their_problem_only(c
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "line", "words"), [
-    ("os-exit", "import os; os._exit(3)", "the process calling relu_forward and relu_backward ended: it exited (code 3)"),
+    ("os-exit", "import os; os._exit(3)",
+     "the process calling relu_forward and relu_backward ended: it exited (code 3)"),
     ("segfault", "import ctypes; ctypes.string_at(0)",
      "the process calling relu_forward and relu_backward ended: it was killed (SIGSEGV)"),
-    ("swallowed-limit", "while True:\n        try:\n            __import__('time').sleep(60)\n        except BaseException:\n"
-                        "            pass", "relu_backward at point 1 went on past its time limit"),
+    ("swallowed-limit",
+     "while True:\n        try:\n            __import__('time').sleep(60)\n        except BaseException:\n            pass",
+     "relu_backward at point 1 went on past its time limit"),
     ("sys-exit", "import sys; sys.exit(0)", "relu_backward raised SystemExit"),
     ("fork", "import os; os.fork()", ""),
 ])
