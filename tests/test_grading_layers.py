@@ -229,7 +229,8 @@ def test_a_missing_backward_and_a_backward_that_raises_cost_their_problem_only(c
     ("segfault", "import ctypes; ctypes.string_at(0)",
      "the process calling relu_forward and relu_backward ended: it was killed (SIGSEGV)"),
     ("swallowed-limit",
-     "while True:\n        try:\n            __import__('time').sleep(60)\n        except BaseException:\n            pass",
+     "while True:\n        try:\n            __import__('time').sleep(60)\n"
+     "        except BaseException:\n            pass",
      "relu_backward at point 1 went on past its time limit"),
     ("sys-exit", "import sys; sys.exit(0)", "relu_backward raised SystemExit"),
     ("fork", "import os; os.fork()", ""),
