@@ -83,11 +83,15 @@ def nbgrader_cell(source: str, **metadata: object) -> dict[str, object]:
                                       "task": False, **metadata}}}
 
 
-def source_notebook() -> dict[str, object]:
-    setup, cost, gradient = solution_cells()[:3]
+def source_notebook(answers: list[str] | None = None) -> dict[str, object]:
+    """nbgrader's source notebook: a locked setup cell, one solution cell per answer, the grade cell.
+
+    The answers default to the 3-layer course's setup, cost and gradient cells.
+    """
+    setup, *solutions = answers or solution_cells()[:3]
     cells = [nbgrader_cell(setup, grade_id="setup", locked=True),
-             nbgrader_cell(f"### BEGIN SOLUTION\n{cost}\n### END SOLUTION", grade_id="cost", solution=True),
-             nbgrader_cell(f"### BEGIN SOLUTION\n{gradient}\n### END SOLUTION", grade_id="gradient", solution=True),
+             *(nbgrader_cell(f"### BEGIN SOLUTION\n{source}\n### END SOLUTION", grade_id=f"answer-{k}", solution=True)
+               for k, source in enumerate(solutions)),
              nbgrader_cell("# Graded by gradwidget, in an isolated worker, after nbgrader autograde:\n"
                            "# gradwidget nbgrader assignment.toml --course . --assignment backprop --notebook "
                            "backprop --cell gradient-grade", grade_id=CELL, grade=True, locked=True, points=10)]
@@ -95,8 +99,8 @@ def source_notebook() -> dict[str, object]:
                                                         "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}
 
 
-def submission(cells: list[str]) -> dict[str, object]:
-    released = source_notebook()
+def submission(cells: list[str], answers: list[str] | None = None) -> dict[str, object]:
+    released = source_notebook(answers)
     for cell, source in zip(released["cells"], cells):  # type: ignore[call-overload]
         cell["source"] = source
     return released
@@ -109,16 +113,19 @@ def nbgrader(course: Path, *args: str) -> None:
                    timeout=300, env={**os.environ, "PATH": path})
 
 
-def nbgrader_course(folder: Path, submissions: dict[str, list[str]]) -> Path:
-    """An nbgrader course in ``folder``: the exercise generated, and each student's cells submitted."""
+def nbgrader_course(folder: Path, submissions: dict[str, list[str]], answers: list[str] | None = None) -> Path:
+    """An nbgrader course in ``folder``: the exercise generated, and each student's cells submitted.
+
+    ``answers`` are the source notebook's cells (see `source_notebook`).
+    """
     (folder / "source" / ASSIGNMENT).mkdir(parents=True)
     (folder / "nbgrader_config.py").write_text(f"c = get_config()\nc.CourseDirectory.root = {str(folder)!r}\n"
                                                "c.CourseDirectory.course_id = 'demo'\n")
-    (folder / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb").write_text(json.dumps(source_notebook()))
+    (folder / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb").write_text(json.dumps(source_notebook(answers)))
     nbgrader(folder, "generate_assignment", ASSIGNMENT, "--force")
     for student, cells in submissions.items():
         where = folder / "submitted" / student / ASSIGNMENT
         where.mkdir(parents=True)
-        (where / f"{NOTEBOOK}.ipynb").write_text(json.dumps(submission(cells)))
+        (where / f"{NOTEBOOK}.ipynb").write_text(json.dumps(submission(cells, answers)))
         (where / "timestamp.txt").write_text("2026-11-24 12:00:00.000000 UTC")
     return folder

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from .._diagnose import Diagnosis
+from .._params import Block
 from .._result import CheckResult
+from .._verdict import Status
 from ._scoring import Graded, Item
 from ._spec import Spec
 
@@ -136,11 +138,10 @@ def feedback_html(spec: Spec, graded: Graded) -> str:
     ]
     if graded.reason:
         parts.append(f"<p class='reason'>{esc(graded.reason)}.</p>")
-    rows = "".join(f"<tr><td>{esc(item.name)}</td><td>{_number(item.points)} / {_number(item.max_points)}</td>"
-                   f"<td>{item.agreed} of {item.checked}</td></tr>" for item in graded.items)
-    parts.append("<table class='items'><thead><tr><th>item</th><th>points</th><th>agrees with the reference at"
-                 f"</th></tr></thead><tbody>{rows}</tbody></table><p>Each item is checked at "
-                 f"{graded.items[0].checked if graded.items else 0} points of your own that no one else gets.</p>")
+    if not graded.parts:
+        parts.append(_items_table(graded.items))
+    parts.append(f"<p>Each item is checked at {graded.items[0].checked if graded.items else 0} points of your own "
+                 "that no one else gets.</p>")
     for section in _sections(graded):
         parts.append(_section_html(section))
     parts.append("</body></html>")
@@ -153,7 +154,7 @@ def _section_html(section: _Section) -> str:
     parts = []
     if section.problem:
         parts.append(f"<h2 data-problem='{esc(section.problem)}'>{esc(section.problem)}: "
-                     f"{_points_of(section.items)}</h2>")
+                     f"{_points_of(section.items)}</h2>" + _items_table(section.items))
     if section.notes:
         parts.append(f"<{level}>What went wrong</{level}><ul class='notes'>"
                      + "".join(f"<li>{esc(note)}</li>" for note in section.notes) + "</ul>")
@@ -161,16 +162,28 @@ def _section_html(section: _Section) -> str:
         parts.append(f"<{level}>How your {what} from the reference</{level}><ul class='diagnoses'>"
                      + "".join(f"<li data-code='{esc(d.code)}'><code>{esc(d.code)}</code> {esc(d.message)}</li>"
                                for d in section.diagnoses) + "</ul>")
-    if section.comparison is not None and (not section.problem or not section.comparison.passed):
-        parts.append(_heatmaps(section.comparison, level))  # a right problem's heatmaps would say nothing
+    if section.comparison is not None and not section.problem:
+        parts.append(_heatmaps(section.comparison, level, section.comparison.evidence.layout.blocks))
+    elif section.comparison is not None:  # a problem's blocks that disagree: the others' heatmaps would say nothing
+        failing = [b for b in section.comparison.evidence.layout.blocks
+                   if (section.comparison.evidence.status[b.slice] == Status.WRONG).any()]
+        parts.append(_heatmaps(section.comparison, level, failing) if failing else "")
     return "\n".join(parts)
 
 
-def _heatmaps(result: CheckResult, level: str) -> str:
+def _items_table(items: tuple[Item, ...]) -> str:
+    esc = html.escape
+    rows = "".join(f"<tr><td>{esc(item.name)}</td><td>{_number(item.points)} / {_number(item.max_points)}</td>"
+                   f"<td>{item.agreed} of {item.checked}</td></tr>" for item in items)
+    return ("<table class='items'><thead><tr><th>item</th><th>points</th><th>agrees with the reference at</th>"
+            f"</tr></thead><tbody>{rows}</tbody></table>")
+
+
+def _heatmaps(result: CheckResult, level: str, blocks: Sequence[Block]) -> str:
     from .._plot import block_png
 
     figures = []
-    for block in result.evidence.layout.blocks:
+    for block in blocks:
         data = base64.b64encode(block_png(result, block)).decode("ascii")
         figures.append(f"<figure style='display:inline-block;margin:4px' data-block='{html.escape(block.name)}'>"
                        f"<img src='data:image/png;base64,{data}' alt='{html.escape(block.name)}: relative "
