@@ -240,7 +240,7 @@ def _prepare_problems(workdir: Path, spec: Spec, answers: list[ProblemAnswers], 
                 target.parent.mkdir(parents=True, exist_ok=True)
                 np.save(target, given.value, allow_pickle=False)
         task["problems"].append({
-            "name": problem.name, "first": problem.functions[0], "second": problem.functions[1],
+            "first": problem.functions[0], "second": problem.functions[1],
             "link": problem.link, "points": len(expected.points), "wrt": list(problem.wrt), "limit": limit,
             "call_seconds": problem.call_seconds or spec.limits.call,
             "literals": [None if a.kind in ("drawn", "integers", "data") else json.dumps(a.value)

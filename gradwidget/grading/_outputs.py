@@ -162,12 +162,13 @@ def _section_html(section: _Section) -> str:
         parts.append(f"<{level}>How your {what} from the reference</{level}><ul class='diagnoses'>"
                      + "".join(f"<li data-code='{esc(d.code)}'><code>{esc(d.code)}</code> {esc(d.message)}</li>"
                                for d in section.diagnoses) + "</ul>")
-    if section.comparison is not None and not section.problem:
-        parts.append(_heatmaps(section.comparison, level, section.comparison.evidence.layout.blocks))
-    elif section.comparison is not None:  # a problem's blocks that disagree: the others' heatmaps would say nothing
-        failing = [b for b in section.comparison.evidence.layout.blocks
-                   if (section.comparison.evidence.status[b.slice] == Status.WRONG).any()]
-        parts.append(_heatmaps(section.comparison, level, failing) if failing else "")
+    if section.comparison is not None:
+        # Where it agrees everywhere, heatmaps would say nothing. A problem shows its blocks that disagree; a
+        # gradient, every block (which ones agree is part of where).
+        blocks = section.comparison.evidence.layout.blocks
+        failing = [b for b in blocks if (section.comparison.evidence.status[b.slice] == Status.WRONG).any()]
+        if failing:
+            parts.append(_heatmaps(section.comparison, level, failing if section.problem else blocks))
     return "\n".join(parts)
 
 
