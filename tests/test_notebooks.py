@@ -70,9 +70,7 @@ def test_gradcheck_notebook_shows_the_bug_and_the_fix(executed: dict[str, Any]) 
 
 
 def test_the_instructors_walkthrough_grades_a_class(executed: dict[str, Any]) -> None:
-    notebook = executed["assignment/instructor.ipynb"]
-    text = "".join(out.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
-                   for out in cell.outputs)
+    text = _texts(executed["assignment/instructor.ipynb"])
     assert "spec OK" in text
     assert "student     0 / 10  graded   flags: -" in text
     assert "ada        10 / 10  graded   flags: -" in text
