@@ -39,7 +39,7 @@ from ._result import CheckResult
 from ._shapes import ReturnedGradients
 from ._verdict import Verdict
 
-__all__ = ["assert_layer", "check_layer", "check_loss"]
+__all__ = ["argument_names", "assert_layer", "check_layer", "check_loss"]
 
 
 def check_layer(forward: Callable[..., Any], backward: Callable[..., Any], *args: Any, wrt: Any = None,
@@ -78,13 +78,13 @@ def check_layer(forward: Callable[..., Any], backward: Callable[..., Any], *args
     **options
         ``method``, ``eps``, ``tol``, ``precision``, ``sample``,
         ``directions``, ``executor``, ``seed``, ``progress`` as for
-        :func:`gradwidget.check`.
+        :func:`gradwidget.check`; ``names``, one name per argument.
 
     Returns
     -------
     CheckResult
         Blocks are the differentiated arguments, named as in the forward's
-        signature.
+        signature (or by ``names``).
 
     Examples
     --------
@@ -102,7 +102,8 @@ def check_layer(forward: Callable[..., Any], backward: Callable[..., Any], *args
     opts = valid_options(options, "check_layer")
     require_callable(forward, "forward")
     require_callable(backward, "backward")
-    names = _argument_names(forward, len(args))
+    names = _given_names(opts.names, len(args)) or argument_names(forward, len(args))
+    opts = replace(opts, names=None)  # they name the arguments, not blocks of one of them
     chosen = _differentiated(args, names, wrt)
     if not chosen:
         lists = [n for n, a in zip(names, args) if isinstance(a, (list, tuple))]
@@ -144,7 +145,7 @@ def check_layer(forward: Callable[..., Any], backward: Callable[..., Any], *args
         moved = list(args)
         for name, value in theta.items():
             moved[names.index(name)] = value
-        given.pop("names", None)  # blocks are named after the forward's parameters
+        given["names"] = names
         return check_layer(forward, backward, *moved, wrt=tuple(theta), dout=dout, **given)
 
     return rediagnosed(result, rerun, contract=contract)
@@ -169,7 +170,7 @@ def check_loss(loss: Callable[..., Any], *args: Any, wrt: Any = None, **options:
     """
     opts = valid_options(options, "check_loss")
     require_callable(loss, "loss")
-    names = _argument_names(loss, len(args))
+    names = argument_names(loss, len(args))
     chosen = _differentiated(args, names, wrt)
     lname = name_of(loss, "loss")
     if not chosen:
@@ -323,7 +324,14 @@ def _douts(outputs: Layout, v: np.ndarray) -> Any:
     return list(views) if isinstance(views, (list, tuple)) else views
 
 
-def _argument_names(fn: Callable[..., Any], count: int) -> list[str]:
+def _given_names(names: tuple[str, ...] | None, count: int) -> list[str] | None:
+    """``names=``, when given, one per argument."""
+    if names is not None and len(names) != count:
+        raise OptionError("names", f"names= has {len(names)} names for {count} arguments")
+    return None if names is None else list(names)
+
+
+def argument_names(fn: Callable[..., Any], count: int) -> list[str]:
     """The forward's parameter names for its first ``count`` positional arguments (``arg3`` where unknown)."""
     try:
         parameters = list(inspect.signature(fn).parameters.values())

@@ -62,7 +62,8 @@ class Projection:
 
     def __call__(self, x: Any) -> Any:
         value = self.f(x)
-        if np.iscomplexobj(value) or (isinstance(value, (tuple, list)) and any(map(np.iscomplexobj, value))):
+        parts = value if isinstance(value, (tuple, list)) else [value]  # outputs of several shapes, or one
+        if any(map(np.iscomplexobj, parts)):
             out = _complex_flat(value, self.outputs)
         else:
             out = flat_output(value, self.outputs, self.what)

@@ -4,7 +4,7 @@
 # gradwidget's own declarations into a staging folder beside the pages of docs/.
 set -eu
 cd "$(dirname "$0")/.."
-[ -n "${PY:-}" ] || . scripts/venv.sh test
+[ -n "${PY:-}" ] || . scripts/venv.sh test,torch,jax
 stage=build/docs/source
 rm -rf "$stage" build/docs/html
 mkdir -p "$stage"

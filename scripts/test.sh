@@ -2,7 +2,7 @@
 # Set up everything the tests need and run every test.
 set -eu
 cd "$(dirname "$0")/.."
-. scripts/venv.sh test
+. scripts/venv.sh test,torch,jax  # the front ends for PyTorch and JAX are tested with them
 # The browser tests drive Debian's Chromium (never a downloaded one); the JS tests run on node.
 missing=""
 [ -x /usr/bin/chromium ] || missing="$missing chromium"

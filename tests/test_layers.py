@@ -28,8 +28,9 @@ LAYERS: list[set[str]] = [
     # the coordinate and directional paths; the second point; kinks moved together; float32 checked in float64
     {"_entries", "_directions", "_second_point", "_subgradient", "_precision", "_contract"},
     {"_check", "_array_checks", "_layer"},  # orchestration: check; the checks of array-valued functions; layers
+    {"_frameworks"},  # a framework's function and its autodiff as a layer
     {"_colour", "_report", "_plot", "_sweep", "_pairs_view"},  # how a result shows
-    {"_magic", "widget", "grading", "demo", "__init__", "__main__"},  # entry points
+    {"_magic", "widget", "grading", "demo", "torch", "jax", "__init__", "__main__"},  # entry points
 ]
 
 LAZY_DELEGATES = {

@@ -1,0 +1,213 @@
+"""gradwidget.torch.check against torch.autograd.gradcheck over torch's own operator database.
+
+Every op of ``op_db`` with autograd and float64 CPU samples gives its first
+sample whose tensors hold at most ``--max-size`` numbers (its input and
+tensor arguments that require grad are differentiated; the op's floating
+and complex outputs are checked; the op is called through its OpInfo's
+``gradcheck_wrapper``, as torch's own tests call gradcheck). Each checker
+sees the op as it is (a false alarm if it does not pass) and with its
+backward wrapped to move one entry of the first input's gradient (the
+largest, for a random upstream gradient) by a relative 1e-2, 1e-4 and 1e-6
+(caught if it does not pass); ops whose gradient is 0 there (floor, sign)
+have no such bug and are left out of those columns. gradcheck runs in its
+default and fast mode; gradwidget with its defaults. The same ops' float32
+samples, which gradcheck refuses (it needs float64), are checked by
+gradwidget alone: in float64 where the op follows its inputs' dtype.
+
+Run: ``python benchmarks/frameworks.py [--limit N] [--max-size 400]`` (needs
+``pip install -e .[bench]``: op_db lives in torch's test suite, which needs expecttest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from tables import print_table
+
+import gradwidget.torch as gwt
+
+DELTAS = (1e-2, 1e-4, 1e-6)
+
+
+@dataclass
+class Case:
+    """One op's sample: a function of its differentiated tensors, and the tensors (float64 and float32)."""
+
+    name: str
+    fn: Callable[..., Any]
+    inputs: list[torch.Tensor]
+    inputs32: list[torch.Tensor] | None
+    entry: int | None = None  # the entry moved: None where every entry's gradient is 0 (no bug to find)
+
+
+@dataclass
+class Tally:
+    """One checker's counts over the cases."""
+
+    alarms: int = 0
+    right: int = 0
+    caught: dict[float, int] = field(default_factory=lambda: dict.fromkeys(DELTAS, 0))
+    wrong: dict[float, int] = field(default_factory=lambda: dict.fromkeys(DELTAS, 0))
+    unsure: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+
+
+class Nudge(torch.autograd.Function):
+    """The identity, whose backward moves one entry of the gradient by a relative delta (linear in it)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, entry: int, delta: float) -> torch.Tensor:
+        ctx.entry, ctx.delta = entry, delta
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        moved = g.clone().reshape(-1)
+        moved[ctx.entry] = moved[ctx.entry] * (1 + ctx.delta)
+        return moved.reshape(g.shape), None, None
+
+
+def cases(limit: int | None, max_size: int) -> list[Case]:
+    from torch.testing._internal.common_methods_invocations import op_db
+
+    found = []
+    for op in op_db:
+        if not op.supports_autograd or torch.float64 not in op.supported_dtypes("cpu"):
+            continue
+        case = _first_sample(op, max_size)
+        if case is not None:
+            found.append(case)
+        if limit is not None and len(found) >= limit:
+            break
+    return found
+
+
+def _first_sample(op: Any, max_size: int) -> Case | None:
+    try:
+        samples = op.sample_inputs("cpu", torch.float64, requires_grad=True)
+        for sample in samples:
+            parts = [sample.input, *sample.args]
+            if not all(isinstance(p, torch.Tensor) or not isinstance(p, (list, tuple)) for p in parts):
+                continue
+            chosen = [k for k, p in enumerate(parts) if isinstance(p, torch.Tensor) and p.requires_grad]
+            if not chosen or sum(parts[k].numel() for k in chosen) > max_size or parts[0].numel() == 0 \
+                    or 0 not in chosen:
+                continue
+            return _case(op, parts, chosen, dict(sample.kwargs))
+    except Exception:  # an op whose samples cannot be made on this machine
+        return None
+    return None
+
+
+def _case(op: Any, parts: list[Any], chosen: list[int], kwargs: dict[str, Any]) -> Case:
+    def fn(*tensors: torch.Tensor) -> Any:
+        full = list(parts)
+        for k, t in zip(chosen, tensors):
+            full[k] = t
+        out = op.gradcheck_wrapper(op, full[0], *full[1:], **kwargs)  # as torch's own tests call gradcheck
+        outputs = out if isinstance(out, (tuple, list)) else (out,)
+        kept = tuple(o for o in outputs if isinstance(o, torch.Tensor) and (o.is_floating_point() or o.is_complex()))
+        return kept[0] if len(kept) == 1 else kept
+
+    inputs = [parts[k].detach().clone().requires_grad_(True) for k in chosen]
+    single = torch.float32 in op.supported_dtypes("cpu")
+    inputs32 = [t.detach().float().requires_grad_(True) for t in inputs] if single else None
+    case = Case(op.name, fn, inputs, inputs32)
+    case.entry = _largest_entry(case)
+    return case
+
+
+def _largest_entry(case: Case) -> int | None:
+    """The first input's entry with the largest gradient for a random upstream gradient (None if all are 0)."""
+    try:
+        out = case.fn(*case.inputs)
+        outputs = out if isinstance(out, tuple) else (out,)
+        generator = torch.Generator().manual_seed(0)
+        grads = torch.autograd.grad(outputs, case.inputs[0], [torch.randn(o.shape, generator=generator,
+                                                                         dtype=o.dtype) for o in outputs],
+                                    allow_unused=True)
+    except Exception:
+        return None
+    if grads[0] is None or not bool(grads[0].abs().max() > 0):
+        return None
+    return int(grads[0].abs().argmax())
+
+
+def nudged(case: Case, delta: float) -> Callable[..., Any]:
+    return lambda first, *rest: case.fn(Nudge.apply(first, case.entry, delta), *rest)
+
+
+def verdicts(name: str, fn: Callable[..., Any], inputs: list[torch.Tensor]) -> str:
+    """``passed``, ``failed``, ``inconclusive`` or ``error`` from one checker."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if name == "gradwidget":
+                return gwt.check(fn, *inputs, seed=0, progress=False).verdict
+            fast = name == "gradcheck, fast mode"
+            return "passed" if torch.autograd.gradcheck(fn, tuple(inputs), fast_mode=fast,
+                                                        raise_exception=False) else "failed"
+    except Exception:
+        return "error"
+
+
+def tally(name: str, all_cases: list[Case], precision: str = "float64") -> Tally:
+    counts = Tally()
+    start = time.perf_counter()
+    for case in all_cases:
+        inputs = case.inputs if precision == "float64" else case.inputs32
+        if inputs is None:
+            continue
+        right = verdicts(name, case.fn, inputs)
+        if right == "error":
+            counts.errors += 1
+            continue
+        counts.right += 1
+        counts.alarms += right == "failed"
+        counts.unsure += right == "inconclusive"
+        if right != "passed" or case.entry is None:
+            continue  # a bug in an op the checker cannot pass is not a bug it can tell; a zero gradient has none
+        for delta in DELTAS:
+            verdict = verdicts(name, nudged(case, delta), inputs)
+            counts.wrong[delta] += 1
+            counts.caught[delta] += verdict in ("failed", "error")
+    counts.seconds = time.perf_counter() - start
+    return counts
+
+
+def row(name: str, counts: Tally) -> list[str]:
+    return [name, f"{counts.alarms}/{counts.right}", str(counts.unsure),
+            *(f"{counts.caught[d]}/{counts.wrong[d]} ({100 * counts.caught[d] / max(counts.wrong[d], 1):.1f}%)"
+              for d in DELTAS), str(counts.errors), f"{counts.seconds:.0f}"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=None, help="at most this many ops")
+    parser.add_argument("--max-size", type=int, default=400, help="numbers differentiated per sample, at most")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    found = cases(args.limit, args.max_size)
+    print(f"{len(found)} ops of op_db with a float64 CPU sample of at most {args.max_size} differentiated numbers\n")
+    header = ("checker", "false alarms", "inconclusive", *(f"caught at {d:g}" for d in DELTAS), "errors",
+              "seconds")
+    rows = [row(name, tally(name, found)) for name in ("gradwidget", "gradcheck", "gradcheck, fast mode")]
+    rows.append(row("gradwidget, float32 samples", tally("gradwidget", found, "float32")))
+    print_table(header, rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
