@@ -37,6 +37,8 @@ def site() -> Path:
     ("diagnoses.html", [f"{code}" for code in gw.CODES]),
     ("verdict.html", ["Passed, failed or inconclusive", "Nocedal", "Higham"]),
     ("tutorial-network.html", ["fails the 1e-7 rule", "FAILED", "(the bias column?)"]),
+    ("layers-assignment/instructor.html", ["spec OK", "dan       30 lost: rnn.dx", "dh_next"]),
+    ("frameworks.html", ["gradwidget.torch.check", "gradwidget.torch.gradcheck", "gradwidget.jax.check_grads"]),
 ])
 def test_a_page_shows_offline(site: Path, page: str, expected: list[str]) -> None:
     with browser.chromium() as chromium:
@@ -63,4 +65,5 @@ def test_a_page_shows_offline(site: Path, page: str, expected: list[str]) -> Non
             assert images.count() == len(gw.CODES)
         assert refused == []  # nothing from a CDN
         browser.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        view.screenshot(path=str(browser.SCREENSHOTS / f"docs-{page.replace('.html', '')}.png"), full_page=False)
+        shot = page.replace(".html", "").replace("/", "-")
+        view.screenshot(path=str(browser.SCREENSHOTS / f"docs-{shot}.png"), full_page=False)

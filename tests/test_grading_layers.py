@@ -13,6 +13,7 @@ import re
 import zipfile
 from pathlib import Path
 
+import browser
 import numpy as np
 import pytest
 from course import LAYERS_COURSE, copy_course, grade_cells, solution_cells, with_layer_bug
@@ -142,6 +143,31 @@ def test_the_csv_and_results_json_have_one_column_and_one_test_per_problem_and_i
     assert named["affine: db"]["status"] == "failed" and "summed over axis 1" in named["affine: db"]["output"]
     html = (course[1] / "out" / "columns" / "feedback.html").read_text()
     assert "<h2 data-problem='affine'>affine: 3 of 4 points</h2>" in html and "data-block='x'" not in html
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.skipif(browser.missing() is not None, reason=str(browser.missing()))
+def test_a_students_feedback_page_in_chromium(course: tuple[Path, Path]) -> None:
+    cells = with_layer_bug("rnn_step_backward(dh[:, t, :] + dprev_h, cache[t])", "rnn_step_backward(dh[:, t, :], "
+                           "cache[t])")
+    run(course, "feedback-page", [c.replace("db = np.sum(dout, axis=0)", "db = np.sum(dout, axis=1)") for c in cells])
+    page = course[1] / "out" / "feedback-page" / "feedback.html"
+    browser.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with browser.chromium() as chromium:
+        for width, shot in ((1000, "grading-layers-feedback"), (420, "grading-layers-feedback-narrow")):
+            view = chromium.new_page(viewport={"width": width, "height": 1400})
+            view.goto(page.as_uri(), wait_until="load")
+            headings = view.locator("h2[data-problem]")
+            assert headings.count() == 9 and headings.nth(6).inner_text() == "rnn: 1 of 6 points"
+            text = view.inner_text("body")
+            assert "db is dout summed over axis 1; the reference sums over axis 0" in text
+            assert "the gradient flowing back from the next step (dh_next) is dropped" in text
+            images = view.locator("figure img")
+            assert images.count() == 5  # the RNN's five gradients that disagree; nothing for right problems
+            assert all(images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0") for i in range(5))
+            assert view.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")  # no sideways scroll
+            view.screenshot(path=str(browser.SCREENSHOTS / f"{shot}.png"), full_page=True)
 
 
 # ---------------------------------------------------------------- each typical bug, its items and its words
