@@ -115,8 +115,7 @@ def _chosen(args: Sequence[Any], labels: list[str], wrt: Sequence[int | str] | N
             raise OptionError("wrt", f"wrt={list(wrt)!r}: name arguments by position or by name "
                                      f"({', '.join(labels)})")
         return [int(k) for k in picked]
-    chosen = [k for k, a in enumerate(args) if hasattr(a, "dtype") and np.dtype(a.dtype).kind in "fc"
-              and np.ndim(a) >= 0]
+    chosen = [k for k, a in enumerate(args) if hasattr(a, "dtype") and np.dtype(a.dtype).kind in "fc"]
     if not chosen:
         raise InputError("no argument is a floating-point or complex array: pass wrt= to choose")
     return chosen

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -207,9 +207,8 @@ def parse_problem(table: Any, load: Any) -> Problem:
     arguments = _arguments(table, load)
     wrt = _wrt(table, kind, arguments)
     problem = Problem(name=name, kind=kind, functions=(first, second), reference=reference, arguments=arguments,
-                      wrt=wrt, points={}, tolerances={}, call_seconds=None)
-    return Problem(**{**problem.__dict__, "points": _points(table, problem), "tolerances": _tolerances(table, roles),
-                      "call_seconds": _call_seconds(table)})
+                      wrt=wrt, points={}, tolerances=_tolerances(table, roles), call_seconds=_call_seconds(table))
+    return replace(problem, points=_points(table, problem))  # its items are known once the rest is
 
 
 def _reference_names(table: Any, roles: Roles, first: str, second: str | None) -> tuple[str, str | None]:
