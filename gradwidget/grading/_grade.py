@@ -173,9 +173,8 @@ def _graded(spec: Spec, context: Context, isolation: Isolation, submission: Subm
         8 * limit * len(points) for limit in limits)
     results = len(points) * (16 * (spec.size + sum(limits)) + 8192) + 1024 * len(submission.cells) + 2 ** 20
     with job_folder(isolation, spec.limits.output + inputs + 2 ** 20, results) as (root, uid):
-        workdir = _prepare(root, spec, uid, submission, points)
-        if isinstance(answers, list):
-            _prepare_problems(workdir, spec, answers, limits)
+        workdir = _prepare(root, spec, submission, points, rlimits(spec.limits, uid is not None),
+                           answers if isinstance(answers, list) else [], limits)
         if uid is not None:
             for path in [workdir, *workdir.rglob("*")]:
                 os.chown(path, uid, uid)
@@ -196,25 +195,36 @@ def _answers(spec: Spec, points: np.ndarray, public: bool) -> Answers:
     return reference_answers(spec, points)
 
 
-def _prepare(root: Path, spec: Spec, uid: int | None, submission: Submission, points: np.ndarray) -> Path:
-    """The work folder: the code, the points, the data; owned by the job's uid when there is one."""
+def _prepare(root: Path, spec: Spec, submission: Submission, points: np.ndarray, limits: dict[str, int],
+             answers: list[ProblemAnswers], entry_limits: list[int]) -> Path:
+    """The work folder: the code, the points, the data (and each problem's arguments at each point)."""
     workdir = root / "job"  # made, with its out folder, by job_folder
     for folder in (workdir / "tmp", workdir / "arguments"):
         folder.mkdir(mode=0o700)
-    task = {"cells": list(submission.cells), "cost": spec.cost, "gradient": spec.gradient,
-            "arguments": len(spec.arguments), "layout": spec.layout, "shapes": [list(s) for s in spec.shapes],
-            "names": list(spec.names), "size": spec.size, "cell_seconds": spec.limits.cell,
-            "call_seconds": spec.limits.call, "limits": rlimits(spec.limits, uid is not None)}
+    task: dict[str, Any] = {
+        "cells": list(submission.cells), "cost": spec.cost, "gradient": spec.gradient,
+        "arguments": len(spec.arguments), "layout": spec.layout, "shapes": [list(s) for s in spec.shapes],
+        "names": list(spec.names), "size": spec.size, "cell_seconds": spec.limits.cell,
+        "call_seconds": spec.limits.call, "limits": limits}
+    if spec.problems:
+        task["problems"] = _problem_tasks(workdir, spec, answers, entry_limits)
     (workdir / "task.json").write_text(json.dumps(task), encoding="utf-8")
     np.save(workdir / "points.npy", points)
     for i, name in enumerate(spec.arguments):
         np.save(workdir / "arguments" / f"{i}.npy", np.asarray(argument(spec.data[name])), allow_pickle=False)
-    for name, relative in spec.data_files.items():  # where the student's notebook loads them from
+    for relative, array in _data_files(spec):  # where the student's notebook loads them from
         target = (workdir / relative).resolve()
-        if workdir in target.parents and name in spec.data:
+        if workdir in target.parents:
             target.parent.mkdir(parents=True, exist_ok=True)
-            np.save(target, spec.data[name], allow_pickle=False)
+            np.save(target, array, allow_pickle=False)
     return workdir
+
+
+def _data_files(spec: Spec) -> list[tuple[str, np.ndarray]]:
+    """The spec's data files (relative to it) and their arrays: [data] entries, or problems' arguments."""
+    if spec.problems:
+        return [(a.file, a.value) for problem in spec.problems for a in problem.arguments if a.file]
+    return [(relative, spec.data[name]) for name, relative in spec.data_files.items()]
 
 
 def _entry_limit(answers: ProblemAnswers) -> int:
@@ -223,10 +233,10 @@ def _entry_limit(answers: ProblemAnswers) -> int:
     return 4 * largest + 16
 
 
-def _prepare_problems(workdir: Path, spec: Spec, answers: list[ProblemAnswers], limits: list[int]) -> None:
-    """Each problem's arguments and dout at each point, as files; what to call, in the task."""
-    task = json.loads((workdir / "task.json").read_text(encoding="utf-8"))
-    task["problems"] = []
+def _problem_tasks(workdir: Path, spec: Spec, answers: list[ProblemAnswers], limits: list[int]
+                   ) -> list[dict[str, Any]]:
+    """Each problem's arguments and dout at each point, as files; what to call, for the task."""
+    tasks = []
     for j, (problem, expected, limit) in enumerate(zip(spec.problems, answers, limits)):
         for k, point in enumerate(expected.points):
             for i, value in enumerate(point.arguments):
@@ -234,18 +244,13 @@ def _prepare_problems(workdir: Path, spec: Spec, answers: list[ProblemAnswers], 
                     np.save(workdir / "arguments" / f"q{j}_p{k}_a{i}.npy", value, allow_pickle=False)
             if point.cotangent is not None:
                 np.save(workdir / "arguments" / f"q{j}_p{k}_cotangent.npy", point.cotangent, allow_pickle=False)
-        for given in problem.arguments:  # where the student's notebook loads data files from
-            target = (workdir / given.file).resolve() if given.file else None
-            if target is not None and workdir in target.parents:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                np.save(target, given.value, allow_pickle=False)
-        task["problems"].append({
+        tasks.append({
             "first": problem.functions[0], "second": problem.functions[1],
             "link": problem.link, "points": len(expected.points), "wrt": list(problem.wrt), "limit": limit,
             "call_seconds": problem.call_seconds or spec.limits.call,
             "literals": [None if a.kind in ("drawn", "integers", "data") else json.dumps(a.value)
                          for a in problem.arguments]})
-    (workdir / "task.json").write_text(json.dumps(task), encoding="utf-8")
+    return tasks
 
 
 def _hidden(spec: Spec, context: Context, workdir: Path) -> list[Path]:
