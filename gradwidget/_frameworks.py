@@ -16,7 +16,6 @@ convention to it.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -27,7 +26,7 @@ from ._array_checks import rediagnosed
 from ._layer import check_layer
 from ._result import CheckResult
 
-__all__ = ["COMPLEX_NOTE", "as_complex", "as_real", "check_vjp_of"]
+__all__ = ["check_vjp_of"]
 
 COMPLEX_NOTE = ("{name} is complex: checked as its real and imaginary parts (the last axis of its block); the "
                 "gradient of a real L is dL/dRe {name} + i dL/dIm {name}")
@@ -82,9 +81,7 @@ def check_vjp_of(name: str, names: Sequence[str], arrays: Sequence[np.ndarray],
         return tuple(as_real(np.zeros(shape, c or float) if g is None else g)
                      for g, c, shape in zip(pulled, complex_inputs, shapes))
 
-    forward.__name__, backward.__name__ = name, f"{name}'s backward"
-    forward.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter(f"input{k}", inspect.Parameter.POSITIONAL_ONLY) for k in range(len(arrays))])
+    forward.__name__, backward.__name__ = name, f"{name}'s backward"  # the inputs are named by names=
     said = list(notes) + [COMPLEX_NOTE.format(name=n) for n, c in zip(names, complex_inputs) if c is not None]
     result = check_layer(forward, backward, *(as_real(a) for a in arrays), names=list(names), **options)
     return _with_notes(result, said)
