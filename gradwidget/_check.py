@@ -22,15 +22,15 @@ from ._differences import default_steps, point_scales, representable_steps
 from ._directions import DirectionalSearch, Prober
 from ._entries import EntryTable, Target, check_entries
 from ._evaluate import Evaluator, call_with_copy, make_evaluator
-from ._evidence import Evidence, NotSubgradient
+from ._evidence import DirectionalFindings, Evidence, NotSubgradient
 from ._noise import NoiseModel, block_scales, gradient_precision, observed_precision, returned_precision
 from ._options import OPTIONS, CheckOptions, InputError, OptionError, options_docstring, parse_options
-from ._params import Layout, flatten
+from ._params import Layout, ShapeMismatch, flatten, read_gradient
 from ._precision import promotion
 from ._progress import Progress
 from ._result import CheckResult
 from ._second_point import wrong_elsewhere
-from ._subgradient import not_subgradients
+from ._subgradient import kink_alone, not_subgradients, tie_partners
 from ._verdict import Status, Verdict, among
 
 __all__ = ["GradientCheckError", "Problem", "assert_gradient", "check", "run_check"]
@@ -68,6 +68,7 @@ class AtPoint:
     costs: tuple[float, ...]
     analytic: np.ndarray
     transposed: list[str]
+    mismatched: dict[str, ShapeMismatch]
     mutated: dict[str, np.ndarray]
     unit: float
     grad_unit: float
@@ -107,10 +108,13 @@ def run_check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta:
     with Progress(opts.progress) as progress:
         try:
             if _repeatable(noise, costs) and opts.directions:
-                search = DirectionalSearch(Prober(evaluator, point, start.analytic, noise, rng), layout,
-                                           table.steps, opts.directions, rng, progress)
+                analytic, steps = _comparable(start, layout, table.steps)
+                prober = Prober(evaluator, point, analytic, noise, rng)
+                search = DirectionalSearch(prober, layout, steps, opts.directions, rng, progress,
+                                           lambda k: kink_alone(evaluator, point, analytic, k, steps[k], prober.noise))
                 search.run()
                 noise = search.prober.noise
+                inconsistent = _at_ties(evaluator, layout, point, start.analytic, table, search.found, noise)
             elif _repeatable(noise, costs):
                 # made again: no n-sized array outlives its use
                 target = Target(evaluator, opts.method, point, start.analytic, block_scales(blocks, start.analytic),
@@ -118,13 +122,18 @@ def run_check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta:
                 look_again = opts.tol is None and opts.method != "complex"
                 positions = np.arange(layout.size) if sampled is None else sampled
                 noise = check_entries(target, noise, table, positions, look_again, rng, progress)
+                if sampled is not None and look_again:  # a tie in the sample: its partners too (see `tie_partners`)
+                    partners = tie_partners(point, layout, np.flatnonzero(table.status == Status.KINK))
+                    partners = partners[table.status[partners] == Status.UNCHECKED]
+                    if partners.size:
+                        noise = check_entries(target, noise, table, partners, look_again, rng, progress)
                 at_kink = np.setdiff1d(np.flatnonzero(table.status == Status.KINK), _joined(table.jumps))
                 inconsistent = not_subgradients(evaluator, layout, point, start.analytic, at_kink, noise)
             finishing = True
             costs = (*costs, evaluator.cost_again(point))  # a J whose state or noise shows only later
             if _repeatable(noise, costs) and not start.grad_changes:
                 with np.errstate(all="ignore"):
-                    right = _right_at_theta(table.status, layout, search)
+                    right = _right_at_theta(table.status, layout, search, opts.tol is not None)
                     ignores_input = wrong_elsewhere(evaluator, grad, layout, point, right, noise, rng)
         except KeyboardInterrupt as stop:
             where = ("the last calls, at theta and at a second point" if finishing else search.phase
@@ -140,7 +149,7 @@ def run_check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta:
         layout, point, opts.method, start.analytic, table.numeric, table.steps, table.tolerance, table.status,
         noise, tol=opts.tol, calls=evaluator.calls, costs_at_point=costs,
         nondeterministic=not _repeatable(noise, costs), grad_keeps_state=start.grad_changes,
-        mutated=_with_drift(start.mutated, evaluator), transposed=start.transposed,
+        mutated=_with_drift(start.mutated, evaluator), transposed=start.transposed, mismatched=start.mismatched,
         step_reduced=_joined(table.reduced), kink_near=_joined(table.kink_near), jumps=_joined(table.jumps),
         one_sided=table.one_sided, ignores_input=ignores_input, not_subgradient=inconsistent, interrupted=interrupted,
         sampled=None if sampled is None else sampled.size, directional=found, eps=opts.eps,
@@ -274,23 +283,57 @@ def _at_point(evaluator: Evaluator, grad: Callable[[Any], Any] | None, layout: L
             if changed.size:
                 mutated["grad"] = changed
     source = "grad" if grad is not None else "J's second output (grad=None)"
-    analytic, transposed = layout.flatten_like(gradients[0], source)
-    again, _ = layout.flatten_like(gradients[1], source)
+    read = read_gradient(layout, gradients[0], source)
+    analytic = read.flat
+    again = read_gradient(layout, gradients[1], source).flat
     unit = max(float(np.finfo(point.dtype).eps), returned_precision(values[0]),
                observed_precision(np.array([cost, second_cost])))
     grad_unit = max(gradient_precision(gradients[0]), observed_precision(analytic))
     changes = not np.allclose(again, analytic, rtol=4 * max(unit, grad_unit), atol=0, equal_nan=True)
-    return AtPoint((cost, second_cost), analytic, transposed, mutated, unit, grad_unit, changes)
+    return AtPoint((cost, second_cost), analytic, read.transposed, read.mismatched, mutated, unit, grad_unit, changes)
 
 
-def _right_at_theta(status: np.ndarray, layout: Layout, search: DirectionalSearch | None) -> np.ndarray:
-    """The entries that agreed with J at theta: judged so (resolved or not), or all when every direction agreed.
+def _at_ties(evaluator: Evaluator, layout: Layout, point: np.ndarray, analytic: np.ndarray, table: EntryTable,
+             found: DirectionalFindings | None, noise: NoiseModel) -> dict[str, NotSubgradient]:
+    """The kinks a directional search named, recorded, and judged together with their tied partners."""
+    if found is None or not found.kinks:
+        return {}
+    kinks = np.array(sorted(found.kinks))
+    table.status[kinks] = Status.KINK
+    table.one_sided.update(found.kinks)
+    moved = np.union1d(kinks, tie_partners(point, layout, kinks))
+    return not_subgradients(evaluator, layout, point, analytic, moved, noise)
 
-    A direction that disagreed, even where the search named no entry, may hide an error that the second point
-    would then blame on a global.
+
+def _comparable(start: AtPoint, layout: Layout, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Grad's answer and the steps for random directions: blocks of another number of entries left still.
+
+    Their entries are NaN in the answer; moved with the rest, they would make every direction disagree.
+    """
+    unusable = [b.slice for b in layout.blocks if b.name in start.mismatched and start.mismatched[b.name].unusable]
+    if not unusable:
+        return start.analytic, steps
+    analytic, steps = start.analytic.copy(), steps.copy()
+    for part in unusable:
+        analytic[part], steps[part] = 0.0, 0.0
+    return analytic, steps
+
+
+def _right_at_theta(status: np.ndarray, layout: Layout, search: DirectionalSearch | None,
+                    classic: bool) -> np.ndarray:
+    """The entries that agreed with J at theta, in blocks that did: judged so, or all when every direction agreed.
+
+    A block with a wrong entry is not moved: its gradient is wrong at theta already, and the second point would
+    contradict that ("right at theta, wrong nearby"). Under the classic rule a block is judged as a whole, and an
+    entry outside ``tol`` does not make it wrong. A direction that disagreed, even where the search named no
+    entry, may hide an error that the second point would then blame on a global.
     """
     if search is None:
-        return among(status, (Status.OK, Status.UNRESOLVED))
+        right = among(status, (Status.OK, Status.UNRESOLVED))
+        for block in layout.blocks:
+            if not classic and (status[block.slice] == Status.WRONG).any():
+                right[block.slice] = False
+        return right
     probes = search.found.directions if search.found is not None else None
     return np.full(layout.size, probes is not None and bool(probes.agree.all()))
 

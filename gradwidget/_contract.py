@@ -27,15 +27,15 @@ gradients' precision: rounding in long sums stays far below it, a backward that 
 def backward_contract(gradients: Callable[[np.ndarray, bool], list[np.ndarray]], cotangent: np.ndarray,
                       names: Sequence[str], rng: np.random.Generator,
                       writes: Callable[[], list[str]]) -> Contract:
-    """Linearity in dout and harmless writes, for a backward at the check point.
+    """Linearity in dout, and what the backward writes into, for a backward at the check point.
 
     Parameters
     ----------
     gradients : callable
         ``gradients(v, fresh)``: the backward's gradients (flat, in the dtype returned, one
-        per argument) for the flat upstream gradient ``v``; ``fresh=False``
-        reuses the dout and cache of the previous call instead of fresh
-        copies.
+        per argument, arrays of their own) for the flat upstream gradient ``v``;
+        ``fresh=False`` calls it again on the very dout and cache the previous
+        call was given (and perhaps wrote into), and ignores ``v``.
     cotangent : ndarray
         The check's upstream gradient.
     names : sequence of str
@@ -46,9 +46,7 @@ def backward_contract(gradients: Callable[[np.ndarray, bool], list[np.ndarray]],
     """
     first = gradients(cotangent, True)
     touched = writes()
-    repeated = gradients(cotangent, False)  # on what the first call was given, and perhaps wrote into
-    harmful = touched if touched and any(not np.array_equal(x, y, equal_nan=True) for x, y in
-                                         zip(first, repeated)) else []
+    effect = _effect_of_writes(gradients, first) if touched else ""
     other = rng.standard_normal(cotangent.size)
     second, both = (gradients(v, True) for v in (other, cotangent + other))
     ignores: dict[str, float] = {}
@@ -62,7 +60,22 @@ def backward_contract(gradients: Callable[[np.ndarray, bool], list[np.ndarray]],
             ignores[name] = miss / max(scale, np.finfo(float).tiny)
             if np.array_equal(a, b):
                 constant.append(name)
-    return Contract(ignores_dout=ignores, constant_in_dout=constant, harmful_writes=harmful)
+    return Contract(ignores_dout=ignores, constant_in_dout=constant, writes=tuple(touched), after_writes=effect)
+
+
+def _effect_of_writes(gradients: Callable[[np.ndarray, bool], list[np.ndarray]], first: list[np.ndarray]) -> str:
+    """What the backward does when called again on the dout and cache it wrote into: ``""`` (the same answer).
+
+    The check gives every call a dout and a cache of its own, so a write never changes what is checked; this
+    says what it would do in a program that calls the backward twice on one cache. An exception there is the
+    consequence being measured (a list emptied by ``cache.pop()``), not a failure of the check.
+    """
+    try:
+        again = gradients(np.zeros(0), False)
+    except Exception as exc:  # the user's backward on what it consumed: whatever it raises is the finding
+        return f"raises {type(exc).__name__}" + (f" ({exc})" if str(exc) else "")
+    same = all(np.array_equal(x, y, equal_nan=True) for x, y in zip(first, again))
+    return "" if same else "gives another answer"
 
 
 def _rounding(*arrays: np.ndarray) -> float:
@@ -70,14 +83,21 @@ def _rounding(*arrays: np.ndarray) -> float:
 
 
 def changed_parts(before: Any, after: Any, name: str) -> list[str]:
-    """The parts of ``after`` (a copy of ``before`` a function was given) that it wrote into, by name."""
+    """The parts of ``after`` (a copy of ``before`` a function was given) that it wrote into, by name.
+
+    A list or dict that lost or gained items (a cache emptied by ``pop``) changed as a whole.
+    """
     if isinstance(before, np.ndarray):
         same = isinstance(after, np.ndarray) and before.shape == after.shape and np.array_equal(
             before, after, equal_nan=before.dtype.kind in "fc")
         return [] if same else [name]
-    if isinstance(before, dict) and isinstance(after, dict):
-        return [part for key in before for part in changed_parts(before[key], after.get(key), f"{name}[{key!r}]")]
-    if isinstance(before, (list, tuple)) and isinstance(after, (list, tuple)) and len(before) == len(after):
+    if isinstance(before, dict):
+        if not isinstance(after, dict) or before.keys() != after.keys():
+            return [name]
+        return [part for key in before for part in changed_parts(before[key], after[key], f"{name}[{key!r}]")]
+    if isinstance(before, (list, tuple)):
+        if not isinstance(after, (list, tuple)) or len(before) != len(after):
+            return [name]
         return [part for k, (b, a) in enumerate(zip(before, after)) for part in changed_parts(b, a, f"{name}[{k}]")]
     return []
 

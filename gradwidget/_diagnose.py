@@ -7,21 +7,23 @@ means in code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ._evidence import Evidence, NotSubgradient, global_resolution
 from ._noise import COARSE_UNIT, NoiseModel
 from ._options import counted
-from ._params import Block, Layout
+from ._params import Block, Layout, ShapeMismatch
 from ._verdict import (
+    BROADCAST,
     DOMAIN,
     IGNORES_INPUT,
     INTERRUPTED,
     JUDGED,
     KINK,
     LOCALIZED,
+    MISSING_TERM,
     MUTATES_INPUT,
     NOISE_FLOOR,
     NONDETERMINISTIC,
@@ -29,6 +31,7 @@ from ._verdict import (
     PERMUTATION,
     PRECISION_LOSS,
     SCALE,
+    SHAPE,
     SIGN,
     SWAPPED,
     SYMMETRIC_POINT,
@@ -82,12 +85,18 @@ class Diagnosis:
         The block it is about, if one.
     index : tuple of int or None
         The entry it is about, if one (its index in the block).
+    warning : bool
+        Reported for the user to act on, but not a failure of the check,
+        even where its code usually fails it (a backward that writes into
+        its cache but whose gradients are right; a gradient of the right
+        values in another shape).
     """
 
     code: str
     message: str
     block: str | None = None
     index: tuple[int, ...] | None = None
+    warning: bool = False
 
     def __str__(self) -> str:
         return f"[{self.code}] {self.message}"
@@ -98,6 +107,7 @@ def diagnose(ev: Evidence) -> list[Diagnosis]:
     found: list[Diagnosis] = []
     with np.errstate(over="ignore", invalid="ignore"):  # grad's inf or 1e200 entries are findings, not warnings
         found += _setup_problems(ev)
+        found += _shape_findings(ev)
         if ev.contract is not None:
             from ._layer_diagnoses import contract_diagnoses
 
@@ -108,7 +118,7 @@ def diagnose(ev: Evidence) -> list[Diagnosis]:
         found += _warnings(ev)
     if ev.subject.kind == "gradient":
         return found
-    return [Diagnosis(d.code, ev.subject.words(d.message), d.block, d.index) for d in found]
+    return [replace(d, message=ev.subject.words(d.message)) for d in found]
 
 
 # ---------------------------------------------------------------- set-up
@@ -166,12 +176,120 @@ def _setup_problems(ev: Evidence) -> list[Diagnosis]:
     return found
 
 
+# ---------------------------------------------------------------- shapes
+
+
+def _shape_findings(ev: Evidence) -> list[Diagnosis]:
+    """What each gradient returned in another shape shows, tested against the gradient it is compared with."""
+    return [_shape_finding(ev, ev.layout.blocks[[b.name for b in ev.layout.blocks].index(name)], mismatch)
+            for name, mismatch in ev.mismatched.items()]
+
+
+def _shape_finding(ev: Evidence, block: Block, m: ShapeMismatch) -> Diagnosis:
+    name, theirs = block.name, WORDING[ev.against].theirs
+    said = f"grad returned shape {m.returned} for {name}, which has shape {m.expected}"
+    right = not (ev.status[block.slice] == Status.WRONG).any()
+    if m.reshaped:
+        update = f"`{name} -= lr * d{name}` raises" if _broadcast_shape(m.expected, m.returned) != m.expected else \
+            "code that compares or stacks shapes sees the difference"
+        values = "its values, in that shape, agree" if right else "in that shape its values are compared below"
+        keepdims = ", or a sum without keepdims=True" if 1 in m.returned else ""
+        return Diagnosis(BROADCAST, f"{said}: {values}. Return it in {name}'s shape "
+                         f"(`d{name}.reshape({name}.shape)`{keepdims}): in another shape, {update}.", name,
+                         warning=True)
+    if m.summed is not None:
+        axes = m.summed[0] if len(m.summed) == 1 else m.summed
+        if right:
+            return Diagnosis(BROADCAST, f"{said}: {name} is broadcast along axis {axes} in J, and grad does not "
+                             f"sum over it. Summed over axis {axes} it agrees with {theirs}: sum it "
+                             f"(`.sum(axis={axes})` of what grad returns).", name)
+        return Diagnosis(SHAPE, f"{said}, and summed over axis {axes} it does not agree with {theirs} either"
+                         + _diagonal_hint(ev, block, m) + ".", name)
+    return Diagnosis(SHAPE, f"{said}: {_size_hint(ev, block, m)}.", name)
+
+
+def _shape_says(ev: Evidence, block: Block) -> bool:
+    """Whether the block's gradient came back with another number of entries: its shape finding explains it."""
+    mismatch = ev.mismatched.get(block.name)
+    return mismatch is not None and not mismatch.reshaped
+
+
+def _agrees(ev: Evidence, block: Block, candidate: np.ndarray) -> bool:
+    """Whether ``candidate`` (in the block's shape) is within each entry's tolerance of the other gradient."""
+    other, tolerance = ev.numeric[block.slice], ev.tolerance[block.slice]
+    seen = np.isfinite(other) & np.isfinite(tolerance)
+    with np.errstate(invalid="ignore"):
+        return bool(seen.any() and np.all(np.abs(candidate.reshape(-1)[seen] - other[seen]) <= tolerance[seen]))
+
+
+def _diagonal_hint(ev: Evidence, block: Block, m: ShapeMismatch) -> str:
+    """A square gradient of a vector whose diagonal is right: a matrix product where a sum of products belongs."""
+    values = m.values
+    if len(m.expected) != 1 or values.shape != (m.expected[0],) * 2 or not _agrees(ev, block, np.diag(values)):
+        return ""
+    return (": its diagonal does. grad multiplies every pair of columns (a matrix product such as "
+            "`dout.T @ x_hat`) where only matching columns belong: the sum of elementwise products, "
+            "`(dout * x_hat).sum(axis=0)`")
+
+
+def _size_hint(ev: Evidence, block: Block, m: ShapeMismatch) -> str:
+    """What a gradient with another number of entries shows: a placeholder, padding not cropped, another axis."""
+    name = block.name
+    if m.values.size == 1:
+        return f"it is a single number ({float(m.values.reshape(-1)[0]):g}), not d{name} (a placeholder left?)"
+    extra = [r - e for r, e in zip(m.returned, m.expected)]
+    measured = np.isfinite(ev.numeric[block.slice]).any()  # not with directions=: no entry measured alone
+    if len(m.returned) == len(m.expected) and min(extra) >= 0 and any(extra):
+        axes = [k for k, x in enumerate(extra) if x]
+        listed = f"axis {axes[0]} has" if len(axes) == 1 else f"axes {' and '.join(map(str, axes))} have"
+        counts = "/".join(str(extra[k]) for k in axes) if len({extra[k] for k in axes}) > 1 else str(extra[axes[0]])
+        counts += " more entry" if counts == "1" else " more entries" + (" each" if len(axes) > 1 else "")
+        if not measured:
+            return f"{listed} {counts} than {name}'s (padding not cropped, or a bias row kept?)"
+        for cut, why in _cuts(extra):
+            if _agrees(ev, block, m.values[cut]):
+                index = ", ".join(_slice_text(c) for c in cut)
+                return f"{listed} {counts} than {name}'s, and `d{name}[{index}]` is right: {why}"
+        return (f"{listed} {counts} than {name}'s (padding not cropped, or a bias row kept?), and no cut of it "
+                f"agrees with {WORDING[ev.against].theirs}")
+    outputs = ev.subject.outputs
+    if len(m.returned) == 1 and outputs is not None and len(outputs.blocks) == 1:
+        along = [k for k, size in enumerate(outputs.blocks[0].shape) if size == m.returned[0]]
+        if along:
+            return (f"it has one entry per index of axis {along[0]} of J's output ({m.returned[0]}), where {name} "
+                    f"has {m.expected[0] if len(m.expected) == 1 else block.size}: a sum over another axis of dout?")
+    return "the two have different numbers of entries, so the check cannot compare them"
+
+
+def _cuts(extra: list[int]) -> list[tuple[tuple[slice, ...], str]]:
+    """Ways to cut an array with ``extra`` more entries per axis to size, each with what it would mean."""
+    cuts = []
+    if all(x % 2 == 0 for x in extra):
+        cuts.append((tuple(slice(x // 2 or None, -(x // 2) or None) for x in extra),
+                     "the padding is not cropped (the padded input's gradient, cut back to the input's shape)"))
+    cuts.append((tuple(slice(x or None, None) for x in extra), "the first entries along that axis do not belong "
+                 "(a bias unit's row or column kept?)"))
+    cuts.append((tuple(slice(None, -x or None) for x in extra), "the last entries along that axis do not belong"))
+    return cuts
+
+
+def _slice_text(cut: slice) -> str:
+    return f"{'' if cut.start is None else cut.start}:{'' if cut.stop is None else cut.stop}"
+
+
+def _broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...] | None:
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        return None
+
+
 # ---------------------------------------------------------------- failures
 
 
 def _failure_patterns(ev: Evidence) -> list[Diagnosis]:
     layout = ev.layout
-    failing = [b for b in layout.blocks if block_verdict(ev, b) is Verdict.FAILED]
+    failing = [b for b in layout.blocks if block_verdict(ev, b) is Verdict.FAILED and not _shape_says(ev, b)]
     if not failing:
         return []
     explained: dict[str, Diagnosis] = _swapped(ev, failing)
@@ -205,7 +323,10 @@ def _directional_findings(ev: Evidence) -> list[Diagnosis]:
         return [Diagnosis(SCALE, f"along every random direction the analytic gradient is {_factor(c)} x the "
                           f"numeric one{_scale_hint(c, WORDING[ev.against])}")]
     if not found.failed_blocks:
-        return transposed
+        return transposed + ([Diagnosis(KINK, (
+            "Some random directions disagree with grad, but no smaller group of entries does, even probed again: "
+            "entries moved together across a kink or a tie of J do that (or errors of opposite signs that cancel "
+            "in every part). Check without directions= to judge each entry alone."))] if found.unexplained else [])
     wrong = np.array(sorted(found.wrong), dtype=np.intp)
     agreeing = [b.name for b in ev.layout.blocks if b.name not in found.failed_blocks]
     verb = "disagrees" if len(found.failed_blocks) == 1 else "disagree"
@@ -249,13 +370,18 @@ def _block_pattern(ev: Evidence, block: Block) -> Diagnosis | None:
     miss = float(np.linalg.norm(a - n))
     if a.size <= 1 or miss == 0:  # one entry: a factor says nothing more than "wrong"
         return None
+    if not a.any() and _mostly_wrong(ev, block):
+        return _zero_gradient(ev, block)
 
     def explains(candidate: np.ndarray) -> bool:
         return float(np.linalg.norm(candidate - n)) <= EXPLAINED * miss
 
     nn = float(n @ n)
     factor = float(a @ n) / nn if nn > 0 else 0.0
-    if factor != 0 and _mostly_wrong(ev, block) and explains(a / factor):
+    # analytic = c x numeric must hold with a small residual: where the numeric gradient is near 0 and the analytic
+    # one unrelated to it, a/c is near 0 too, and would "explain" the block with any c
+    proportional = factor != 0 and float(np.linalg.norm(a - factor * n)) <= EXPLAINED * float(np.linalg.norm(a))
+    if proportional and _mostly_wrong(ev, block) and explains(a / factor):
         if abs(factor + 1) < 1e-3:
             return Diagnosis(SIGN, f"{name}: {say.ours} has the wrong sign (it is -1 x {say.theirs}): a "
                              "gradient ascent step, or `y - h` where `h - y` was meant?", name)
@@ -278,6 +404,18 @@ def _block_pattern(ev: Evidence, block: Block) -> Diagnosis | None:
         return Diagnosis(PERMUTATION, f"{name}: {say.ours} has the right values in the wrong places (a "
                          f"permutation): check how {say.function} unrolls or indexes this block.", name)
     return None
+
+
+def _zero_gradient(ev: Evidence, block: Block) -> Diagnosis:
+    """A block whose gradient is zero everywhere, while J changes with it (an unfinished gradient)."""
+    name, say = block.name, WORDING[ev.against]
+    if ev.against == "reference":
+        return Diagnosis(MISSING_TERM, f"{name}: {say.ours} is zero everywhere, and {say.theirs} is not: it is "
+                         "not computed (an unfinished `np.zeros_like`, or the term left out?).", name)
+    what = f"{name}: {say.ours} is zero everywhere, while J changes" if ev.subject.kind == "gradient" else \
+        f"d{name} is zero everywhere, while J's output moves"
+    return Diagnosis(MISSING_TERM, f"{what} with {name}: grad does not compute it (an unfinished "
+                     f"`np.zeros_like({name})`, or the term left out?).", name)
 
 
 def _mostly_wrong(ev: Evidence, block: Block) -> bool:
@@ -321,8 +459,10 @@ def _merged(found: list[Diagnosis], layout: Layout) -> list[Diagnosis]:
 
 
 def _explained_elsewhere(ev: Evidence, block: Block) -> bool:
-    """Whether a failing block has no wrong entry of its own, or a backward's contract says why it fails."""
+    """Whether a failing block has no wrong entry of its own, or its shape or a backward's contract says why."""
     if ev.contract is not None and block.name in ev.contract.ignores_dout:
+        return True
+    if _shape_says(ev, block):
         return True
     return not (ev.status[block.slice] == Status.WRONG).any() and block.name not in ev.transposed
 
@@ -435,6 +575,12 @@ def _kinks(ev: Evidence) -> list[Diagnosis]:
             "or a comparison that changes at this value?), so it has no derivative; whatever grad returns "
             "there is a convention, not something a check can confirm.",
             block.name, block.index(first - block.start)))
+    if ev.noise.stepped:
+        found.append(Diagnosis(
+            KINK, f"J moves only in jumps near theta (of about {ev.noise.stepped:.1e}) and is flat between them, as "
+                  "a rounding, a count or a comparison is (round, floor, argmax): its gradient is zero there, as "
+                  "grad says. (If J instead computes in a coarse precision such as float16, which hides its slope "
+                  "the same way, compute it in float64 to check the slope.)"))
     if ev.kink_near.size:
         found.append(Diagnosis(
             KINK,

@@ -14,6 +14,7 @@ noise model and by the same rule, with smaller moves where it disagrees.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,10 @@ __all__ = ["DirectionalSearch", "Directions", "Prober"]
 
 MAX_FOUND = 5
 """Wrong entries to name before the search stops."""
+
+SEARCH_RETRIES = 2
+"""A failing group whose parts all agree is probed again along this many fresh directions: a kink or a tie, or
+errors of opposite signs, make a probe agree or not by the signs it draws."""
 
 RATIO_AGREEMENT = 0.05
 """Directions whose A/D agree within this share of |A/D - 1| are taken to share one factor (scale, sign)."""
@@ -147,7 +152,7 @@ class Prober:
             if self.noise.measured == 0 and np.any(finite & first & (
                     gap > self._rounding(values, scale[active]) + self.noise.absolute_floor(
                         scale_of_gradient[active]))):
-                self.noise = self.noise.with_measured(measure_noise(self.evaluator, self.point, self.noise, self.rng))
+                self.noise = measure_noise(self.evaluator, self.point, self.noise, self.rng)
                 if self.noise.computed_unit > self.noise.unit:  # steps for J's real precision, then look again
                     self.step_factor = (self.noise.computed_unit / self.noise.unit) ** CENTRAL.step_exponent
                     scale[active] *= self.step_factor
@@ -208,12 +213,15 @@ class DirectionalSearch:
         Random directions.
     rng : Generator
     progress : Progress
+    at_kink : callable
+        ``at_kink(position)``: J's one-sided slopes where a named entry sits
+        at a kink with grad between them (not wrong), else None.
     """
 
     def __init__(self, prober: Prober, layout: Layout, steps: np.ndarray, count: int, rng: np.random.Generator,
-                 progress: Progress) -> None:
+                 progress: Progress, at_kink: Callable[[int], tuple[float, float] | None]) -> None:
         self.prober, self.layout, self.steps, self.count, self.rng = prober, layout, steps, count, rng
-        self.progress = progress
+        self.progress, self.at_kink = progress, at_kink
         self.found: DirectionalFindings | None = None
         self.phase = f"the {count} random directions"
 
@@ -242,30 +250,49 @@ class DirectionalSearch:
         self.phase = "the search for wrong entries"
         self.progress.phase(len(groups) + 2 * sum(int(np.ceil(np.log2(max(stop - start, 2))))
                                                   for start, stop in groups), "search for wrong entries")
-        verdicts = self._probe_groups(groups, found)
-        searches = []  # one depth-first search per failing block
-        for group, (ok, _) in zip(groups, verdicts):
-            if not ok:
-                found.failed_blocks.append(self.layout.block_of(group[0]).name)
-                searches.append([(group, (float("nan"), float("nan")))])
-        # Name one entry in every failing block first, then more, up to MAX_FOUND.
+        failing = self._failing_parts(groups, found)
+        searches = [[part] for part in failing]  # one depth-first search per failing block
+        # Name one entry in every failing block first, then more, up to MAX_FOUND wrong ones.
         while any(searches) and len(found.wrong) < MAX_FOUND:
             for stack in searches:
                 if stack and len(found.wrong) < MAX_FOUND:
                     self._descend(stack, found)
+        left = {self.layout.block_of(group[0]).name for stack in searches for group, _ in stack}
+        named = {self.layout.block_of(position).name for position in found.wrong}
+        found.failed_blocks = [b.name for b in self.layout.blocks if b.name in named | left]
 
     def _descend(self, stack: list[tuple[Group, tuple[float, float]]], found: DirectionalFindings) -> None:
-        """Split failing groups depth-first until one wrong entry is named (or none is left)."""
+        """Split failing groups depth-first until one wrong entry is named (or none is left).
+
+        An entry alone that disagrees may sit at a kink with grad between J's one-sided slopes: it is then
+        recorded as a kink, not as wrong, and the search goes on.
+        """
         while stack:
             (start, stop), measured = stack.pop()
             if stop - start == 1:
-                found.wrong[start] = measured
-                return
+                sides = self.at_kink(start)
+                if sides is None:
+                    found.wrong[start] = measured
+                    return
+                found.kinks[start] = sides
+                continue
             middle = (start + stop) // 2
-            halves = [(start, middle), (middle, stop)]
-            for half, (ok, measured) in reversed(list(zip(halves, self._probe_groups(halves, found)))):
-                if not ok:
-                    stack.append((half, measured))
+            stack.extend(reversed(self._failing_parts([(start, middle), (middle, stop)], found)))
+
+    def _failing_parts(self, groups: list[Group], found: DirectionalFindings
+                       ) -> list[tuple[Group, tuple[float, float]]]:
+        """The groups whose probe disagrees, probed again where none does (see `SEARCH_RETRIES`).
+
+        When every part of a failing whole agrees, even after the retries, the whole's disagreement has no
+        place the search can name: ``found.unexplained`` says so.
+        """
+        for _ in range(SEARCH_RETRIES + 1):
+            failing = [(group, measured) for group, (ok, measured) in zip(groups, self._probe_groups(groups, found))
+                       if not ok]
+            if failing:
+                return failing
+        found.unexplained = True
+        return []
 
     def _probe_groups(self, groups: list[Group], found: DirectionalFindings) -> list[tuple[bool, tuple[float, float]]]:
         """Probe one random direction supported on each group.

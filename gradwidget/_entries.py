@@ -136,6 +136,9 @@ class EntryTable:
         Entry at a kink or jump -> (left slope, right slope).
     phase : str
         What the path is doing, for an interrupt's message.
+    pending : ndarray of bool
+        Entries a first look found wrong whose second looks have not decided
+        them yet (they may sit at a kink or a tie).
     """
 
     numeric: np.ndarray
@@ -143,6 +146,7 @@ class EntryTable:
     steps: np.ndarray
     status: np.ndarray
     values: np.ndarray
+    pending: np.ndarray
     reduced: list[np.ndarray] = field(default_factory=list)
     kink_near: list[np.ndarray] = field(default_factory=list)
     jumps: list[np.ndarray] = field(default_factory=list)
@@ -160,7 +164,8 @@ class EntryTable:
         stencil = STENCILS.get(method)
         width = (len(stencil.offsets) if stencil else 1) if stencil_values else 0
         return cls(np.full(size, np.nan), np.full(size, np.nan), steps.copy(),
-                   np.full(size, int(Status.UNCHECKED), dtype=np.int8), np.full((size, width), np.nan))
+                   np.full(size, int(Status.UNCHECKED), dtype=np.int8), np.full((size, width), np.nan),
+                   np.zeros(size, bool))
 
 
 def check_entries(target: Target, noise: NoiseModel, table: EntryTable, positions: np.ndarray,
@@ -188,33 +193,61 @@ def check_entries(target: Target, noise: NoiseModel, table: EntryTable, position
     NoiseModel
         ``noise``, with J's measured noise if it was measured.
     """
-    if look_again and noise.coarse and noise.measured == 0:  # float32: J's rounding is well below u * |J|
-        noise = noise.with_measured(measure_noise(target.evaluator, target.point, noise, rng))
-    table.phase = f"the first look at {positions.size} entries"
-    _first_look(target, noise, table, positions, progress)
-    if not look_again:
-        return noise
-    suspects = _suspects(target, table)
-    if suspects.size and noise.measured == 0:
-        noise = noise.with_measured(measure_noise(target.evaluator, target.point, noise, rng))
-        _judge(target, noise, table, positions)  # the measured noise may be smaller than the model's
+    try:
+        if look_again and noise.coarse and noise.measured == 0:  # float32: J's rounding is well below u * |J|
+            noise = measure_noise(target.evaluator, target.point, noise, rng)
+        table.phase = f"the first look at {positions.size} entries"
+        _first_look(target, noise, table, positions, progress)
+        if not look_again:
+            return noise
         suspects = _suspects(target, table)
-        if suspects.size and noise.computed_unit > noise.unit and not target.eps_given:
-            # J computes in a coarser precision than it returns: its suspects' first steps were made for the
-            # finer one. One look at the steps made for J's real precision replaces climbing the ladder to them.
-            table.steps[suspects] = representable_steps(target.point[suspects], default_steps(
-                target.method, target.point_scale[suspects], noise.computed_unit))
-            _first_look(target, noise, table, suspects, progress)
+        stayed = _stayed_put(target, noise, table, positions)
+        if (suspects.size or stayed.size == positions.size > 0) and noise.measured == 0:
+            noise = measure_noise(target.evaluator, target.point, noise, rng,
+                                  not target.analytic[np.union1d(suspects, stayed)].any())
+            _judge(target, noise, table, positions)  # the measured noise may be smaller than the model's
             suspects = _suspects(target, table)
-    again = np.union1d(suspects, _kink_candidates(target, noise, table))
-    if again.size:
-        table.phase = f"the second looks at {counted(again.size, 'entry')}"
-        progress.phase(again.size, "second looks")
-        _second_looks(target, noise, table, again, progress)
-    unresolved = np.flatnonzero(table.status == Status.UNRESOLVED)
-    if unresolved.size and noise.coarse and target.method == "central" and not target.eps_given:
-        noise = _fourth_order_looks(target, noise, table, unresolved, rng, progress)
+            if suspects.size and noise.computed_unit > noise.unit and not target.eps_given:
+                # J computes in a coarser precision than it returns: its suspects' first steps were made for the
+                # finer one. One look at the steps made for J's real precision replaces climbing the ladder to them.
+                table.steps[suspects] = representable_steps(target.point[suspects], default_steps(
+                    target.method, target.point_scale[suspects], noise.computed_unit))
+                _first_look(target, noise, table, suspects, progress)
+                suspects = _suspects(target, table)
+        again = np.union1d(suspects, _kink_candidates(target, noise, table))
+        if again.size:
+            table.phase = f"the second looks at {counted(again.size, 'entry')}"
+            progress.phase(again.size, "second looks")
+            _second_looks(target, noise, table, again, progress)
+        unresolved = np.flatnonzero(table.status == Status.UNRESOLVED)
+        if unresolved.size and noise.coarse and target.method == "central" and not target.eps_given:
+            noise = _fourth_order_looks(target, noise, table, unresolved, rng, progress)
+    except KeyboardInterrupt:  # what a first look found wrong may be a kink its second looks would have named
+        _unconfirmed(target, noise, table)
+        raise
     return noise
+
+
+def _unconfirmed(target: Target, noise: NoiseModel, table: EntryTable) -> None:
+    """Entries left wrong by a first look alone become unresolved where grad lies between J's one-sided slopes.
+
+    A central difference at a kink or a tie gives the mean of the one-sided slopes, and grad's value between
+    them may be a valid subgradient: only the second looks, which the interrupt stopped, can tell.
+    """
+    stencil = target.stencil
+    if stencil is None or stencil.sides is None:
+        return
+    wrong = np.flatnonzero(table.pending & (table.status == Status.WRONG))
+    left, right = one_sided(stencil, table.values[wrong], table.steps[wrong], noise.cost)
+    between = within(target.analytic[wrong], left, right, table.tolerance[wrong])
+    table.status[wrong[between]] = Status.UNRESOLVED
+
+
+def _stayed_put(target: Target, noise: NoiseModel, table: EntryTable, positions: np.ndarray) -> np.ndarray:
+    """The entries whose every stencil value is J(theta) itself, bit for bit: J did not move at their steps."""
+    if target.stencil is None or not positions.size:
+        return positions[:0]
+    return positions[np.all(table.values[positions] == noise.cost, axis=1)]
 
 
 def _fourth_order_looks(target: Target, noise: NoiseModel, table: EntryTable, positions: np.ndarray,
@@ -313,6 +346,7 @@ def _judge(target: Target, noise: NoiseModel, table: EntryTable, positions: np.n
         agree, resolved = look.agree, _resolved(target, noise, positions, look.tolerance)
     status = np.where(agree, np.where(resolved, Status.OK, Status.UNRESOLVED), Status.WRONG)
     table.status[positions] = np.where(np.isfinite(analytic), status, Status.WRONG)
+    table.pending[positions] = table.status[positions] == Status.WRONG
 
 
 def _resolved(target: Target, noise: NoiseModel, positions: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
@@ -428,6 +462,7 @@ def _end_ladder(target: Target, table: EntryTable, active: np.ndarray) -> None:
     """Entries no further look can decide: UNRESOLVED if their best look agrees, else WRONG."""
     agree = np.abs(target.analytic[active] - table.numeric[active]) <= table.tolerance[active]
     table.status[active] = np.where(agree, Status.UNRESOLVED, Status.WRONG)
+    table.pending[active] = False
 
 
 def _smallest_steps(target: Target, noise: NoiseModel, positions: np.ndarray) -> np.ndarray | float:
@@ -453,7 +488,9 @@ def _decide(target: Target, noise: NoiseModel, table: EntryTable, active: np.nda
     wrong = live & ~agree & settled & ~at_kink
     table.status[active[ok]] = Status.OK
     table.status[active[wrong]] = Status.WRONG
-    return ok | wrong | at_kink
+    decided = ok | wrong | at_kink
+    table.pending[active[decided]] = False
+    return decided
 
 
 def _kinks(target: Target, noise: NoiseModel, table: EntryTable, active: np.ndarray, previous: _Look,

@@ -14,10 +14,10 @@ from functools import cached_property
 import numpy as np
 
 from ._noise import SURE, NoiseModel, block_scales
-from ._params import Layout
+from ._params import Layout, ShapeMismatch
 
 __all__ = ["Contract", "DirectionalFindings", "Evidence", "JacobianPairs", "NotSubgradient", "Probes", "Promotion",
-           "Subject", "global_error", "global_resolution"]
+           "Subject", "global_error", "global_resolution", "uncompared"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ class DirectionalFindings:
     factor: float | None = None  # analytic = factor * numeric along every direction
     probes: int = 0
     reduced: bool = False  # a probe left J's domain and moved closer to theta
+    kinks: dict[int, tuple[float, float]] = field(default_factory=dict)  # entry at a kink -> (left, right slope)
+    unexplained: bool = False  # a probe disagreed, but no entry the search could name is wrong or at a kink
 
 
 @dataclass(frozen=True)
@@ -184,15 +186,21 @@ class Contract:
         finite differences: a gradient returned in another shape (a
         broadcast not summed, a Jacobian transposed) or in another
         argument's place, a JVP that is not the VJP's transpose.
-    harmful_writes : list of str
-        What the backward wrote into (``"dout"``, ``"the cache's item 2"``)
-        so that a second call gave another result.
+    writes : tuple of str
+        What the backward wrote into (``"dout"``, ``"the cache[2]"``). The
+        check gives every call its own copies, so a write never changes
+        what is checked: it is reported, as a warning.
+    after_writes : str
+        What the backward does when called again on what it wrote into:
+        ``""`` (the same answer), ``"gives another answer"`` or
+        ``"raises IndexError (...)"``.
     """
 
     ignores_dout: dict[str, float] = field(default_factory=dict)
     constant_in_dout: list[str] = field(default_factory=list)
     faults: dict[str, tuple[str, str]] = field(default_factory=dict)
-    harmful_writes: list[str] = field(default_factory=list)
+    writes: tuple[str, ...] = ()
+    after_writes: str = ""
 
 
 @dataclass(frozen=True)
@@ -221,6 +229,10 @@ class Evidence:
         grad gave another gradient the second time at theta.
     mutated : dict
         ``"J"`` or ``"grad"`` -> flat positions it changed in place.
+    mismatched : dict
+        Block name -> `ShapeMismatch`, for a gradient returned in another
+        shape: reshaped or summed to be compared, or NaN where it has another
+        number of entries.
     transposed : list of str
         Blocks grad returned with their 2-D shape reversed.
     step_reduced, kink_near, jumps : ndarray
@@ -274,6 +286,7 @@ class Evidence:
     grad_keeps_state: bool = False
     mutated: dict[str, np.ndarray] = field(default_factory=dict)
     transposed: list[str] = field(default_factory=list)
+    mismatched: dict[str, ShapeMismatch] = field(default_factory=dict)
     step_reduced: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
     kink_near: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
     jumps: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
@@ -320,6 +333,8 @@ class Evidence:
             ratio = np.nan_to_num(np.divide(self.gap, self.tolerance), copy=False, nan=0.0)
         ratio[~measured] = -np.inf
         ratio[measured & ~np.isfinite(self.analytic)] = np.inf
+        for part in uncompared(self.layout, self.mismatched):
+            ratio[part] = -np.inf
         return ratio
 
     @cached_property
@@ -355,6 +370,11 @@ class Evidence:
         size = np.maximum(np.abs(self.analytic), np.abs(self.numeric))[checked]
         scale = np.sqrt(np.mean(size ** 2)) if size.size else 0.0
         return float(SURE * np.median(self.tolerance[checked]) / scale) if scale > 0 else float("nan")
+
+
+def uncompared(layout: Layout, mismatched: dict[str, ShapeMismatch]) -> list[slice]:
+    """The blocks whose gradient came back with another number of entries (NaN in the analytic gradient)."""
+    return [b.slice for b in layout.blocks if b.name in mismatched and mismatched[b.name].unusable]
 
 
 def global_error(a: np.ndarray, n: np.ndarray, tolerance: np.ndarray) -> float:

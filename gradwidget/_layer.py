@@ -148,7 +148,7 @@ def check_layer(forward: Callable[..., Any], backward: Callable[..., Any], *args
         given["names"] = names
         return check_layer(forward, backward, *moved, wrt=tuple(theta), dout=dout, **given)
 
-    return rediagnosed(result, rerun, contract=contract)
+    return rediagnosed(result, rerun, contract=contract, mismatched=dict(returned.mismatched))
 
 
 def check_loss(loss: Callable[..., Any], *args: Any, wrt: Any = None, **options: Any) -> CheckResult:
@@ -204,7 +204,8 @@ def check_loss(loss: Callable[..., Any], *args: Any, wrt: Any = None, **options:
         given.pop("names", None)
         return check_loss(loss, *moved, wrt=tuple(theta), **given)
 
-    return rediagnosed(result, rerun, subject=subject, contract=Contract(faults=dict(returned.findings)))
+    return rediagnosed(result, rerun, subject=subject, contract=Contract(faults=dict(returned.findings)),
+                       mismatched=dict(returned.mismatched))
 
 
 def assert_layer(forward: Callable[..., Any], backward: Callable[..., Any], *args: Any,
@@ -233,6 +234,7 @@ class _Layer:
                  chosen: list[int], names: list[str], fname: str, bname: str) -> None:
         self.forward, self.backward, self.args, self.chosen, self.names = forward, backward, args, chosen, names
         self.fname, self.bname = fname, bname
+        self.douts = _dout_count(backward)  # the upstream gradients the backward takes, when its signature says
         self.floating = [k for k, a in enumerate(args) if _is_float_array(a)]
         self.last_given: tuple[Any, Any] | None = None  # the dout and cache of the latest backward call
         # Copies of what the functions are given, until they are seen not to write into it.
@@ -248,6 +250,12 @@ class _Layer:
         if not isinstance(answer, tuple) or len(answer) < 2:
             raise InputError(f"{self.fname} must return (out, cache); it returned {described(answer)}: return the "
                              "output and what the backward needs")
+        if len(answer) > 2 and self.douts == 1:
+            parts = ", ".join(described(part) for part in answer[1:])
+            raise InputError(f"{self.fname} returned {len(answer)} values, but {self.bname} takes (dout, cache), so "
+                             f"{self.fname} must return (out, cache): the first ({described(answer[0])}) would be out "
+                             f"and the other {len(answer) - 1} ({parts}) the cache. Return them as one: "
+                             "`return out, (a, b)`")
         out = answer[0] if len(answer) == 2 else tuple(answer[:-1])
         return out, answer[-1]
 
@@ -261,6 +269,12 @@ class _Layer:
             raise
         self.copy_passed = any(changed_parts(self.args[k], given[k], "") for k in range(len(given))
                                if k not in self.chosen)
+        if isinstance(out, tuple):  # several outputs, then the cache
+            for k, part in enumerate(out):
+                if not isinstance(part, np.ndarray) or part.dtype.kind not in "biuf":
+                    raise InputError(f"{self.fname} returned {len(out) + 1} values, taken as {len(out)} outputs and a "
+                                     f"cache (the last), but output {k} is {described(part)}, not an array of "
+                                     "numbers: return (out, cache), or several output arrays followed by the cache")
         return output_layout(out, self.fname), float_dtype(out)
 
     def output_at(self, xs: dict[str, np.ndarray]) -> Any:
@@ -280,13 +294,18 @@ class _Layer:
         return self.run_backward(*given)
 
     def run_backward(self, dout: Any, cache: Any) -> Any:
-        """The backward on exactly these objects (a list of douts for a forward with several outputs)."""
+        """The backward on exactly these objects (a list of douts for a forward with several outputs).
+
+        What it returns is copied at once: a backward may return an array it keeps (``dx = cache; dx *= dout``),
+        which a later call on the same cache would change under the check.
+        """
         douts = list(dout) if isinstance(dout, list) else [dout]
         try:
-            return self.backward(*douts, cache)
+            answer = self.backward(*douts, cache)
         except Exception as exc:
             note_exception(exc, f"raised by {self.bname}")
             raise
+        return private_copy(answer)
 
     def backward_at(self, xs: dict[str, np.ndarray], dout: Any) -> Any:
         return self.call_backward(dout, self.cache_at(xs))
@@ -322,6 +341,19 @@ def _douts(outputs: Layout, v: np.ndarray) -> Any:
     """The upstream gradient in the output's structure: one array, or a list for several outputs."""
     views = outputs.views(v.copy())
     return list(views) if isinstance(views, (list, tuple)) else views
+
+
+def _dout_count(backward: Callable[..., Any]) -> int | None:
+    """How many upstream gradients ``backward(dout1, ..., cache)`` takes: its required positional parameters, less 1."""
+    try:
+        parameters = list(inspect.signature(backward).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_POSITIONAL for p in parameters):
+        return None
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p for p in parameters if p.kind in positional and p.default is p.empty]
+    return len(required) - 1 if len(required) >= 2 else None
 
 
 def _given_names(names: tuple[str, ...] | None, count: int) -> list[str] | None:

@@ -59,18 +59,34 @@ def contract_diagnoses(ev: Evidence) -> list[Diagnosis]:
             f"{subject.gradient}(dout1 + dout2) by up to {worst:.1e} of its size. A backward is linear in dout: look "
             "for a term without dout, `np.ones_like(dout)`, or dout squared or clipped."),
             next(iter(nonlinear)) if len(nonlinear) == 1 else None))
-    if contract.harmful_writes:
-        found.append(Diagnosis(MUTATES_INPUT, (
-            f"{subject.gradient} writes into {', '.join(contract.harmful_writes)} and gives another result when "
-            "called again on them: work on copies (`dout = dout.copy()`) and leave the cache as the forward made "
-            "it.")))
+    if contract.writes:
+        found.append(_writes(contract.writes, contract.after_writes, subject.gradient))
     return found
+
+
+def _writes(written: tuple[str, ...], after: str, backward: str) -> Diagnosis:
+    """A warning: the backward writes into its dout or cache (what it breaks, and what to do)."""
+    what = ", ".join(written)
+    if after.startswith("raises"):
+        effect = (f"called again on the same cache it {after}: it consumes the cache (`cache.pop()`?), so it can run "
+                  "only once per forward. ")
+    elif after:
+        effect = (f"called again on them it {after} (does it return an array it also keeps, as in "
+                  "`dx = cache; dx *= dout`? return a new array: `dx = dout * cache`). ")
+    else:
+        effect = "its answer does not change, but whoever else holds that array sees it changed. "
+    return Diagnosis(MUTATES_INPUT, (
+        f"{backward} writes into {what}: {effect}The check gave each call a copy of its own, so the gradients "
+        "above are checked as returned; work on copies (`dout = dout.copy()`) to make it safe to call twice."),
+        warning=True)
 
 
 def layer_patterns(ev: Evidence, failing: list[Block]) -> dict[str, Diagnosis]:
     """Failing blocks explained by a pattern of layer code: block name -> diagnosis."""
     found: dict[str, Diagnosis] = {}
     for block in failing:
+        if not np.isfinite(ev.analytic[block.slice]).all():  # NaN or inf from the backward: it says where, no rule
+            continue
         for rule in (_transposed_jacobian, _wrong_axis, _recurrence, _permuted_pairs, _through_some_outputs,
                      _only_part_of_jacobian, _missing_path):
             diagnosis = rule(ev, block)
@@ -137,6 +153,8 @@ def _only_part_of_jacobian(ev: Evidence, block: Block) -> Diagnosis | None:
     if not np.isfinite(n).all():
         return None
     support = a != 0
+    if not support.any():  # nothing applied at all: the general explainer says the gradient is zero
+        return None
     outside = float(np.linalg.norm(n[~support]))
     miss = float(np.linalg.norm(a - n))
     if miss == 0 or outside < OFF_SUPPORT * float(np.linalg.norm(n)):

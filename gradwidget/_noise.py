@@ -20,6 +20,7 @@ References
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -148,6 +149,13 @@ NAMED_PRECISIONS = (("float32", float(np.finfo(np.float32).eps)), ("float16", fl
 ECNOISE_ORDERS = range(3, 7)
 """Orders k of the differences whose spread estimates the noise ([2])."""
 
+CURVATURE_FALL = 8.0
+"""Noise's estimates from orders 3 to 6 stay within a few times each other; a table that falls at every order by
+more than this in all is J's curvature (`_spread`)."""
+
+LEVELLED = 2.0
+"""A falling table whose last order is within this factor of the one before has reached J's noise there."""
+
 ECNOISE_HALF = 8
 """Points on each side of theta for one noise measurement: 16 calls of J, an estimate good to about 1.6x."""
 
@@ -194,12 +202,17 @@ class NoiseModel:
     grad_unit : float
         The relative rounding of grad's values, found the same way; 0 means
         as fine as ``unit``.
+    stepped : float
+        Where J moves only in jumps at the finest spacing and grad is zero
+        there, the jumps' typical size (0 otherwise): J is taken as
+        piecewise constant (a rounding, a count), flat between the jumps.
     """
 
     unit: float
     cost: float
     measured: float = 0.0
     grad_unit: float = 0.0
+    stepped: float = 0.0
 
     def with_measured(self, noise: float) -> NoiseModel:
         """The same model with J's measured noise."""
@@ -232,7 +245,7 @@ class NoiseModel:
         large terms and carries their rounding.
         """
         relative = max(np.sqrt(self.computed_unit), GRAD_MARGIN * self.grad_unit)
-        return relative * np.minimum(np.abs(analytic), np.abs(estimate)) + self.absolute_floor(scale)
+        return relative * np.fmin(np.abs(analytic), np.abs(estimate)) + self.absolute_floor(scale)  # NaN: not given
 
     def absolute_floor(self, scale: np.ndarray) -> np.ndarray:
         """The absolute part of `floor`: `NOISE_MARGIN` ulps (of J's or grad's values) of the gradient's scale."""
@@ -375,8 +388,9 @@ def block_rms(values: np.ndarray) -> float:
     return top * float(np.sqrt(np.mean((finite / top) ** 2))) if top > 0 else 0.0
 
 
-def measure_noise(evaluator: Evaluator, point: np.ndarray, noise: NoiseModel, rng: np.random.Generator) -> float:
-    """The absolute noise of J's value, from high-order differences at tiny spacing.
+def measure_noise(evaluator: Evaluator, point: np.ndarray, noise: NoiseModel, rng: np.random.Generator,
+                  flat_gradient: bool = False) -> NoiseModel:
+    """``noise`` with the absolute noise of J's value measured, from high-order differences at tiny spacing.
 
     Thirty-two extra calls along a random sign direction, a few hundred ulps apart
     and then 3.7 times that, and for a float64 J sixteen more at float32's
@@ -385,9 +399,13 @@ def measure_noise(evaluator: Evaluator, point: np.ndarray, noise: NoiseModel, rn
     differences of order 3 to 6. Where J gives the same value at neighbouring
     points (a cost rounded coarser than its type, such as ``(1e8 + c) - 1e8``),
     the spacing widens until its values move at nearly every point: only then
-    do their roundings look like independent noise. Their scaled spread estimates the standard
-    deviation of J's noise ([2], ECnoise, simplified: the median over orders
-    instead of a test of their consistency).
+    do their roundings look like independent noise. But where grad is zero
+    there (``flat_gradient``), J staying put may be a staircase (a rounding,
+    a count) as well as a coarse precision: its jumps are not taken for
+    noise (which would make J look like float16), and their size is kept as
+    `NoiseModel.stepped` instead. The scaled spread estimates the standard
+    deviation of J's noise ([2], ECnoise, simplified: the median over the
+    orders where the table of differences is level, see `_spread`).
 
     Notes
     -----
@@ -400,25 +418,40 @@ def measure_noise(evaluator: Evaluator, point: np.ndarray, noise: NoiseModel, rn
     direction = np.abs(point.astype(np.float64))
     direction[direction == 0] = np.sqrt(np.mean(direction ** 2)) or 1.0
     direction[rng.integers(0, 2, direction.size, dtype=np.int8) == 0] *= -1  # random signs, scaled like theta
-    spacing = noise.unit ** (2 / 3)
+    first = spacing = noise.unit ** (2 / 3)
     for _ in range(ECNOISE_WIDENINGS + 1):
         costs = _costs_along(evaluator, noise.cost, _Line(direction, spacing))
         if np.mean(np.diff(costs) != 0) >= ECNOISE_MOVING:
             break
         spacing *= ECNOISE_WIDEN  # J's values are rounded coarser than they move: the noise would look small
     else:  # J stays put between jumps at every spacing (floor, round): piecewise constant, no rounding noise
-        return 0.0
+        return noise.with_measured(0.0)
+    if spacing > first and flat_gradient:
+        jumps = np.abs(np.diff(costs))
+        return replace(noise, measured=0.0, stepped=float(np.median(jumps[jumps > 0])))
     # Once more at a wider spacing: a J rounded to a grid can step by a whole number of grid points
     # (its differences all 0) or move too little for its roundings to be independent at the first one.
     wider = _costs_along(evaluator, noise.cost, _Line(direction, ECNOISE_AGAIN * spacing))
     level = max(_spread(costs), _spread(wider))
     if noise.unit <= COARSE_UNIT:  # and at float32's spacing: a J that casts theta to float32 moves only there
         level = max(level, _spread(_costs_along(evaluator, noise.cost, _Line(direction, COARSE_SPACING))))
-    return level if np.isfinite(level) else 0.0
+    return noise.with_measured(level if np.isfinite(level) else 0.0)
 
 
 def _spread(costs: list[float]) -> float:
-    """The noise level that the differences of order `ECNOISE_ORDERS` of ``costs`` show (their median).
+    """The noise level that the differences of order `ECNOISE_ORDERS` of ``costs`` show (0 where none shows).
+
+    Each order's scaled differences estimate the noise where noise dominates
+    them: then they change sign from one point to the next, and the estimates
+    of all orders are about level. Where J's smooth part dominates, they fall
+    with the order instead (like ``(h * s)**k`` for a scale of variation s
+    over the spacing h), and keep one sign along each side: such orders
+    measure curvature, not noise. So a table that falls at every order, by
+    more than `CURVATURE_FALL` in all, shows its last order's level only
+    where the fall has levelled out there (by at most `LEVELLED`) and that
+    order changes sign on both sides, and no noise otherwise; else the noise is the median over the orders whose
+    differences change sign on both sides, 0 where none does ([2] tests the
+    same sign changes and level estimates).
 
     Differences are taken on each side of theta, never across it: where J
     jumps at theta itself (a rounding at its boundary), a difference across
@@ -426,12 +459,17 @@ def _spread(costs: list[float]) -> float:
     """
     sides = (costs[:ECNOISE_HALF], costs[ECNOISE_HALF + 1:])
     with np.errstate(all="ignore"):
-        levels = []
+        levels, alternating = [], []
         for k in ECNOISE_ORDERS:
-            diffs = np.concatenate([np.diff(side, k) for side in sides])
+            per_side = [np.diff(side, k) for side in sides]
             gamma = math.factorial(k) ** 2 / math.factorial(2 * k)
-            levels.append(np.sqrt(gamma * np.mean(diffs ** 2)))
-    return float(np.median(levels))
+            levels.append(float(np.sqrt(gamma * np.mean(np.concatenate(per_side) ** 2))))
+            alternating.append(all((d > 0).any() and (d < 0).any() for d in per_side))
+        falls = all(a > b for a, b in itertools.pairwise(levels)) and levels[0] > CURVATURE_FALL * levels[-1]
+    if falls:
+        return levels[-1] if alternating[-1] and levels[-2] <= LEVELLED * levels[-1] else 0.0
+    noisy = [level for level, changes in zip(levels, alternating) if changes]
+    return float(np.median(noisy)) if noisy else 0.0
 
 
 @dataclass(frozen=True)

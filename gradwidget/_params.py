@@ -17,7 +17,7 @@ import numpy as np
 
 from ._options import InputError, OptionError, counted
 
-__all__ = ["Block", "Layout", "flatten", "random_init"]
+__all__ = ["Block", "Layout", "ReadGradient", "ShapeMismatch", "fit_shape", "flatten", "random_init", "read_gradient"]
 
 
 @dataclass(frozen=True)
@@ -152,47 +152,24 @@ class Layout:
 
         Returns the flat float64 vector and the names of blocks that came back
         with their 2-D shape reversed (their values are transposed into place).
-        A flat vector of the right size is accepted for any structure.
+        A flat vector of the right size is accepted for any structure; a
+        block in another shape of the same size is reshaped, one with extra
+        broadcast axes is summed over them (`read_gradient` says which).
 
         Raises
         ------
         InputError
             Naming the block, the expected and the received shape or key.
         """
-        if tree is None:
-            raise InputError(f"{what} returned None; expected {self._expected()}")
-        if self.kind in ("dict", "list", "tuple") and not _is_arraylike_leaf(tree):
-            parts = self._parts(tree, what)
-        elif self.kind == "unrolled" and isinstance(tree, (list, tuple)) and len(tree) == len(self.blocks) > 1:
-            parts = list(tree)
-        else:
-            array = _as_float_array(tree, what, "")
-            if array.size == self.size and (array.ndim == 1 or self.kind == "unrolled"):
-                return array.reshape(-1).astype(np.float64), []
-            if self.kind == "array":
-                parts = [array]
-            else:
-                raise InputError(
-                    f"{what} returned an array of shape {array.shape} ({array.size} entries); "
-                    f"expected {self._expected()}"
-                )
-        flat = np.empty(self.size)
-        transposed = []
-        for block, part in zip(self.blocks, parts):
-            label = "" if self.kind == "array" else f" for block '{block.name}'"
-            array = _as_float_array(part, what, label)
-            if array.shape == block.shape or (
-                array.size == block.size and _squeezed(array.shape) == _squeezed(block.shape)
-            ):
-                flat[block.slice] = array.reshape(-1)
-            elif len(block.shape) == 2 and array.shape == block.shape[::-1]:
-                flat[block.slice] = array.T.reshape(-1)
-                transposed.append(block.name)
-            else:
-                raise InputError(f"{what} returned shape {array.shape}{label}, expected {block.shape}")
-        return flat, transposed
+        read = read_gradient(self, tree, what)
+        unusable = [m for m in read.mismatched.values() if m.unusable]
+        if unusable:
+            m = unusable[0]
+            label = "" if self.kind == "array" else f" for block '{m.block}'"
+            raise InputError(f"{what} returned shape {m.returned}{label}, expected {m.expected}")
+        return read.flat, read.transposed
 
-    def _parts(self, tree: Any, what: str) -> list[Any]:
+    def parts(self, tree: Any, what: str) -> list[Any]:
         if self.kind == "dict":
             if not isinstance(tree, Mapping):
                 got = type(tree).__name__
@@ -208,11 +185,129 @@ class Layout:
             raise InputError(f"{what} returned {got}; expected {counted(len(self.blocks), 'array')} like theta")
         return list(tree)
 
-    def _expected(self) -> str:
+    def expected(self) -> str:
         if self.kind == "array":
             return f"an array of shape {self.shape}"
         listed = ", ".join(f"{b.name} {b.shape}" for b in self.blocks)
         return f"{self.kind} of arrays ({listed}) or a flat vector of {self.size} entries"
+
+
+def read_gradient(layout: Layout, tree: Any, what: str = "grad") -> ReadGradient:
+    """What ``grad`` returned, flattened: a block it returned with another number of entries is NaN.
+
+    Raises
+    ------
+    InputError
+        When nothing can be matched to the blocks (None, a missing key,
+        a flat vector of another size, values that are not numbers).
+    """
+    if tree is None:
+        raise InputError(f"{what} returned None; expected {layout.expected()}")
+    if layout.kind in ("dict", "list", "tuple") and not _is_arraylike_leaf(tree):
+        parts = layout.parts(tree, what)
+    elif layout.kind == "unrolled" and isinstance(tree, (list, tuple)) and len(tree) == len(layout.blocks) > 1:
+        parts = list(tree)
+    else:
+        array = _as_float_array(tree, what, "")
+        if array.size == layout.size and (array.ndim == 1 or layout.kind == "unrolled"):
+            return ReadGradient(array.reshape(-1).astype(np.float64), [], {})
+        if layout.kind == "array":
+            parts = [array]
+        else:
+            raise InputError(
+                f"{what} returned an array of shape {array.shape} ({array.size} entries); "
+                f"expected {layout.expected()}"
+            )
+    flat = np.empty(layout.size)
+    transposed: list[str] = []
+    mismatched: dict[str, ShapeMismatch] = {}
+    for block, part in zip(layout.blocks, parts):
+        label = "" if layout.kind == "array" else f" for block '{block.name}'"
+        array = _as_float_array(part, what, label)
+        if len(block.shape) == 2 and array.shape == block.shape[::-1] != block.shape and \
+                _squeezed(array.shape) != _squeezed(block.shape):
+            flat[block.slice] = array.T.reshape(-1)
+            transposed.append(block.name)
+            continue
+        fitted, mismatch = fit_shape(array, block.shape, block.name)
+        flat[block.slice] = np.nan if fitted is None else fitted.reshape(-1)
+        if mismatch is not None:
+            mismatched[block.name] = mismatch
+    return ReadGradient(flat, transposed, mismatched)
+
+
+
+@dataclass(frozen=True)
+class ShapeMismatch:
+    """A gradient returned in another shape than its argument's (a 2-D transpose aside).
+
+    Attributes
+    ----------
+    block : str
+        The argument (block) it is the gradient of.
+    returned, expected : tuple of int
+        Its shape, and the argument's.
+    summed : tuple of int or None
+        The axes summed to give it the argument's shape, when the argument
+        broadcasts to what was returned (a broadcast not summed); else None.
+    values : ndarray
+        The gradient as returned (float64), for the diagnoses to test what
+        would fix it against the other gradient.
+    """
+
+    block: str
+    returned: tuple[int, ...]
+    expected: tuple[int, ...]
+    summed: tuple[int, ...] | None
+    values: np.ndarray
+
+    @property
+    def reshaped(self) -> bool:
+        """Whether it has the argument's number of entries: its values are compared in the argument's shape."""
+        return self.summed is None and prod(self.returned) == prod(self.expected)
+
+    @property
+    def unusable(self) -> bool:
+        """Whether no reshape or sum makes it the argument's shape (another number of entries)."""
+        return self.summed is None and not self.reshaped
+
+
+@dataclass(frozen=True)
+class ReadGradient:
+    """What a gradient function returned, flat: NaN in blocks it returned with another number of entries."""
+
+    flat: np.ndarray
+    transposed: list[str]
+    mismatched: dict[str, ShapeMismatch]
+
+
+def fit_shape(array: np.ndarray, shape: tuple[int, ...], name: str) -> tuple[np.ndarray | None, ShapeMismatch | None]:
+    """``array`` in ``shape`` and how it was made to fit: as it is, reshaped, or summed over broadcast axes.
+
+    Returns ``(None, mismatch)`` when it has another number of entries than
+    ``shape`` and ``shape`` does not broadcast to it.
+    """
+    shape = tuple(shape)
+    if array.shape == shape:
+        return array, None
+    values = np.array(array, dtype=np.float64)
+    if array.size == prod(shape):
+        return array.reshape(shape), ShapeMismatch(name, array.shape, shape, None, values)
+    axes = broadcast_axes(shape, array.shape)
+    if axes is None:
+        return None, ShapeMismatch(name, array.shape, shape, None, values)
+    return values.sum(axis=axes).reshape(shape), ShapeMismatch(name, array.shape, shape, axes, values)
+
+
+def broadcast_axes(shape: Sequence[int], returned: Sequence[int]) -> tuple[int, ...] | None:
+    """The axes of ``returned`` to sum so that it takes ``shape``, when ``shape`` broadcasts to it."""
+    try:
+        if np.broadcast_shapes(tuple(shape), tuple(returned)) != tuple(returned):
+            return None
+    except ValueError:
+        return None
+    extra = len(returned) - len(shape)
+    return tuple(range(extra)) + tuple(extra + k for k, s in enumerate(shape) if s == 1 and returned[extra + k] != 1)
 
 
 def flatten(theta: Any, shapes: Sequence[Sequence[int]] | None = None,

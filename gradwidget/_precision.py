@@ -27,7 +27,7 @@ from ._noise import (
     observed_precision,
     returned_precision,
 )
-from ._params import Layout
+from ._params import Layout, read_gradient
 
 __all__ = ["promotion"]
 
@@ -74,6 +74,6 @@ def _cost_and_gradient(J: Callable[[Any], Any], grad: Callable[[Any], Any] | Non
         value, gradient = value  # not a pair: the check as given says so
     else:
         gradient, _ = call_with_copy(grad, layout, point, "grad")
-    flat, _ = layout.flatten_like(gradient)
+    flat = read_gradient(layout, gradient).flat
     return (float(np.real(scalar_cost(value))), returned_precision(value), flat,
             max(gradient_precision(gradient), observed_precision(flat)))

@@ -74,7 +74,13 @@ def block_state(result: CheckResult, index: int) -> str:
     """Block ``index``'s verdict as the report's table words it ("ok", "3 of 110 wrong", ...)."""
     b = result.blocks[index]
     directional = result.evidence.directional is not None
-    if b.passed:
+    mismatch = result.evidence.mismatched.get(b.name)
+    if mismatch is not None and mismatch.unusable:
+        return f"shape {mismatch.returned}: not compared"
+    summed = f"shape {mismatch.returned}, summed: " if mismatch is not None and mismatch.summed else ""
+    if summed and not b.wrong:
+        state = "values ok"
+    elif b.passed:
         state = "ok"
     elif b.verdict == "inconclusive":
         state = "inconclusive" + "".join(f", {count} {what}" for count, what in (
@@ -87,7 +93,7 @@ def block_state(result: CheckResult, index: int) -> str:
         state = f"{b.wrong} of {b.checked} wrong" if b.wrong else "wrong"
     if b.kinks:
         state += f", {b.kinks} at a kink or jump"
-    return state
+    return summed + state
 
 
 BADGE_COLOURS = {"passed": "#1a7f37", "inconclusive": "#9a6700", "failed": "#cf222e"}

@@ -110,7 +110,7 @@ class CheckResult:
         self.analytic = ev.layout.views(ev.analytic)
         self.numeric = ev.layout.views(ev.numeric)
         self._block_verdicts = [block_verdict(ev, b) for b in ev.layout.blocks]
-        self._verdict = overall_verdict(ev, self._block_verdicts, (d.code for d in diagnoses))
+        self._verdict = overall_verdict(ev, self._block_verdicts, (d.code for d in diagnoses if not d.warning))
 
     @property
     def error(self) -> float:
@@ -239,6 +239,7 @@ class CheckResult:
 def worst_positions(ev: Evidence, count: int) -> list[int]:
     """Flat positions of the ``count`` measured entries of ``ev`` that disagree most (only wrong ones when any)."""
     order = np.argsort(-ev.significance, kind="stable")
+    order = order[ev.significance[order] > -np.inf]  # measured, and compared (a block of another size is not)
     wrong = ev.status[order] == Status.WRONG
     if wrong.any():
         order = order[wrong]

@@ -184,6 +184,9 @@ def _slope(costs: np.ndarray, centre: float, noise: NoiseModel, size: float) -> 
     spread = np.abs(values[:, 0] - 2 * centre + values[:, 1]) / steps  # right slope minus left slope
     if spread[1] > 4 * rounding[1] and spread[1] >= KINK_PERSISTS * spread[0]:
         return None
+    # What of the change between the two steps is truncation, and what is rounding, is not known: J's rounding
+    # was not measured, and a J made of large terms that cancel rounds far above u * |J|. The smaller step's
+    # error is within the change either way (its rounding is the larger of the two).
     truncation = float(noise.truncation(np.array(change), CENTRAL.order, rounding.sum()))
     floor = noise.floor(estimates[1:], estimates[1:], np.array([size]))  # as close as two right answers come
-    return float(estimates[1]), float(rounding[1]) + truncation + float(floor[0])
+    return float(estimates[1]), float(rounding[1]) + max(truncation, change) + float(floor[0])

@@ -3,21 +3,22 @@
 A backward returns one gradient per argument, each in its argument's shape.
 The bugs of layer code often show first in those shapes: a bias gradient of
 shape ``(N, D)`` is a broadcast not summed over the batch axis, gradients in
-another order are swapped, a gradient of the right size in another shape was
-reshaped. `ReturnedGradients` puts each gradient where and in the shape its
-check can use, and records what it had to do as a finding with its code;
-what cannot be matched is an `InputError` that says what to return.
+another order are swapped, a padded gradient was never cropped.
+`ReturnedGradients` puts each gradient where and in the shape its check can
+use, and records what it had to do (`ShapeMismatch`, a swap finding) for the
+diagnoses; what cannot be matched at all (a count of gradients that fits no
+argument list, None) is an `InputError` that says what to return.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ._options import InputError, counted
-from ._verdict import BROADCAST, SWAPPED
+from ._params import ShapeMismatch, fit_shape
+from ._verdict import SWAPPED
 
 __all__ = ["ReturnedGradients"]
 
@@ -37,14 +38,19 @@ class ReturnedGradients:
     who, forward : str
         The backward's and the forward's names, for messages.
     strict : bool
-        Raise on a gradient whose shape cannot be matched (False: leave it
-        as returned, for a grader to mark that item wrong).
+        A gradient with another number of entries than its argument (that no
+        sum over broadcast axes explains) is returned as NaN in the
+        argument's shape, to be compared as not computed (False: left as
+        returned, for a grader to mark that item wrong).
 
     Attributes
     ----------
     findings : dict
-        Argument name -> (code, message), for each gradient that needed
-        summing, reshaping or moving.
+        Argument name -> (code, message), for each gradient returned in
+        another argument's place.
+    mismatched : dict
+        Argument name -> `ShapeMismatch`, for each gradient returned in
+        another shape (the first time it was seen).
     """
 
     def __init__(self, names: list[str], shapes: list[tuple[int, ...]], floating: list[str], who: str,
@@ -52,6 +58,7 @@ class ReturnedGradients:
         self.names, self.shapes, self.floating, self.who, self.forward = names, shapes, floating, who, forward
         self.strict = strict
         self.findings: dict[str, tuple[str, str]] = {}
+        self.mismatched: dict[str, ShapeMismatch] = {}
 
     def adapt(self, answer: Any) -> list[np.ndarray]:
         """One float array per differentiated argument, in its shape (a 2-D transpose is left as returned)."""
@@ -106,34 +113,13 @@ class ReturnedGradients:
 
     def _shaped(self, array: np.ndarray, name: str, shape: tuple[int, ...]) -> np.ndarray:
         shape = tuple(shape)
-        if array.shape == shape or (len(shape) == 2 and array.shape == shape[::-1]):
-            return array
-        size = int(np.prod(shape))
-        if array.size == size:
-            self.findings.setdefault(name, (BROADCAST, (
-                f"d{name} has shape {array.shape} but {name} has shape {shape}: the values are reshaped to be "
-                f"compared; return `d{name}.reshape({name}.shape)` only if they are in {name}'s order.")))
-            return array.reshape(shape)
-        axes = _broadcast_axes(shape, array.shape)
-        if axes is None and not self.strict:
-            return array
-        if axes is None:
-            raise InputError(f"{self.who} returned shape {array.shape} for d{name}, expected {shape} "
-                             f"({name}'s shape)")
-        listed = axes[0] if len(axes) == 1 else axes
-        self.findings.setdefault(name, (BROADCAST, (
-            f"d{name} has shape {array.shape} but {name} has shape {shape}: a broadcast in {self.forward} is not "
-            f"summed in {self.who}. Sum over axis {listed} (`d{name} = dout.sum(axis={listed})`); summed, it is "
-            "compared below.")))
-        return array.sum(axis=axes).reshape(shape)
-
-
-def _broadcast_axes(shape: Sequence[int], returned: Sequence[int]) -> tuple[int, ...] | None:
-    """The axes of ``returned`` to sum so that it takes ``shape``, when ``shape`` broadcasts to it."""
-    try:
-        if np.broadcast_shapes(tuple(shape), tuple(returned)) != tuple(returned):
-            return None
-    except ValueError:
-        return None
-    extra = len(returned) - len(shape)
-    return tuple(range(extra)) + tuple(extra + k for k, s in enumerate(shape) if s == 1 and returned[extra + k] != 1)
+        if len(shape) == 2 and array.shape == shape[::-1]:
+            return array  # the check names a transposed 2-D gradient itself
+        fitted, mismatch = fit_shape(array, shape, name)
+        if mismatch is not None:
+            self.mismatched.setdefault(name, mismatch)
+        if fitted is not None:
+            return fitted
+        if self.strict:  # compared as not computed: the diagnoses say what its shape shows
+            return np.full(shape, np.nan)
+        return array

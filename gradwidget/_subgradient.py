@@ -29,7 +29,10 @@ from ._evidence import NotSubgradient
 from ._noise import NoiseModel
 from ._params import Layout
 
-__all__ = ["not_subgradients"]
+__all__ = ["MAX_PARTNERS", "kink_alone", "not_subgradients", "tie_partners"]
+
+MAX_PARTNERS = 64
+"""Entries tied with a kink's entry (equal values in its block) looked at beside it, at most, per entry."""
 
 SIDE_STEPS = (1.0, 0.25)
 """The one-sided slopes along the direction are measured at these multiples of the entries' steps."""
@@ -97,6 +100,43 @@ def not_subgradients(evaluator: Evaluator, layout: Layout, point: np.ndarray, an
             unit = float(direction.max())
             found[block.name] = NotSubgradient(positions, claimed / unit, left / unit, right / unit)
     return found
+
+
+def kink_alone(evaluator: Evaluator, point: np.ndarray, analytic: np.ndarray, position: int, step: float,
+               noise: NoiseModel) -> tuple[float, float] | None:
+    """J's one-sided slopes at one entry, when it sits at a kink there and grad's value lies between them; else None.
+
+    A random direction, or a group of entries moved together, that crosses
+    a kink or a tie disagrees with grad although grad gives a valid
+    subgradient: the entry is then judged as the coordinate path judges it,
+    from the one-sided slopes at two steps.
+    """
+    direction = np.zeros(point.size)
+    direction[position] = step
+    sides = _Sides(direction, tuple(f for t in SIDE_STEPS for f in (t, -t)))
+    slopes = _one_sided(evaluator.shifted(sides, np.empty(len(sides))).reshape(len(SIDE_STEPS), 2), noise)
+    if slopes is None:
+        return None
+    left, right, tolerance = (value / step for value in slopes)
+    kink = abs(right - left) > 2 * tolerance
+    between = min(left, right) - tolerance <= analytic[position] <= max(left, right) + tolerance
+    return (left, right) if kink and between else None
+
+
+def tie_partners(point: np.ndarray, layout: Layout, positions: np.ndarray) -> np.ndarray:
+    """The entries tied with ``positions``: of equal value in the same block (at most `MAX_PARTNERS` each).
+
+    A tie of a max (a pooling window's two equal maxima) is a kink of J that
+    only the tied entries moved together can judge (`not_subgradients`); a
+    sample or a search that found one of them needs the others too.
+    """
+    found = []
+    for position in positions.tolist():
+        block = layout.block_of(position)
+        same = np.flatnonzero(point[block.slice] == point[position]) + block.start
+        found.append(same[same != position][:MAX_PARTNERS])
+    partners = np.unique(np.concatenate(found)) if found else np.zeros(0, int)
+    return np.setdiff1d(partners, positions)
 
 
 def _one_sided(values: np.ndarray, noise: NoiseModel) -> tuple[float, float, float] | None:

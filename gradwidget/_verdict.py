@@ -40,6 +40,7 @@ __all__ = [
     "PRECISION_LOSS",
     "RECURRENCE",
     "SCALE",
+    "SHAPE",
     "SIGN",
     "SWAPPED",
     "SYMMETRIC_POINT",
@@ -115,6 +116,7 @@ BROADCAST = "broadcast"
 SWAPPED = "swapped"
 MISSING_TERM = "missing-term"
 RECURRENCE = "recurrence"
+SHAPE = "shape"
 
 CODES: dict[str, Code] = {
     SCALE: Code("analytic = c * numeric for a constant c != 1 (whole or one block)"),
@@ -139,6 +141,8 @@ CODES: dict[str, Code] = {
     SWAPPED: Code("one argument's gradient returned in another's place", fatal=True),
     MISSING_TERM: Code("a structured part of the Jacobian missing (diagonal only, a normalization's mean path)"),
     RECURRENCE: Code("a sequence layer right at its last step, wrong at earlier ones"),
+    SHAPE: Code("a gradient with another number of entries than its argument (a padded dx never cropped, a (D, D) "
+                "dgamma): not compared, and named with both shapes", fatal=True),
 }
 """Every diagnosis code, in the order reports list them. Tools match on the codes; they never change."""
 
@@ -183,6 +187,9 @@ def block_verdict(ev: Evidence, block: Block) -> Verdict:
     """A block's verdict: by the classic rule when ``tol`` is set, else entry by entry."""
     if block.name in ev.transposed or block.name in ev.not_subgradient:
         return Verdict.FAILED
+    mismatch = ev.mismatched.get(block.name)
+    if mismatch is not None and not mismatch.reshaped:  # another number of entries: summed or not comparable
+        return Verdict.FAILED
     if ev.contract is not None and block.name in ev.contract.faults:  # a fault seen without finite differences
         return Verdict.FAILED
     if ev.promotion is not None and ((ev.promotion.wrong >= block.start) & (ev.promotion.wrong < block.stop)).any():
@@ -190,7 +197,8 @@ def block_verdict(ev: Evidence, block: Block) -> Verdict:
     if ev.directional is not None:  # directions move every block: a block is judged only when it fails
         if block.name in ev.directional.failed_blocks:
             return Verdict.FAILED
-        return Verdict.PASSED if ev.directional.directions.resolved.all() else Verdict.INCONCLUSIVE
+        settled = ev.directional.directions.resolved.all() and not ev.directional.unexplained
+        return Verdict.PASSED if settled else Verdict.INCONCLUSIVE
     part = block.slice
     status = ev.status[part]
     if ev.tol is not None:
@@ -226,6 +234,6 @@ def overall_verdict(ev: Evidence, blocks: Iterable[Verdict], codes: Iterable[str
         return worst
     if ev.interrupted or (ev.directional is None and not np.isfinite(ev.numeric).any()):
         return Verdict.INCONCLUSIVE
-    if ev.directional is not None and not ev.directional.directions.resolved.all():
+    if ev.directional is not None and (not ev.directional.directions.resolved.all() or ev.directional.unexplained):
         return Verdict.INCONCLUSIVE
     return worst

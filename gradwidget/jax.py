@@ -75,7 +75,7 @@ def check(f: Callable[..., Any], *args: Any, wrt: Sequence[int | str] | None = N
     with jax.enable_x64(True):
         arrays = [np.asarray(args[k]) for k in chosen]
         if mode == "fwd":
-            return _forward_mode(f, args, chosen, name, arrays, **options)
+            return _forward_mode(f, args, chosen, [labels[k] for k in chosen], name, arrays, **options)
         return _reverse_mode(f, args, chosen, labels, name, arrays, **options)
 
 
@@ -88,8 +88,9 @@ def check_grads(f: Callable[..., Any], args: Sequence[Any], order: int = 1, mode
     f, args
         As for jax's: ``f(*args)``.
     order : int
-        1 checks ``f``'s derivatives; 2 also those of its VJP (or JVP) along
-        a fixed random direction, and so on.
+        1 checks ``f``'s derivatives; 2 also, as jax's does, those of
+        ``jvp(f, primals, tangents)`` (in the primals and tangents) and of
+        ``f``'s VJP of its own output, and so on.
     modes : sequence of {"fwd", "rev"}
     atol, rtol : float, optional
         Accepted for compatibility and not used: gradwidget's tolerance is
@@ -105,7 +106,8 @@ def check_grads(f: Callable[..., Any], args: Sequence[Any], order: int = 1, mode
                                  f"({result.verdict}).\n{result}")
     if order > 1:
         for mode in modes:
-            check_grads(_derivative(f, args, mode), args, order - 1, modes, eps=eps)
+            derivative, at = _derivative(f, args, mode)
+            check_grads(derivative, at, order - 1, modes, eps=eps)
 
 
 def _chosen(args: Sequence[Any], labels: list[str], wrt: Sequence[int | str] | None) -> list[int]:
@@ -139,12 +141,11 @@ def _reverse_mode(f: Callable[..., Any], args: Sequence[Any], chosen: list[int],
     @jax.jit
     def pulled(values: list[Any], douts: list[Any]) -> Any:
         outputs, vjp = jax.vjp(g, *values)
-        return vjp(type(outputs)(douts) if isinstance(outputs, (tuple, list)) else douts[0])
+        return vjp(jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(outputs), douts))
 
     def evaluate(values: list[np.ndarray]) -> tuple[list[np.ndarray], Any]:
         with jax.enable_x64(True):
-            answer = value(*values)
-        outputs = [np.asarray(o) for o in (answer if isinstance(answer, (tuple, list)) else [answer])]
+            outputs = _leaves(value(*values))
         return outputs, (values, [o.dtype for o in outputs])
 
     def pull(cache: Any, douts: list[np.ndarray]) -> list[np.ndarray | None]:
@@ -159,7 +160,7 @@ def _reverse_mode(f: Callable[..., Any], args: Sequence[Any], chosen: list[int],
     return check_vjp_of(name, [labels[k] for k in chosen], arrays, evaluate, pull, notes, **options)
 
 
-def _forward_mode(f: Callable[..., Any], args: Sequence[Any], chosen: list[int], name: str,
+def _forward_mode(f: Callable[..., Any], args: Sequence[Any], chosen: list[int], labels: list[str], name: str,
                   arrays: list[np.ndarray], **options: Any) -> CheckResult:
     if any(np.iscomplexobj(a) for a in arrays):
         raise InputError("forward mode with complex inputs is not checked: use mode='rev'")
@@ -169,23 +170,40 @@ def _forward_mode(f: Callable[..., Any], args: Sequence[Any], chosen: list[int],
 
     def run(xs: list[np.ndarray]) -> Any:
         with jax.enable_x64(True):
-            return np.asarray(value(xs))
+            return _as_output(value(xs))
 
     def jvp(xs: list[np.ndarray], ts: list[np.ndarray]) -> Any:
         with jax.enable_x64(True):
-            return np.asarray(tangent_map(xs, [np.asarray(t, np.asarray(x).dtype) for x, t in zip(xs, ts)]))
+            return _as_output(tangent_map(xs, [np.asarray(t, np.asarray(x).dtype) for x, t in zip(xs, ts)]))
 
     run.__name__, jvp.__name__ = name, f"{name}'s jvp"
-    return check_jvp(run, jvp, list(arrays), **options)
+    return check_jvp(run, jvp, list(arrays), names=labels, **options)
 
 
-def _derivative(f: Callable[..., Any], args: Sequence[Any], mode: str) -> Callable[..., Any]:
-    """``f``'s VJP (or JVP) along a fixed random direction, as a function of the same arguments."""
-    rng = np.random.default_rng(0)
-    with jax.enable_x64(True):
-        out = jax.eval_shape(f, *args)
-    if mode == "rev":
-        direction = jax.tree_util.tree_map(lambda s: rng.normal(size=s.shape).astype(s.dtype), out)
-        return lambda *xs: jax.vjp(f, *xs)[1](direction)
-    tangents = tuple(rng.normal(size=np.shape(a)).astype(np.asarray(a).dtype) for a in args)
-    return lambda *xs: jax.jvp(f, xs, tangents)[1]
+def _leaves(tree: Any) -> list[np.ndarray]:
+    """A function's outputs (an array, a tuple, any pytree) as a list of numpy arrays."""
+    return [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(tree)]
+
+
+def _as_output(tree: Any) -> Any:
+    """One array for one output, else a tuple of arrays (their shapes may differ)."""
+    leaves = _leaves(tree)
+    return leaves[0] if len(leaves) == 1 else tuple(leaves)
+
+
+def _derivative(f: Callable[..., Any], args: Sequence[Any], mode: str) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+    """What jax's ``check_grads`` checks at the next order, with its arguments.
+
+    Forward mode: ``jvp(f, primals, tangents)`` as a function of the primals and tangents (at the arguments
+    twice); reverse mode: ``f``'s VJP of its own output, ``vjp(f, *args)[1](f(*args))``.
+    """
+    count = len(args)
+    if mode == "fwd":
+        def f_jvp(*both: Any) -> Any:
+            return jax.jvp(f, tuple(both[:count]), tuple(both[count:]))
+        return f_jvp, (*args, *args)
+
+    def f_vjp(*xs: Any) -> Any:
+        out, vjp = jax.vjp(f, *xs)
+        return vjp(out)
+    return f_vjp, tuple(args)

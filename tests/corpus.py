@@ -68,8 +68,8 @@ def linreg_int_theta() -> Case:
 @case
 def linreg_row_gradient() -> Case:
     J, grad, beta = linear_regression()
-    return Case("linreg-row-gradient", J, lambda b: grad(b)[None, :], beta, True,
-                note="grad returns a 1x2 row, as the R article's matrix product does")
+    return Case("linreg-row-gradient", J, lambda b: grad(b)[None, :], beta, True, frozenset({"broadcast"}),
+                note="grad returns a 1x2 row, as the R article's matrix product does: right, with a warning")
 
 
 @case
@@ -343,6 +343,12 @@ def _mlp(dtype: Any = np.float64, seed: int = 3, m: int = 40) -> tuple[Any, ...]
         g = {"W1": X.T @ D, "b1": D.sum(axis=0), "W2": H.T @ G, "b2": G.sum(axis=0)}
         if bug == "doubled-W2":
             g["W2"] = 2 * g["W2"]
+        elif bug == "b1-not-summed":
+            g["b1"] = D
+        elif bug == "W1-with-bias-row":  # an Octave habit: the bias unit's row kept in W1's gradient
+            g["W1"] = np.hstack([np.ones((m, 1), dtype=X.dtype), X]).T @ D
+        elif bug == "b2-keepdims":
+            g["b2"] = G.sum(axis=0, keepdims=True)
         return g
 
     theta = {"W1": rng.normal(scale=0.3, size=(8, 16)), "b1": rng.normal(scale=0.1, size=16),
@@ -354,6 +360,27 @@ def _mlp(dtype: Any = np.float64, seed: int = 3, m: int = 40) -> tuple[Any, ...]
 def mlp() -> Case:
     J, grad, theta, *_ = _mlp()
     return Case("mlp", J, grad, theta, True)
+
+
+@case
+def mlp_b1_not_summed() -> Case:
+    J, grad, theta, *_ = _mlp()
+    return Case("mlp-b1-not-summed", J, lambda p: grad(p, "b1-not-summed"), theta, False, frozenset({"broadcast"}),
+                note="db1 of shape (40, 16): the batch axis not summed")
+
+
+@case
+def mlp_W1_with_bias_row() -> Case:
+    J, grad, theta, *_ = _mlp()
+    return Case("mlp-W1-with-bias-row", J, lambda p: grad(p, "W1-with-bias-row"), theta, False, frozenset({"shape"}),
+                note="dW1 of shape (9, 16) for W1 (8, 16): a wrong gradient, not an error")
+
+
+@case
+def mlp_b2_keepdims() -> Case:
+    J, grad, theta, *_ = _mlp()
+    return Case("mlp-b2-keepdims", J, lambda p: grad(p, "b2-keepdims"), theta, True, frozenset({"broadcast"}),
+                note="db2 of shape (1, 3) for b2 (3,): right values, reported as a warning")
 
 
 @case

@@ -42,9 +42,22 @@ def test_pair_J_must_return_a_pair() -> None:
         gw.check(J, None, X)
 
 
-def test_grad_of_wrong_size() -> None:
-    with pytest.raises(ValueError, match=r"grad returned shape \(3,\), expected \(2,\)"):
-        gw.check(J, lambda x: np.zeros(3), X)
+def test_grad_of_wrong_size_is_a_failed_verdict_naming_both_shapes() -> None:
+    result = gw.check(J, lambda x: np.zeros(3), X)
+    assert result.verdict == "failed"
+    assert [d.code for d in result.diagnoses] == ["shape"]
+    assert "grad returned shape (3,) for theta, which has shape (2,)" in str(result)
+    assert "shape (3,): not compared" in str(result)  # the block's line says so, not "2 of 2 wrong"
+
+
+@pytest.mark.parametrize(("returned", "message"), [
+    (None, "grad returned None"),
+    ({"a": np.zeros(2)}, "grad is a dict: blocks must be arrays"),
+    ("two", "grad has dtype <U3; expected a float array"),
+])
+def test_a_gradient_that_cannot_be_matched_at_all_stays_an_error(returned: object, message: str) -> None:
+    with pytest.raises(gw.InputError, match=message):
+        gw.check(J, lambda x: returned, X)
 
 
 def test_cost_types_accepted() -> None:

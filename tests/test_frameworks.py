@@ -232,3 +232,80 @@ def test_jax_check_grads_is_a_drop_in() -> None:
     doubled = custom(lambda res, g: (jnp.cos(res[0]) * (g @ res[1].T), 2 * jnp.sin(res[0]).T @ g))
     with pytest.raises(AssertionError, match="rev mode of f is not right"):
         gwj.check_grads(doubled, (X, W), order=1, modes=("rev",))
+
+
+def sine_with_jvp(sign: float) -> Any:
+    """``sin(x) * w`` with a hand-written forward rule; ``sign=-1`` slips a sign in the w term."""
+    @jax.custom_jvp
+    def f(x: Any, w: Any) -> Any:
+        return jnp.sin(x) * w
+
+    @f.defjvp
+    def rule(primals: Any, tangents: Any) -> Any:
+        (x, w), (dx, dw) = primals, tangents
+        return f(x, w), jnp.cos(x) * w * dx + sign * jnp.sin(x) * dw
+
+    return f
+
+
+@pytest.mark.parametrize("order", [1, 2])
+@pytest.mark.parametrize("modes", [("fwd",), ("rev",), ("fwd", "rev")])
+@pytest.mark.parametrize("outputs", ["one", "two"])
+def test_jax_check_grads_takes_several_arguments_and_outputs_in_both_modes(order: int, modes: tuple[str, ...],
+                                                                          outputs: str) -> None:
+    from jax.test_util import check_grads
+
+    x, w = RNG.normal(size=4), RNG.normal(size=(4, 3))
+    f = (lambda x, w: jnp.tanh(x @ w)) if outputs == "one" else (lambda x, w: (jnp.tanh(x @ w), jnp.sum(x ** 2)))
+    with jax.enable_x64(True):
+        assert check_grads(f, (x, w), order=order, modes=modes) is None  # jax's own passes it
+    assert gwj.check_grads(f, (x, w), order=order, modes=modes) is None
+
+
+@pytest.mark.parametrize("mode", ["fwd", "rev"])
+def test_a_wrong_custom_jvp_is_caught_in_both_modes_and_at_order_2(mode: str) -> None:
+    from jax.test_util import check_grads
+
+    x, w = RNG.normal(size=5), RNG.normal(size=5)
+    assert gwj.check(sine_with_jvp(1.0), x, w, mode=mode, seed=0).passed
+    assert gwj.check(lambda x, w: (sine_with_jvp(1.0)(x, w), jnp.cos(x)), x, w, mode=mode, seed=0).passed
+    wrong = gwj.check(sine_with_jvp(-1.0), x, w, mode=mode, seed=0)
+    assert wrong.verdict == "failed" and [b.name for b in wrong.blocks if not b.passed] == ["w"]
+    with jax.enable_x64(True), pytest.raises(AssertionError):
+        check_grads(sine_with_jvp(-1.0), (x, w), order=2, modes=(mode,))  # jax's own fails it too
+    with pytest.raises(AssertionError, match=f"{mode} mode of f is not right"):
+        gwj.check_grads(sine_with_jvp(-1.0), (x, w), order=2, modes=(mode,))
+
+
+def test_torch_round_with_its_zero_gradient_is_never_failed() -> None:
+    verdicts = []
+    for seed in range(8):
+        x = tensor(6, 6, seed=seed)
+        verdicts.append(gwt.check(lambda x: torch.round(x, decimals=3), x, seed=seed, progress=False).verdict)
+    assert "failed" not in verdicts and verdicts.count("passed") >= 6, verdicts
+
+
+def test_torch_logcumsumexp_of_large_values_along_a_middle_axis_passes_as_torchs_own() -> None:
+    from torch.testing._internal.common_methods_invocations import op_db
+
+    op = next(o for o in op_db if o.name == "logcumsumexp")
+    sample = next(s for s in op.sample_inputs("cpu", torch.float64, requires_grad=True)
+                  if s.args == (1,) and s.input.abs().max() > 1e3)
+    x = sample.input.detach().clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: torch.logcumsumexp(x, 1), (x,))
+    verdicts = [gwt.check(lambda x: torch.logcumsumexp(x, 1), x, seed=seed, progress=False).verdict
+                for seed in range(8)]
+    assert verdicts == ["passed"] * 8, verdicts
+
+
+def test_a_right_derivative_of_cancelling_terms_is_not_blamed_on_a_global_at_the_second_point() -> None:
+    """jvp(f) at order 2: J = <v, (f, df)> is a sum of terms far larger than itself, rounded far above u * |J|."""
+    rng = np.random.default_rng(7)
+    for _ in range(4):
+        x, w = rng.normal(size=4), rng.normal(size=(4, 3))
+
+    def f_jvp(*both: Any) -> Any:
+        return jax.jvp(lambda x, w: jnp.tanh(x @ w), tuple(both[:2]), tuple(both[2:]))
+
+    results = [gwj.check(f_jvp, x, w, x, w, mode="fwd", seed=seed) for seed in range(4, 10)]
+    assert all(r.passed for r in results), [str(r) for r in results if not r.passed]

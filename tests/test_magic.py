@@ -176,10 +176,11 @@ def test_bad_values(way: Way, options: dict, message: str) -> None:
         way.check(J, grad, theta, **options)
 
 
-def test_gradient_of_wrong_shape(way: Way) -> None:
+def test_gradient_of_wrong_shape_is_a_verdict(way: Way) -> None:
     J, _, theta = article_network()
-    with pytest.raises(way.error, match=r"grad returned shape \(230,\), expected \(231,\)"):
-        way.check(J, lambda t: np.zeros(230), theta)
+    result = way.check(J, lambda t: np.zeros(230), theta)
+    assert result.verdict == "failed" and [d.code for d in result.diagnoses] == ["shape"]
+    assert "grad returned shape (230,) for theta, which has shape (231,)" in result.diagnoses[0].message
 
 
 def test_errors_inside_J_keep_their_traceback(way: Way) -> None:

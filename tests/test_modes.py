@@ -19,12 +19,8 @@ SETUP_CODES = {"mutates-input", "nondeterministic", "ignores-input", "symmetric-
 
 @pytest.mark.parametrize("mode", [{"sample": 5}, {"directions": 8}], ids=["sample", "directions"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_reduced_modes_get_every_corpus_verdict(name: str, mode: dict, request: pytest.FixtureRequest) -> None:
+def test_reduced_modes_get_every_corpus_verdict(name: str, mode: dict) -> None:
     case = make(name)
-    # A known gap, kept visible: a strict xfail fails once it closes.
-    if name.startswith("max-pooling-ties") and (case.codes > {"kink"} or "directions" in mode):
-        request.applymarker(pytest.mark.xfail(reason="ties need every tied entry: a sample may miss the partners, and "
-                                                     "random directions cross the kink", strict=True))
     result = gw.check(case.J, case.grad, case.theta, seed=0, **mode, **case.options)
     codes = {d.code for d in result.diagnoses}
     # A direction moves every entry: where one entry sits at J's domain edge, the whole probe moves

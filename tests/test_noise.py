@@ -121,7 +121,7 @@ def test_measure_noise_finds_the_order_of_injected_noise(level: float) -> None:
 
     layout, point = flatten(x)
     evaluator = Evaluator(noisy, layout, point)
-    estimates = [measure_noise(evaluator, point, NoiseModel(U, noisy(x)), np.random.default_rng(s))
+    estimates = [measure_noise(evaluator, point, NoiseModel(U, noisy(x)), np.random.default_rng(s)).measured
                  for s in range(25)]
     assert evaluator.calls == 48 * 25  # two spacings for float64's rounding, one for float32's
     assert level / 2 < np.median(estimates) < 1.5 * level  # the estimator's median is about 0.8 sigma
@@ -134,7 +134,7 @@ def test_measure_noise_sees_a_J_that_casts_theta_to_float32_beside_a_float64_ter
         return float(np.sum(np.sin(v.astype(np.float32)))) + 1e-3 * float(v @ v)
 
     layout, point = flatten(x)
-    found = measure_noise(Evaluator(J, layout, point), point, NoiseModel(U, J(x)), np.random.default_rng(0))
+    found = measure_noise(Evaluator(J, layout, point), point, NoiseModel(U, J(x)), np.random.default_rng(0)).measured
     assert found > 0.1 * np.finfo(np.float32).eps  # float32's rounding of terms of about 1 (float64's: 1e-16)
 
 
@@ -143,7 +143,7 @@ def test_measure_noise_of_a_smooth_J_is_rounding() -> None:
     layout, point = flatten(x)
     cost = float(np.sum(np.sin(x)) + 100)
     found = measure_noise(Evaluator(lambda v: float(np.sum(np.sin(v)) + 100), layout, point), point,
-                          NoiseModel(U, cost), np.random.default_rng(0))
+                          NoiseModel(U, cost), np.random.default_rng(0)).measured
     assert found < 10 * U * cost
 
 

@@ -137,8 +137,6 @@ def test_a_global_read_is_named_the_same_when_an_executor_takes_the_second_point
     assert "for W1, b1:" in serial.diagnoses[0].message
 
 
-@pytest.mark.xfail(strict=True, reason="a first look's 'wrong' is final when the check stops before its second looks; "
-                                       "at a tie or kink it is the kink's, not grad's (a known gap)")
 def test_a_right_gradient_at_a_tie_interrupted_after_the_first_look_is_not_failed() -> None:
     case = make("max-pooling-ties")
     calls = [0]

@@ -14,7 +14,7 @@ DESIGN_CODES = ["scale", "sign", "transpose", "permutation", "localized", "kink"
                 "mutates-input", "symmetric-point", "domain", "noise-floor", "ignores-input"]
 # New codes go at the end: tools match on the old ones.
 ADDED_CODES = ["interrupted", "not-subgradient", "precision-loss", "ignores-dout", "broadcast", "swapped",
-               "missing-term", "recurrence"]
+               "missing-term", "recurrence", "shape"]
 
 
 def test_the_codes_table_is_the_contract() -> None:
@@ -22,7 +22,7 @@ def test_the_codes_table_is_the_contract() -> None:
     assert {code for code, info in CODES.items() if info.fatal} == {"mutates-input", "nondeterministic",
                                                                    "ignores-input", "not-subgradient",
                                                                    "precision-loss", "ignores-dout", "broadcast",
-                                                                   "swapped"}
+                                                                   "swapped", "shape"}
     for code in DESIGN_CODES + ADDED_CODES:
         assert getattr(gw, code.upper().replace("-", "_")) == code
     assert gw.CODES is CODES

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .._options import InputError
+from .._params import ShapeMismatch
 from .._shapes import ReturnedGradients
 from .._verdict import TRANSPOSE
 from ._problems import Problem, draw_arguments
@@ -101,11 +102,16 @@ def _evaluate(problem: Problem, first: Callable[..., Any], second: Callable[...,
         assert second is not None
         derivatives = second(*fresh())
     try:
-        arrays, findings = derivative_arrays(problem, arguments, derivatives, f"the reference's {problem.describe()}")
+        arrays, findings, mismatched = derivative_arrays(problem, arguments, derivatives,
+                                                         f"the reference's {problem.describe()}")
     except InputError as exc:
         raise SpecError(f"problem {problem.name!r}: {exc}") from None
     if findings:
         raise SpecError(f"problem {problem.name!r}: {next(iter(findings.values()))[1]}")
+    if mismatched:
+        m = next(iter(mismatched.values()))
+        raise SpecError(f"problem {problem.name!r}: the reference's {problem.describe()} returned shape "
+                        f"{m.returned} for {m.block}, which has shape {m.expected}")
     return PointAnswer(arguments, cotangent, value, tuple(arrays))
 
 
@@ -116,8 +122,8 @@ def _float_array(value: Any, where: str) -> np.ndarray:
     return array.astype(np.result_type(array.dtype, np.float32))
 
 
-def derivative_arrays(problem: Problem, arguments: Sequence[Any], answer: Any, who: str,
-                      strict: bool = True) -> tuple[list[np.ndarray], dict[str, tuple[str, str]]]:
+def derivative_arrays(problem: Problem, arguments: Sequence[Any], answer: Any, who: str, strict: bool = True
+                      ) -> tuple[list[np.ndarray], dict[str, tuple[str, str]], dict[str, ShapeMismatch]]:
     """The derivative items' arrays from what a backward (or gradient...) returned, and what had to be adapted.
 
     Per-argument derivatives go through `ReturnedGradients` (a dict keyed by
@@ -125,10 +131,11 @@ def derivative_arrays(problem: Problem, arguments: Sequence[Any], answer: Any, w
     a 2-D gradient returned transposed is turned back and named in the
     findings (code ``transpose``). A Jacobian, VJP or Hessian is one array.
     Raises `InputError` when nothing can be matched; with ``strict`` False,
-    a gradient in a shape that cannot be matched is left as returned.
+    a gradient in a shape that cannot be matched is left as returned. The
+    third part says which gradients came back in another shape.
     """
     if not problem.roles.per_argument:
-        return [_float_array(answer, who)], {}
+        return [_float_array(answer, who)], {}, {}
     shapes = {a.name: np.shape(v) for a, v in zip(problem.arguments, arguments)}
     if isinstance(answer, dict):
         keys = [name if name in answer else f"d{name}" for name in problem.wrt]
@@ -146,7 +153,7 @@ def derivative_arrays(problem: Problem, arguments: Sequence[Any], answer: Any, w
             arrays[k] = array.T
             findings.setdefault(name, (TRANSPOSE, f"d{name} is the transpose of the reference's: return it in "
                                        f"{name}'s shape {shapes[name]}."))
-    return [a.astype(np.result_type(a.dtype, np.float32)) for a in arrays], findings
+    return [a.astype(np.result_type(a.dtype, np.float32)) for a in arrays], findings, dict(returned.mismatched)
 
 
 def save_problem_answers(answers: list[ProblemAnswers], path: Path) -> None:

@@ -13,7 +13,7 @@ gradient from the next time step dropped).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,7 @@ from .._diagnose import Diagnosis, diagnose
 from .._evidence import Contract, Evidence, Subject
 from .._noise import NoiseModel
 from .._options import InputError
-from .._params import Layout, flatten
+from .._params import Layout, ShapeMismatch, flatten
 from .._result import CheckResult
 from .._verdict import BROADCAST, Status
 from . import _worker as w
@@ -78,6 +78,7 @@ class _Point:
     derivatives: list[np.ndarray] | None
     findings: dict[str, tuple[str, str]]
     shape_diagnoses: tuple[Diagnosis, ...] = ()
+    mismatched: dict[str, ShapeMismatch] = field(default_factory=dict)
 
 
 def score_problem(problem: Problem, answers: ProblemAnswers, outcome: ProblemOutcome, tolerances: tuple[float, float]
@@ -159,8 +160,8 @@ def _compare(problem: Problem, answers: ProblemAnswers, outcome: ProblemOutcome,
     if parts is None:
         return _Point(value_ok, same_shape and not value_ok, derivative_ok, None, {})
     try:
-        arrays, findings = derivative_arrays(problem, reference.arguments, parts,
-                                             problem.functions[1] or problem.functions[0], strict=False)
+        arrays, findings, mismatched = derivative_arrays(problem, reference.arguments, parts,
+                                                         problem.functions[1] or problem.functions[0], strict=False)
     except InputError as exc:
         _note(notes, str(exc))
         return _Point(value_ok, same_shape and not value_ok, derivative_ok, None, {})
@@ -174,8 +175,10 @@ def _compare(problem: Problem, answers: ProblemAnswers, outcome: ProblemOutcome,
                 _note(notes, f"{problem.derivative_items[i]} has shape {array.shape}; the reference's has shape "
                              f"{expected.shape}")
             continue
-        derivative_ok[i] = bool(_close(array, expected, tolerances[1]).all()) and name not in findings
-    return _Point(value_ok, same_shape and not value_ok, derivative_ok, arrays, findings, tuple(shape_diagnoses))
+        shape_ok = name not in mismatched or mismatched[name].reshaped  # right values in another shape: a warning
+        derivative_ok[i] = bool(_close(array, expected, tolerances[1]).all()) and name not in findings and shape_ok
+    return _Point(value_ok, same_shape and not value_ok, derivative_ok, arrays, findings, tuple(shape_diagnoses),
+                  mismatched)
 
 
 def _summed_elsewhere(name: str, found: np.ndarray, expected: np.ndarray, dout: np.ndarray | None
@@ -231,7 +234,8 @@ def _comparison(problem: Problem, answers: ProblemAnswers, outcome: ProblemOutco
                         NoiseModel(float(np.finfo(np.float64).eps), 1.0), against="reference",
                         subject=_subject(problem, reference.value, reference.cotangent),
                         contract=_contract(problem, found, outcome.probe, reference.arguments, [names[i] for i in kept],
-                                           first=k == 0))
+                                           first=k == 0),
+                        mismatched={n: m for n, m in found.mismatched.items() if n in [names[i] for i in kept]})
     return CheckResult(evidence, diagnose(evidence))
 
 
@@ -253,7 +257,7 @@ def _contract(problem: Problem, found: _Point, probe: Any, arguments: list[Any],
     if not first or probe is None or found.derivatives is None or problem.link != "cache":
         return contract
     try:
-        doubled, _ = derivative_arrays(problem, arguments, probe, problem.functions[1] or "")
+        doubled, *_ = derivative_arrays(problem, arguments, probe, problem.functions[1] or "")
     except InputError:
         return contract
     for name, once, twice in zip(problem.wrt, found.derivatives, doubled):
