@@ -56,6 +56,7 @@ class Tally:
     """One checker's counts over the cases."""
 
     alarms: int = 0
+    alarm_names: list[str] = field(default_factory=list)
     right: int = 0
     caught: dict[float, int] = field(default_factory=lambda: dict.fromkeys(DELTAS, 0))
     wrong: dict[float, int] = field(default_factory=lambda: dict.fromkeys(DELTAS, 0))
@@ -176,6 +177,8 @@ def tally(name: str, all_cases: list[Case], precision: str = "float64") -> Tally
             continue
         counts.right += 1
         counts.alarms += right == "failed"
+        if right == "failed":
+            counts.alarm_names.append(case.name)
         counts.unsure += right == "inconclusive"
         if right != "passed" or case.entry is None:
             continue  # a bug in an op the checker cannot pass is not a bug it can tell; a zero gradient has none
@@ -203,9 +206,12 @@ def main() -> int:
     print(f"{len(found)} ops of op_db with a float64 CPU sample of at most {args.max_size} differentiated numbers\n")
     header = ("checker", "false alarms", "inconclusive", *(f"caught at {d:g}" for d in DELTAS), "errors",
               "seconds")
-    rows = [row(name, tally(name, found)) for name in ("gradwidget", "gradcheck", "gradcheck, fast mode")]
-    rows.append(row("gradwidget, float32 samples", tally("gradwidget", found, "float32")))
-    print_table(header, rows)
+    tallies = {name: tally(name, found) for name in ("gradwidget", "gradcheck", "gradcheck, fast mode")}
+    tallies["gradwidget, float32 samples"] = tally("gradwidget", found, "float32")
+    print_table(header, [row(name, counts) for name, counts in tallies.items()])
+    print("\nFalse alarms, by op:")
+    for name, counts in tallies.items():
+        print(f"  {name}: {', '.join(counts.alarm_names) or 'none'}")
     return 0
 
 

@@ -45,6 +45,7 @@ from layer_cases import LAYER_CASES, LayerCase, make_layer
 from tables import ok, print_table, verdict_row
 
 import gradwidget as gw
+from gradwidget._layer import argument_names
 
 RECIPE_STEP = 1e-5
 RECIPE_BOUND = 1e-7
@@ -74,7 +75,10 @@ def as_vjp(case: LayerCase) -> Vjp:
     """The case's functions as a flat-output f and its VJP (gradients as the user's code returns them)."""
     if case.entry in ("layer", "loss"):
         call, args = case.functions[0], list(case.args)
-        chosen = [k for k, a in enumerate(args) if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+        wrt = case.options.get("wrt")
+        names = argument_names(call, len(args))
+        chosen = ([names.index(w) for w in ((wrt,) if isinstance(wrt, str) else wrt)] if wrt is not None else
+                  [k for k, a in enumerate(args) if isinstance(a, np.ndarray) and a.dtype.kind == "f"])
 
         def given(xs: list[np.ndarray]) -> list[Any]:
             filled = [a.copy() if isinstance(a, np.ndarray) else dict(a) if isinstance(a, dict) else a for a in args]
@@ -101,16 +105,25 @@ def as_vjp(case: LayerCase) -> Vjp:
                 return list(grads) if isinstance(grads, tuple) else [grads]
         return Vjp([np.array(args[k], dtype=float) for k in chosen], output, product)
     f, derivative = case.functions
-    x = np.asarray(case.args[0], dtype=float)
+    several = isinstance(case.args[0], (list, tuple))  # x given as a list of arrays: each is an input
+    inputs = [np.asarray(a, dtype=float) for a in case.args[0]] if several else [np.asarray(case.args[0], dtype=float)]
+
+    def point(xs: list[np.ndarray]) -> Any:
+        return list(xs) if several else xs[0]
+
+    out_shape = np.shape(f(point(inputs)))
 
     def flat_f(xs: list[np.ndarray]) -> np.ndarray:
-        return np.ravel(f(xs[0]))
+        return np.ravel(f(point(xs)))
 
     if case.entry == "vjp":
-        return Vjp([x], flat_f, lambda xs, v: [derivative(xs[0], v)])
+        return Vjp(inputs, flat_f, lambda xs, v: list(derivative(point(xs), v.reshape(out_shape))) if several
+                   else [derivative(xs[0], v.reshape(out_shape))])
+    x = inputs[0]
     if case.entry == "jvp":
-        return Vjp([x], flat_f, lambda xs, v: [np.array([v @ np.ravel(derivative(xs[0], e)) for e in np.eye(x.size)])])
-    return Vjp([x], flat_f, lambda xs, v: [v @ np.asarray(derivative(xs[0])).reshape(v.size, -1)])
+        return Vjp([x], flat_f, lambda xs, v: [np.array([v @ np.ravel(derivative(xs[0], e.reshape(x.shape)))
+                                                         for e in np.eye(x.size)]).reshape(x.shape)])
+    return Vjp([x], flat_f, lambda xs, v: [(v @ np.asarray(derivative(xs[0])).reshape(v.size, -1)).reshape(x.shape)])
 
 
 def course_recipe(problem: Vjp) -> bool:
@@ -198,12 +211,15 @@ def accuracy() -> None:
         rows.append(row)
 
     outcomes = []
+    said: dict[str, str] = {}
     for case in cases:
         start = time.perf_counter()
         result = case.run()
         outcomes.append((case, result.verdict, {d.code for d in result.diagnoses}, result.evaluations,
                          time.perf_counter() - start))
+        said[case.name] = " ".join(d.message for d in result.diagnoses if d.code in case.codes)
     tally("gradwidget", outcomes)
+    by_checker = {"gradwidget": outcomes}
     for name, run in ANCHORS.items():
         outcomes = []
         for case in cases:
@@ -217,6 +233,7 @@ def accuracy() -> None:
                     verdict = "failed"
             outcomes.append((case, verdict, None, problem.calls, time.perf_counter() - start))
         tally(name, outcomes)
+        by_checker[name] = outcomes
     kinds = ", ".join(f"{sum(c.entry == k for c in cases)} {k}" for k in ("layer", "loss", "vjp", "jvp", "jacobian",
                                                                            "hessian"))
     print(f"{len(cases)} cases ({kinds}): {len(buggy)} buggy ({len(explained)} with a diagnosis to give), "
@@ -227,6 +244,35 @@ def accuracy() -> None:
     for name, missed in misses.items():
         if missed:
             print(f"- {name} gets the wrong verdict on: {', '.join(missed)}")
+    print()
+    patterns(by_checker, said)
+
+
+def patterns(by_checker: dict[str, list[tuple[LayerCase, str, set[str] | None, int, float]]],
+             said: dict[str, str]) -> None:
+    """Per pattern of real code: bugs caught and explained (the case's codes and words), misleading, twins passed.
+
+    A bug is explained when gradwidget gives exactly the codes the case calls
+    for and its messages say the case's words; misleading, when it gives a
+    code the case does not call for (a cause the bug does not have).
+    """
+    ours = by_checker["gradwidget"]
+    names = sorted({case.pattern for case, *_ in ours if case.pattern})
+    rows = []
+    for pattern in [*names, "all cases"]:
+        chosen = [o for o in ours if pattern == "all cases" or o[0].pattern == pattern]
+        bugs = [o for o in chosen if not o[0].correct]
+        explained = sum(o[1] == "failed" and o[2] == set(o[0].codes)
+                        and all(w in said[o[0].name] for w in o[0].words) for o in bugs)
+        misleading = sum(bool((o[2] or set()) - set(o[0].codes)) for o in bugs)
+        twins = [o for o in chosen if o[0].correct]
+        bug_names = {o[0].name for o in bugs}
+        anchors = [f"{sum(v == 'failed' for c, v, *_ in by_checker[a] if c.name in bug_names)}/{len(bugs)}"
+                   for a in ANCHORS]
+        rows.append((pattern, f"{sum(o[1] == 'failed' for o in bugs)}/{len(bugs)}", f"{explained}/{len(bugs)}",
+                     str(misleading), f"{sum(o[1] == o[0].verdict for o in twins)}/{len(twins)}", *anchors))
+    print_table(("pattern", "gradwidget: caught", "explained", "misleading", "right twins' verdict",
+                 *(f"{a}: caught" for a in ANCHORS)), rows)
 
 
 def speed() -> None:

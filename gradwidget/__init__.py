@@ -17,12 +17,12 @@ from typing import Any
 from . import _verdict
 from ._array_checks import check_hessian, check_jacobian, check_jvp, check_vjp
 from ._check import GradientCheckError, assert_gradient, check
-from ._diagnose import Diagnosis
 from ._layer import assert_layer, check_layer, check_loss
 from ._options import InputError, OptionError
 from ._params import random_init
 from ._result import BlockReport, CheckResult
 from ._verdict import *  # noqa: F403  (the diagnosis codes: CODES and one constant each)
+from ._verdict import Diagnosis
 
 __all__ = [
     "BlockReport",

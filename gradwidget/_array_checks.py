@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ._check import run_check
+from ._contract import linearity
 from ._diagnose import diagnose
 from ._differences import STENCILS
 from ._evaluate import Evaluator, make_evaluator, note_exception
@@ -93,11 +94,20 @@ def check_vjp(f: Callable[[Any], Any], vjp: Callable[[Any, Any], Any], x: Any, *
     subject = Subject("vjp", fname, vname, "x", f"{vname} against {fname}: cotangent "
                       + ("given" if cotangent is not None else "random"))
     result = projected_check(f, gradient, x, opts, subject, outputs, v, rows, float_dtype(value))
+    layout, point = result.evidence.layout, result.evidence.point
     fault = None
     if jvp is not None:
         require_callable(jvp, "jvp")
-        fault = _dot_product_test(vjp, jvp, x, outputs, result.evidence.layout, rng, vname, name_of(jvp, "jvp"))
-    contract = None if fault is None else Contract(faults={result.evidence.layout.blocks[0].name: fault})
+        fault = _dot_product_test(vjp, jvp, x, outputs, layout, rng, vname, name_of(jvp, "jvp"))
+
+    def pulled(w: np.ndarray) -> list[np.ndarray]:
+        flat = layout.flatten_like(vjp(layout.views(point.copy()), outputs.views(w.copy())), vname)[0]
+        return [flat[b.slice] for b in layout.blocks]
+
+    names = [b.name for b in layout.blocks]
+    ignores, constant = linearity(pulled, v, pulled(v), names, rng)
+    contract = Contract(ignores_dout=ignores, constant_in_dout=constant,
+                        faults={} if fault is None else {names[0]: fault})
     return rediagnosed(result, lambda theta, **given: check_vjp(f, vjp, theta, cotangent=cotangent, jvp=jvp,
                                                                  **given), contract=contract)
 
@@ -137,7 +147,15 @@ def check_jvp(f: Callable[[Any], Any], jvp: Callable[[Any, Any], Any], x: Any, *
 
     subject = Subject("jvp", fname, jname, "x", f"{jname} against {fname}: every tangent e_i")
     result = _against_jacobian(f, columns, x, opts, subject, outputs, float_dtype(value))
-    return rediagnosed(result, lambda theta, **given: check_jvp(f, jvp, theta, **given))
+    point, names = result.evidence.point, [b.name for b in layout.blocks]
+
+    def pushed(u: np.ndarray) -> list[np.ndarray]:  # the JVP as a whole, under each input's name
+        return [flat_output(jvp(layout.views(point.copy()), layout.views(u.copy())), outputs, jname)] * len(names)
+
+    tangent = cotangent_generator(opts.seed).standard_normal(layout.size)
+    ignores, constant = linearity(pushed, tangent, pushed(tangent), names, np.random.default_rng(opts.seed))
+    return rediagnosed(result, lambda theta, **given: check_jvp(f, jvp, theta, **given),
+                       contract=Contract(ignores_dout=ignores, constant_in_dout=constant))
 
 
 def check_jacobian(f: Callable[[Any], Any], jac: Callable[[Any], Any], x: Any, **options: Any) -> CheckResult:

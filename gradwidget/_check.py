@@ -20,7 +20,7 @@ import numpy as np
 from ._diagnose import diagnose
 from ._differences import default_steps, point_scales, representable_steps
 from ._directions import DirectionalSearch, Prober
-from ._entries import EntryTable, Target, check_entries
+from ._entries import EntryTable, Target, check_entries, linear_blocks
 from ._evaluate import Evaluator, call_with_copy, make_evaluator
 from ._evidence import DirectionalFindings, Evidence, NotSubgradient
 from ._noise import NoiseModel, block_scales, gradient_precision, observed_precision, returned_precision
@@ -150,6 +150,7 @@ def run_check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta:
         noise, tol=opts.tol, calls=evaluator.calls, costs_at_point=costs,
         nondeterministic=not _repeatable(noise, costs), grad_keeps_state=start.grad_changes,
         mutated=_with_drift(start.mutated, evaluator), transposed=start.transposed, mismatched=start.mismatched,
+        linear=linear_blocks(layout, table, noise, opts.method),
         step_reduced=_joined(table.reduced), kink_near=_joined(table.kink_near), jumps=_joined(table.jumps),
         one_sided=table.one_sided, ignores_input=ignores_input, not_subgradient=inconsistent, interrupted=interrupted,
         sampled=None if sampled is None else sampled.size, directional=found, eps=opts.eps,

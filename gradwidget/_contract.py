@@ -17,7 +17,7 @@ import numpy as np
 
 from ._evidence import Contract
 
-__all__ = ["LINEARITY_SLACK", "backward_contract", "changed_parts", "private_copy"]
+__all__ = ["LINEARITY_SLACK", "backward_contract", "changed_parts", "linearity", "private_copy"]
 
 LINEARITY_SLACK = 0.5
 """``b(v1) + b(v2)`` and ``b(v1 + v2)`` may differ by ``u ** LINEARITY_SLACK`` of the largest of them, u the
@@ -47,8 +47,22 @@ def backward_contract(gradients: Callable[[np.ndarray, bool], list[np.ndarray]],
     first = gradients(cotangent, True)
     touched = writes()
     effect = _effect_of_writes(gradients, first) if touched else ""
-    other = rng.standard_normal(cotangent.size)
-    second, both = (gradients(v, True) for v in (other, cotangent + other))
+    ignores, constant = linearity(lambda v: gradients(v, True), cotangent, first, names, rng)
+    return Contract(ignores_dout=ignores, constant_in_dout=constant, writes=tuple(touched), after_writes=effect)
+
+
+def linearity(answers: Callable[[np.ndarray], list[np.ndarray]], given: np.ndarray, first: list[np.ndarray],
+              names: Sequence[str], rng: np.random.Generator) -> tuple[dict[str, float], list[str]]:
+    """Which parts of a linear map's answer are not linear in its input: ``b(v1) + b(v2)`` against ``b(v1 + v2)``.
+
+    A backward (linear in dout), a VJP (in its cotangent) and a JVP (in its
+    tangent) are all linear maps. ``answers(v)`` gives the map's parts
+    (flat, one per name) for the flat input ``v``; ``first`` is its answer
+    for ``given``. Returns each failing part's relative miss, and the parts
+    that came back the same for two different inputs (the input ignored).
+    """
+    other = rng.standard_normal(given.size)
+    second, both = answers(other), answers(given + other)
     ignores: dict[str, float] = {}
     constant: list[str] = []
     for name, *returned in zip(names, first, second, both):
@@ -60,7 +74,7 @@ def backward_contract(gradients: Callable[[np.ndarray, bool], list[np.ndarray]],
             ignores[name] = miss / max(scale, np.finfo(float).tiny)
             if np.array_equal(a, b):
                 constant.append(name)
-    return Contract(ignores_dout=ignores, constant_in_dout=constant, writes=tuple(touched), after_writes=effect)
+    return ignores, constant
 
 
 def _effect_of_writes(gradients: Callable[[np.ndarray, bool], list[np.ndarray]], first: list[np.ndarray]) -> str:

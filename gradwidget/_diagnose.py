@@ -7,23 +7,24 @@ means in code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
+from ._causes import EXPLAINED, WORDING, block_pattern, factor_text, penalties, scale_hint, transposed_block
 from ._evidence import Evidence, NotSubgradient, global_resolution
+from ._layer_diagnoses import contract_diagnoses, layer_patterns
 from ._noise import COARSE_UNIT, NoiseModel
 from ._options import counted
-from ._params import Block, Layout, ShapeMismatch
+from ._params import Block, Layout
+from ._shape_findings import shape_findings, shape_says
 from ._verdict import (
-    BROADCAST,
     DOMAIN,
     IGNORES_INPUT,
     INTERRUPTED,
     JUDGED,
     KINK,
     LOCALIZED,
-    MISSING_TERM,
     MUTATES_INPUT,
     NOISE_FLOOR,
     NONDETERMINISTIC,
@@ -31,75 +32,22 @@ from ._verdict import (
     PERMUTATION,
     PRECISION_LOSS,
     SCALE,
-    SHAPE,
     SIGN,
     SWAPPED,
     SYMMETRIC_POINT,
-    TRANSPOSE,
+    Diagnosis,
     Status,
     Verdict,
     among,
     block_verdict,
 )
 
-__all__ = ["Diagnosis", "diagnose"]
-
-EXPLAINED = 0.05
-"""A pattern (scale, transpose, permutation) explains a block's failure when it leaves less than this share of it."""
+__all__ = ["diagnose"]
 
 MAX_NAMED = 5
 """Entries named in a message before "and N more"."""
 
 
-@dataclass(frozen=True)
-class Wording:
-    """How messages name the two gradients compared and the function at fault."""
-
-    ours: str
-    theirs: str
-    function: str
-    mean_hint: str  # a factor m or 1/m between the two, m the number of examples
-    row_major: str  # who reads the values row-major
-
-
-WORDING = {
-    "numeric": Wording("the analytic gradient", "the numeric one", "grad",
-                       "dividing by m = {m} (a mean) in one of J and grad but not the other?", "J reads them"),
-    "reference": Wording("your gradient", "the reference's", "your gradient function",
-                         "{} by m = {m} (a mean)?", "theta is unrolled"),
-}
-"""Evidence.against -> wording: a check compares grad with finite differences; grading, with a reference."""
-
-
-@dataclass(frozen=True)
-class Diagnosis:
-    """One finding: a fixed ``code``, a message for people, and where.
-
-    Attributes
-    ----------
-    code : str
-        One of `gradwidget.CODES` (tools match on it).
-    message : str
-        What was found and what to do, naming blocks and entries.
-    block : str or None
-        The block it is about, if one.
-    index : tuple of int or None
-        The entry it is about, if one (its index in the block).
-    warning : bool
-        Reported for the user to act on, but not a failure of the check,
-        even where its code usually fails it (a backward that writes into
-        its cache but whose gradients are right; a gradient of the right
-        values in another shape).
-    """
-
-    code: str
-    message: str
-    block: str | None = None
-    index: tuple[int, ...] | None = None
-    warning: bool = False
-
-    def __str__(self) -> str:
-        return f"[{self.code}] {self.message}"
 
 
 def diagnose(ev: Evidence) -> list[Diagnosis]:
@@ -107,10 +55,8 @@ def diagnose(ev: Evidence) -> list[Diagnosis]:
     found: list[Diagnosis] = []
     with np.errstate(over="ignore", invalid="ignore"):  # grad's inf or 1e200 entries are findings, not warnings
         found += _setup_problems(ev)
-        found += _shape_findings(ev)
+        found += shape_findings(ev)
         if ev.contract is not None:
-            from ._layer_diagnoses import contract_diagnoses
-
             found += contract_diagnoses(ev)
         if not ev.nondeterministic:
             found += _directional_findings(ev) if ev.directional else _failure_patterns(ev)
@@ -176,129 +122,20 @@ def _setup_problems(ev: Evidence) -> list[Diagnosis]:
     return found
 
 
-# ---------------------------------------------------------------- shapes
-
-
-def _shape_findings(ev: Evidence) -> list[Diagnosis]:
-    """What each gradient returned in another shape shows, tested against the gradient it is compared with."""
-    return [_shape_finding(ev, ev.layout.blocks[[b.name for b in ev.layout.blocks].index(name)], mismatch)
-            for name, mismatch in ev.mismatched.items()]
-
-
-def _shape_finding(ev: Evidence, block: Block, m: ShapeMismatch) -> Diagnosis:
-    name, theirs = block.name, WORDING[ev.against].theirs
-    said = f"grad returned shape {m.returned} for {name}, which has shape {m.expected}"
-    right = not (ev.status[block.slice] == Status.WRONG).any()
-    if m.reshaped:
-        update = f"`{name} -= lr * d{name}` raises" if _broadcast_shape(m.expected, m.returned) != m.expected else \
-            "code that compares or stacks shapes sees the difference"
-        values = "its values, in that shape, agree" if right else "in that shape its values are compared below"
-        keepdims = ", or a sum without keepdims=True" if 1 in m.returned else ""
-        return Diagnosis(BROADCAST, f"{said}: {values}. Return it in {name}'s shape "
-                         f"(`d{name}.reshape({name}.shape)`{keepdims}): in another shape, {update}.", name,
-                         warning=True)
-    if m.summed is not None:
-        axes = m.summed[0] if len(m.summed) == 1 else m.summed
-        if right:
-            return Diagnosis(BROADCAST, f"{said}: {name} is broadcast along axis {axes} in J, and grad does not "
-                             f"sum over it. Summed over axis {axes} it agrees with {theirs}: sum it "
-                             f"(`.sum(axis={axes})` of what grad returns).", name)
-        return Diagnosis(SHAPE, f"{said}, and summed over axis {axes} it does not agree with {theirs} either"
-                         + _diagonal_hint(ev, block, m) + ".", name)
-    return Diagnosis(SHAPE, f"{said}: {_size_hint(ev, block, m)}.", name)
-
-
-def _shape_says(ev: Evidence, block: Block) -> bool:
-    """Whether the block's gradient came back with another number of entries: its shape finding explains it."""
-    mismatch = ev.mismatched.get(block.name)
-    return mismatch is not None and not mismatch.reshaped
-
-
-def _agrees(ev: Evidence, block: Block, candidate: np.ndarray) -> bool:
-    """Whether ``candidate`` (in the block's shape) is within each entry's tolerance of the other gradient."""
-    other, tolerance = ev.numeric[block.slice], ev.tolerance[block.slice]
-    seen = np.isfinite(other) & np.isfinite(tolerance)
-    with np.errstate(invalid="ignore"):
-        return bool(seen.any() and np.all(np.abs(candidate.reshape(-1)[seen] - other[seen]) <= tolerance[seen]))
-
-
-def _diagonal_hint(ev: Evidence, block: Block, m: ShapeMismatch) -> str:
-    """A square gradient of a vector whose diagonal is right: a matrix product where a sum of products belongs."""
-    values = m.values
-    if len(m.expected) != 1 or values.shape != (m.expected[0],) * 2 or not _agrees(ev, block, np.diag(values)):
-        return ""
-    return (": its diagonal does. grad multiplies every pair of columns (a matrix product such as "
-            "`dout.T @ x_hat`) where only matching columns belong: the sum of elementwise products, "
-            "`(dout * x_hat).sum(axis=0)`")
-
-
-def _size_hint(ev: Evidence, block: Block, m: ShapeMismatch) -> str:
-    """What a gradient with another number of entries shows: a placeholder, padding not cropped, another axis."""
-    name = block.name
-    if m.values.size == 1:
-        return f"it is a single number ({float(m.values.reshape(-1)[0]):g}), not d{name} (a placeholder left?)"
-    extra = [r - e for r, e in zip(m.returned, m.expected)]
-    measured = np.isfinite(ev.numeric[block.slice]).any()  # not with directions=: no entry measured alone
-    if len(m.returned) == len(m.expected) and min(extra) >= 0 and any(extra):
-        axes = [k for k, x in enumerate(extra) if x]
-        listed = f"axis {axes[0]} has" if len(axes) == 1 else f"axes {' and '.join(map(str, axes))} have"
-        counts = "/".join(str(extra[k]) for k in axes) if len({extra[k] for k in axes}) > 1 else str(extra[axes[0]])
-        counts += " more entry" if counts == "1" else " more entries" + (" each" if len(axes) > 1 else "")
-        if not measured:
-            return f"{listed} {counts} than {name}'s (padding not cropped, or a bias row kept?)"
-        for cut, why in _cuts(extra):
-            if _agrees(ev, block, m.values[cut]):
-                index = ", ".join(_slice_text(c) for c in cut)
-                return f"{listed} {counts} than {name}'s, and `d{name}[{index}]` is right: {why}"
-        return (f"{listed} {counts} than {name}'s (padding not cropped, or a bias row kept?), and no cut of it "
-                f"agrees with {WORDING[ev.against].theirs}")
-    outputs = ev.subject.outputs
-    if len(m.returned) == 1 and outputs is not None and len(outputs.blocks) == 1:
-        along = [k for k, size in enumerate(outputs.blocks[0].shape) if size == m.returned[0]]
-        if along:
-            return (f"it has one entry per index of axis {along[0]} of J's output ({m.returned[0]}), where {name} "
-                    f"has {m.expected[0] if len(m.expected) == 1 else block.size}: a sum over another axis of dout?")
-    return "the two have different numbers of entries, so the check cannot compare them"
-
-
-def _cuts(extra: list[int]) -> list[tuple[tuple[slice, ...], str]]:
-    """Ways to cut an array with ``extra`` more entries per axis to size, each with what it would mean."""
-    cuts = []
-    if all(x % 2 == 0 for x in extra):
-        cuts.append((tuple(slice(x // 2 or None, -(x // 2) or None) for x in extra),
-                     "the padding is not cropped (the padded input's gradient, cut back to the input's shape)"))
-    cuts.append((tuple(slice(x or None, None) for x in extra), "the first entries along that axis do not belong "
-                 "(a bias unit's row or column kept?)"))
-    cuts.append((tuple(slice(None, -x or None) for x in extra), "the last entries along that axis do not belong"))
-    return cuts
-
-
-def _slice_text(cut: slice) -> str:
-    return f"{'' if cut.start is None else cut.start}:{'' if cut.stop is None else cut.stop}"
-
-
-def _broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...] | None:
-    try:
-        return tuple(np.broadcast_shapes(*shapes))
-    except ValueError:
-        return None
-
-
 # ---------------------------------------------------------------- failures
 
 
 def _failure_patterns(ev: Evidence) -> list[Diagnosis]:
     layout = ev.layout
-    failing = [b for b in layout.blocks if block_verdict(ev, b) is Verdict.FAILED and not _shape_says(ev, b)]
+    failing = [b for b in layout.blocks if block_verdict(ev, b) is Verdict.FAILED and not shape_says(ev, b)]
     if not failing:
         return []
     explained: dict[str, Diagnosis] = _swapped(ev, failing)
+    explained.update({name: d for name, d in penalties(ev, failing).items() if name not in explained})
     if ev.subject.kind != "gradient":
-        from ._layer_diagnoses import layer_patterns
-
         explained.update({name: d for name, d in layer_patterns(ev, failing).items() if name not in explained})
     for block in failing:
-        pattern = _block_pattern(ev, block) if block.name not in explained else None
+        pattern = block_pattern(ev, block) if block.name not in explained else None
         if pattern is not None:
             explained[block.name] = pattern
     found = _merged(list(dict.fromkeys(explained.values())), layout)
@@ -312,7 +149,7 @@ def _failure_patterns(ev: Evidence) -> list[Diagnosis]:
 
 def _directional_findings(ev: Evidence) -> list[Diagnosis]:
     """A global factor seen along every direction, or the wrong entries the search named."""
-    transposed = [_transposed(b, WORDING[ev.against]) for b in ev.layout.blocks if b.name in ev.transposed]
+    transposed = [transposed_block(b, WORDING[ev.against]) for b in ev.layout.blocks if b.name in ev.transposed]
     found = ev.directional
     assert found is not None  # only called in directional mode
     if found.factor is not None:
@@ -320,8 +157,8 @@ def _directional_findings(ev: Evidence) -> list[Diagnosis]:
         if abs(c + 1) < 1e-3:
             return [Diagnosis(SIGN, "along every random direction the analytic gradient is -1 x the "
                               "numeric one: it has the wrong sign (`y - h` where `h - y` was meant?)")]
-        return [Diagnosis(SCALE, f"along every random direction the analytic gradient is {_factor(c)} x the "
-                          f"numeric one{_scale_hint(c, WORDING[ev.against])}")]
+        return [Diagnosis(SCALE, f"along every random direction the analytic gradient is {factor_text(c)} x the "
+                          f"numeric one{scale_hint(c, WORDING[ev.against])}")]
     if not found.failed_blocks:
         return transposed + ([Diagnosis(KINK, (
             "Some random directions disagree with grad, but no smaller group of entries does, even probed again: "
@@ -353,90 +190,11 @@ def _swapped(ev: Evidence, failing: list[Block]) -> dict[str, Diagnosis]:
             if (np.isfinite(nb).all() and np.isfinite(nc).all()
                     and np.linalg.norm(ab - nc) <= EXPLAINED * np.linalg.norm(ab - nb)
                     and np.linalg.norm(ac - nb) <= EXPLAINED * np.linalg.norm(ac - nc)):
-                code = SWAPPED if ev.subject.kind == "layer" else PERMUTATION
+                code = PERMUTATION if ev.subject.kind == "gradient" else SWAPPED
                 found[b.name] = found[c.name] = Diagnosis(
                     code, f"{b.name} and {c.name} are swapped: {say.function} returns {c.name}'s gradient "
                     f"as {b.name}'s and {b.name}'s as {c.name}'s (check the order of what it returns).")
     return found
-
-
-def _block_pattern(ev: Evidence, block: Block) -> Diagnosis | None:
-    """sign, scale, transpose or permutation, if one explains the block."""
-    name, say = block.name, WORDING[ev.against]
-    if name in ev.transposed:
-        return _transposed(block, say)
-    checked = np.isfinite(ev.numeric[block.slice]) & np.isfinite(ev.analytic[block.slice])
-    a, n = ev.analytic[block.slice][checked], ev.numeric[block.slice][checked]
-    miss = float(np.linalg.norm(a - n))
-    if a.size <= 1 or miss == 0:  # one entry: a factor says nothing more than "wrong"
-        return None
-    if not a.any() and _mostly_wrong(ev, block):
-        return _zero_gradient(ev, block)
-
-    def explains(candidate: np.ndarray) -> bool:
-        return float(np.linalg.norm(candidate - n)) <= EXPLAINED * miss
-
-    nn = float(n @ n)
-    factor = float(a @ n) / nn if nn > 0 else 0.0
-    # analytic = c x numeric must hold with a small residual: where the numeric gradient is near 0 and the analytic
-    # one unrelated to it, a/c is near 0 too, and would "explain" the block with any c
-    proportional = factor != 0 and float(np.linalg.norm(a - factor * n)) <= EXPLAINED * float(np.linalg.norm(a))
-    if proportional and _mostly_wrong(ev, block) and explains(a / factor):
-        if abs(factor + 1) < 1e-3:
-            return Diagnosis(SIGN, f"{name}: {say.ours} has the wrong sign (it is -1 x {say.theirs}): a "
-                             "gradient ascent step, or `y - h` where `h - y` was meant?", name)
-        return Diagnosis(SCALE, f"{name}: {say.ours} is {_factor(factor)} x {say.theirs}"
-                         f"{_scale_hint(factor, say)}", name)
-    if checked.all() and len(block.shape) == 2:
-        full_a = ev.analytic[block.slice]
-        full_n = ev.numeric[block.slice]
-        rows, cols = block.shape
-        if rows == cols and float(np.linalg.norm(full_a.reshape(rows, cols).T.ravel() - full_n)) <= EXPLAINED * miss:
-            return Diagnosis(TRANSPOSE, f"{name}: {say.ours} is the transpose of {say.theirs}: swap the "
-                             "operands of the outer product (e.g. `X.T @ delta` vs `delta.T @ X`).", name)
-        column_major = full_a.reshape(block.shape[::-1]).T.ravel()
-        if float(np.linalg.norm(column_major - full_n)) <= EXPLAINED * miss:
-            return Diagnosis(PERMUTATION, f"{name}: {say.function} returns the values in column-major "
-                             f"(Octave `Theta(:)`, `order='F'`) order, {say.row_major} row-major: unroll "
-                             "with `.ravel()` (or reshape with the same order on both sides).", name)
-    wrong = int(np.sum(ev.status[block.slice] == Status.WRONG))
-    if wrong >= 2 and float(np.linalg.norm(np.sort(a) - np.sort(n))) <= EXPLAINED * miss:
-        return Diagnosis(PERMUTATION, f"{name}: {say.ours} has the right values in the wrong places (a "
-                         f"permutation): check how {say.function} unrolls or indexes this block.", name)
-    return None
-
-
-def _zero_gradient(ev: Evidence, block: Block) -> Diagnosis:
-    """A block whose gradient is zero everywhere, while J changes with it (an unfinished gradient)."""
-    name, say = block.name, WORDING[ev.against]
-    if ev.against == "reference":
-        return Diagnosis(MISSING_TERM, f"{name}: {say.ours} is zero everywhere, and {say.theirs} is not: it is "
-                         "not computed (an unfinished `np.zeros_like`, or the term left out?).", name)
-    what = f"{name}: {say.ours} is zero everywhere, while J changes" if ev.subject.kind == "gradient" else \
-        f"d{name} is zero everywhere, while J's output moves"
-    return Diagnosis(MISSING_TERM, f"{what} with {name}: grad does not compute it (an unfinished "
-                     f"`np.zeros_like({name})`, or the term left out?).", name)
-
-
-def _mostly_wrong(ev: Evidence, block: Block) -> bool:
-    """Whether at least half the entries that carry weight in the block are wrong (as a factor would make them).
-
-    A single entry far off (1e200 in grad) dominates every norm; the fit of
-    a factor would then explain the block by that one entry alone.
-    """
-    n = ev.numeric[block.slice]
-    wrong = ev.status[block.slice] == Status.WRONG
-    size = np.abs(np.nan_to_num(n))
-    weighty = size >= 0.1 * float(np.sqrt(np.mean(size ** 2)))
-    return int(wrong.sum()) >= 2 and 2 * int(wrong[weighty].sum()) >= int(weighty.sum())
-
-
-def _transposed(block: Block, say: Wording) -> Diagnosis:
-    """The diagnosis of a block that the gradient function returned with its 2-D shape reversed."""
-    rows, cols = block.shape
-    return Diagnosis(TRANSPOSE, f"{block.name}: {say.function} returned shape ({cols}, {rows}), expected "
-                     f"({rows}, {cols}): the transpose. Return its `.T` (or swap the "
-                     "operands of the outer product).", block.name)
 
 
 def _merged(found: list[Diagnosis], layout: Layout) -> list[Diagnosis]:
@@ -462,7 +220,7 @@ def _explained_elsewhere(ev: Evidence, block: Block) -> bool:
     """Whether a failing block has no wrong entry of its own, or its shape or a backward's contract says why."""
     if ev.contract is not None and block.name in ev.contract.ignores_dout:
         return True
-    if _shape_says(ev, block):
+    if shape_says(ev, block):
         return True
     return not (ev.status[block.slice] == Status.WRONG).any() and block.name not in ev.transposed
 
@@ -598,7 +356,7 @@ def _not_subgradient(ev: Evidence, name: str, found: NotSubgradient) -> Diagnosi
     slopes = f"J's slope along that move is {left} from either side" if smooth else (
         f"J's slopes along that move are {left} from the left and {right} from the right")
     ratio = found.claimed / found.right if smooth and found.right else 1.0
-    hint = (f" ({_factor(ratio)} x that slope: does the backward give the whole upstream gradient to every tied "
+    hint = (f" ({factor_text(ratio)} x that slope: does the backward give the whole upstream gradient to every tied "
             "maximum, instead of to one of them or a share to each?)" if abs(ratio) > 1.5 else "")
     return Diagnosis(
         NOT_SUBGRADIENT,
@@ -747,22 +505,4 @@ def _entries(layout: Layout, positions: np.ndarray) -> str:
     names = [layout.entry_name(int(i)) for i in positions[:MAX_NAMED]]
     more = f" and {positions.size - MAX_NAMED} more entries" if positions.size > MAX_NAMED else ""
     return ", ".join(names) + more
-
-
-def _factor(c: float) -> str:
-    digits = 3 if abs(c - 1) >= 0.01 else int(-np.floor(np.log10(abs(c - 1)))) + 2
-    return f"{c:.{digits}g}" if abs(c) >= 1 or abs(c - 1) < 0.01 else f"{c:.3g}"
-
-
-def _scale_hint(c: float, say: Wording) -> str:
-    """What usually makes ``ours = c * theirs``: a factor 2 or a mean's m, on one side only."""
-    for value, hint in ((2.0, "a missing 1/2 or a doubled term?"),
-                        (0.5, "a lost factor 2 (the derivative of a square)?")):
-        if abs(c - value) < 1e-3 * value:
-            return f": {hint}"
-    for m in (c, 1 / c):
-        if m > 2.5 and abs(m - round(m)) < 1e-3 * m:
-            side = "not dividing" if m == c else "dividing once more"
-            return ": " + say.mean_hint.format(side, m=round(m))
-    return "."
 

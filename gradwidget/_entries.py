@@ -41,10 +41,11 @@ from ._differences import (
 from ._evaluate import Evaluator
 from ._noise import NoiseModel, measure_noise
 from ._options import InputError, counted
+from ._params import Layout
 from ._progress import Progress
 from ._verdict import Status, among, classic_agrees, judge, within
 
-__all__ = ["EntryTable", "Target", "check_entries"]
+__all__ = ["EntryTable", "Target", "check_entries", "linear_blocks"]
 
 MAX_CHUNK = 1 << 16
 """Entries in one chunk of the first look, at most (chunks are the unit of progress and of interrupts)."""
@@ -241,6 +242,19 @@ def _unconfirmed(target: Target, noise: NoiseModel, table: EntryTable) -> None:
     left, right = one_sided(stencil, table.values[wrong], table.steps[wrong], noise.cost)
     between = within(target.analytic[wrong], left, right, table.tolerance[wrong])
     table.status[wrong[between]] = Status.UNRESOLVED
+
+
+def linear_blocks(layout: Layout, table: EntryTable, noise: NoiseModel, method: str) -> tuple[str, ...]:
+    """The blocks along which J is linear at every measured entry: its one-sided slopes agree to rounding."""
+    stencil = STENCILS.get(method)
+    if stencil is None or stencil.sides is None or not table.values.shape[1]:
+        return ()
+    measured = np.isfinite(table.values).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        bend = np.abs(spread(stencil, table.values, table.steps, noise.cost))
+        straight = bend <= 2 * noise.rounding(table.values, table.steps, stencil)
+    return tuple(b.name for b in layout.blocks
+                 if measured[b.slice].any() and straight[b.slice][measured[b.slice]].all())
 
 
 def _stayed_put(target: Target, noise: NoiseModel, table: EntryTable, positions: np.ndarray) -> np.ndarray:

@@ -229,12 +229,11 @@ class Evidence:
         grad gave another gradient the second time at theta.
     mutated : dict
         ``"J"`` or ``"grad"`` -> flat positions it changed in place.
+    linear, transposed : tuple of str, list of str
+        Blocks along which J is linear (one-sided slopes equal to rounding);
+        blocks grad returned with their 2-D shape reversed.
     mismatched : dict
-        Block name -> `ShapeMismatch`, for a gradient returned in another
-        shape: reshaped or summed to be compared, or NaN where it has another
-        number of entries.
-    transposed : list of str
-        Blocks grad returned with their 2-D shape reversed.
+        Block name -> `ShapeMismatch` (reshaped, summed, or NaN if of another size).
     step_reduced, kink_near, jumps : ndarray
         Entries where the step was made smaller (domain edge), agreeing
         entries with a kink within one step, and entries where J jumps.
@@ -287,6 +286,7 @@ class Evidence:
     mutated: dict[str, np.ndarray] = field(default_factory=dict)
     transposed: list[str] = field(default_factory=list)
     mismatched: dict[str, ShapeMismatch] = field(default_factory=dict)
+    linear: tuple[str, ...] = ()
     step_reduced: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
     kink_near: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
     jumps: np.ndarray = field(default_factory=lambda: np.zeros(0, int))

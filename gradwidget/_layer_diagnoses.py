@@ -13,8 +13,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ._diagnose import EXPLAINED, Diagnosis
+from ._causes import EXPLAINED
 from ._evidence import Evidence
+from ._jacobian_patterns import coupled_axes, error_structure, kept_part, not_its_rows, stride_slip
 from ._options import counted
 from ._params import Block
 from ._verdict import (
@@ -26,6 +27,7 @@ from ._verdict import (
     PERMUTATION,
     RECURRENCE,
     TRANSPOSE,
+    Diagnosis,
     Status,
 )
 
@@ -34,8 +36,6 @@ __all__ = ["contract_diagnoses", "layer_patterns"]
 MIN_FIBRE = 4
 """Entries along an axis before an error that is affine along it says something (any 2 points are on a line)."""
 
-OFF_SUPPORT = 0.2
-"""Share of the numeric Jacobian's norm outside the analytic one's nonzeros that makes "only part of it" a finding."""
 
 
 def contract_diagnoses(ev: Evidence) -> list[Diagnosis]:
@@ -44,24 +44,43 @@ def contract_diagnoses(ev: Evidence) -> list[Diagnosis]:
     if contract is None:
         return []
     found = [Diagnosis(code, message, name) for name, (code, message) in contract.faults.items()]
-    constant = [name for name in contract.ignores_dout if name in contract.constant_in_dout]
-    nonlinear = {name: miss for name, miss in contract.ignores_dout.items() if name not in constant}
+    seen = {name: miss for name, miss in contract.ignores_dout.items() if not _zero_to_rounding(ev, name)}
+    constant = [name for name in seen if name in contract.constant_in_dout]
+    nonlinear = {name: miss for name, miss in seen.items() if name not in constant}
+    given = {"vjp": "the cotangent", "jvp": "the tangent"}.get(subject.kind, "dout")
+    short = {"vjp": "v", "jvp": "u"}.get(subject.kind, "dout")
+    said = (lambda names: "answer") if subject.kind == "jvp" else _gradients
     if constant:
         found.append(Diagnosis(IGNORES_DOUT, (
-            f"{subject.gradient} returns the same {_gradients(constant)} whatever dout is: it returns the local "
-            "derivative alone, or uses ones in place of dout. Multiply by dout (the chain rule)."),
+            f"{subject.gradient} returns the same {said(constant)} whatever {given} is: it returns the local "
+            f"derivative alone, or uses ones in place of {given}. Multiply by {given} (the chain rule)."),
             constant[0] if len(constant) == 1 else None))
     if nonlinear:
-        worst = max(nonlinear.values())
+        worst, g = max(nonlinear.values()), subject.gradient
         found.append(Diagnosis(IGNORES_DOUT, (
-            f"{subject.gradient}'s {_gradients(list(nonlinear))} {'does' if len(nonlinear) == 1 else 'do'} not scale "
-            f"with dout: {subject.gradient}(dout1) + {subject.gradient}(dout2) differs from "
-            f"{subject.gradient}(dout1 + dout2) by up to {worst:.1e} of its size. A backward is linear in dout: look "
-            "for a term without dout, `np.ones_like(dout)`, or dout squared or clipped."),
-            next(iter(nonlinear)) if len(nonlinear) == 1 else None))
+            f"{g}'s {said(list(nonlinear))} {'does' if len(nonlinear) == 1 or subject.kind == 'jvp' else 'do'} not "
+            f"scale with {given}: {g}({short}1) + {g}({short}2) differs from {g}({short}1 + {short}2) by up to "
+            f"{worst:.1e} of its size. It is linear in {given}: look for a term without it, `np.ones_like(...)`, or "
+            f"{given} squared, clipped or normalized."), next(iter(nonlinear)) if len(nonlinear) == 1 else None))
     if contract.writes:
         found.append(_writes(contract.writes, contract.after_writes, subject.gradient))
     return found
+
+
+def _zero_to_rounding(ev: Evidence, name: str) -> bool:
+    """Whether a block's gradient is zero within the check's tolerance everywhere: its linearity is rounding's.
+
+    A gradient that is 0 (an output that does not depend on the input, such as a correlation of two numbers)
+    comes back from a float32 backward as rounding noise, which is not linear in dout.
+    """
+    block = next((b for b in ev.layout.blocks if b.name == name), None)
+    if block is None:
+        return False
+    analytic, tolerance = ev.analytic[block.slice], ev.tolerance[block.slice]
+    measured = np.isfinite(tolerance)
+    with np.errstate(invalid="ignore"):
+        return bool(measured.all() and np.all(np.abs(analytic) <= tolerance)
+                    and np.all(ev.status[block.slice] != Status.WRONG))
 
 
 def _writes(written: tuple[str, ...], after: str, backward: str) -> Diagnosis:
@@ -87,8 +106,8 @@ def layer_patterns(ev: Evidence, failing: list[Block]) -> dict[str, Diagnosis]:
     for block in failing:
         if not np.isfinite(ev.analytic[block.slice]).all():  # NaN or inf from the backward: it says where, no rule
             continue
-        for rule in (_transposed_jacobian, _wrong_axis, _recurrence, _permuted_pairs, _through_some_outputs,
-                     _only_part_of_jacobian, _missing_path):
+        for rule in (not_its_rows, _transposed_jacobian, _wrong_axis, _recurrence, stride_slip, _permuted_pairs,
+                     _through_some_outputs, kept_part, error_structure, _skip_path, _keepdims, _statistics):
             diagnosis = rule(ev, block)
             if diagnosis is not None:
                 found[block.name] = diagnosis
@@ -144,59 +163,101 @@ def _wrong_axis(ev: Evidence, block: Block) -> Diagnosis | None:
                      f"{ev.subject.cost}).", block.name)
 
 
-def _only_part_of_jacobian(ev: Evidence, block: Block) -> Diagnosis | None:
-    """An analytic Jacobian that is the numeric one restricted to its diagonal (or another part)."""
-    pairs = ev.pairs
-    if pairs is None:
+def _skip_path(ev: Evidence, block: Block) -> Diagnosis | None:
+    """An error that is dout itself: a path that passes dout through unchanged is missing or counted twice."""
+    v, outputs = ev.subject.cotangent, ev.subject.outputs
+    if v is None or outputs is None or len(outputs.blocks) != 1 or outputs.blocks[0].shape != block.shape:
         return None
-    a, n = pairs.analytic[:, block.slice], pairs.numeric[:, block.slice]
-    if not np.isfinite(n).all():
+    if not np.isfinite(ev.numeric[block.slice]).all():
         return None
-    support = a != 0
-    if not support.any():  # nothing applied at all: the general explainer says the gradient is zero
+    error = (ev.analytic[block.slice] - ev.numeric[block.slice]).reshape(block.shape)
+    dout = v.reshape(block.shape)
+    c = float(np.vdot(error, dout) / np.vdot(dout, dout))
+    if not error.any() or np.linalg.norm(error - c * dout) > EXPLAINED * np.linalg.norm(error):
         return None
-    outside = float(np.linalg.norm(n[~support]))
-    miss = float(np.linalg.norm(a - n))
-    if miss == 0 or outside < OFF_SUPPORT * float(np.linalg.norm(n)):
-        return None
-    if float(np.linalg.norm((a - n)[support])) > EXPLAINED * miss:
-        return None
-    diagonal = a.shape[0] == a.shape[1] and not (support & ~np.eye(a.shape[0], dtype=bool)).any()
-    part = ("its diagonal only: each output through its own input, as if the outputs did not depend on the "
-            "other inputs (a softmax or a normalization couples them)" if diagonal else
-            f"{int(support.sum())} of its {support.size} pairs; the others are missing")
-    return Diagnosis(MISSING_TERM, f"d{block.name}: the Jacobian {ev.subject.gradient} applies is the right one "
-                     f"restricted to {part}.", block.name)
+    return Diagnosis(MISSING_TERM, f"d{block.name} misses {_times(-c)}dout itself: a path that passes dout "
+                     "through unchanged (a residual's skip connection, an identity term) is missing or "
+                     "counted twice.", block.name)
 
 
-def _missing_path(ev: Evidence, block: Block) -> Diagnosis | None:
-    """An error that is a normalization's mean or variance path, or dout itself (a skip path)."""
+def _keepdims(ev: Evidence, block: Block) -> Diagnosis | None:
+    """A reduction of dout without keepdims=True: its result broadcast along the wrong axis of a square block.
+
+    ``dout - dout.mean(axis=1)`` (instead of ``keepdims=True``) subtracts the
+    row means along the columns: the error is ``c * (r[:, None] - r[None, :])``
+    with ``r`` a sum of dout over one axis.
+    """
+    v, outputs = ev.subject.cotangent, ev.subject.outputs
+    if v is None or outputs is None or len(outputs.blocks) != 1 or len(block.shape) != 2:
+        return None
+    if outputs.blocks[0].shape != block.shape or block.shape[0] != block.shape[1]:
+        return None
+    error = (ev.analytic[block.slice] - ev.numeric[block.slice]).reshape(block.shape)
+    size = float(np.linalg.norm(error))
+    dout = v.reshape(block.shape)
+    for axis in (1, 0):
+        r = dout.sum(axis=axis)
+        pattern = r[:, None] - r[None, :] if axis == 1 else r[None, :] - r[:, None]
+        c = float(np.vdot(error, pattern) / max(float(np.vdot(pattern, pattern)), np.finfo(float).tiny))
+        if size and c and np.linalg.norm(error - c * pattern) <= EXPLAINED * size:
+            given = {"vjp": "the cotangent", "jvp": "the tangent"}.get(ev.subject.kind, "dout")
+            return Diagnosis(BROADCAST, f"d{block.name}: a reduction of {given} over axis {axis} is broadcast along "
+                             f"the wrong axis (the error is {c:.3g} x the sums over axis {axis}, spread across the "
+                             f"other): reduce with keepdims=True (`.sum(axis={axis}, keepdims=True)`, or `.mean`).",
+                             block.name)
+    return None
+
+
+def _statistics(ev: Evidence, block: Block) -> Diagnosis | None:
+    """A normalization's statistics: over another axis than the forward's, or their path (mean, variance) wrong.
+
+    Where the whole Jacobian is there and the output has the input's shape,
+    the axes along which it links entries are the axes a normalization
+    reduces over: the numeric one's are the forward's, the analytic one's the
+    backward's. Elsewhere, the error that is affine along some axes (a
+    constant plus a multiple of x, per entry of the others) is the path
+    through the statistics over them.
+    """
     if len(block.shape) < 2 or not np.isfinite(ev.numeric[block.slice]).all():
         return None
     error = (ev.analytic[block.slice] - ev.numeric[block.slice]).reshape(block.shape)
     size = float(np.linalg.norm(error))
-    if size == 0:
-        return None
-    v, outputs = ev.subject.cotangent, ev.subject.outputs
-    if v is not None and outputs is not None and len(outputs.blocks) == 1 and outputs.blocks[0].shape == block.shape:
-        dout = v.reshape(block.shape)
-        c = float(np.vdot(error, dout) / np.vdot(dout, dout))
-        if np.linalg.norm(error - c * dout) <= EXPLAINED * size:
-            return Diagnosis(MISSING_TERM, f"d{block.name} misses {_times(-c)}dout itself: a path that passes dout "
-                             "through unchanged (a residual's skip connection, an identity term) is missing or "
-                             "counted twice.", block.name)
     x = ev.point[block.slice].astype(np.float64).reshape(block.shape)
-    for axes in _reductions(block.shape):
+    if size == 0 or np.linalg.norm(error - float(np.vdot(error, x) / max(np.vdot(x, x), np.finfo(float).tiny)) * x) \
+            <= EXPLAINED * size:  # c times the argument itself, one c for all: a penalty, not a normalization's path
+        return None
+    forward, backward = _normalized_axes(ev, block)
+    if forward and backward and forward != backward:
+        return Diagnosis(MISSING_TERM, f"d{block.name}: {ev.subject.cost} normalizes over {_axes(forward)} (its output "
+                         f"at one entry moves with {block.name} along {'it' if len(forward) == 1 else 'them'} only), "
+                         f"{ev.subject.gradient} over {_axes(backward)}: take the backward's sums and means over "
+                         f"{_axes(forward)}.", block.name)
+    for axes in [forward] if forward else _reductions(block.shape):
         mean_part, spread_part, rest = _affine_fit(error, x, axes)
         if rest > EXPLAINED * size:
             continue
-        over = axes[0] if len(axes) == 1 else axes
         which = ("mean" if spread_part <= EXPLAINED * size else "variance" if mean_part <= EXPLAINED * size
                  else "mean and variance")
+        count = int(np.prod([block.shape[k] for k in axes]))
         return Diagnosis(MISSING_TERM, f"d{block.name}: the error is {'constant' if which == 'mean' else 'affine'} "
-                         f"along axis {over} for each of the other entries: the path through the {which} over axis "
-                         f"{over} (a normalization's statistics) is missing or wrong.", block.name)
+                         f"along {_axes(axes)} for each of the other entries: the path through the {which} over "
+                         f"{_axes(axes)} (a normalization's statistics, {count} entries each) is missing or wrong "
+                         "(check the count it divides by, and each of its terms).", block.name)
     return None
+
+
+def _normalized_axes(ev: Evidence, block: Block) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The axes the numeric and the analytic Jacobians link entries along (empty where they cannot be read)."""
+    pairs, outputs = ev.pairs, ev.subject.outputs
+    if pairs is None or outputs is None or len(outputs.blocks) != 1 or outputs.blocks[0].shape != block.shape:
+        return (), ()
+    a, n = pairs.analytic[:, block.slice], pairs.numeric[:, block.slice]
+    forward = coupled_axes(n, block.shape, block.shape, pairs.tolerance[:, block.slice])
+    return (forward, coupled_axes(a, block.shape, block.shape)) if forward else ((), ())
+
+
+def _axes(axes: tuple[int, ...]) -> str:
+    return f"axis {axes[0]}" if len(axes) == 1 else f"axes {axes}"
 
 
 def _reductions(shape: tuple[int, ...]) -> Iterator[tuple[int, ...]]:

@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._diagnose import Diagnosis
 from ._evidence import Evidence, global_error
 from ._params import Block
-from ._verdict import JUDGED, Status, Verdict, block_verdict, overall_verdict
+from ._verdict import JUDGED, Diagnosis, Status, Verdict, block_verdict, overall_verdict
 
 if TYPE_CHECKING:
     from ._check import Problem

@@ -148,6 +148,37 @@ CODES: dict[str, Code] = {
 
 
 @dataclass(frozen=True)
+class Diagnosis:
+    """One finding: a fixed ``code``, a message for people, and where.
+
+    Attributes
+    ----------
+    code : str
+        One of `gradwidget.CODES` (tools match on it).
+    message : str
+        What was found and what to do, naming blocks and entries.
+    block : str or None
+        The block it is about, if one.
+    index : tuple of int or None
+        The entry it is about, if one (its index in the block).
+    warning : bool
+        Reported for the user to act on, but not a failure of the check,
+        even where its code usually fails it (a backward that writes into
+        its cache but whose gradients are right; a gradient of the right
+        values in another shape).
+    """
+
+    code: str
+    message: str
+    block: str | None = None
+    index: tuple[int, ...] | None = None
+    warning: bool = False
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}"
+
+
+@dataclass(frozen=True)
 class Judgement:
     """One look at a set of estimates: each one's tolerance, and whether it agrees or has settled wrong."""
 

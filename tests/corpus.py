@@ -228,7 +228,11 @@ def _network_bug(bug: str, code: str) -> Case:
 
 @case
 def network_regularized_bias() -> Case:
-    return _network_bug("regularized-bias", "localized")
+    return _network_bug("regularized-bias", "missing-term")
+
+
+REGULARIZED_BIAS_SAYS = "on the entries found wrong (column 0, the bias column?): a penalty (regularization)"
+"""What the diagnosis of the article network's regularized bias column says (in checks, feedback and notebooks)."""
 
 
 @case

@@ -504,6 +504,8 @@ class LayerCase:
     codes: frozenset[str] = frozenset()
     options: dict[str, Any] = field(default_factory=dict)
     resolvable: bool = True
+    pattern: str = ""  # the pattern of real code a bug (or its right twin) stands for
+    words: tuple[str, ...] = ()  # what the diagnosis must say, in the user's words
 
     @property
     def verdict(self) -> str:
@@ -525,11 +527,12 @@ LAYER_CASES: dict[str, Callable[[], LayerCase]] = {}
 
 
 def layer_case(name: str, entry: str, functions: tuple[Callable[..., Any], ...], build: Callable[[np.random.Generator],
-               tuple[Any, ...]], correct: bool = True, codes: tuple[str, ...] = (), **options: Any) -> None:
+               tuple[Any, ...]], correct: bool = True, codes: tuple[str, ...] = (), *, pattern: str = "",
+               words: tuple[str, ...] = (), **options: Any) -> None:
     """Register a case whose arguments ``build`` draws from a seeded generator (fresh arrays each time)."""
     def make() -> LayerCase:
         return LayerCase(name, entry, functions, build(np.random.default_rng(7)), correct, frozenset(codes),
-                         options)
+                         options, pattern=pattern, words=words)
 
     LAYER_CASES[name] = make
 
@@ -706,3 +709,441 @@ layer_case("logistic-hessian-forgets-mean", "hessian", (_LOGISTIC[0], lambda w: 
 layer_case("newton-step-hvp", "jvp", (_LOGISTIC[0], _LOGISTIC[2]), lambda r: (_LOGISTIC[3],))
 layer_case("newton-step-hvp-sign", "jvp", (_LOGISTIC[0], lambda w, u: -_LOGISTIC[2](w, u)),
            lambda r: (_LOGISTIC[3],), False, ("sign",))
+
+
+# ---------------------------------------------------------------- patterns of real code
+# Each pattern as students write it, several times over, with right twins that must not trigger it.
+PENALTY, FACTOR, CONSTANT, FLAT, STATISTICS, SCATTER, DIAGONAL, ARRAY = (
+    "penalty", "factor", "constant", "flat forward", "statistics", "scatter", "diagonal and more", "array contract")
+
+
+def softmax_loss_reg(W, X, y, reg, bug=None):
+    """The course's vectorized softmax loss with L2 regularization, and the ways its penalty goes wrong."""
+    n = X.shape[0]
+    scores = X @ W
+    scores = scores - scores.max(axis=1, keepdims=True)
+    p = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
+    loss = -np.log(p[np.arange(n), y]).mean()
+    if bug != "penalty-only-in-gradient":
+        loss += reg * np.sum(W * W)
+    p[np.arange(n), y] -= 1
+    dW = X.T @ p / n
+    if bug == "penalty-half":
+        dW += reg * W
+    elif bug == "penalty-over-n":
+        dW += 2 * reg * W / n
+    elif bug is None or bug == "penalty-only-in-gradient":
+        dW += 2 * reg * W
+    return loss, dW
+
+
+def svm_loss_reg(W, X, y, reg, bug=None):
+    n = X.shape[0]
+    scores = X @ W
+    margins = np.maximum(0, scores - scores[np.arange(n), y][:, None] + 1)
+    margins[np.arange(n), y] = 0
+    loss = margins.sum() / n + 0.5 * reg * np.sum(W * W)
+    counts = (margins > 0).astype(float)
+    counts[np.arange(n), y] = -counts.sum(axis=1)
+    dW = X.T @ counts / n
+    if bug != "penalty-missing":
+        dW += reg * W
+    return loss, dW
+
+
+def two_layer_loss(W1, b1, W2, b2, X, y, reg, bug=None):
+    """A two-layer ReLU net with softmax loss, regularized; one bug regularizes the biases in the loss only."""
+    n = X.shape[0]
+    h = np.maximum(0, X @ W1 + b1)
+    scores = h @ W2 + b2
+    scores = scores - scores.max(axis=1, keepdims=True)
+    p = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
+    loss = -np.log(p[np.arange(n), y]).mean() + reg * (np.sum(W1 * W1) + np.sum(W2 * W2))
+    if bug == "biases-in-loss":
+        loss += reg * (np.sum(b1 * b1) + np.sum(b2 * b2))
+    p[np.arange(n), y] -= 1
+    dscores = p / n
+    dW2, db2 = h.T @ dscores + 2 * reg * W2, dscores.sum(axis=0)
+    dh = dscores @ W2.T * (h > 0)
+    return loss, (X.T @ dh + 2 * reg * W1, dh.sum(axis=0), dW2, db2)
+
+
+def _scores_problem(r: np.random.Generator, classes: int = 6) -> tuple[Any, ...]:
+    return (r.normal(size=(5, classes)) * 0.1, r.normal(size=(12, 5)), r.integers(0, classes, 12), 0.1)
+
+
+def _two_layer_problem(r: np.random.Generator) -> tuple[Any, ...]:
+    return (r.normal(size=(4, 6)) * 0.5, r.normal(size=6) * 0.5, r.normal(size=(6, 3)) * 0.5, r.normal(size=3) * 0.5,
+            r.normal(size=(10, 4)), r.integers(0, 3, 10), 0.05)
+
+
+WEIGHTS = ("W1", "b1", "W2", "b2")
+layer_case("softmax-loss-reg", "loss", (softmax_loss_reg,), _scores_problem, wrt="W", pattern=PENALTY)
+for bug in ("penalty-half", "penalty-over-n", "penalty-only-in-gradient"):
+    layer_case(f"softmax-loss-reg-{bug}", "loss", (lambda W, X, y, reg, bug=bug: softmax_loss_reg(W, X, y, reg, bug),),
+               _scores_problem, False, ("missing-term",), wrt="W", pattern=PENALTY,
+               words=("x the parameter itself", "penalty"))
+layer_case("svm-loss-reg", "loss", (svm_loss_reg,), _scores_problem, wrt="W", pattern=PENALTY)
+layer_case("svm-loss-reg-penalty-missing", "loss",
+           (lambda W, X, y, reg: svm_loss_reg(W, X, y, reg, "penalty-missing"),), _scores_problem, False,
+           ("missing-term",), wrt="W", pattern=PENALTY, words=("-0.1 x the parameter itself",))
+layer_case("two-layer-loss", "loss", (two_layer_loss,), _two_layer_problem, wrt=WEIGHTS, pattern=PENALTY)
+def two_layer_loss_biases_in_loss(W1, b1, W2, b2, X, y, reg):
+    return two_layer_loss(W1, b1, W2, b2, X, y, reg, bug="biases-in-loss")
+
+
+layer_case("two-layer-loss-biases-regularized-in-loss-only", "loss",
+           (two_layer_loss_biases_in_loss,), _two_layer_problem, False, ("missing-term",),
+           wrt=WEIGHTS, pattern=PENALTY, words=("b1, b2: ", "-0.1 x the parameter itself", "penalty"))
+
+
+def cross_entropy(x, y, log=np.log):
+    n = x.shape[0]
+    p = np.exp(x - x.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    dx = p.copy()
+    dx[np.arange(n), y] -= 1
+    return -log(p[np.arange(n), y]).mean(), dx / n
+
+
+def squared_error(w, X, y, half=True):
+    r = X @ w - y
+    return (0.5 if half else 1.0) * float(r @ r), X.T @ r
+
+
+def affine_forward_bias_twice(x, w, b):
+    return x @ w + b + b, (x, w)  # the bias added again where the residual was meant
+
+
+layer_case("cross-entropy-log10", "loss", (lambda x, y: cross_entropy(x, y, np.log10),),
+           lambda r: (r.normal(size=(6, 4)), r.integers(0, 4, 6)), False, ("scale",), pattern=FACTOR,
+           words=("ln 10", "log10"))
+layer_case("cross-entropy", "loss", (cross_entropy,), lambda r: (r.normal(size=(6, 4)), r.integers(0, 4, 6)),
+           pattern=FACTOR)
+layer_case("squared-error-without-its-half", "loss", (lambda w, X, y: squared_error(w, X, y, half=False),),
+           lambda r: (r.normal(size=3), r.normal(size=(8, 3)), r.normal(size=8)), False, ("scale",), wrt="w",
+           pattern=FACTOR, words=("0.5 x", "the derivative of a square"))
+layer_case("squared-error", "loss", (squared_error,), lambda r: (r.normal(size=3), r.normal(size=(8, 3)),
+                                                                 r.normal(size=8)), wrt="w", pattern=FACTOR)
+layer_case("affine-bias-added-twice", "layer", (affine_forward_bias_twice, affine_backward),
+           lambda r: (r.normal(size=(4, 3)), r.normal(size=(3, 5)), r.normal(size=5)), False, ("scale",),
+           pattern=FACTOR, words=("half the slope", "added twice"))
+layer_case("softmax-loss-mean-missing-in-gradient", "loss",
+           (lambda x, y: (softmax_loss(x, y)[0], softmax_loss(x, y)[1] * x.shape[0]),),
+           lambda r: (r.normal(size=(7, 4)), r.integers(0, 4, 7)), False, ("scale",), pattern=FACTOR,
+           words=("7 is the length of axis 0 of x", "a mean"))
+
+
+def batchnorm_backward_eps(dout, cache, slip):
+    """The right formula, with the forward's eps handled differently: left out, added outside, subtracted."""
+    xhat, gamma, std, _ = cache
+    var = std ** 2 - 1e-5
+    std = {"eps-left-out": np.sqrt(var), "eps-outside": np.sqrt(var) + 1e-5,
+           "eps-subtracted": np.sqrt(var - 1e-5)}[slip]
+    return batchnorm_backward(dout, (xhat, gamma, std, "train"))
+
+
+def layernorm_backward_eps_left_out(dout, cache):
+    xhat_t, gamma, std = cache
+    return layernorm_backward(dout, (xhat_t, gamma, np.sqrt(std ** 2 - 1e-5)))
+
+
+def _BN_ARGS(r: np.random.Generator) -> tuple[Any, ...]:
+    return (r.normal(size=(6, 5)), r.normal(size=5), r.normal(size=5), {"mode": "train"})
+for slip in ("eps-left-out", "eps-outside", "eps-subtracted"):
+    layer_case(f"batchnorm-{slip}", "layer",
+               (batchnorm_forward, lambda dout, cache, slip=slip: batchnorm_backward_eps(dout, cache, slip)),
+               _BN_ARGS, False, ("missing-term",), pattern=CONSTANT, words=("slightly different function", "eps"))
+layer_case("layernorm-eps-left-out", "layer", (layernorm_forward, layernorm_backward_eps_left_out),
+           lambda r: (r.normal(size=(4, 6)), r.normal(size=6), r.normal(size=6)), False, ("missing-term",),
+           pattern=CONSTANT, words=("slightly different function",))
+layer_case("batchnorm-train-unit-variance", "layer", (batchnorm_forward, batchnorm_backward), _BN_ARGS,
+           pattern=CONSTANT)
+
+
+def affine_forward_without_b(x, w, b):
+    return x @ w, (x, w)  # b never added
+
+
+def relu_forward_step(x):
+    return (x > 0).astype(float), x  # the step: the derivative, returned as the output
+
+
+def batchnorm_forward_without_beta(x, gamma, beta, bn_param):
+    mu, var = x.mean(axis=0), x.var(axis=0)
+    std = np.sqrt(var + 1e-5)
+    xhat = (x - mu) / std
+    return gamma * xhat, (xhat, gamma, std, "train")  # beta forgotten
+
+
+def conv_forward_without_bias(x, w, b, conv_param):
+    return conv_forward_naive(x, w, np.zeros_like(b), conv_param)[0], (x, w, conv_param)
+
+
+layer_case("affine-forward-without-b", "layer", (affine_forward_without_b, affine_backward),
+           lambda r: (r.normal(size=(4, 3)), r.normal(size=(3, 5)), r.normal(size=5)), False, ("missing-term",),
+           pattern=FLAT, words=("does not change with b", "does affine_forward_without_b use b"))
+layer_case("relu-forward-returns-its-step", "layer", (relu_forward_step, relu_backward), normal(4, 5), False,
+           ("missing-term",), pattern=FLAT, words=("does not change with x",))
+layer_case("batchnorm-forward-without-beta", "layer", (batchnorm_forward_without_beta, batchnorm_backward), _BN_ARGS,
+           False, ("missing-term",), pattern=FLAT, words=("does not change with beta",))
+layer_case("conv-forward-without-bias", "layer", (conv_forward_without_bias, conv_backward_naive),
+           lambda r: (r.normal(size=(2, 2, 5, 5)), r.normal(size=(3, 2, 3, 3)), r.normal(size=3),
+                      {"stride": 2, "pad": 1}), False, ("missing-term",), pattern=FLAT,
+           words=("does not change with b",))
+
+
+def spatial_batchnorm_backward_count(dout, cache):
+    """The per-channel statistics' backward divides by N where N * H * W entries were averaged."""
+    (xhat, gamma, std, _), (n, c, h, w) = cache
+    d = dout.transpose(0, 2, 3, 1).reshape(-1, c) * gamma
+    count = n  # should be n * h * w
+    dx = (d - (d.sum(axis=0) + xhat * (d * xhat).sum(axis=0)) / count) / std
+    return (dx.reshape(n, h, w, c).transpose(0, 3, 1, 2), (dout.transpose(0, 2, 3, 1).reshape(-1, c) * xhat)
+            .sum(axis=0), dout.sum(axis=(0, 2, 3)))
+
+
+def layernorm_backward_over_batch(dout, cache):
+    """Layer norm's backward with its sums taken over the batch axis, as batch norm's are."""
+    xhat_t, gamma, std = cache
+    xhat, d = xhat_t.T, dout * gamma
+    n = d.shape[1]
+    dx = (n * d - d.sum(axis=0) - xhat * (d * xhat).sum(axis=0)) / (n * std[:, None])
+    return dx, (dout * xhat).sum(axis=0), dout.sum(axis=0)
+
+
+def groupnorm_backward_over_channels(dout, cache):
+    """Group norm's backward with each group's statistics taken over its channels only (not height and width)."""
+    _, xhat, gamma, std, groups = cache
+    n, c, h, w = dout.shape
+    d = (dout * gamma).reshape(n, groups, c // groups, h * w)
+    xg = xhat.reshape(d.shape)
+    size = c // groups
+    dx = (d - (d.sum(axis=2, keepdims=True) + xg * (d * xg).sum(axis=2, keepdims=True)) / size) \
+        / std.reshape(n, groups, 1, 1)
+    return (dx.reshape(dout.shape), (dout * xhat).sum(axis=(0, 2, 3), keepdims=True),
+            dout.sum(axis=(0, 2, 3), keepdims=True))
+
+
+layer_case("spatial-batchnorm-count-n", "layer", (spatial_batchnorm_forward, spatial_batchnorm_backward_count),
+           lambda r: (r.normal(size=(2, 3, 4, 4)), r.normal(size=3), r.normal(size=3), {"mode": "train"}), False,
+           ("missing-term",), pattern=STATISTICS, words=("axes (0, 2, 3)", "32 entries"))
+layer_case("layernorm-backward-over-the-batch", "layer", (layernorm_forward, layernorm_backward_over_batch),
+           lambda r: (r.normal(size=(5, 6)) * 2 + 1, r.normal(size=6), r.normal(size=6)), False, ("missing-term",),
+           pattern=STATISTICS, words=("normalizes over axis 1", "axis 0"))
+layer_case("groupnorm-statistics-over-channels-only", "layer", (groupnorm_forward, groupnorm_backward_over_channels),
+           lambda r: (r.normal(size=(2, 4, 3, 3)), r.normal(size=(1, 4, 1, 1)), r.normal(size=(1, 4, 1, 1)), 2),
+           False, ("missing-term",), pattern=STATISTICS, words=("normalizes over",))
+layer_case("spatial-batchnorm-many-rows", "layer", (spatial_batchnorm_forward, spatial_batchnorm_backward),
+           lambda r: (r.normal(size=(2, 3, 4, 4)), r.normal(size=3), r.normal(size=3), {"mode": "train"}),
+           pattern=STATISTICS)
+
+
+def conv_backward_scatter(dout, cache, slip):
+    """The naive convolution's backward with a scatter slip: overwriting, the stride forgotten, one filter kept."""
+    x, w, conv_param = cache
+    stride, pad = conv_param["stride"], conv_param["pad"]
+    _, _, hh, ww = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    dxp, dw = np.zeros_like(xp), np.zeros_like(w)
+    for i in range(dout.shape[2]):
+        for j in range(dout.shape[3]):
+            rows, cols = slice(i * stride, i * stride + hh), slice(j * stride, j * stride + ww)
+            dw += np.tensordot(dout[:, :, i, j], xp[:, :, rows, cols], axes=([0], [0]))
+            if slip == "overwrite":
+                dxp[:, :, rows, cols] = np.tensordot(dout[:, :, i, j], w, axes=([1], [0]))
+            elif slip == "stride-forgotten":
+                dxp[:, :, i:i + hh, j:j + ww] += np.tensordot(dout[:, :, i, j], w, axes=([1], [0]))
+    if slip == "last-filter-only":  # a loop over filters, each making dx anew
+        for f in range(w.shape[0]):
+            dxp = np.zeros_like(xp)
+            for i in range(dout.shape[2]):
+                for j in range(dout.shape[3]):
+                    dxp[:, :, i * stride:i * stride + hh, j * stride:j * stride + ww] += \
+                        dout[:, f, i, j][:, None, None, None] * w[f]
+    dx = dxp[:, :, pad:pad + x.shape[2], pad:pad + x.shape[3]]
+    return dx, dw, dout.sum(axis=(0, 2, 3))
+
+
+def max_pool_backward_overwrite(dout, cache):
+    """Overlapping windows (size 3, stride 2): `=` keeps only the last window's share at a shared maximum."""
+    x, pool_param = cache
+    size, stride = pool_param["size"], pool_param["stride"]
+    dx = np.zeros_like(x)
+    for i in range(dout.shape[2]):
+        for j in range(dout.shape[3]):
+            window = x[:, :, i * stride:i * stride + size, j * stride:j * stride + size]
+            flat = window.reshape(*window.shape[:2], -1)
+            chosen = np.zeros_like(flat)
+            np.put_along_axis(chosen, flat.argmax(axis=2)[..., None], 1.0, axis=2)
+            part = dx[:, :, i * stride:i * stride + size, j * stride:j * stride + size]
+            update = (chosen * dout[:, :, i, j][..., None]).reshape(window.shape)
+            part[update != 0] = update[update != 0]
+    return dx
+
+
+def _conv_args(stride: int, pad: int, size: int = 5) -> Callable[[np.random.Generator], tuple[Any, ...]]:
+    return lambda r: (r.normal(size=(2, 2, size, size)), r.normal(size=(3, 2, 3, 3)), r.normal(size=3),
+                      {"stride": stride, "pad": pad})
+
+
+def _pool_overlapping(r: np.random.Generator) -> tuple[Any, ...]:
+    x = r.normal(size=(1, 2, 7, 7))
+    x[0, :, 2, 2] = 5.0  # one maximum shared by overlapping windows
+    return (x, {"size": 3, "stride": 2})
+
+
+for slip, args, said in (("overwrite", _conv_args(1, 1), ("only some of their pairs", "`+=`")),
+                         ("stride-forgotten", _conv_args(2, 1, 7), ("stride", "2")),
+                         ("last-filter-only", _conv_args(1, 0), ("out[:, 2, :, :]", "the filters?"))):
+    layer_case(f"conv-dx-{slip}", "layer",
+               (conv_forward_naive, lambda dout, cache, slip=slip: conv_backward_scatter(dout, cache, slip)), args,
+               False, ("missing-term",) if slip != "stride-forgotten" else ("permutation",), pattern=SCATTER,
+               words=said)
+layer_case("max-pool-overlapping-overwrite", "layer", (max_pool_forward_naive, max_pool_backward_overwrite),
+           _pool_overlapping, False, ("ignores-dout",), pattern=SCATTER, words=("not linear in dout", "`+=`"))
+layer_case("max-pool-overlapping", "layer", (max_pool_forward_naive, max_pool_backward_naive), _pool_overlapping,
+           pattern=SCATTER)
+layer_case("conv-stride-1-pad-1", "layer", (conv_forward_naive, conv_backward_naive), _conv_args(1, 1),
+           pattern=SCATTER)
+layer_case("conv-stride-2-pad-1", "layer", (conv_forward_naive, conv_backward_naive), _conv_args(2, 1, 7),
+           pattern=SCATTER)
+
+
+def softmax_backward_diagonal_doubled(dout, s):
+    return 2 * dout * s * (1 - s)  # the diagonal only, and twice it
+
+
+def layernorm_backward_elementwise(dout, cache):
+    xhat_t, gamma, std = cache
+    return dout * gamma / std[:, None], (dout * xhat_t.T).sum(axis=0), dout.sum(axis=0)  # d xhat / d x as if diagonal
+
+
+def batchnorm_backward_elementwise(dout, cache):
+    xhat, gamma, std, _ = cache
+    return dout * gamma / std, (dout * xhat).sum(axis=0), dout.sum(axis=0)
+
+
+layer_case("softmax-diagonal-only-and-doubled", "layer", (softmax_forward, softmax_backward_diagonal_doubled),
+           normal(4, 5), False, ("missing-term",), pattern=DIAGONAL, words=("diagonal only", "2 x the right one"))
+layer_case("layernorm-elementwise-derivative", "layer", (layernorm_forward, layernorm_backward_elementwise),
+           lambda r: (r.normal(size=(4, 6)) * 2 + 1, r.normal(size=6), r.normal(size=6)), False, ("missing-term",),
+           pattern=DIAGONAL, words=("diagonal only", "differs as well"))
+layer_case("batchnorm-elementwise-derivative", "layer", (batchnorm_forward, batchnorm_backward_elementwise), _BN_ARGS,
+           False, ("missing-term",), pattern=DIAGONAL, words=("diagonal only",))
+layer_case("sigmoid-diagonal-jacobian", "layer", (sigmoid_forward, sigmoid_backward), normal(4, 5), pattern=DIAGONAL)
+
+
+def _two_inputs(r: np.random.Generator) -> tuple[Any, ...]:
+    return ([r.normal(size=(3, 3)), r.normal(size=(3, 3))],)
+
+
+def two_input_map(xs):
+    a, b = xs
+    return a * np.sin(b)
+
+
+def two_input_vjp(xs, v, swapped=False):
+    a, b = xs
+    da, db = v * np.sin(b), v * a * np.cos(b)
+    return [db, da] if swapped else [da, db]
+
+
+def centering(x):
+    return x - x.mean(axis=1, keepdims=True)
+
+
+def centering_vjp(x, v, keepdims=True):
+    return v - v.mean(axis=1, keepdims=keepdims)
+
+
+def normalize_map(x):
+    return _B @ x / np.linalg.norm(x)
+
+
+def normalize_jacobian(x, outer=True):
+    r = np.linalg.norm(x)
+    return _B / r - (np.outer(_B @ x, x) / r ** 3 if outer else 0)
+
+
+def least_squares(seed: int = 5):
+    rng = np.random.default_rng(seed)
+    X, y = rng.normal(size=(12, 4)), rng.normal(size=12) * 2
+
+    def grad(w):
+        t = np.tanh(X @ w)
+        return X.T @ ((t - y) * (1 - t ** 2))
+
+    def hess(w, gauss_newton=False):
+        t = np.tanh(X @ w)
+        s1, s2 = 1 - t ** 2, -2 * t * (1 - t ** 2)
+        weight = s1 ** 2 + (0 if gauss_newton else (t - y) * s2)
+        return (X.T * weight) @ X
+
+    return grad, hess, rng.normal(size=4)
+
+
+_B = np.random.default_rng(13).normal(size=(3, 4))
+_SQUARES = least_squares()
+def _TANH(x: np.ndarray) -> np.ndarray:
+    return np.tanh(_A @ x)
+layer_case("tanh-map-vjp-ignores-cotangent", "vjp", (_TANH, lambda x, v: _A.T @ (1 - np.tanh(_A @ x) ** 2)), _solver,
+           False, ("ignores-dout",), pattern=ARRAY, words=("whatever",))
+layer_case("tanh-map-vjp-squares-cotangent", "vjp", (_TANH, lambda x, v: _A.T @ (v ** 2 * (1 - np.tanh(_A @ x) ** 2))),
+           _solver, False, ("ignores-dout",), pattern=ARRAY, words=("does not scale with",))
+layer_case("tanh-map-jvp-normalizes-its-tangent", "jvp",
+           (_TANH, lambda x, u: (1 - np.tanh(_A @ x) ** 2) * (_A @ (u / np.linalg.norm(u)))), _solver, False,
+           ("ignores-dout",), pattern=ARRAY, words=("tangent",))
+layer_case("two-input-vjp", "vjp", (two_input_map, two_input_vjp), _two_inputs, pattern=ARRAY)
+layer_case("two-input-vjp-returned-swapped", "vjp",
+           (two_input_map, lambda xs, v: two_input_vjp(xs, v, swapped=True)), _two_inputs, False, ("swapped",),
+           pattern=ARRAY, words=("swapped",))
+layer_case("centering-vjp", "vjp", (centering, centering_vjp), normal(4, 4), pattern=ARRAY)
+layer_case("centering-vjp-without-keepdims", "vjp", (centering, lambda x, v: centering_vjp(x, v, keepdims=False)),
+           normal(4, 4), False, ("broadcast",), pattern=ARRAY, words=("keepdims=True", "axis 1"))
+layer_case("normalize-jacobian", "jacobian", (normalize_map, normalize_jacobian), lambda r: (r.normal(size=4),),
+           pattern=ARRAY)
+layer_case("normalize-jacobian-missing-its-outer-product", "jacobian",
+           (normalize_map, lambda x: normalize_jacobian(x, outer=False)), lambda r: (r.normal(size=4),), False,
+           ("missing-term",), pattern=ARRAY, words=("outer product",))
+layer_case("solver-residual-jacobian-missing-its-diagonal", "jacobian",
+           (lambda u: residual(u, _A, _RHS), lambda u: _A), _solver, False, ("missing-term",), pattern=ARRAY,
+           words=("diagonal",))
+layer_case("least-squares-hessian", "hessian", _SQUARES[:2], lambda r: (_SQUARES[2],), pattern=ARRAY)
+layer_case("least-squares-hessian-gauss-newton", "hessian",
+           (_SQUARES[0], lambda w: _SQUARES[1](w, gauss_newton=True)), lambda r: (_SQUARES[2],), False,
+           ("missing-term",), pattern=ARRAY, words=("Gauss-Newton",))
+
+
+def affine_backward_reshaped(dout, cache):
+    x, w = cache
+    return dout @ w.T, (dout.T @ x).reshape(w.shape), dout.sum(axis=0)  # .reshape where .T was meant
+
+
+def temporal_affine_backward_reshaped(dout, cache):
+    dx, dw, db = temporal_affine_backward(dout, cache)
+    return dx, dw.T.reshape(dw.shape), db
+
+
+def conv_backward_im2col_reshaped(dout, cache):
+    dx, dw, db = conv_backward_naive(dout, cache)
+    f = dw.shape[0]
+    return dx, dw.reshape(f, -1).T.reshape(dw.shape), db  # the (C*HH*WW, F) column matrix reshaped, not transposed
+
+
+RESHAPED = "reshaped"
+layer_case("affine-dw-reshaped-not-transposed", "layer", (affine_forward, affine_backward_reshaped),
+           lambda r: (r.normal(size=(4, 3)), r.normal(size=(3, 5)), r.normal(size=5)), False, ("permutation",),
+           pattern=RESHAPED, words=("transpose", "reshape"))
+layer_case("temporal-affine-dw-reshaped-not-transposed", "layer",
+           (temporal_affine_forward, temporal_affine_backward_reshaped),
+           lambda r: (r.normal(size=(2, 3, 4)), r.normal(size=(4, 5)), r.normal(size=5)), False, ("permutation",),
+           pattern=RESHAPED, words=("transpose", "reshape"))
+layer_case("conv-dw-im2col-reshaped-not-transposed", "layer", (conv_forward_naive, conv_backward_im2col_reshaped),
+           _conv_args(1, 1), False, ("permutation",), pattern=RESHAPED, words=("transpose", "reshape"))
+layer_case("affine-forward-uses-b", "layer", AFFINE,
+           lambda r: (r.normal(size=(4, 3)), r.normal(size=(3, 5)), r.normal(size=5)), pattern=FLAT)
+layer_case("relu-forward-returns-its-output", "layer", (relu_forward, relu_backward), normal(4, 5), pattern=FLAT)
+layer_case("affine-dw-transposed-right", "layer", AFFINE,
+           lambda r: (r.normal(size=(4, 3)), r.normal(size=(3, 5)), r.normal(size=5)), pattern=RESHAPED)
+layer_case("conv-dw-right", "layer", (conv_forward_naive, conv_backward_naive), _conv_args(1, 1), pattern=RESHAPED)

@@ -38,6 +38,22 @@ def test_case_gets_its_verdict_and_codes(name: str) -> None:
     assert {d.code for d in result.diagnoses} == set(case.codes), str(result)
 
 
+@pytest.mark.parametrize("name", [n for n in LAYER_CASES if make_layer(n).words])
+def test_a_case_of_a_real_code_pattern_is_explained_in_the_users_words(name: str) -> None:
+    case = make_layer(name)
+    said = " ".join(d.message for d in case.run().diagnoses if d.code in case.codes)
+    assert all(word in said for word in case.words), said
+
+
+def test_every_pattern_of_real_code_has_three_bugs_and_a_right_twin() -> None:
+    cases = [make_layer(name) for name in LAYER_CASES]
+    patterns = {c.pattern for c in cases if c.pattern}
+    assert len(patterns) >= 9
+    for pattern in patterns:
+        ours = [c for c in cases if c.pattern == pattern]
+        assert sum(not c.correct for c in ours) >= 3 and any(c.correct for c in ours), pattern
+
+
 def test_every_layer_code_explains_at_least_two_cases_and_every_entry_point_is_covered() -> None:
     cases = [make_layer(name) for name in LAYER_CASES]
     assert len(cases) >= 60

@@ -194,7 +194,7 @@ def test_to_dict_is_json_safe_and_complete() -> None:
     data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
     assert data["passed"] is False
     assert [b["name"] for b in data["blocks"]] == ["T1", "T2", "T3"]
-    assert data["diagnoses"][0]["code"] == "localized"
+    assert data["diagnoses"][0]["code"] == "missing-term"
     assert data["worst"][0]["status"] == "wrong"
     assert data["evaluations"] == result.evaluations
 
@@ -205,7 +205,7 @@ def test_text_report_has_verdict_table_diagnoses_and_worst() -> None:
     first = text.splitlines()[0]
     assert first.startswith("gradwidget: FAILED")
     assert "Theta1  (10, 11)" in text
-    assert "Diagnoses" in text and "[localized]" in text and "bias column" in text
+    assert "Diagnoses" in text and "[missing-term]" in text and "bias column" in text
     assert "Worst entries" in text
 
 

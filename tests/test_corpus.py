@@ -12,7 +12,7 @@ import gradwidget as gw
 from gradwidget._params import flatten
 from gradwidget._second_point import MAX_GROUPS
 
-LAYER_CODES = {"ignores-dout", "swapped", "missing-term", "recurrence"}  # tests/layer_cases.py covers them
+LAYER_CODES = {"ignores-dout", "swapped", "recurrence"}  # tests/layer_cases.py covers them
 ALL_CODES = set(gw.CODES) - {"interrupted"} - LAYER_CODES  # a corpus case is never interrupted
 
 

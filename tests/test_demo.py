@@ -14,7 +14,7 @@ def test_demo_prints_a_pass_and_a_diagnosed_failure(capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     first, second = out.split("== The article's network")[1:]
     assert "gradwidget: PASSED" in first
-    assert "gradwidget: FAILED" in second and "[localized]" in second and "bias column" in second
+    assert "gradwidget: FAILED" in second and "[missing-term]" in second and "bias column" in second
     saved = sorted(p.name for p in tmp_path.iterdir())
     assert saved == ["correct-eps-sweep.png", "correct-heatmaps.png",
                      "regularized-bias-eps-sweep.png", "regularized-bias-heatmaps.png"]

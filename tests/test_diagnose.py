@@ -18,7 +18,7 @@ def codes(ev: object) -> list[str]:
 
 
 @pytest.mark.parametrize(("factor", "hint"), [
-    (2.0, "a missing 1/2 or a doubled term?"),
+    (2.0, "grad counts a term twice, or J has a 1/2 grad does not (J = 0.5 * sum(r ** 2), and grad = 2 * ...)?"),
     (0.5, "a lost factor 2 (the derivative of a square)?"),
     (20.0, "dividing by m = 20 (a mean) in one of J and grad but not the other?"),
     (1 / 40, "dividing by m = 40 (a mean) in one of J and grad but not the other?"),

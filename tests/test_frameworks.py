@@ -309,3 +309,11 @@ def test_a_right_derivative_of_cancelling_terms_is_not_blamed_on_a_global_at_the
 
     results = [gwj.check(f_jvp, x, w, x, w, mode="fwd", seed=seed) for seed in range(4, 10)]
     assert all(r.passed for r in results), [str(r) for r in results if not r.passed]
+
+
+def test_a_zero_gradient_that_float32_returns_as_rounding_noise_is_not_called_nonlinear() -> None:
+    x = tensor(2, seed=1).detach().float().requires_grad_(True)  # the correlation of two numbers is constant
+    result = gwt.check(torch.corrcoef, x, seed=0, progress=False)
+    assert result.passed, str(result)
+    relu_ignoring = function(lambda ctx, x: x.clamp(min=0), lambda ctx, g: torch.ones_like(g))
+    assert "ignores-dout" in codes(gwt.check(relu_ignoring, tensor(3, 4), seed=0, progress=False))

@@ -213,7 +213,7 @@ def test_a_handout_lets_students_check_themselves_without_the_reference(tmp_path
     assert "2 points of your own" in check._repr_html_() or "at 2 points" in check._repr_html_()
     wrong = write_notebook(tmp_path / "wrong.ipynb", with_gradient_bug("G[:, 1:] += lam / m * Theta[:, 1:]",
                                                                        "G += lam / m * Theta"))
-    assert self_check(handout / "assignment.toml", wrong).graded.diagnoses[0].code == "localized"
+    assert self_check(handout / "assignment.toml", wrong).graded.diagnoses[0].code == "missing-term"
     with pytest.raises(SpecError, match="grading at hidden points"):
         grade(handout / "assignment.toml", [right], tmp_path / "out", progress=False)
 

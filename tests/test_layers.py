@@ -23,7 +23,9 @@ LAYERS: list[set[str]] = [
     {"_noise"},  # one model of each estimate's error
     {"_evidence"},  # what a check measured
     {"_verdict", "_shapes"},  # statuses, verdicts, the codes table; a backward's gradients matched to arguments
-    {"_diagnose", "_layer_diagnoses"},  # evidence -> diagnoses (of gradients, of layers)
+    {"_causes", "_shape_findings", "_jacobian_patterns"},  # what a wrong block's numbers, shape or Jacobian say
+    {"_layer_diagnoses"},  # the specialist: what only checks of array-valued functions measure
+    {"_diagnose"},  # evidence -> diagnoses: the general explainer, which calls the specialist
     {"_result"},  # CheckResult, BlockReport
     # the coordinate and directional paths; the second point; kinks moved together; float32 checked in float64
     {"_entries", "_directions", "_second_point", "_subgradient", "_precision", "_contract"},

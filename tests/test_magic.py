@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from corpus import REGULARIZED_BIAS_SAYS
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
@@ -93,12 +94,13 @@ def test_right_network_passes(way: Way) -> None:
     assert result.evaluations < 2 * theta.size + 60
 
 
-def test_regularized_bias_is_localized(way: Way) -> None:
+def test_regularized_bias_is_named_a_penalty_on_the_bias_column(way: Way) -> None:
     J, grad, theta = article_network("regularized-bias")
     result = way.check(J, grad, theta, shapes=ARTICLE_SHAPES, names=ARTICLE_NAMES, seed=0)
     assert not result.passed
-    assert [d.code for d in result.diagnoses] == ["localized"]
-    assert result.diagnoses[0].message == "column 0 of every block is wrong, and only that column (the bias column?)."
+    assert [d.code for d in result.diagnoses] == ["missing-term"]
+    assert result.diagnoses[0].message.startswith("every block: the analytic gradient minus the numeric one is 0.05 x "
+                                                  f"the parameter itself {REGULARIZED_BIAS_SAYS}")
     assert [b.wrong for b in result.blocks] == [10, 10, 1]
 
 
@@ -376,6 +378,7 @@ def test_config_rejects_bad_defaults(fresh: InteractiveShell, caplog: pytest.Log
 
 CELL = """
 import numpy as np
+
 A = np.array([[2.0, 1.0], [1.0, 3.0]])
 def {cost}(w):
     return 0.5 * w @ A @ w

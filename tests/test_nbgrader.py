@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from corpus import REGULARIZED_BIAS_SAYS
 from course import ASSIGNMENT, CELL, NOTEBOOK, copy_course, nbgrader, nbgrader_course, solution_cells, with_gradient_bug
 
 from gradwidget.grading._cli import main
@@ -35,4 +36,4 @@ def test_an_nbgrader_course_gets_the_isolated_grade(tmp_path: Path) -> None:
         assert not gradebook.find_grade(CELL, NOTEBOOK, ASSIGNMENT, "bob").needs_manual_grade
     assert scores == {"alice": 10, "bob": 2}
     feedback = (course / "feedback" / "bob" / ASSIGNMENT / "gradwidget-feedback.html").read_text()
-    assert "column 0 of every block is wrong, and only that column (the bias column?)" in feedback
+    assert REGULARIZED_BIAS_SAYS in feedback

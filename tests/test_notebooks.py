@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from corpus import REGULARIZED_BIAS_SAYS
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 
@@ -62,10 +63,10 @@ def test_gradcheck_notebook_shows_the_bug_and_the_fix(executed: dict[str, Any]) 
     outputs = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs]
     reports = [out.data for out in outputs if "text/html" in out.get("data", {})]
     assert [data["text/plain"].split()[1] for data in reports] == ["FAILED", "PASSED", "PASSED"]
-    assert "column 0 of every block is wrong, and only that column (the bias column?)" in reports[0]["text/html"]
+    assert REGULARIZED_BIAS_SAYS in reports[0]["text/html"]
     assert all(data["text/html"].count("data:image/png;base64,") == 3 for data in reports[:2])
     plain = [out.data["text/plain"] for out in outputs if out.output_type == "execute_result"]
-    assert "(False, ['localized'], 10)" in plain
+    assert "(False, ['missing-term'], 10)" in plain
     assert sum("image/png" in out.get("data", {}) for out in outputs) == 1  # the eps sweep
 
 
@@ -74,7 +75,7 @@ WALKTHROUGHS = {  # each instructor's walkthrough, and lines its output must hol
         "spec OK", "student     0 / 10  graded   flags: -", "ada        10 / 10  graded   flags: -",
         "bob         2 / 10  graded   flags: -",
         "cyd        10 / 10  graded   flags: numerical-gradient, slow-gradient",
-        "column 0 of every block is wrong, and only that column (the bias column?).",
+        REGULARIZED_BIAS_SAYS,
         "10.0 of 10.0 at the public points"],
     "layers-assignment/instructor.ipynb": [
         "spec OK", "solution solution.ipynb: 35 of 35 (graded)",

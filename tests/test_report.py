@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
+from corpus import REGULARIZED_BIAS_SAYS
 
 import gradwidget as gw
 from gradwidget.examples import ARTICLE_NAMES, ARTICLE_SHAPES, article_network
@@ -90,8 +91,8 @@ def test_html_report_of_a_failing_network(failing: gw.CheckResult) -> None:
     assert [(r[0], r[1], r[6]) for r in rows] == [("Theta1", "(10, 11)", "10 of 110 wrong"),
                                                   ("Theta2", "(10, 11)", "10 of 110 wrong"),
                                                   ("Theta3", "(1, 11)", "1 of 11 wrong")]
-    assert [code for code, _ in page.diagnoses] == ["localized"]
-    assert "column 0 of every block is wrong, and only that column (the bias column?)" in page.diagnoses[0][1]
+    assert [code for code, _ in page.diagnoses] == ["missing-term"]
+    assert REGULARIZED_BIAS_SAYS in page.diagnoses[0][1]
     header, *worst = page.tables["gradwidget-worst"]
     assert header[0] == "entry" and len(worst) == 5
     assert all(row[0].endswith(", 0]") and row[-1] == "wrong" for row in worst)
@@ -130,7 +131,7 @@ def test_text_report(failing: gw.CheckResult, passing: gw.CheckResult) -> None:
 
 def test_repr_is_one_line(failing: gw.CheckResult) -> None:
     assert repr(failing).startswith("<CheckResult FAILED error=0.12")
-    assert "diagnoses=localized" in repr(failing)
+    assert "diagnoses=missing-term" in repr(failing)
 
 
 # ---------------------------------------------------------------- figures

@@ -115,7 +115,7 @@ def test_hover_message_is_answered(failing: gw.CheckResult, monkeypatch: pytest.
 def test_panel_shows_verdict_diagnoses_and_worst(failing: gw.CheckResult) -> None:
     panel = failing.widget()
     assert 'class="gradwidget-verdict"' in panel.summary.value and "FAILED" in panel.summary.value
-    assert 'data-code="localized"' in panel.summary.value
+    assert 'data-code="missing-term"' in panel.summary.value
     assert 'class="gradwidget-worst"' in panel.worst.value
     assert [h.block for h in panel.grid.children] == ARTICLE_NAMES
     assert panel.sweep_view.image.value[:4] == b"\x89PNG"

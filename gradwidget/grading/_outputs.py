@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._diagnose import Diagnosis
 from .._params import Block
 from .._result import CheckResult
-from .._verdict import Status
+from .._verdict import Diagnosis, Status
 from ._scoring import Graded, Item
 from ._spec import Spec
 

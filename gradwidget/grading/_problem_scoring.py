@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 
 from .._array_checks import output_layout
-from .._diagnose import Diagnosis, diagnose
+from .._diagnose import diagnose
 from .._evidence import Contract, Evidence, Subject
 from .._noise import NoiseModel
 from .._options import InputError
 from .._params import Layout, ShapeMismatch, flatten
 from .._result import CheckResult
-from .._verdict import BROADCAST, Status
+from .._verdict import BROADCAST, Diagnosis, Status
 from . import _worker as w
 from ._outcome import ProblemOutcome
 from ._problem_answers import ProblemAnswers, derivative_arrays

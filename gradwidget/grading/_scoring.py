@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from .._diagnose import Diagnosis, diagnose
+from .._diagnose import diagnose
 from .._evidence import Evidence
 from .._noise import NoiseModel
 from .._options import InputError
 from .._result import CheckResult
-from .._verdict import Status
+from .._verdict import Diagnosis, Status
 from . import _worker as w
 from ._isolation import Run
 from ._outcome import Outcome
