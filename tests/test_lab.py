@@ -363,7 +363,7 @@ def _reopen_without_kernel(page: Any, lab: str, shot: Any) -> None:
     """Save, shut the kernel down, reload: a TA opening a submission sees the report, heatmaps and all."""
     failing, static = _reopened(page, lab, 1)
     assert "FAILED" in static.locator(".gradwidget-verdict").inner_text()
-    assert "localized" in static.locator(".gradwidget-diagnoses").inner_text()
+    assert "missing-term" in static.locator(".gradwidget-diagnoses").inner_text()
     images = static.locator("img")
     assert images.count() == 3
     assert all(images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0") for i in range(3))

@@ -45,7 +45,7 @@ def test_nbconvert_html_shows_the_report_offline(tmp_path: Path) -> None:
         static = page.locator(".gradwidget-static")
         assert static.count() == 1 and static.is_visible()
         assert "FAILED" in static.locator(".gradwidget-verdict").inner_text()
-        assert "localized" in static.locator(".gradwidget-diagnoses").inner_text()
+        assert "missing-term" in static.locator(".gradwidget-diagnoses").inner_text()
         assert static.locator("table.gradwidget-blocks tr").count() == 4
         images = static.locator("img")
         assert images.count() == 3
