@@ -336,20 +336,25 @@ def scale_hint(c: float, say: Wording, ev: Evidence | None = None, block: Block 
              0.5: f"grad gives half the slope J has along {name}: a factor 2 doubled in J or missing from grad "
                   f"({name} added twice, or a 1/p with p = 0.5 left out?)" if linear else
                   "a lost factor 2 (the derivative of a square)?"}
-    for value, hint in twice.items():
-        if abs(c - value) < 1e-3 * value:
+    for two, hint in twice.items():
+        if abs(c - two) < 1e-3 * two:
             return f": {hint}"
+    both = pair(ev) if ev is not None else say.pair
+    loss = both == "the loss and its gradient"
+    value, slope = ("the loss", "its gradient") if loss else ("J", "grad")
     for base, word in ((10.0, "log10"), (2.0, "log2")):
-        for m, side in ((np.log(base), f"J takes {word} where grad differentiates the natural log"),
-                        (1 / np.log(base), f"grad differentiates {word} where J takes the natural log")):
+        for m, side in ((np.log(base), f"{value} takes {word} where {slope} differentiates the natural log"),
+                        (1 / np.log(base), f"{slope} differentiates {word} where {value} takes the natural log")):
             if abs(c - m) < 1e-3 * m:
                 return f": ln {base:g} = {np.log(base):.4g}: {side} (d {word}(u) = du / (u ln {base:g}))."
     for m in (c, 1 / c):
         if m > 2.5 and abs(m - round(m)) < 1e-3 * m:
             side = "not dividing" if m == c else "dividing once more"
             axis = _axis_of_length(round(m), ev)
-            if ev is not None and ev.subject.kind != "gradient":
-                return f": {axis}: a mean over it in one of {pair(ev)} but not the other?" if axis else "."
+            if ev is not None and ev.subject.kind != "gradient" and (axis or not loss):
+                return f": {axis}: a mean over it in one of {both} but not the other?" if axis else "."
+            if loss:  # a loss over examples the check cannot see: a mean, as for a cost
+                return f": dividing by m = {round(m)} (a mean) in one of {both} but not the other?"
             return ": " + say.mean_hint.format(side, m=round(m))
     return "."
 

@@ -16,7 +16,7 @@ import numpy as np
 from ._causes import EXPLAINED
 from ._evidence import Evidence
 from ._params import Block
-from ._verdict import IGNORES_DOUT, MISSING_TERM, PERMUTATION, Diagnosis, Status
+from ._verdict import IGNORES_DOUT, LOCALIZED, MISSING_TERM, PERMUTATION, Diagnosis, Status
 
 __all__ = ["COUPLED", "OFF_SUPPORT", "coupled_axes", "error_structure", "kept_part", "not_its_rows", "stride_slip"]
 
@@ -63,13 +63,17 @@ def error_structure(ev: Evidence, block: Block) -> Diagnosis | None:
     if pairs is None or ev.subject.kind == "layer" or len(ev.layout.blocks) != 1:
         return None
     a, n = pairs.analytic, pairs.numeric
-    if not np.isfinite(n).all() or not np.isfinite(a).all():
-        return None
+    if not np.isfinite(n).all() or not np.isfinite(a).all() or not pairs.wrong.any():
+        return None  # no pair beyond its tolerance: what differs is rounding
     error = a - n
     size = float(np.linalg.norm(error))
     if size == 0:
         return None
     what = "Hessian" if ev.subject.kind == "hessian" else "Jacobian"
+    located = _rows_or_columns(error, what, ev.subject.gradient, block) or _off_diagonal(a, n, what,
+                                                                                         ev.subject.gradient, block)
+    if located is not None:
+        return located
     square = error.shape[0] == error.shape[1]
     if square and _spread_over(np.diag(error)) and np.linalg.norm(error - np.diag(np.diag(error))) <= EXPLAINED * size:
         return Diagnosis(MISSING_TERM, f"the {what} {ev.subject.gradient} gives is wrong on its diagonal only: a term "
@@ -87,6 +91,40 @@ def error_structure(ev: Evidence, block: Block) -> Diagnosis | None:
                          "Hessian, the residuals times their own Hessians, is missing (Gauss-Newton in place of "
                          "Newton?).", block.name)
     return None
+
+
+def _rows_or_columns(error: np.ndarray, what: str, gradient: str, block: Block) -> Diagnosis | None:
+    """A few whole rows (outputs) or columns (inputs) of the matrix wrong, and only those."""
+    size = float(np.linalg.norm(error))
+    for axis, word, of in ((1, "row", ("of f's output", "of f's outputs")),
+                           (0, "column", (f"with respect to {block.name}'s entry", f"with respect to {block.name}'s "
+                                                                                   "entries"))):
+        weight = np.linalg.norm(error, axis=axis)
+        wrong = np.flatnonzero(weight > EXPLAINED * size)
+        rest = np.sqrt(max(size ** 2 - float(np.sum(weight[wrong] ** 2)), 0.0))
+        if 0 < wrong.size <= weight.size // 2 and rest <= EXPLAINED * size:
+            listed = ", ".join(map(str, wrong[:5])) + (" ..." if wrong.size > 5 else "")
+            many = wrong.size > 1
+            return Diagnosis(LOCALIZED, f"{word}{'s' if many else ''} {listed} of the {what} {gradient} gives "
+                             f"{'are' if many else 'is'} wrong, and only {'they' if many else 'it'}: the "
+                             f"derivative{'s' if many else ''} {of[many]} {listed}.", block.name)
+    return None
+
+
+def _off_diagonal(a: np.ndarray, n: np.ndarray, what: str, gradient: str, block: Block) -> Diagnosis | None:
+    """A square matrix right on its diagonal and wrong off it: the terms that couple entries (a factor, if one)."""
+    if a.shape[0] != a.shape[1] or a.shape[0] < 2:
+        return None
+    error = a - n
+    size = float(np.linalg.norm(error))
+    if np.linalg.norm(np.diag(error)) > EXPLAINED * size:
+        return None
+    off = ~np.eye(a.shape[0], dtype=bool)
+    c = float(a[off] @ n[off]) / max(float(n[off] @ n[off]), np.finfo(float).tiny)
+    factor = (" (the wrong sign)" if abs(c + 1) < 1e-3 else f" ({c:.3g} x the right ones)") \
+        if c and np.linalg.norm(a[off] - c * n[off]) <= EXPLAINED * size else ""
+    return Diagnosis(LOCALIZED, f"the {what} {gradient} gives is right on its diagonal and wrong off it{factor}: the "
+                     "terms that couple entries (the cross derivatives) are wrong.", block.name)
 
 
 def _spread_over(values: np.ndarray) -> bool:
@@ -116,9 +154,13 @@ def kept_part(ev: Evidence, block: Block) -> Diagnosis | None:
     right_where_kept = float(np.linalg.norm((a - n)[support])) <= EXPLAINED * miss
     square = a.shape[0] == a.shape[1]
     if square and not (support & ~np.eye(a.shape[0], dtype=bool)).any():
-        return Diagnosis(MISSING_TERM, f"d{block.name}: the Jacobian {ev.subject.gradient} applies is the right one "
-                         "restricted to its diagonal only: each output through its own input, as if the outputs did "
-                         "not depend on the other inputs (a softmax or a normalization couples them)"
+        layer = ev.subject.kind == "layer"
+        what = "Hessian" if ev.subject.kind == "hessian" else "Jacobian"
+        return Diagnosis(MISSING_TERM, f"{f'd{block.name}: ' if layer else ''}the {what} {ev.subject.gradient} "
+                         f"{'applies' if layer else 'gives'} is the right one restricted to its diagonal only: each "
+                         "output through its own input, as if the outputs did not depend on the other inputs ("
+                         + ("a softmax or a normalization couples them)" if layer else "the terms that couple "
+                            "entries are missing)")
                          + ("." if right_where_kept else _diagonal_too(np.diag(a), np.diag(n))), block.name)
     if not right_where_kept:
         return None

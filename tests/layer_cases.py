@@ -230,7 +230,7 @@ def max_pool_forward_naive(x, pool_param):
     return out, (x, pool_param)
 
 
-def max_pool_backward_naive(dout, cache, every_tie=False):
+def max_pool_backward_naive(dout, cache, every_tie=False, overwrite=False):
     x, pool_param = cache
     size, stride = pool_param["size"], pool_param["stride"]
     dx = np.zeros_like(x)
@@ -243,8 +243,12 @@ def max_pool_backward_naive(dout, cache, every_tie=False):
             else:
                 chosen = np.zeros_like(flat)
                 np.put_along_axis(chosen, flat.argmax(axis=2)[..., None], 1.0, axis=2)
-            dx[:, :, i * stride:i * stride + size, j * stride:j * stride + size] += (
-                chosen * dout[:, :, i, j][..., None]).reshape(window.shape)
+            update = (chosen * dout[:, :, i, j][..., None]).reshape(window.shape)
+            part = dx[:, :, i * stride:i * stride + size, j * stride:j * stride + size]
+            if overwrite:  # `=` where windows overlap: the last window's share replaces the others'
+                part[update != 0] = update[update != 0]
+            else:
+                part += update
     return dx
 
 
@@ -967,19 +971,7 @@ def conv_backward_scatter(dout, cache, slip):
 
 def max_pool_backward_overwrite(dout, cache):
     """Overlapping windows (size 3, stride 2): `=` keeps only the last window's share at a shared maximum."""
-    x, pool_param = cache
-    size, stride = pool_param["size"], pool_param["stride"]
-    dx = np.zeros_like(x)
-    for i in range(dout.shape[2]):
-        for j in range(dout.shape[3]):
-            window = x[:, :, i * stride:i * stride + size, j * stride:j * stride + size]
-            flat = window.reshape(*window.shape[:2], -1)
-            chosen = np.zeros_like(flat)
-            np.put_along_axis(chosen, flat.argmax(axis=2)[..., None], 1.0, axis=2)
-            part = dx[:, :, i * stride:i * stride + size, j * stride:j * stride + size]
-            update = (chosen * dout[:, :, i, j][..., None]).reshape(window.shape)
-            part[update != 0] = update[update != 0]
-    return dx
+    return max_pool_backward_naive(dout, cache, overwrite=True)
 
 
 def _conv_args(stride: int, pad: int, size: int = 5) -> Callable[[np.random.Generator], tuple[Any, ...]]:
@@ -1147,3 +1139,48 @@ layer_case("relu-forward-returns-its-output", "layer", (relu_forward, relu_backw
 layer_case("affine-dw-transposed-right", "layer", AFFINE,
            lambda r: (r.normal(size=(4, 3)), r.normal(size=(3, 5)), r.normal(size=5)), pattern=RESHAPED)
 layer_case("conv-dw-right", "layer", (conv_forward_naive, conv_backward_naive), _conv_args(1, 1), pattern=RESHAPED)
+
+
+# solver and physics Jacobians and Hessians
+_LAPLACIAN = -2 * np.eye(6) + np.eye(6, k=1) + np.eye(6, k=-1)
+_SOURCE = np.random.default_rng(14).normal(size=6)
+
+
+def reaction_diffusion(u):
+    """A discretized reaction-diffusion residual F(u) = L u + u**2 - f."""
+    return _LAPLACIAN @ u + u ** 2 - _SOURCE
+
+
+def chain_energy_gradient(q):
+    """A chain of pendulums' energy sum(1 - cos(q_i - q_(i-1))), its gradient."""
+    s = np.sin(np.diff(q, prepend=0.0))
+    g = s.copy()
+    g[:-1] -= s[1:]
+    return g
+
+
+def chain_energy_hessian(q, sign=1.0):
+    c = np.cos(np.diff(q, prepend=0.0))
+    return np.diag(c + np.append(c[1:], 0)) + sign * (np.diag(-c[1:], 1) + np.diag(-c[1:], -1))
+
+
+def _six(r: np.random.Generator) -> tuple[Any, ...]:
+    return (r.normal(size=6),)
+
+
+layer_case("reaction-diffusion-jacobian", "jacobian", (reaction_diffusion, lambda u: _LAPLACIAN + 2 * np.diag(u)),
+           _six, pattern=ARRAY)
+layer_case("reaction-diffusion-jacobian-reaction-halved", "jacobian",
+           (reaction_diffusion, lambda u: _LAPLACIAN + np.diag(u)), _six, False, ("missing-term",), pattern=ARRAY,
+           words=("diagonal only", "elementwise"))
+layer_case("reaction-diffusion-jacobian-without-coupling", "jacobian",
+           (reaction_diffusion, lambda u: -2 * np.eye(6) + 2 * np.diag(u)), _six, False, ("missing-term",),
+           pattern=ARRAY, words=("restricted to its diagonal only", "couple entries"))
+layer_case("chain-energy-hessian", "hessian", (chain_energy_gradient, chain_energy_hessian),
+           lambda r: (r.normal(size=5),), pattern=ARRAY)
+layer_case("chain-energy-hessian-cross-terms-sign", "hessian",
+           (chain_energy_gradient, lambda q: chain_energy_hessian(q, -1.0)), lambda r: (r.normal(size=5),), False,
+           ("localized",), pattern=ARRAY, words=("right on its diagonal and wrong off it (the wrong sign)",))
+layer_case("robot-arm-jacobian-one-row-wrong", "jacobian",
+           (arm_position, lambda q: arm_jacobian(q) * np.array([[1.0], [-1.0]])), lambda r: (r.normal(size=3),),
+           False, ("localized",), pattern=ARRAY, words=("row 1 of the Jacobian", "of f's output 1"))
