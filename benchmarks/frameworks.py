@@ -57,6 +57,7 @@ class Tally:
 
     alarms: int = 0
     alarm_names: list[str] = field(default_factory=list)
+    unsure_names: list[str] = field(default_factory=list)
     right: int = 0
     caught: dict[float, int] = field(default_factory=lambda: dict.fromkeys(DELTAS, 0))
     wrong: dict[float, int] = field(default_factory=lambda: dict.fromkeys(DELTAS, 0))
@@ -180,6 +181,8 @@ def tally(name: str, all_cases: list[Case], precision: str = "float64") -> Tally
         if right == "failed":
             counts.alarm_names.append(case.name)
         counts.unsure += right == "inconclusive"
+        if right == "inconclusive":
+            counts.unsure_names.append(case.name)
         if right != "passed" or case.entry is None:
             continue  # a bug in an op the checker cannot pass is not a bug it can tell; a zero gradient has none
         for delta in DELTAS:
@@ -209,9 +212,10 @@ def main() -> int:
     tallies = {name: tally(name, found) for name in ("gradwidget", "gradcheck", "gradcheck, fast mode")}
     tallies["gradwidget, float32 samples"] = tally("gradwidget", found, "float32")
     print_table(header, [row(name, counts) for name, counts in tallies.items()])
-    print("\nFalse alarms, by op:")
+    print("\nFalse alarms and inconclusive verdicts, by op:")
     for name, counts in tallies.items():
-        print(f"  {name}: {', '.join(counts.alarm_names) or 'none'}")
+        print(f"  {name}: {', '.join(counts.alarm_names) or 'none'}; inconclusive: "
+              f"{', '.join(counts.unsure_names) or 'none'}")
     return 0
 
 
