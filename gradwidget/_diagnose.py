@@ -127,7 +127,9 @@ def _setup_problems(ev: Evidence) -> list[Diagnosis]:
 
 def _failure_patterns(ev: Evidence) -> list[Diagnosis]:
     layout = ev.layout
-    failing = [b for b in layout.blocks if block_verdict(ev, b) is Verdict.FAILED and not shape_says(ev, b)]
+    faulted = ev.contract.faults if ev.contract is not None else {}
+    failing = [b for b in layout.blocks if block_verdict(ev, b) is Verdict.FAILED and not shape_says(ev, b)
+               and b.name not in faulted]  # a fault seen without finite differences says why
     if not failing:
         return []
     explained: dict[str, Diagnosis] = _swapped(ev, failing)

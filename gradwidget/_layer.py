@@ -11,6 +11,7 @@ shapes (`gradwidget._shapes`), no harmful writes into dout or the cache.
 from __future__ import annotations
 
 import inspect
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -29,15 +30,18 @@ from ._array_checks import (
     require_callable,
     valid_options,
 )
+from ._causes import EXPLAINED
 from ._check import GradientCheckError, run_check
 from ._contract import backward_contract, changed_parts, private_copy
-from ._evaluate import note_exception
+from ._differences import default_steps, differences, point_scales
+from ._evaluate import make_evaluator, note_exception
 from ._evidence import Contract, Subject
 from ._options import InputError, OptionError
 from ._params import Layout
+from ._projection import Projection
 from ._result import CheckResult
 from ._shapes import ReturnedGradients
-from ._verdict import Verdict
+from ._verdict import SWAPPED, Status, Verdict
 
 __all__ = ["argument_names", "assert_layer", "check_layer", "check_loss"]
 
@@ -139,7 +143,7 @@ def check_layer(forward: Callable[..., Any], backward: Callable[..., Any], *args
             layer.call_backward(_douts(outputs, e), cache)))), bname)[0] for e in douts])
 
     result = projected_check(layer.output_at, gradient, x, opts, subject, outputs, cotangent, rows, dtype)
-    contract = replace(contract, faults=dict(returned.findings))
+    contract = replace(contract, faults={**returned.findings, **_roles_swapped(layer, result, outputs, cotangent)})
 
     def rerun(theta: dict[str, Any], **given: Any) -> CheckResult:
         moved = list(args)
@@ -335,6 +339,41 @@ def _layer_contract(layer: _Layer, returned: ReturnedGradients, cotangent: np.nd
         return written
 
     return backward_contract(gradients, cotangent, returned.names, rng, writes)
+
+
+def _roles_swapped(layer: _Layer, result: CheckResult, outputs: Layout, cotangent: np.ndarray
+                   ) -> dict[str, tuple[str, str]]:
+    """Two arguments of one shape whose roles the backward exchanged: its gradients are right with them swapped.
+
+    A cache unpacked in another order than the forward packed it (``w, x =
+    cache`` for ``x, w``) gives, for square arguments, exactly the gradients
+    at the point with the two exchanged. That is tested, for the first pair
+    of one shape among the failing blocks, against a numeric gradient there
+    (one central difference per entry of the two).
+    """
+    ev = result.evidence
+    if result.passed or ev.directional is not None or ev.pairs is None:
+        return {}
+    failing = {b.name for b in ev.layout.blocks if (ev.status[b.slice] == Status.WRONG).any()}
+    for first, second in itertools.combinations(ev.layout.blocks, 2):
+        if first.shape != second.shape or not {first.name, second.name} & failing:
+            continue
+        point = ev.point.astype(np.float64)
+        point[first.slice], point[second.slice] = ev.point[second.slice], ev.point[first.slice]
+        cost = Projection(layer.output_at, outputs, cotangent, layer.fname)
+        evaluator = make_evaluator(cost, ev.layout, point, pair=False)
+        positions = np.r_[np.arange(first.start, first.stop), np.arange(second.start, second.stop)]
+        steps = default_steps("central", point_scales(point, [b.slice for b in ev.layout.blocks]),
+                              ev.noise.unit)[positions]
+        there, _ = differences(evaluator, "central", positions, steps, float(cost(ev.layout.views(point.copy()))))
+        a, here = ev.analytic[positions], ev.numeric[positions]
+        if np.linalg.norm(a - there) <= EXPLAINED * np.linalg.norm(a - here):
+            said = (f"{layer.bname} gives d{first.name} and d{second.name} as if {first.name} and {second.name} were "
+                    f"exchanged: its gradients are right at the point with the two swapped. The cache is unpacked in "
+                    f"another order than {layer.fname} packs it (`{second.name}, {first.name} = cache` for "
+                    f"`{first.name}, {second.name}`?), or the two are used in each other's place.")
+            return {first.name: (SWAPPED, said), second.name: (SWAPPED, said)}
+    return {}
 
 
 def _douts(outputs: Layout, v: np.ndarray) -> Any:

@@ -43,7 +43,11 @@ def contract_diagnoses(ev: Evidence) -> list[Diagnosis]:
     contract, subject = ev.contract, ev.subject
     if contract is None:
         return []
-    found = [Diagnosis(code, message, name) for name, (code, message) in contract.faults.items()]
+    by_fault: dict[tuple[str, str], list[str]] = {}
+    for name, fault in contract.faults.items():  # one fault may name two blocks (two roles exchanged)
+        by_fault.setdefault(fault, []).append(name)
+    found = [Diagnosis(code, message, names[0] if len(names) == 1 else None)
+             for (code, message), names in by_fault.items()]
     seen = {name: miss for name, miss in contract.ignores_dout.items() if not _zero_to_rounding(ev, name)}
     constant = [name for name in seen if name in contract.constant_in_dout]
     nonlinear = {name: miss for name, miss in seen.items() if name not in constant}

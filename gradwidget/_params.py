@@ -223,6 +223,8 @@ def read_gradient(layout: Layout, tree: Any, what: str = "grad") -> ReadGradient
     mismatched: dict[str, ShapeMismatch] = {}
     for block, part in zip(layout.blocks, parts):
         label = "" if layout.kind == "array" else f" for block '{block.name}'"
+        if part is None:
+            raise InputError(f"{what} returned None{label}; expected an array of shape {block.shape}")
         array = _as_float_array(part, what, label)
         if len(block.shape) == 2 and array.shape == block.shape[::-1] != block.shape and \
                 _squeezed(array.shape) != _squeezed(block.shape):

@@ -76,7 +76,10 @@ def _size_hint(ev: Evidence, block: Block, m: ShapeMismatch) -> str:
     """What a gradient with another number of entries shows: a placeholder, padding not cropped, another axis."""
     name = block.name
     if m.values.size == 1:
-        return f"it is a single number ({float(m.values.reshape(-1)[0]):g}), not d{name} (a placeholder left?)"
+        value = float(m.values.reshape(-1)[0])
+        if value == 0 or not m.returned:
+            return f"it is a single number ({value:g}), not d{name} (a placeholder left?)"
+        return f"it has one entry ({value:g}) where {name} has {block.size}: only part of d{name}, or its sum?"
     extra = [r - e for r, e in zip(m.returned, m.expected)]
     measured = np.isfinite(ev.numeric[block.slice]).any()  # not with directions=: no entry measured alone
     if len(m.returned) == len(m.expected) and min(extra) >= 0 and any(extra):

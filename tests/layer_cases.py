@@ -1184,3 +1184,52 @@ layer_case("chain-energy-hessian-cross-terms-sign", "hessian",
 layer_case("robot-arm-jacobian-one-row-wrong", "jacobian",
            (arm_position, lambda q: arm_jacobian(q) * np.array([[1.0], [-1.0]])), lambda r: (r.normal(size=3),),
            False, ("localized",), pattern=ARRAY, words=("row 1 of the Jacobian", "of f's output 1"))
+
+
+# a cache unpacked in another order than the forward packed it
+CACHE_ORDER = "cache order"
+
+
+def affine_backward_cache_swapped(dout, cache):
+    w, x = cache  # the forward packed (x, w)
+    return dout @ w.T, x.T @ dout, dout.sum(axis=0)
+
+
+def product_forward(a, b):
+    return a * b, (a, b)
+
+
+def product_backward(dout, cache, swapped=False):
+    a, b = cache[::-1] if swapped else cache
+    return dout * b, dout * a
+
+
+def bilinear_forward(x, W, y):
+    return np.einsum("ni,ij,nj->n", x, W, y), (x, W, y)
+
+
+def bilinear_backward(dout, cache, swapped=False):
+    x, W, y = cache[::-1] if swapped else cache
+    return (dout[:, None] * (y @ W.T), np.einsum("n,ni,nj->ij", dout, x, y), dout[:, None] * (x @ W))
+
+
+def _squares(r: np.random.Generator) -> tuple[Any, ...]:
+    return (r.normal(size=(3, 3)), r.normal(size=(3, 3)), r.normal(size=3))
+
+
+layer_case("affine-square", "layer", AFFINE, _squares, pattern=CACHE_ORDER)
+layer_case("affine-square-cache-unpacked-swapped", "layer", (affine_forward, affine_backward_cache_swapped), _squares,
+           False, ("swapped",), pattern=CACHE_ORDER, words=("as if x and w were exchanged", "w, x = cache"))
+layer_case("product", "layer", (product_forward, product_backward), lambda r: (r.normal(size=(3, 4)),
+                                                                               r.normal(size=(3, 4))),
+           pattern=CACHE_ORDER)
+layer_case("product-cache-unpacked-swapped", "layer",
+           (product_forward, lambda dout, cache: product_backward(dout, cache, swapped=True)),
+           lambda r: (r.normal(size=(3, 4)), r.normal(size=(3, 4))), False, ("swapped",), pattern=CACHE_ORDER,
+           words=("as if a and b were exchanged",))
+layer_case("bilinear-cache-unpacked-swapped", "layer",
+           (bilinear_forward, lambda dout, cache: bilinear_backward(dout, cache, swapped=True)),
+           lambda r: (r.normal(size=(4, 3)), r.normal(size=(3, 3)), r.normal(size=(4, 3))), False,
+           ("swapped", "transpose"), pattern=CACHE_ORDER, words=("as if x and y were exchanged", "W: "))
+layer_case("bilinear", "layer", (bilinear_forward, bilinear_backward),
+           lambda r: (r.normal(size=(4, 3)), r.normal(size=(3, 3)), r.normal(size=(4, 3))), pattern=CACHE_ORDER)

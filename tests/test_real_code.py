@@ -454,3 +454,15 @@ def test_a_wrong_gradient_interrupted_after_the_first_look_is_still_failed() -> 
     result = gw.check(lambda x: float(np.sum(x ** 3)), lambda x: 3 * x ** 2 + (np.arange(12) == 4),
                       x, seed=0, progress=progress)
     assert result.interrupted and result.verdict == "failed", str(result)
+
+
+def test_part_of_a_gradient_and_a_missing_block_are_told_apart() -> None:
+    theta = [RNG.normal(size=(3, 2)), RNG.normal(size=2)]
+
+    def J(t):
+        return float(np.tanh(t[0]).sum() + np.sum(t[1] ** 2))
+
+    partial = gw.check(J, lambda t: [1 - np.tanh(t[0]) ** 2, 2 * t[1][:1]], theta, seed=0)
+    assert codes(partial) == ["shape"] and "it has one entry" in partial.diagnoses[0].message
+    with pytest.raises(gw.InputError, match=r"grad returned None for block 'theta\[0\]'; expected an array of shape"):
+        gw.check(J, lambda t: [None, 2 * t[1]], theta)
