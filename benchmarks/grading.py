@@ -43,7 +43,7 @@ from tables import ok, print_table
 
 from gradwidget.grading import grade
 from gradwidget.grading._cli import main as gradwidget_command
-from gradwidget.grading._isolation import probe
+from gradwidget.grading.sandbox import probe
 
 BACKPROP = [
     solution_cells(),

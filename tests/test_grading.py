@@ -15,8 +15,8 @@ from course import COURSE, SECRET, copy_course, solution_cells, with_gradient_bu
 
 from gradwidget.grading import SpecError, grade, load_spec, self_check, validate
 from gradwidget.grading._cli import main
-from gradwidget.grading._outcome import read_outcome
 from gradwidget.grading._submission import imported_modules, read_submissions
+from gradwidget.grading.sandbox._outcome import read_outcome
 
 SPEC = COURSE / "assignment.toml"
 
@@ -51,10 +51,12 @@ lam = 1.0
 
 def test_the_example_spec_loads() -> None:
     spec = load_spec(SPEC)
-    assert (spec.names, spec.size, spec.max_score, spec.hidden, spec.layout) == (
+    (problem,) = spec.problems
+    theta, x, _, lam = problem.arguments
+    assert (problem.blocks, theta.parameters.size, spec.max_score, spec.hidden, theta.layout) == (
         ("Theta1", "Theta2", "Theta3"), 231, 10, 5, "unrolled")
     assert spec.items == ("cost", "Theta1", "Theta2", "Theta3")
-    assert spec.data["X"].shape == (40, 10) and spec.data["lam"] == 1.0
+    assert x.value.shape == (40, 10) and lam.value == 1.0
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -113,22 +115,25 @@ def test_imports_are_read_from_the_code_without_running_it() -> None:
 # ---------------------------------------------------------------- what the worker wrote, read as untrusted
 
 
+TASK = {"cells": [], "problems": [{"points": 3, "parts": ["Theta1", "Theta2", "Theta3"], "limit": 940}]}
+
+
 def test_forged_and_linked_files_count_as_not_written(tmp_path: Path) -> None:
-    spec = load_spec(SPEC)
     out = tmp_path / "job" / "out"
     out.mkdir(parents=True)
-    (out / "p0_cost.npy").write_bytes(b"\x93NUMPY not really")  # forged
-    np.save(out / "p1_cost.npy", np.array([1.0, 2.0]))  # not one number
-    (out / "p2_cost.npy").symlink_to("/etc/passwd")  # a link to a file the grader could read
-    np.save(out / "calls.npy", np.array([[7, -1]] * 3, dtype=np.int8))  # unknown codes
-    np.save(out / "p0_form.npy", np.array([0, 1], dtype=np.int8))
-    np.save(out / "p0_g0.npy", np.array(["a"]))  # text, not numbers
+    (out / "q0_p0_value.npy").write_bytes(b"\x93NUMPY not really")  # forged
+    np.save(out / "q0_p1_value.npy", np.array(["1.0"]))  # not numbers
+    (out / "q0_p2_value.npy").symlink_to("/etc/passwd")  # a link to a file the grader could read
+    np.save(out / "q0_calls.npy", np.array([[7, -1]] * 3, dtype=np.int8))  # unknown codes
+    np.save(out / "q0_p0_form.npy", np.array([0, 1], dtype=np.int8))
+    np.save(out / "q0_p0_g0.npy", np.array(["a"]))  # text, not numbers
     with open(out / "imports.npy", "wb") as file:
         file.write(b"\x93NUMPY\x01\x00v\x00{'descr': '|O', 'fortran_order': False, 'shape': (1,), }" + b" " * 50)
-    outcome = read_outcome(tmp_path / "job", spec, 0, 3)
-    assert np.isnan(outcome.costs).all()
-    assert outcome.gradients == [None, None, None]
-    assert (outcome.calls == 5).all() and outcome.imports == () and not outcome.finished
+    outcome = read_outcome(tmp_path / "job", TASK)
+    (problem,) = outcome.problems
+    assert problem.values == [None, None, None]
+    assert problem.derivatives == [None, None, None]
+    assert (problem.calls == 5).all() and outcome.imports == () and not outcome.finished
 
 
 def test_a_linked_out_folder_is_not_followed(tmp_path: Path) -> None:
@@ -137,14 +142,14 @@ def test_a_linked_out_folder_is_not_followed(tmp_path: Path) -> None:
     np.save(elsewhere / "done.npy", np.asarray(1))
     (tmp_path / "job").mkdir()
     (tmp_path / "job" / "out").symlink_to(elsewhere)
-    assert not read_outcome(tmp_path / "job", load_spec(SPEC), 0, 1).finished
+    assert not read_outcome(tmp_path / "job", TASK).finished
 
 
 # ---------------------------------------------------------------- isolation
 
 
 def test_folders_others_cannot_pass_are_reopened_for_the_way_to_python_only(tmp_path: Path) -> None:
-    from gradwidget.grading._isolation import reopen_plan
+    from gradwidget.grading.sandbox._isolation import reopen_plan
 
     (tmp_path / "home" / "python" / "bin").mkdir(parents=True)
     (tmp_path / "home" / "secrets").mkdir()

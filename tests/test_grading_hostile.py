@@ -20,10 +20,10 @@ from corpus import REGULARIZED_BIAS_SAYS
 from course import SECRET, copy_course, grade_cells, solution_cells, with_gradient_bug, write_notebook
 
 from gradwidget.grading import grade
-from gradwidget.grading._isolation import probe, processes_of, python_paths
-from gradwidget.grading._points import public_points
-from gradwidget.grading._reference import reference_answers
+from gradwidget.grading._points import check_points, hidden_seed, public_seed
+from gradwidget.grading._reference import problem_answers
 from gradwidget.grading._spec import load_spec
+from gradwidget.grading.sandbox._isolation import probe, processes_of, python_paths
 
 pytestmark = pytest.mark.slow
 FULL = probe().level == "full"
@@ -353,9 +353,10 @@ def test_a_gradient_far_slower_than_the_cost_is_flagged(course: tuple[Path, Path
 def test_answers_hard_coded_from_the_public_points_miss_the_hidden_ones(course: tuple[Path, Path]) -> None:
     spec_path, _ = course
     spec = load_spec(spec_path)
-    answers = reference_answers(spec, public_points(spec))
+    (answers,) = problem_answers(spec, public_seed(spec), spec.public)
+    gradient = np.concatenate([d.ravel() for d in answers.points[0].derivatives])
     cells = [solution_cells()[0],
-             f"COST = {float(answers.costs[0])!r}\nGRADIENT = np.array({answers.gradients[0].tolist()!r})\n"
+             f"COST = {float(answers.points[0].value)!r}\nGRADIENT = np.array({gradient.tolist()!r})\n"
              "def cost(theta, X, y, lam):\n    return COST\n"
              "def gradient(theta, X, y, lam):\n    return GRADIENT.copy()\n"]
     graded = run(course, "hard-coded", cells)
@@ -392,9 +393,14 @@ def test_every_submission_gets_a_row_whatever_it_did(course: tuple[Path, Path], 
     assert len(rows) == 4 and time.perf_counter() - started < 20
 
 
-def test_hidden_points_are_the_submissions_own(course: tuple[Path, Path]) -> None:
-    from gradwidget.grading._points import hidden_points
+def hidden_points(spec: object, submission: str, secret: bytes) -> np.ndarray:
+    """The parameter vectors a submission is checked at, one per row."""
+    (problem,) = spec.problems  # type: ignore[attr-defined]
+    return np.array([arguments[0] for arguments, _ in check_points(problem, 0, hidden_seed(spec, submission, secret),
+                                                                    spec.hidden)])  # type: ignore[attr-defined]
 
+
+def test_hidden_points_are_the_submissions_own(course: tuple[Path, Path]) -> None:
     spec = load_spec(course[0])
     alice, bob = hidden_points(spec, "alice", SECRET.encode()), hidden_points(spec, "bob", SECRET.encode())
     assert alice.shape == (5, 231) and not np.allclose(alice, bob)

@@ -22,7 +22,7 @@ from gradwidget.grading import SpecError, grade, load_spec, validate
 from gradwidget.grading._cli import main
 from gradwidget.grading._gradescope import build_autograder
 from gradwidget.grading._handout import make_handout
-from gradwidget.grading._isolation import probe
+from gradwidget.grading.sandbox._isolation import probe
 
 SPEC = LAYERS_COURSE / "assignment.toml"
 NET = {"two_layer.cost", "two_layer.dW1", "two_layer.db1", "two_layer.dW2", "two_layer.db2"}

@@ -18,9 +18,9 @@ Examples
 """
 
 from ._grade import SelfCheck, grade, self_check
-from ._scoring import Graded, Item
+from ._scoring import Graded, Item, Part
 from ._spec import SPEC_KEYS, Spec, SpecError, load_spec
 from ._validate import validate
 
-__all__ = ["SPEC_KEYS", "Graded", "Item", "SelfCheck", "Spec", "SpecError", "grade", "load_spec", "self_check",
+__all__ = ["SPEC_KEYS", "Graded", "Item", "Part", "SelfCheck", "Spec", "SpecError", "grade", "load_spec", "self_check",
            "validate"]

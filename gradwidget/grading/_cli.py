@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._isolation import LEVELS
 from ._spec import SpecError
+from .sandbox import LEVELS
 
 __all__ = ["main"]
 

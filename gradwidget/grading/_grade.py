@@ -1,16 +1,17 @@
 """Grading a class: each submission run by an isolated worker, scored against the reference, written out.
 
-The trusted side (this module, in the grader's process or its pool's) draws
-the points, evaluates the reference, prepares a work folder holding only the
-student's code, the points and the data, runs the worker there, and scores
-what came back. Submissions run one per worker process, several at a time
-with ``workers=N`` (a process pool) or on a dask.distributed cluster.
+The trusted side (this module, in the grader's process or its pool's) takes
+each submission through the pipeline: the spec's problems, the check points
+drawn for it, the reference's answers there, a job folder holding only the
+student's code and the problems' arguments, the worker's run in the sandbox,
+its outcome read as untrusted numbers, the score, and the outputs.
+Submissions run one per worker process, several at a time with
+``workers=N`` (a process pool) or on a dask.distributed cluster.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 import tempfile
@@ -21,17 +22,13 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ._isolation import WORKER, Isolation, job_folder, probe, rlimits, run_worker
-from ._outcome import read_outcome
 from ._outputs import feedback_html, write_grades, write_submission
-from ._points import hidden_points, hidden_seed, public_points, public_seed, read_secret
-from ._problem_answers import ProblemAnswers, load_problem_answers, problem_answers
-from ._reference import Answers, argument, load_answers, reference_answers
+from ._points import hidden_seed, public_seed, read_secret
+from ._reference import ProblemAnswers, load_answers, problem_answers
 from ._scoring import Graded, score, unscored
 from ._spec import Spec, SpecError, load_spec
 from ._submission import Submission, imported_modules, read_submissions
+from .sandbox import WORKER, Isolation, job_folder, job_sizes, probe, read_outcome, rlimits, run_worker, write_job
 
 __all__ = ["Context", "SelfCheck", "grade", "grade_one", "self_check"]
 
@@ -152,34 +149,31 @@ def grade_one(context: Context, submission: Submission) -> Graded:
     isolation = Isolation(context.isolation)
     if submission.problem:
         graded = unscored(spec, submission.id, "invalid", submission.problem, isolation=isolation.describe())
-    elif spec.problems:
-        seed = public_seed(spec) if context.public else hidden_seed(spec, submission.id, context.secret or b"")
-        count = spec.public if context.public else spec.hidden
-        answers = (load_problem_answers(spec, seed, count) if context.public and spec.reference_file is None
-                   else problem_answers(spec, seed, count))
-        graded = _graded(spec, context, isolation, submission, np.zeros((count, 0)), answers)
     else:
-        points = (public_points(spec) if context.public else
-                  hidden_points(spec, submission.id, context.secret or b""))
-        graded = _graded(spec, context, isolation, submission, points, _answers(spec, points, context.public))
+        graded = _graded(spec, context, isolation, submission, _answers(spec, context, submission.id))
     write_submission(spec, graded, context.out / submission.id)
     return graded
 
 
-def _graded(spec: Spec, context: Context, isolation: Isolation, submission: Submission, points: np.ndarray,
-            answers: Answers | list[ProblemAnswers]) -> Graded:
-    limits = [_entry_limit(a) for a in answers] if isinstance(answers, list) else []
-    inputs = points.nbytes + sum(a.nbytes for a in spec.data.values()) * 2 + sum(map(len, submission.cells)) + sum(
-        8 * limit * len(points) for limit in limits)
-    results = len(points) * (16 * (spec.size + sum(limits)) + 8192) + 1024 * len(submission.cells) + 2 ** 20
-    with job_folder(isolation, spec.limits.output + inputs + 2 ** 20, results) as (root, uid):
-        workdir = _prepare(root, spec, submission, points, rlimits(spec.limits, uid is not None),
-                           answers if isinstance(answers, list) else [], limits)
+def _answers(spec: Spec, context: Context, identifier: str) -> list[ProblemAnswers]:
+    """The reference's answers at the submission's check points (a handout's saved ones at the public points)."""
+    if context.public:
+        if spec.reference_file is None:
+            return load_answers(spec, public_seed(spec), spec.public)
+        return problem_answers(spec, public_seed(spec), spec.public)
+    return problem_answers(spec, hidden_seed(spec, identifier, context.secret or b""), spec.hidden)
+
+
+def _graded(spec: Spec, context: Context, isolation: Isolation, submission: Submission,
+            answers: list[ProblemAnswers]) -> Graded:
+    size, results = job_sizes(spec, submission.cells, answers)
+    with job_folder(isolation, size, results) as (workdir, uid):
+        task = write_job(workdir, spec, submission.cells, answers, rlimits(spec.limits, uid is not None))
         if uid is not None:
             for path in [workdir, *workdir.rglob("*")]:
                 os.chown(path, uid, uid)
         run = run_worker(isolation, workdir, uid, spec.limits, _hidden(spec, context, workdir))
-        outcome = read_outcome(workdir, spec, len(submission.cells), len(points), tuple(limits))
+        outcome = read_outcome(workdir, task)
     return score(spec, answers, outcome, run, submission.id, imported_modules(submission.cells),
                  isolation.describe())
 
@@ -187,70 +181,6 @@ def _graded(spec: Spec, context: Context, isolation: Isolation, submission: Subm
 @functools.lru_cache(maxsize=8)
 def _spec(path: Path) -> Spec:
     return load_spec(path)
-
-
-def _answers(spec: Spec, points: np.ndarray, public: bool) -> Answers:
-    if public and spec.reference_file is None:
-        return load_answers(spec, points)
-    return reference_answers(spec, points)
-
-
-def _prepare(root: Path, spec: Spec, submission: Submission, points: np.ndarray, limits: dict[str, int],
-             answers: list[ProblemAnswers], entry_limits: list[int]) -> Path:
-    """The work folder: the code, the points, the data (and each problem's arguments at each point)."""
-    workdir = root / "job"  # made, with its out folder, by job_folder
-    for folder in (workdir / "tmp", workdir / "arguments"):
-        folder.mkdir(mode=0o700)
-    task: dict[str, Any] = {
-        "cells": list(submission.cells), "cost": spec.cost, "gradient": spec.gradient,
-        "arguments": len(spec.arguments), "layout": spec.layout, "shapes": [list(s) for s in spec.shapes],
-        "names": list(spec.names), "size": spec.size, "cell_seconds": spec.limits.cell,
-        "call_seconds": spec.limits.call, "limits": limits}
-    if spec.problems:
-        task["problems"] = _problem_tasks(workdir, spec, answers, entry_limits)
-    (workdir / "task.json").write_text(json.dumps(task), encoding="utf-8")
-    np.save(workdir / "points.npy", points)
-    for i, name in enumerate(spec.arguments):
-        np.save(workdir / "arguments" / f"{i}.npy", np.asarray(argument(spec.data[name])), allow_pickle=False)
-    for relative, array in _data_files(spec):  # where the student's notebook loads them from
-        target = (workdir / relative).resolve()
-        if workdir in target.parents:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            np.save(target, array, allow_pickle=False)
-    return workdir
-
-
-def _data_files(spec: Spec) -> list[tuple[str, np.ndarray]]:
-    """The spec's data files (relative to it) and their arrays: [data] entries, or problems' arguments."""
-    if spec.problems:
-        return [(a.file, a.value) for problem in spec.problems for a in problem.arguments if a.file]
-    return [(relative, spec.data[name]) for name, relative in spec.data_files.items()]
-
-
-def _entry_limit(answers: ProblemAnswers) -> int:
-    """The numbers a value or derivative of the problem may hold: generous, but no huge files."""
-    largest = max((max(p.value.size, sum(d.size for d in p.derivatives)) for p in answers.points), default=0)
-    return 4 * largest + 16
-
-
-def _problem_tasks(workdir: Path, spec: Spec, answers: list[ProblemAnswers], limits: list[int]
-                   ) -> list[dict[str, Any]]:
-    """Each problem's arguments and dout at each point, as files; what to call, for the task."""
-    tasks = []
-    for j, (problem, expected, limit) in enumerate(zip(spec.problems, answers, limits)):
-        for k, point in enumerate(expected.points):
-            for i, value in enumerate(point.arguments):
-                if isinstance(value, np.ndarray):
-                    np.save(workdir / "arguments" / f"q{j}_p{k}_a{i}.npy", value, allow_pickle=False)
-            if point.cotangent is not None:
-                np.save(workdir / "arguments" / f"q{j}_p{k}_cotangent.npy", point.cotangent, allow_pickle=False)
-        tasks.append({
-            "first": problem.functions[0], "second": problem.functions[1],
-            "link": problem.link, "points": len(expected.points), "wrt": list(problem.wrt), "limit": limit,
-            "call_seconds": problem.call_seconds or spec.limits.call,
-            "literals": [None if a.kind in ("drawn", "integers", "data") else json.dumps(a.value)
-                         for a in problem.arguments]})
-    return tasks
 
 
 def _hidden(spec: Spec, context: Context, workdir: Path) -> list[Path]:

@@ -84,7 +84,7 @@ def build_autograder(spec_path: str | Path, output: str | Path) -> Path:
 
 def _course_files(spec: Spec) -> list[Path]:
     """The spec and what it names (reference, data, answers), all inside the spec's folder."""
-    files = [spec.path, *(spec.folder / relative for relative in spec.data_files.values())]
+    files = [spec.path, *(spec.folder / relative for relative in spec.data_files)]
     files += [f for f in (spec.reference_file, spec.answers_file) if f is not None]
     for file in files:
         if spec.folder not in file.resolve().parents:

@@ -13,10 +13,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ._points import public_points, public_seed
-from ._problem_answers import problem_answers, save_problem_answers
+import numpy as np
+
+from ._points import public_seed
 from ._problems import Problem
-from ._reference import reference_answers, save_answers
+from ._reference import problem_answers, save_answers
 from ._spec import Spec, SpecError, load_spec
 
 __all__ = ["make_handout", "public_spec"]
@@ -32,12 +33,9 @@ def make_handout(spec_path: str | Path, out: str | Path) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / spec.path.name, out / ANSWERS]
-    if spec.problems:
-        save_problem_answers(problem_answers(spec, public_seed(spec), spec.public), out / ANSWERS)
-    else:
-        save_answers(reference_answers(spec, public_points(spec)), out / ANSWERS)
+    save_answers(problem_answers(spec, public_seed(spec), spec.public), out / ANSWERS)
     (out / spec.path.name).write_text(public_spec(spec), encoding="utf-8")
-    for relative in spec.data_files.values():
+    for relative in spec.data_files:
         target = out / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(spec.folder / relative, target)
@@ -52,19 +50,11 @@ def make_handout(spec_path: str | Path, out: str | Path) -> list[Path]:
 
 def public_spec(spec: Spec) -> str:
     """The spec as TOML for a handout: answers instead of the reference, and no secret or solution."""
-    one_problem: dict[str, dict[str, Any]] = {
-        "functions": {"cost": spec.cost, "gradient": spec.gradient, "arguments": list(spec.arguments)},
-        "parameters": {"shapes": [list(s) for s in spec.shapes], "names": list(spec.names), "layout": spec.layout},
-        "data": {name: spec.data_files.get(name, spec.data[name].tolist()) for name in spec.data},
-        "tolerance": {"cost": spec.cost_tolerance, "gradient": spec.gradient_tolerance},
-        "scoring": {"cost": spec.cost_points, "gradient": dict(spec.block_points)},
-    }
     tables: dict[str, dict[str, Any]] = {
         "assignment": {"name": spec.name, "title": spec.title},
         "reference": {"answers": ANSWERS},
-        **({} if spec.problems else one_problem),
-        "points": {"hidden": spec.hidden, "public": spec.public, "distribution": spec.distribution,
-                   "scale": spec.scale},
+        **({} if spec.named else _one_problem_tables(spec)),
+        "points": {"hidden": spec.hidden, "public": spec.public, **_draw(spec)},
         "limits": {"wall": spec.limits.wall, "cell": spec.limits.cell, "call": spec.limits.call,
                    "memory": spec.limits.memory, "processes": spec.limits.processes, "files": spec.limits.files,
                    "output": spec.limits.output},
@@ -76,10 +66,32 @@ def public_spec(spec: Spec) -> str:
     for table, values in tables.items():
         lines += ["", f"[{table}]"]
         lines += [f"{key} = {_toml(value)}" for key, value in values.items() if value is not None]
-    for problem in spec.problems:
+    for problem in spec.problems if spec.named else ():
         lines += ["", "[[problems]]"]
         lines += [f"{key} = {_toml(value)}" for key, value in _problem_table(problem).items() if value is not None]
     return "\n".join(lines) + "\n"
+
+
+def _one_problem_tables(spec: Spec) -> dict[str, dict[str, Any]]:
+    """The one problem of a spec of [functions] and [parameters], as those tables."""
+    (problem,) = spec.problems
+    theta, *passed = problem.arguments
+    data = [*passed, *spec.other_data]
+    return {
+        "functions": {"cost": problem.functions[0], "gradient": problem.functions[1],
+                      "arguments": [a.name for a in passed]},
+        "parameters": {"shapes": [list(shape) for _, shape in theta.blocks], "names": [n for n, _ in theta.blocks],
+                       "layout": theta.layout},
+        "data": {a.name: a.file or np.asarray(a.value).tolist() for a in data},
+        "tolerance": {"cost": problem.tolerances["value"], "gradient": problem.tolerances["derivative"]},
+        "scoring": {"cost": problem.points["cost"], "gradient": {n: problem.points[n] for n, _ in theta.blocks}},
+    }
+
+
+def _draw(spec: Spec) -> dict[str, Any]:
+    """How a parameter vector is drawn (a spec of named problems draws each argument its own way)."""
+    theta = spec.problems[0].arguments[0]
+    return {} if spec.named else {"distribution": theta.distribution, "scale": theta.scale}
 
 
 def _problem_table(problem: Problem) -> dict[str, Any]:

@@ -59,13 +59,18 @@ class _Section:
 
 
 def _sections(graded: Graded) -> list[_Section]:
-    """A one-problem grade as one section; a grade of problems as the cells' notes, then one per problem."""
-    if not graded.parts:
+    """The feedback's sections: one for a grade of one unnamed problem; else the cells' notes, then each problem.
+
+    A named problem's section says how often its value differs (an unnamed
+    problem's items say it).
+    """
+    if not any(part.problem for part in graded.parts):
         return [_Section(None, graded.items, graded.notes, graded.diagnoses, graded.comparison)]
     found = [_Section(None, (), graded.notes, (), None)] if graded.notes else []
     for part in graded.parts:
         items = tuple(item for item in graded.items if item.name.startswith(f"{part.problem}."))
-        found.append(_Section(part.problem, items, part.notes, part.diagnoses, part.comparison))
+        notes = part.notes + ((part.value_note,) if part.value_note else ())
+        found.append(_Section(part.problem, items, notes, part.diagnoses, part.comparison))
     return found
 
 
@@ -137,7 +142,7 @@ def feedback_html(spec: Spec, graded: Graded) -> str:
     ]
     if graded.reason:
         parts.append(f"<p class='reason'>{esc(graded.reason)}.</p>")
-    if not graded.parts:
+    if not any(part.problem for part in graded.parts):
         parts.append(_items_table(graded.items))
     parts.append(f"<p>Each item is checked at {graded.items[0].checked if graded.items else 0} points of your own "
                  "that no one else gets.</p>")

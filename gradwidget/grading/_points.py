@@ -1,24 +1,32 @@
-"""Where submissions are checked: hidden points per submission from a course secret, public points for all.
+"""Where submissions are checked: each problem's arguments at check points drawn from a seed.
 
 A submission's hidden points come from HMAC-SHA256(secret, assignment name
 and submission id): the instructor can draw them again, a student cannot
 know them, and two students never share them, so answers copied or
 hard-coded from anywhere else miss. Public points come from the assignment's
 name alone: anyone with the spec draws the same ones, for self-checks.
+
+At a check point, a problem's drawn and integer arguments come from the
+point's own generator (``[seed, problem, point]``), which goes on to draw the
+upstream gradient of a layer or a VJP; a parameter vector's rows come from
+one generator of the seed, one row per point.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
+from typing import Any
 
 import numpy as np
 
 from .._params import random_init
+from ._problems import Argument, Problem
 from ._spec import Spec, SpecError
 
-__all__ = ["hidden_points", "hidden_seed", "public_points", "public_seed", "read_secret"]
+__all__ = ["check_points", "hidden_seed", "public_seed", "read_secret"]
 
 
 def read_secret(spec: Spec) -> bytes:
@@ -54,20 +62,39 @@ def public_seed(spec: Spec) -> int:
     return int.from_bytes(digest[:8], "little")
 
 
-def hidden_points(spec: Spec, submission: str, secret: bytes) -> np.ndarray:
-    """The submission's hidden check points, one flat theta per row."""
-    return _draw(spec, hidden_seed(spec, submission, secret), spec.hidden)
+def check_points(problem: Problem, index: int, seed: int, count: int
+                 ) -> list[tuple[list[Any], np.random.Generator]]:
+    """The arguments of problem number ``index`` at ``count`` check points, each with the generator that goes on.
+
+    A parameter vector's value is its flat row (`Argument.passed` gives the
+    functions its structure).
+    """
+    rows = {a.name: _parameter_rows(a, seed, count) for a in problem.arguments if a.kind == "parameters"}
+    points = []
+    for k in range(count):
+        rng = np.random.default_rng([seed, index, k])
+        points.append(([rows[a.name][k] if a.name in rows else _draw(a, rng) for a in problem.arguments], rng))
+    return points
 
 
-def public_points(spec: Spec) -> np.ndarray:
-    """The assignment's public check points, the same for everyone, one flat theta per row."""
-    return _draw(spec, public_seed(spec), spec.public)
+def _draw(argument: Argument, rng: np.random.Generator) -> Any:
+    """One argument at a point: drawn and integer arrays fresh from ``rng``, literals and data as given."""
+    if argument.kind == "drawn":
+        if argument.distribution == "normal":
+            return np.asarray(rng.normal(0.0, argument.scale, argument.shape))
+        return np.asarray(rng.uniform(-argument.scale, argument.scale, argument.shape))
+    if argument.kind == "integers":
+        return np.asarray(rng.integers(argument.low, argument.high, argument.shape))
+    return json.loads(json.dumps(argument.value)) if argument.kind == "value" else argument.value.copy()
 
 
-def _draw(spec: Spec, seed: int, count: int) -> np.ndarray:
+def _parameter_rows(argument: Argument, seed: int, count: int) -> np.ndarray:
+    """A parameter vector at each point, one flat row per point, all from one generator of the seed."""
     rng = np.random.default_rng(seed)
-    if spec.distribution == "normal":
-        return rng.normal(0.0, spec.scale, (count, spec.size))
-    rows = [np.concatenate([block.ravel() for block in random_init(list(spec.shapes), spec.scale, seed=rng)])
+    shapes = [shape for _, shape in argument.blocks]
+    size = sum(int(np.prod(shape)) for shape in shapes)
+    if argument.distribution == "normal":
+        return rng.normal(0.0, argument.scale, (count, size))
+    rows = [np.concatenate([block.ravel() for block in random_init(shapes, argument.scale, seed=rng)])
             for _ in range(count)]
-    return np.array(rows).reshape(count, spec.size)
+    return np.array(rows).reshape(count, size)

@@ -1,13 +1,19 @@
-"""The problems of a many-problem spec: ``[[problems]]``, each a layer, a loss, a Jacobian, a VJP or a Hessian.
+"""What a spec asks: problems, each a cost and its gradient, a layer, a Jacobian, a VJP or a Hessian.
 
 A problem names the student's two functions (a value and its derivative:
 ``forward`` and ``backward``, ``cost`` and ``gradient``, ``function`` and
 ``jacobian``...), the arguments they are called with (drawn at every check
-point, integers, literal values or data files), the arguments differentiated
-(``wrt``), and its scoring and tolerances. Its items are the value
-(``forward``, ``cost``...) and one derivative per differentiated argument
-(``dx``, ``dw``) or the derivative itself (``jacobian``); the CSV names them
+point, integers, literal values, data files, or a vector of parameters), the
+arguments differentiated (``wrt``), and its scoring and tolerances. Its items
+are the value (``forward``, ``cost``...) and one derivative per
+differentiated argument (``dx``, ``dw``; a parameter vector's blocks by
+name) or the derivative itself (``jacobian``); the CSV names them
 ``problem.item``.
+
+A spec of ``[[problems]]`` holds named problems. A spec of ``[functions]``
+and ``[parameters]`` holds one problem without a name, of kind ``gradient``,
+whose first argument is the parameter vector; its items are named alone
+(``cost``, ``Theta1``).
 """
 
 from __future__ import annotations
@@ -20,9 +26,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["KINDS", "PROBLEM_KEYS", "Argument", "Problem", "Roles", "draw_arguments", "parse_problem"]
+from .._params import Layout, flatten
+
+__all__ = ["DISTRIBUTIONS", "KINDS", "LAYOUTS", "PROBLEM_KEYS", "Argument", "Problem", "Roles", "parse_problem"]
 
 DISTRIBUTIONS = ("normal", "uniform")
+LAYOUTS = ("unrolled", "list", "dict", "array")  # how a parameter vector reaches the functions
 
 
 @dataclass(frozen=True)
@@ -86,23 +95,29 @@ PROBLEM_KEYS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Argument:
-    """One argument of a problem's functions: drawn, integers, a literal value or a data file's array.
+    """One argument of a problem's functions: drawn, integers, a literal value, a data array or parameters.
 
     Attributes
     ----------
     name : str
     kind : str
-        ``"drawn"``, ``"integers"``, ``"value"`` or ``"data"``.
+        ``"drawn"``, ``"integers"``, ``"value"``, ``"data"`` or
+        ``"parameters"`` (a vector of parameter blocks, drawn at every point).
     shape : tuple of int
         For drawn and integer arguments.
     distribution, scale : str, float
-        For drawn ones: normal with sd ``scale``, or uniform in [-scale, scale].
+        For drawn ones and parameters: normal with sd ``scale``, or uniform
+        in [-scale, scale].
     low, high : int
         For integers: drawn in ``[low, high)``.
     value : object
-        A literal (as TOML gives it) or the data file's array.
+        A literal (as TOML gives it) or the data's array.
     file : str or None
         The data file, relative to the spec.
+    blocks : tuple of (str, shape)
+        For parameters: each block's name and shape.
+    layout : str
+        For parameters: how they reach the functions, one of `LAYOUTS`.
     """
 
     name: str
@@ -114,11 +129,37 @@ class Argument:
     high: int = 0
     value: Any = None
     file: str | None = None
+    blocks: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    layout: str = "unrolled"
 
     @property
     def floating(self) -> bool:
-        """A floating-point array: drawn, or data of floats."""
-        return self.kind == "drawn" or (self.kind == "data" and np.asarray(self.value).dtype.kind == "f")
+        """A floating-point array: drawn, parameters, or data of floats."""
+        return self.kind in ("drawn", "parameters") or (self.kind == "data" and
+                                                        np.asarray(self.value).dtype.kind == "f")
+
+    @property
+    def parameters(self) -> Layout:
+        """A parameter vector's blocks as the checker describes them (names, shapes, structure)."""
+        names = [name for name, _ in self.blocks]
+        arrays = [np.zeros(shape) for _, shape in self.blocks]
+        if self.layout == "unrolled":
+            return flatten(np.zeros(sum(a.size for a in arrays)), shapes=[a.shape for a in arrays], names=names)[0]
+        if self.layout == "dict":
+            return flatten(dict(zip(names, arrays)))[0]
+        return flatten(arrays[0] if self.layout == "array" else arrays, names=names)[0]
+
+    def passed(self, value: Any) -> Any:
+        """The argument as the functions get it, copied.
+
+        A parameter vector (flat) comes in its layout's structure, a 0-d
+        array as a number.
+        """
+        if self.kind == "parameters":
+            return self.parameters.views(np.array(value, dtype=np.float64))
+        if isinstance(value, np.ndarray):
+            return value.item() if value.ndim == 0 else value.copy()
+        return value
 
     def toml(self) -> dict[str, Any]:
         """The argument as its spec entry (for a handout's spec)."""
@@ -126,6 +167,8 @@ class Argument:
             return {"shape": list(self.shape), "distribution": self.distribution, "scale": self.scale}
         if self.kind == "integers":
             return {"integers": [self.low, self.high], "shape": list(self.shape)}
+        if self.kind == "parameters":
+            raise ValueError("a parameter vector is written as [parameters], not as a problem's argument")
         return {"data": self.file} if self.kind == "data" else {"value": self.value}
 
 
@@ -135,7 +178,9 @@ class Problem:
 
     Attributes
     ----------
-    name, kind : str
+    name : str
+        Empty for the one problem of a spec of ``[functions]`` and ``[parameters]``.
+    kind : str
     functions : tuple of (str, str or None)
         The student's value function and derivative function (None: the
         value function returns both).
@@ -170,8 +215,24 @@ class Problem:
         return "pair" if self.kind == "gradient" and self.functions[1] is None else self.roles.link
 
     @property
+    def differentiated(self) -> tuple[Argument, ...]:
+        return tuple(a for name in self.wrt for a in self.arguments if a.name == name)
+
+    @property
+    def blocks(self) -> tuple[str, ...]:
+        """The derivative's blocks, as a comparison names them: ``x``, ``w``; ``Theta1``; ``jacobian``."""
+        if not self.roles.per_argument:
+            return (self.roles.derivative,)
+        return tuple(name for a in self.differentiated for name in (
+            [block for block, _ in a.blocks] if a.kind == "parameters" else [a.name]))
+
+    @property
     def derivative_items(self) -> tuple[str, ...]:
-        return tuple(f"d{name}" for name in self.wrt) if self.roles.per_argument else (self.roles.derivative,)
+        """The derivative's items: ``dx``, ``dw``; a parameter vector's block names; ``jacobian``."""
+        if not self.roles.per_argument:
+            return (self.roles.derivative,)
+        return tuple(name for a in self.differentiated for name in (
+            [block for block, _ in a.blocks] if a.kind == "parameters" else [f"d{a.name}"]))
 
     @property
     def value_item(self) -> str:
@@ -179,8 +240,16 @@ class Problem:
 
     @property
     def items(self) -> tuple[str, ...]:
-        """What is scored, as the CSV names it: ``affine.forward``, ``affine.dx``..."""
-        return tuple(f"{self.name}.{item}" for item in (self.value_item, *self.derivative_items))
+        """What is scored, as the CSV names it: ``affine.forward``, ``affine.dx``... (``cost``, ``Theta1`` unnamed)."""
+        return tuple(self.item(item) for item in (self.value_item, *self.derivative_items))
+
+    def item(self, short: str) -> str:
+        """An item's full name: prefixed with the problem's name, when it has one."""
+        return f"{self.name}.{short}" if self.name else short
+
+    def flag(self, flag: str) -> str:
+        """An integrity flag about this problem: ``numerical-gradient:affine`` (no suffix unnamed)."""
+        return f"{flag}:{self.name}" if self.name else flag
 
     @property
     def floating(self) -> tuple[str, ...]:
@@ -342,20 +411,3 @@ def _number(table: Any, key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise table.error(key, "a number >= 0", value)
     return float(value)
-
-
-def draw_arguments(problem: Problem, rng: np.random.Generator) -> list[Any]:
-    """The arguments at one check point: drawn and integer arrays fresh from ``rng``, literals and data as given."""
-    values: list[Any] = []
-    for argument in problem.arguments:
-        if argument.kind == "drawn":
-            if argument.distribution == "normal":
-                values.append(np.asarray(rng.normal(0.0, argument.scale, argument.shape)))
-            else:
-                values.append(np.asarray(rng.uniform(-argument.scale, argument.scale, argument.shape)))
-        elif argument.kind == "integers":
-            values.append(np.asarray(rng.integers(argument.low, argument.high, argument.shape)))
-        else:
-            values.append(json.loads(json.dumps(argument.value)) if argument.kind == "value"
-                          else argument.value.copy())
-    return values

@@ -1,8 +1,11 @@
-"""The instructor's reference: its cost and gradient at the check points.
+"""The instructor's reference: its answers to each problem at each check point.
 
-The reference file is trusted: it is imported in the grader's own process,
-never in a worker. A handout carries no reference file, only its answers at
-the public points (`save_answers`), so that students can check themselves.
+The reference is trusted: it is imported in the grader's own process, never
+in a worker. At each check point it gets the problem's arguments (fresh
+copies for each call); for a layer or a VJP the point's generator then draws
+the upstream gradient ``dout`` in the shape of the reference's output. A
+handout carries no reference file, only its answers at the public points
+(`save_answers`), so that students can check themselves.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,29 +22,51 @@ from typing import Any
 
 import numpy as np
 
-from ._spec import Spec, SpecError, layout_of
+from .._options import InputError
+from ._derivatives import float_array, read_derivatives
+from ._points import check_points
+from ._problems import Problem
+from ._spec import Spec, SpecError
 
-__all__ = ["Answers", "argument", "load_answers", "reference_answers", "reference_function", "reference_functions",
+__all__ = ["PointAnswer", "ProblemAnswers", "load_answers", "problem_answers", "reference_function",
            "reference_module", "save_answers"]
 
 
 @dataclass(frozen=True)
-class Answers:
-    """The reference's cost and flat gradient at each check point (rows), and the dtype it computes in."""
+class PointAnswer:
+    """The reference at one check point: the arguments, dout (or v), the value and each derivative block.
 
-    points: np.ndarray
-    costs: np.ndarray
-    gradients: np.ndarray
-    dtype: np.dtype[Any]
+    ``seconds`` are its value function's and its derivative function's
+    (NaN: not timed, as in a handout's saved answers).
+    """
 
-    def __post_init__(self) -> None:
-        if not (len(self.points) == len(self.costs) == len(self.gradients)):
-            raise ValueError("answers must have one cost and one gradient per point")
+    arguments: list[Any]
+    cotangent: np.ndarray | None
+    value: np.ndarray
+    derivatives: tuple[np.ndarray, ...]
+    seconds: tuple[float, float] = (np.nan, np.nan)
 
 
-def argument(array: np.ndarray) -> Any:
-    """A [data] entry as functions get it: a 0-d array becomes a Python number."""
-    return array.item() if array.ndim == 0 else array
+@dataclass(frozen=True)
+class ProblemAnswers:
+    """One problem's reference answers at every check point."""
+
+    problem: Problem
+    points: tuple[PointAnswer, ...]
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The dtype the reference computes its derivatives in (it sets the default tolerances)."""
+        return np.result_type(*(d for p in self.points for d in p.derivatives)) if self.points \
+            else np.dtype(np.float64)
+
+    @property
+    def pace(self) -> float:
+        """How many times longer the reference's derivative function takes than its value function (NaN: unknown)."""
+        times = np.array([p.seconds for p in self.points]).reshape(-1, 2)
+        if not len(times) or not np.isfinite(times).all():
+            return np.nan
+        return float(np.median(times[:, 1]) / max(float(np.median(times[:, 0])), 1e-9))
 
 
 def reference_module(spec: Spec) -> ModuleType:
@@ -62,64 +88,117 @@ def reference_module(spec: Spec) -> ModuleType:
     return module
 
 
-def reference_function(spec: Spec, module: ModuleType, key: str, wanted: str | None) -> Any:
-    """The reference's function ``wanted`` (None stays None); a `SpecError` names ``key`` if it is missing."""
+def reference_function(spec: Spec, module: ModuleType, problem: Problem, which: int) -> Any:
+    """The reference's value function (``which`` 0) or derivative function (1) of a problem, or None."""
+    wanted = problem.reference[which]
     function = getattr(module, wanted, None) if wanted else None
     if wanted and not callable(function):
+        role = (problem.roles.value, problem.roles.derivative)[which]
+        key = f"[[problems]] {problem.name!r} {role}" if problem.name else f"[reference] {role}"
         raise SpecError(f"{spec.path.name}: {key} = {wanted!r}: {Path(module.__file__ or '').name} defines no "
                         f"function {wanted!r}")
     return function
 
 
-def reference_functions(spec: Spec) -> tuple[Callable[..., Any], Callable[..., Any] | None]:
-    """The reference's cost and gradient functions (imported from ``[reference] file``)."""
+def problem_answers(spec: Spec, seed: int, count: int) -> list[ProblemAnswers]:
+    """Every problem's reference answers at ``count`` check points drawn from ``seed``."""
     module = reference_module(spec)
-    return (reference_function(spec, module, "[reference] cost", spec.reference_cost),
-            reference_function(spec, module, "[reference] gradient", spec.reference_gradient))
+    found = []
+    for index, problem in enumerate(spec.problems):
+        first, second = (reference_function(spec, module, problem, which) for which in (0, 1))
+        points = tuple(_evaluate(problem, first, second, arguments, rng)
+                       for arguments, rng in check_points(problem, index, seed, count))
+        found.append(ProblemAnswers(problem, points))
+    return found
 
 
-def reference_answers(spec: Spec, points: np.ndarray) -> Answers:
-    """Evaluate the reference at each point (rows of ``points``)."""
-    cost, gradient = reference_functions(spec)
-    layout = layout_of(spec)
-    arguments = [argument(spec.data[name]) for name in spec.arguments]
-    costs, gradients, dtypes = [], [], []
-    for point in points:
-        if gradient is None:
-            value, grad = cost(layout.views(point.copy()), *arguments)
-        else:
-            value, grad = cost(layout.views(point.copy()), *arguments), gradient(layout.views(point.copy()),
-                                                                                  *arguments)
-        costs.append(float(np.asarray(value).reshape(())))
-        flat, transposed = layout.flatten_like(grad, "the reference's gradient")
-        if transposed:
-            raise SpecError(f"the reference's gradient comes back transposed for {', '.join(transposed)}")
-        gradients.append(flat)
-        dtypes.append(np.result_type(*(np.asarray(part).dtype for part in _parts(grad))))
-    dtype = np.result_type(*dtypes) if dtypes else np.dtype(np.float64)
-    return Answers(points, np.array(costs), np.array(gradients).reshape(len(points), spec.size), dtype)
+def _evaluate(problem: Problem, first: Callable[..., Any], second: Callable[..., Any] | None, arguments: list[Any],
+              rng: np.random.Generator) -> PointAnswer:
+    """The reference's value and derivatives at one point (each call on fresh copies of the arguments)."""
+    def fresh() -> list[Any]:
+        return [a.passed(value) for a, value in zip(problem.arguments, arguments)]
+
+    where = f"the reference's {problem.functions[0]}" + (f" (problem {problem.name!r})" if problem.name else "")
+    cotangent = None
+    start = time.perf_counter()
+    answer = first(*fresh())
+    seconds = [time.perf_counter() - start, np.nan]
+    if problem.link in ("cache", "pair"):
+        if not (isinstance(answer, tuple) and len(answer) == 2):
+            pair = "out, cache" if problem.link == "cache" else "value, gradients"
+            raise SpecError(f"{where} must return a pair ({pair})")
+        answer, derivatives = answer
+    try:
+        value = float_array(answer, where)
+    except InputError as exc:
+        raise SpecError(str(exc)) from None
+    if problem.kind == "gradient":
+        if value.size != 1:
+            raise SpecError(f"{where} must return one number; it returned shape {value.shape}")
+        value = value.reshape(())
+    start = time.perf_counter()
+    if problem.link == "cache":
+        cotangent = rng.normal(size=value.shape)
+        assert second is not None
+        derivatives = second(cotangent.copy(), derivatives)
+    elif problem.link == "cotangent":
+        cotangent = rng.normal(size=value.shape)
+        assert second is not None
+        derivatives = second(*fresh(), cotangent.copy())
+    elif problem.link == "same":
+        assert second is not None
+        derivatives = second(*fresh())
+    seconds[1] = time.perf_counter() - start
+    where = f"problem {problem.name!r}: " if problem.name else ""
+    try:
+        read = read_derivatives(problem, arguments, derivatives, f"the reference's {problem.describe()}"
+                                if problem.name else "the reference's gradient")
+    except InputError as exc:
+        raise SpecError(f"{where}{exc}") from None
+    if read.transposed:
+        raise SpecError(f"{where}the reference's gradient comes back transposed for {', '.join(read.transposed)}")
+    if read.faults:
+        raise SpecError(f"{where}{next(iter(read.faults.values()))[1]}")
+    if read.mismatched:
+        m = next(iter(read.mismatched.values()))
+        raise SpecError(f"{where}the reference's {problem.describe()} returned shape {m.returned} for {m.block}, "
+                        f"which has shape {m.expected}")
+    return PointAnswer(arguments, cotangent, value, tuple(read.arrays), (seconds[0], seconds[1]))
 
 
-def _parts(tree: Any) -> list[Any]:
-    if isinstance(tree, dict):
-        return list(tree.values())
-    if isinstance(tree, (list, tuple)) and tree and not np.isscalar(tree[0]):
-        return list(tree)
-    return [tree]
+def save_answers(answers: list[ProblemAnswers], path: Path) -> None:
+    """The answers as an .npz of plain arrays (a handout's ``[reference] answers``)."""
+    arrays: dict[str, np.ndarray] = {}
+    for j, problem in enumerate(answers):
+        for k, point in enumerate(problem.points):
+            arrays[f"q{j}_p{k}_value"] = point.value
+            arrays.update({f"q{j}_p{k}_d{i}": d for i, d in enumerate(point.derivatives)})
+            arrays.update({f"q{j}_p{k}_a{i}": a for i, a in enumerate(point.arguments) if isinstance(a, np.ndarray)})
+            if point.cotangent is not None:
+                arrays[f"q{j}_p{k}_cotangent"] = point.cotangent
+    np.savez(path, **arrays)  # type: ignore[arg-type]
 
 
-def save_answers(answers: Answers, path: Path) -> None:
-    """Write answers as an .npz of plain arrays (a handout's ``[reference] answers``)."""
-    np.savez(path, points=answers.points, costs=answers.costs, gradients=answers.gradients,
-             dtype=np.array(str(answers.dtype)))
-
-
-def load_answers(spec: Spec, expected_points: np.ndarray) -> Answers:
+def load_answers(spec: Spec, seed: int, count: int) -> list[ProblemAnswers]:
     """Read ``[reference] answers``, checking that they are for this spec's public points."""
     assert spec.answers_file is not None
+    found = []
     with np.load(spec.answers_file, allow_pickle=False) as saved:
-        answers = Answers(saved["points"], saved["costs"], saved["gradients"], np.dtype(str(saved["dtype"])))
-    if answers.points.shape != expected_points.shape or not np.array_equal(answers.points, expected_points):
-        raise SpecError(f"{spec.path.name}: [reference] answers = {spec.answers_file.name!r} are not for this "
-                        "spec's public points (was the spec changed after the handout was made?)")
-    return answers
+        for j, problem in enumerate(spec.problems):
+            points = []
+            for k, (arguments, _) in enumerate(check_points(problem, j, seed, count)):
+                try:
+                    same = all(np.array_equal(saved[f"q{j}_p{k}_a{i}"], a) for i, a in enumerate(arguments)
+                               if isinstance(a, np.ndarray))
+                    point = PointAnswer(arguments, saved[f"q{j}_p{k}_cotangent"] if problem.link in (
+                        "cache", "cotangent") else None, saved[f"q{j}_p{k}_value"], tuple(
+                        saved[f"q{j}_p{k}_d{i}"] for i in range(len(problem.blocks))))
+                except KeyError:
+                    same = False
+                if not same:
+                    raise SpecError(f"{spec.path.name}: [reference] answers = {spec.answers_file.name!r} are not "
+                                    "for this spec's public points (was the spec changed after the handout was "
+                                    "made?)")
+                points.append(point)
+            found.append(ProblemAnswers(problem, tuple(points)))
+    return found

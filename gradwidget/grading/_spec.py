@@ -12,24 +12,22 @@ import math
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._params import Layout, flatten
-from ._problems import PROBLEM_KEYS, Problem, parse_problem
+from ._problems import DISTRIBUTIONS, LAYOUTS, PROBLEM_KEYS, Argument, Problem, parse_problem
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # Python 3.10
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
-__all__ = ["LAYOUTS", "SPEC_KEYS", "Limits", "Spec", "SpecError", "layout_of", "load_spec"]
+__all__ = ["PARAMETERS", "SPEC_KEYS", "Limits", "Spec", "SpecError", "load_spec"]
 
-LAYOUTS = ("unrolled", "list", "dict", "array")
-DISTRIBUTIONS = ("uniform", "normal")
+PARAMETERS = "[parameters]"  # the parameter vector's argument: a name no [data] entry can have
 DEFAULT_FORBIDDEN = ("torch", "jax", "autograd", "tensorflow", "numdifftools")
 SIZE_UNITS = {"": 1, "B": 1, "KB": 10 ** 3, "MB": 10 ** 6, "GB": 10 ** 9, "KIB": 2 ** 10, "MIB": 2 ** 20,
               "GIB": 2 ** 30}
@@ -70,7 +68,8 @@ SPEC_KEYS: dict[str, str] = {
     "limits.files": "open files (default 256)",
     "limits.output": "what the worker may write: its folder's size and the largest file (default 64 MiB)",
     "integrity.forbidden": f"modules whose import is flagged (default {list(DEFAULT_FORBIDDEN)})",
-    "integrity.slow_factor": "flag a gradient this many times slower than the cost (default 20)",
+    "integrity.slow_factor": "flag a derivative this many times slower, next to its value function, than the "
+                             "reference's is (a gradient next to its cost; default 20)",
     "files.template": "the notebook students start from (handouts; validate expects it to score 0)",
     "files.solution": "a right submission (validate expects full marks)",
     **PROBLEM_KEYS,
@@ -102,60 +101,57 @@ class Limits:
 
 @dataclass(frozen=True)
 class Spec:
-    """A loaded assignment spec (paths resolved against the spec's folder)."""
+    """A loaded assignment spec (paths resolved against the spec's folder).
+
+    Attributes
+    ----------
+    problems : tuple of Problem
+        What is graded: named problems, or the one unnamed problem of a spec
+        of ``[functions]`` and ``[parameters]``.
+    other_data : tuple of Argument
+        ``[data]`` files no function is called with: placed beside the
+        notebook all the same.
+    """
 
     path: Path
     name: str
     title: str
-    cost: str
-    gradient: str | None
-    arguments: tuple[str, ...]
     reference_file: Path | None
-    reference_cost: str
-    reference_gradient: str | None
     answers_file: Path | None
-    shapes: tuple[tuple[int, ...], ...]
-    names: tuple[str, ...]
-    layout: str
-    data: Mapping[str, np.ndarray]
-    data_files: Mapping[str, str]  # [data] entries given as files: name -> path relative to the spec
     hidden: int
     public: int
-    distribution: str
-    scale: float
     secret: str
-    cost_tolerance: float | None
-    gradient_tolerance: float | None
-    cost_points: float
-    block_points: Mapping[str, float]
     limits: Limits
     forbidden: tuple[str, ...]
     slow_factor: float
     template: Path | None
     solution: Path | None
-    problems: tuple[Problem, ...] = ()
+    problems: tuple[Problem, ...]
+    other_data: tuple[Argument, ...] = ()
 
     @property
     def folder(self) -> Path:
         return self.path.parent
 
     @property
-    def size(self) -> int:
-        """Entries of theta."""
-        return sum(math.prod(shape) for shape in self.shapes)
+    def named(self) -> bool:
+        """A spec of ``[[problems]]`` (feedback and columns name each problem)."""
+        return any(problem.name for problem in self.problems)
+
+    @property
+    def data_files(self) -> dict[str, Argument]:
+        """Every data file the notebook may load (relative to the spec) and the argument that holds it."""
+        arguments = [*(a for problem in self.problems for a in problem.arguments), *self.other_data]
+        return {a.file: a for a in arguments if a.kind == "data" and a.file}
 
     @property
     def items(self) -> tuple[str, ...]:
-        """What is scored: ``"cost"``, then each block's name; or each problem's items (``affine.dx``)."""
-        if self.problems:
-            return tuple(item for problem in self.problems for item in problem.items)
-        return ("cost", *self.names)
+        """What is scored: each problem's items (``affine.dx``; ``cost`` and each block's name unnamed)."""
+        return tuple(item for problem in self.problems for item in problem.items)
 
     @property
     def max_score(self) -> float:
-        if self.problems:
-            return sum(sum(problem.points.values()) for problem in self.problems)
-        return self.cost_points + sum(self.block_points.values())
+        return sum(sum(problem.points.values()) for problem in self.problems)
 
 
 class _Table:
@@ -245,10 +241,41 @@ def load_spec(path: str | Path) -> Spec:
     for table in raw:
         if table not in known:
             raise SpecError(f"{path.name}: unknown table [{table}]; the tables are {', '.join(sorted(known))}")
+    other_data: tuple[Argument, ...]
     if "problems" in raw:
-        return _many_problems(path, raw)
-    t = {name: _Table(path, name, raw.get(name, {})) for name in sorted(known - {"problems"})}
-    functions, parameters = t["functions"], t["parameters"]
+        mixed = [name for name in ONE_PROBLEM_TABLES if name in raw]
+        if mixed:
+            raise SpecError(f"{path.name}: [{mixed[0]}] belongs to a one-problem spec; with [[problems]], each "
+                            "problem has its own functions, arguments, tolerance and scoring")
+        t = {name: _Table(path, name, raw.get(name, {})) for name in sorted(known - {"problems",
+                                                                                 *ONE_PROBLEM_TABLES})}
+        problems, other_data = _named_problems(path, raw["problems"]), ()
+        _draw_of(t["points"])  # a parameter vector's; no [[problems]] argument uses them
+    else:
+        t = {name: _Table(path, name, raw.get(name, {})) for name in sorted(known - {"problems"})}
+        problem, other_data = _one_problem(t)
+        problems = (problem,)
+    assignment, reference, points = t["assignment"], t["reference"], t["points"]
+    name = assignment.text("name", required=True)
+    reference_file, answers = reference.file("file"), reference.file("answers")
+    if reference_file is None and answers is None:
+        raise SpecError(f"{path.name}: [reference] needs the key 'file' (the instructor's implementation) or "
+                        "'answers' (its values at the public points)")
+    spec = Spec(
+        path=path, name=name, title=assignment.text("title", name), reference_file=reference_file,
+        answers_file=answers, hidden=points.number("hidden", 5, low=1, whole=True),
+        public=points.number("public", 2, low=0, whole=True), secret=_secret(points), limits=_limits(t["limits"]),
+        forbidden=_forbidden(t["integrity"]), slow_factor=_positive(t["integrity"], "slow_factor", 20.0),
+        template=t["files"].file("template", must_exist=False),  # needed by validate and handout only
+        solution=t["files"].file("solution", must_exist=False), problems=problems, other_data=other_data)
+    for table in t.values():
+        table.close()
+    return spec
+
+
+def _one_problem(t: dict[str, _Table]) -> tuple[Problem, tuple[Argument, ...]]:
+    """A spec of ``[functions]`` and ``[parameters]`` as one unnamed problem of kind gradient; the data not passed."""
+    functions, parameters, reference = t["functions"], t["parameters"], t["reference"]
     cost = functions.identifier("cost", required=True)
     gradient = functions.identifier("gradient")
     shapes = _shapes(parameters)
@@ -256,35 +283,27 @@ def load_spec(path: str | Path) -> Spec:
     layout = parameters.choice("layout", "unrolled", LAYOUTS)
     if layout == "array" and len(shapes) != 1:
         raise parameters.error("layout", "unrolled, list or dict for more than one block", layout)
-    data, data_files = _data(t["data"])
-    arguments = _arguments(functions, data)
-    tolerance, reference = t["tolerance"], t["reference"]
-    spec = _assignment_wide(
-        path, t, cost=cost, gradient=gradient, arguments=arguments,
-        reference_cost=reference.identifier("cost", cost),
-        reference_gradient=reference.identifier("gradient", gradient),
-        shapes=shapes, names=names, layout=layout, data=data, data_files=data_files,
-        cost_tolerance=_optional_positive(tolerance, "cost"),
-        gradient_tolerance=_optional_positive(tolerance, "gradient"),
-        cost_points=t["scoring"].number("cost", 1.0), block_points=_block_points(t["scoring"], names))
-    for table in t.values():
-        table.close()
-    return spec
+    distribution, scale = _draw_of(t["points"])
+    theta = Argument(PARAMETERS, "parameters", distribution=distribution, scale=scale,
+                     blocks=tuple(zip(names, shapes)), layout=layout)
+    data = _data(t["data"])
+    passed = _arguments(functions, data)
+    tolerance = t["tolerance"]
+    problem = Problem(
+        name="", kind="gradient", functions=(cost, gradient),
+        reference=(reference.identifier("cost", cost), reference.identifier("gradient", gradient)),
+        arguments=(theta, *(data[name] for name in passed)), wrt=(PARAMETERS,),
+        points={"cost": t["scoring"].number("cost", 1.0), **_block_points(t["scoring"], names)},
+        tolerances={"value": _optional_positive(tolerance, "cost"),
+                    "derivative": _optional_positive(tolerance, "gradient")}, call_seconds=None)
+    return problem, tuple(argument for name, argument in data.items() if name not in passed)
 
 
-def _many_problems(path: Path, raw: dict[str, Any]) -> Spec:
-    """A spec of ``[[problems]]``: the assignment-wide tables, then each problem."""
-    mixed = [name for name in ONE_PROBLEM_TABLES if name in raw]
-    if mixed:
-        raise SpecError(f"{path.name}: [{mixed[0]}] belongs to a one-problem spec; with [[problems]], each problem "
-                        "has its own functions, arguments, tolerance and scoring")
-    entries = raw["problems"]
+def _named_problems(path: Path, entries: Any) -> tuple[Problem, ...]:
+    """Each ``[[problems]]`` entry, read and checked."""
     if not isinstance(entries, list) or not entries:
         raise SpecError(f"{path.name}: problems must be an array of tables ([[problems]]), one per problem")
-    t = {name: _Table(path, name, raw.get(name, {})) for name in ("assignment", "reference", "points", "limits",
-                                                                    "integrity", "files")}
     problems: list[Problem] = []
-    data_files: dict[str, str] = {}
     for index, entry in enumerate(entries):
         table = _Table(path, "problems", entry, f"[[problems]] number {index + 1}")
         name = table.values.get("name") if isinstance(entry, dict) else None
@@ -295,33 +314,12 @@ def _many_problems(path: Path, raw: dict[str, Any]) -> Spec:
             raise table.error("name", "different from every other problem's name", problem.name)
         table.close()
         problems.append(problem)
-        data_files.update({f"{problem.name}.{a.name}": a.file for a in problem.arguments if a.file})
-    spec = _assignment_wide(path, t, cost="", gradient=None, arguments=(), reference_cost="", reference_gradient=None,
-                            shapes=(), names=(), layout="unrolled", data={}, data_files=data_files,
-                            cost_tolerance=None, gradient_tolerance=None, cost_points=0.0, block_points={},
-                            problems=tuple(problems))
-    for table in t.values():
-        table.close()
-    return spec
+    return tuple(problems)
 
 
-def _assignment_wide(path: Path, t: dict[str, _Table], **fields: Any) -> Spec:
-    """A Spec of ``fields`` and the tables every spec has: assignment, reference, points, limits, integrity, files."""
-    assignment, reference, points = t["assignment"], t["reference"], t["points"]
-    name = assignment.text("name", required=True)
-    reference_file, answers = reference.file("file"), reference.file("answers")
-    if reference_file is None and answers is None:
-        raise SpecError(f"{path.name}: [reference] needs the key 'file' (the instructor's implementation) or "
-                        "'answers' (its values at the public points)")
-    return Spec(
-        path=path, name=name, title=assignment.text("title", name), reference_file=reference_file,
-        answers_file=answers, hidden=points.number("hidden", 5, low=1, whole=True),
-        public=points.number("public", 2, low=0, whole=True),
-        distribution=points.choice("distribution", "uniform", DISTRIBUTIONS),
-        scale=_positive(points, "scale", 0.12), secret=_secret(points), limits=_limits(t["limits"]),
-        forbidden=_forbidden(t["integrity"]), slow_factor=_positive(t["integrity"], "slow_factor", 20.0),
-        template=t["files"].file("template", must_exist=False),  # needed by validate and handout only
-        solution=t["files"].file("solution", must_exist=False), **fields)
+def _draw_of(points: _Table) -> tuple[str, float]:
+    """How a parameter vector is drawn: ``[points] distribution`` and ``scale``."""
+    return points.choice("distribution", "uniform", DISTRIBUTIONS), _positive(points, "scale", 0.12)
 
 
 def _positive(table: _Table, key: str, default: float) -> float:
@@ -358,22 +356,21 @@ def _names(table: _Table, count: int) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _data(table: _Table) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    data, files = {}, {}
+def _data(table: _Table) -> dict[str, Argument]:
+    data = {}
     for key in list(table.values):
         table.used.add(key)
         value = table.values[key]
         if not key.isidentifier():
             raise table.error(key, "named with a Python name")
         if isinstance(value, str):
-            data[key] = _load_array(table, key, value)
-            files[key] = value
+            data[key] = Argument(key, "data", value=_load_array(table, key, value), file=value)
         else:
             array = np.asarray(value)
             if array.dtype.kind not in "biuf" or isinstance(value, bool):
                 raise table.error(key, "a .npy file name, a number, or a list of numbers", value)
-            data[key] = array
-    return data, files
+            data[key] = Argument(key, "data", value=array)
+    return data
 
 
 def _load_array(table: _Table, key: str, value: str) -> np.ndarray:
@@ -385,7 +382,7 @@ def _load_array(table: _Table, key: str, value: str) -> np.ndarray:
             from None
 
 
-def _arguments(table: _Table, data: Mapping[str, np.ndarray]) -> tuple[str, ...]:
+def _arguments(table: _Table, data: Mapping[str, Argument]) -> tuple[str, ...]:
     value = table.get("arguments", [])
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise table.error("arguments", "a list of names of [data] entries", value)
@@ -442,16 +439,3 @@ def _forbidden(table: _Table) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise table.error("forbidden", "a list of module names", value)
     return tuple(value)
-
-
-def layout_of(spec: Spec) -> Layout:
-    """How theta is laid out for the functions of ``spec`` (names and structure), as the checker describes it."""
-    blocks = [np.zeros(shape) for shape in spec.shapes]
-    if spec.layout == "unrolled":
-        return flatten(np.zeros(spec.size), shapes=spec.shapes, names=spec.names)[0]
-    if spec.layout == "array":
-        return flatten(blocks[0])[0]
-    if spec.layout == "dict":
-        return flatten(dict(zip(spec.names, blocks)))[0]
-    layout = flatten(blocks)[0]
-    return replace(layout, blocks=tuple(replace(b, name=n) for b, n in zip(layout.blocks, spec.names)))

@@ -21,13 +21,13 @@ from .._array_checks import check_hessian, check_jacobian, check_vjp
 from .._check import check
 from .._layer import check_layer, check_loss
 from .._result import CheckResult
+from ._derivatives import read_derivatives
 from ._grade import grade
-from ._points import hidden_points, hidden_seed, public_points, public_seed, read_secret
-from ._problem_answers import PointAnswer, derivative_arrays, problem_answers
+from ._points import hidden_seed, public_seed, read_secret
 from ._problems import Problem
-from ._reference import argument, reference_answers, reference_functions, reference_module
+from ._reference import PointAnswer, ProblemAnswers, problem_answers, reference_function, reference_module
 from ._scoring import ANALYTIC_LEVEL, tolerances
-from ._spec import Spec, SpecError, layout_of, load_spec
+from ._spec import Spec, SpecError, load_spec
 
 __all__ = ["Validation", "validate"]
 
@@ -52,8 +52,11 @@ def validate(spec_path: str | Path, isolation: str = "auto") -> Validation:
     """Check a spec and its reference; grade its solution and template (see the module's docstring)."""
     found = Validation()
     spec = load_spec(spec_path)
-    what = (f"{len(spec.problems)} problems" if spec.problems else
-            f"{len(spec.shapes)} blocks, {spec.size} parameters")
+    if spec.named:
+        what = f"{len(spec.problems)} problems"
+    else:
+        layout = spec.problems[0].differentiated[0].parameters
+        what = f"{len(layout.blocks)} blocks, {layout.size} parameters"
     found.lines.append(f"{spec.path.name}: {spec.title}; {what}, {spec.hidden} hidden and {spec.public} public "
                        f"points, {spec.max_score:g} points")
     if spec.reference_file is None:
@@ -64,15 +67,10 @@ def validate(spec_path: str | Path, isolation: str = "auto") -> Validation:
     except SpecError as exc:
         secret = None
         found.lines.append(f"no secret ({exc}): checked at the public points only")
+    seeds = [(public_seed(spec), spec.public), *([(hidden_seed(spec, "validate", secret), spec.hidden)]
+                                                 if secret else [])]
     try:
-        if spec.problems:
-            seeds = [(public_seed(spec), spec.public), *([(hidden_seed(spec, "validate", secret), spec.hidden)]
-                                                         if secret else [])]
-            _problems(spec, seeds, found)
-        else:
-            points = np.concatenate([public_points(spec),
-                                     *([hidden_points(spec, "validate", secret)] if secret else [])])
-            _reference(spec, points, found)
+        _references(spec, seeds, found)
     except Exception as exc:  # the instructor's own code: say where it broke
         found.problems.append(f"the reference raised {type(exc).__name__}: {exc}")
     for role, path, expect_full in (("solution", spec.solution, True), ("template", spec.template, False)):
@@ -83,66 +81,71 @@ def validate(spec_path: str | Path, isolation: str = "auto") -> Validation:
     return found
 
 
-def _reference(spec: Spec, points: np.ndarray, found: Validation) -> None:
-    first, again = reference_answers(spec, points), reference_answers(spec, points)
-    if not (np.array_equal(first.costs, again.costs) and np.array_equal(first.gradients, again.gradients)):
-        found.problems.append("the reference gives different answers for the same point (is it random? seed it)")
-    cost, gradient = reference_functions(spec)
-    arguments = [argument(spec.data[name]) for name in spec.arguments]
-    layout = layout_of(spec)
-    options = {"shapes": spec.shapes, "names": spec.names} if layout.kind == "unrolled" else {}
-    finite_difference = []
-    for k, point in enumerate(points):
-        result = check(lambda t: cost(t, *arguments), None if gradient is None else lambda t: gradient(t, *arguments),
-                       layout.views(point.copy()), seed=k, **options)
-        if not result.passed:
-            reasons = "; ".join(d.message for d in result.diagnoses) or "see gradwidget.check's report"
-            found.problems.append(f"the reference's gradient fails gradwidget's check at point {k + 1}: {reasons}")
-        a, n = result.evidence.analytic, result.evidence.numeric
-        finite_difference.append(float(np.linalg.norm(n - a) / max(np.linalg.norm(a), np.finfo(float).tiny)))
-    found.lines.append(f"the reference's gradient passes gradwidget's check at {len(points)} points"
-                       if not found.problems else "the reference's gradient was checked")
-    _tolerance(spec, first.dtype, float(np.median(finite_difference)), tolerances(spec, first), found)
+def _references(spec: Spec, seeds: list[tuple[int, int]], found: Validation) -> None:
+    """Each problem's reference: the same answers twice, and its derivative passing gradwidget's own check.
 
-
-def _problems(spec: Spec, seeds: list[tuple[int, int]], found: Validation) -> None:
-    """Each problem's reference: the same answers twice, and its derivative passing gradwidget's own check."""
-    for seed, count in seeds:
-        first, again = problem_answers(spec, seed, count), problem_answers(spec, seed, count)
-        module = reference_module(spec)
-        for problem, answers, repeated in zip(spec.problems, first, again):
-            if not all(np.array_equal(a, b) for p, q in zip(answers.points, repeated.points)
-                       for a, b in zip((p.value, *p.derivatives), (q.value, *q.derivatives))):
-                found.problems.append(f"problem {problem.name!r}: the reference gives different answers for the same "
-                                      "point (is it random? seed it)")
-            functions = [getattr(module, name) if name else None for name in problem.reference]
-            for k, point in enumerate(answers.points):
-                result = _checked(problem, functions, point, k)
-                if not result.passed:
-                    reasons = "; ".join(d.message for d in result.diagnoses) or "see gradwidget's report"
-                    found.problems.append(f"problem {problem.name!r}: the reference's {problem.describe()} fails "
-                                          f"gradwidget's check at point {k + 1}: {reasons}")
-    checked = sum(count for _, count in seeds)
-    for problem in spec.problems:
-        if not any(p.startswith(f"problem {problem.name!r}") for p in found.problems):
+    Then where its tolerance sits, between an analytic derivative and a
+    finite-difference one.
+    """
+    module = reference_module(spec)
+    answers = [problem_answers(spec, seed, count) for seed, count in seeds]
+    again = [problem_answers(spec, seed, count) for seed, count in seeds]
+    for index, problem in enumerate(spec.problems):
+        said = f"problem {problem.name!r}: " if problem.name else ""
+        expected = [run[index] for run in answers]
+        if not all(_same(first, second) for first, second in zip(expected, (run[index] for run in again))):
+            found.problems.append(f"{said}the reference gives different answers for the same point (is it random? "
+                                  "seed it)")
+        functions = [reference_function(spec, module, problem, which) for which in (0, 1)]
+        points = [point for run in expected for point in run.points]
+        failed, finite_difference = False, []
+        for k, point in enumerate(points):
+            result = _checked(problem, functions, point, k)
+            if not result.passed:
+                failed = True
+                reasons = "; ".join(d.message for d in result.diagnoses) or "see gradwidget.check's report"
+                whose = f"{problem.describe()}" if problem.name else "gradient"
+                found.problems.append(f"{said}the reference's {whose} fails gradwidget's check at point {k + 1}: "
+                                      f"{reasons}")
+            a, n = result.evidence.analytic, result.evidence.numeric
+            finite_difference.append(float(np.linalg.norm(n - a) / max(np.linalg.norm(a), np.finfo(float).tiny)))
+        if problem.name:
             found.lines.append(f"problem {problem.name!r} ({problem.kind}: {problem.describe()}): the reference "
-                               f"passes gradwidget's check at {checked} points; items "
-                               f"{', '.join(problem.items)}")
+                               f"{'was checked' if failed else 'passes gradwidget' + chr(39) + 's check'} at "
+                               f"{len(points)} points; items {', '.join(problem.items)}")
+        else:
+            found.lines.append(f"the reference's gradient passes gradwidget's check at {len(points)} points"
+                               if not failed else "the reference's gradient was checked")
+        _tolerance(said, expected[0], float(np.median(finite_difference)), found)
+
+
+def _same(first: ProblemAnswers, second: ProblemAnswers) -> bool:
+    return all(np.array_equal(a, b) for p, q in zip(first.points, second.points)
+               for a, b in zip((p.value, *p.derivatives), (q.value, *q.derivatives)))
 
 
 def _checked(problem: Problem, functions: list[Any], point: PointAnswer, k: int) -> CheckResult:
     """The reference's derivative at one point, checked by the entry point of its kind."""
     first, second = functions
-    args = [a.copy() if isinstance(a, np.ndarray) else a for a in point.arguments]
+    args = [a.passed(value) for a, value in zip(problem.arguments, point.arguments)]
     names = [a.name for a in problem.arguments]
     wrt = [names.index(name) for name in problem.wrt]
+    (differentiated, *_) = problem.differentiated
+    if differentiated.kind == "parameters":
+        at = wrt[0]
+        layout = differentiated.parameters
+        options = {"shapes": [b.shape for b in layout.blocks], "names": [b.name for b in layout.blocks]} \
+            if layout.kind == "unrolled" else {}
+        return check(lambda t: first(*args[:at], t, *args[at + 1:]),
+                     None if second is None else lambda t: second(*args[:at], t, *args[at + 1:]),
+                     args[at], seed=k, **options)
     if problem.kind == "layer":
         return check_layer(first, second, *args, wrt=wrt, dout=point.cotangent, seed=k)
     if problem.kind == "gradient":
         @functools.wraps(first)
         def loss(*given: Any) -> tuple[Any, tuple[np.ndarray, ...]]:
             value, gradients = first(*given) if second is None else (first(*given), second(*given))
-            return value, tuple(derivative_arrays(problem, given, gradients, problem.describe())[0])
+            return value, tuple(read_derivatives(problem, given, gradients, problem.describe()).arrays)
 
         return check_loss(loss, *args, wrt=wrt, seed=k)
     at = wrt[0]
@@ -158,22 +161,24 @@ def _checked(problem: Problem, functions: list[Any], point: PointAnswer, k: int)
     return check_hessian(bound(first), bound(second), x, seed=k)
 
 
-def _tolerance(spec: Spec, dtype: np.dtype, fd: float, tolerance: tuple[float, float], found: Validation) -> None:
-    analytic = ANALYTIC_LEVEL * float(np.finfo(dtype).eps)
-    gradient = tolerance[1]
-    found.lines.append(f"gradient agreement: analytic gradients to about {analytic:.0e}, a finite-difference one to "
-                       f"{fd:.0e}; tolerance.gradient = {gradient:.0e}")
+def _tolerance(said: str, answers: ProblemAnswers, fd: float, found: Validation) -> None:
+    analytic = ANALYTIC_LEVEL * float(np.finfo(answers.dtype).eps)
+    key = f"tolerance.{answers.problem.roles.derivative_key}"
+    gradient = tolerances(answers)[1]
+    found.lines.append(f"{said}{answers.problem.roles.derivative_key} agreement: analytic ones to about "
+                       f"{analytic:.0e}, a finite-difference one to {fd:.0e}; {key} = {gradient:.0e}")
     if gradient <= 10 * analytic:
-        found.problems.append(f"tolerance.gradient = {gradient:.0e} is too tight: a right gradient that sums in "
+        found.problems.append(f"{said}{key} = {gradient:.0e} is too tight: a right derivative that sums in "
                               f"another order could fail; set it to at least {10 * analytic:.0e}")
     if fd <= 10 * analytic:
-        found.problems.append("a finite-difference gradient is as accurate as an analytic one here (a linear "
-                              "or tiny problem?): the numerical-gradient flag cannot work; use a richer problem")
+        found.problems.append(f"{said}a finite-difference derivative is as accurate as an analytic one here (a "
+                              "linear or tiny problem?): the numerical-gradient flag cannot work; use a richer "
+                              "problem")
     elif gradient >= fd:
-        found.lines.append(f"note: a finite-difference gradient passes tolerance.gradient (it is flagged "
+        found.lines.append(f"{said}note: a finite-difference derivative passes {key} (it is flagged "
                            f"numerical-gradient for review); to give it no points, set it below {fd / 10:.0e}")
     else:
-        found.lines.append("a finite-difference gradient fails tolerance.gradient")
+        found.lines.append(f"{said}a finite-difference derivative fails {key}")
 
 
 def _grade_file(spec: Spec, role: str, path: Path, expect_full: bool, public: bool, isolation: str,

@@ -38,7 +38,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._spec import Limits
+from .._spec import Limits
+from ._worker import DONE, OUT
 
 __all__ = ["LEVELS", "Isolation", "Run", "covers", "job_folder", "probe", "processes_of", "python_paths", "reopen_plan",
            "run_worker"]
@@ -122,7 +123,7 @@ def covers(own_uid: bool) -> list[tuple[Path, str, list[Path]]]:
 
 @contextlib.contextmanager
 def job_folder(isolation: Isolation, size: int, results: int) -> Iterator[tuple[Path, int | None]]:
-    """A private folder for one job (0711, holding ``job/out`` for the worker's results), and the job's uid.
+    """A job's work folder (``job``, holding ``out`` for the worker's results, in a private 0711 folder) and uid.
 
     In full isolation both folders are tmpfs mounts outside the shared
     temporary folders: ``size`` bytes for the job, ``results`` bytes for its
@@ -133,17 +134,17 @@ def job_folder(isolation: Isolation, size: int, results: int) -> Iterator[tuple[
     if isolation.level != "full":
         with tempfile.TemporaryDirectory(prefix="gradwidget-") as temporary:
             os.chmod(temporary, 0o711)
-            (Path(temporary) / "job" / "out").mkdir(parents=True)
-            yield Path(temporary), _uid(Path(temporary)) if isolation.own_uid else None
+            (Path(temporary) / "job" / OUT).mkdir(parents=True)
+            yield Path(temporary) / "job", _uid(Path(temporary)) if isolation.own_uid else None
         return
     WORK_BASE.mkdir(mode=0o711, parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="job-", dir=WORK_BASE))
     uid = _uid(root)
     try:
         _mount_tmpfs(root, size, 0o711)
-        (root / "job" / "out").mkdir(parents=True)
-        _mount_tmpfs(root / "job" / "out", results, 0o700)
-        yield root, uid
+        (root / "job" / OUT).mkdir(parents=True)
+        _mount_tmpfs(root / "job" / OUT, results, 0o700)
+        yield root / "job", uid
     finally:
         subprocess.run(["umount", "--recursive", "--lazy", str(root)], stdin=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
@@ -224,8 +225,8 @@ def _python_runs(isolation: Isolation) -> bool:
     check = [sys.executable, "-I", "-c", PYTHON_CHECK.format(version=sys.version)]
     uid = FIRST_UID - 1 if isolation.level == "full" else None
     try:
-        with job_folder(isolation, 2 ** 20, 2 ** 16) as (scratch, _):
-            return subprocess.run(_command(isolation, check, uid, scratch, []), stdin=subprocess.DEVNULL,
+        with job_folder(isolation, 2 ** 20, 2 ** 16) as (workdir, _):
+            return subprocess.run(_command(isolation, check, uid, workdir.parent, []), stdin=subprocess.DEVNULL,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30).returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
@@ -258,7 +259,7 @@ def rlimits(limits: Limits, own_uid: bool) -> dict[str, int]:
 class Run:
     """How a worker's run ended."""
 
-    finished: bool  # it wrote done.npy
+    finished: bool  # it wrote its last file (DONE)
     timed_out: bool
     exit_code: int | None
     seconds: float
@@ -276,7 +277,7 @@ def run_worker(isolation: Isolation, workdir: Path, uid: int | None, limits: Lim
     with open(errors, "wb") as stderr:
         process = subprocess.Popen(command, cwd=workdir, env=environment, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
-    done = workdir / "out" / "done.npy"
+    done = workdir / OUT / DONE
     timed_out = False
     try:
         while process.poll() is None and not done.exists():

@@ -2,12 +2,13 @@
 
 The grader starts it as ``python -I _worker.py WORKDIR`` inside whatever
 isolation the machine allows. WORKDIR holds ``task.json`` (the student's
-code cells and what to call), ``points.npy`` (one flat check point per row)
-and ``arguments/*.npy`` (the data; for a spec of problems, each problem's
-arguments and dout at each point); nothing else of the course is visible.
-The worker lowers its own limits, runs each cell with its own time limit,
-calls the student's functions at every point, and writes ``.npy`` files into
-``WORKDIR/out`` as it goes, ending with ``done.npy``.
+code cells and, per problem, what to call) and ``arguments/*.npy`` (each
+problem's arguments, at each point or for all of them, and dout); nothing
+else of the course is visible. The worker lowers its own limits, runs each
+cell with its own time limit, then each problem in a process of its own,
+calling the student's functions at every point, and writes ``.npy`` files
+into ``WORKDIR/out`` as it goes, ending with ``done.npy``. The names of all
+these files are defined here, and the grader's writer and reader import them.
 
 The student's code runs in this very process, so nothing written here is
 trusted: the grader loads each file with ``allow_pickle=False``, checks its
@@ -33,12 +34,17 @@ from typing import Any
 
 import numpy as np
 
-# What became of a cell (out/cells.npy) or of a call at a point (out/calls.npy: cost, gradient).
+# What became of a cell (CELLS) or of a call at a point (a problem's "calls": its value function, its derivative).
 OK, RAISED, TIMEOUT = 0, 1, 2  # both
 CELL_SYNTAX, CELL_NOT_RUN = 3, 4
 CALL_BAD_VALUE, CALL_MISSING, CALL_NOT_RUN, CALL_SKIPPED = 3, 4, 5, 6  # skipped: what it needs did not come
-# How the gradient came back, in out/p<k>_form.npy.
+# How a derivative came back, in its "form" file.
 FORM_ARRAY, FORM_SEQUENCE, FORM_MAPPING = 0, 1, 2
+
+# The job folder: what the grader writes, and what the worker writes back into OUT.
+TASK, ARGUMENTS, OUT = "task.json", "arguments", "out"
+CELLS, CELL_ERRORS, CELL_SECONDS = "cells.npy", "cell_errors.npy", "cell_seconds.npy"
+IMPORTS, DONE, GAVE_UP, ERROR = "imports.npy", "done.npy", "gave_up.npy", "error.npy"
 
 MESSAGE_LENGTH = 200  # characters kept of an error message
 IGNORED_LIMIT_GRACE = 2.0  # seconds a cell may go on after its time limit before the worker gives up on it
@@ -48,7 +54,28 @@ IGNORED_LIMIT_GRACE = 2.0  # seconds a cell may go on after its time limit befor
 _save, _load, _asarray, _float64, _open = np.save, np.load, np.asarray, np.float64, open
 _loads = json.loads
 _clock, _setitimer, _getpid, _exit = time.perf_counter, signal.setitimer, os.getpid, os._exit
-_fork, _waitpid, _exit_code = os.fork, os.waitpid, os.waitstatus_to_exitcode
+_fork, _waitpid, _exit_code, _sleep, _NOHANG = os.fork, os.waitpid, os.waitstatus_to_exitcode, time.sleep, os.WNOHANG
+
+
+def argument_file(problem: int, argument: int, point: int | None = None) -> str:
+    """In ARGUMENTS: a problem's argument at a point, or (point None) the same at every point."""
+    return f"q{problem}_a{argument}.npy" if point is None else f"q{problem}_p{point}_a{argument}.npy"
+
+
+def cotangent_file(problem: int, point: int) -> str:
+    """In ARGUMENTS: the upstream gradient (dout, or v) of a layer or a VJP at a point."""
+    return f"q{problem}_p{point}_cotangent.npy"
+
+
+def result_file(problem: int, what: str, point: int | str | None = None) -> str:
+    """In OUT: what a problem's process wrote, for the problem or at a point (``"probe"``: the backward at 2 dout).
+
+    ``what`` is ``calls``, ``call_errors``, ``call_seconds``, ``ended``,
+    ``gave_up`` or ``imports`` for the problem; ``value``, ``form`` or ``g<n>``
+    (the derivative's parts) at a point.
+    """
+    at = "" if point is None else f"p{point}_" if isinstance(point, int) else f"{point}_"
+    return f"q{problem}_{at}{what}.npy"
 
 
 class TimeLimit(BaseException):
@@ -91,17 +118,14 @@ class Worker:
     """One submission's run: its cells, then its functions at each point."""
 
     def __init__(self, workdir: Path) -> None:
-        self.task = json.loads((workdir / "task.json").read_text())
-        self.out = workdir / "out"
+        self.task = json.loads((workdir / TASK).read_text())
+        self.out = workdir / OUT
         self.pid = _getpid()
-        self.points = np.load(workdir / "points.npy", allow_pickle=False)  # read before any student code runs
-        self.arguments = [_argument(np.load(workdir / "arguments" / f"{i}.npy", allow_pickle=False))
-                          for i in range(self.task["arguments"])]
-        self.problem_arrays = {path.stem: np.load(path, allow_pickle=False)
-                               for path in (workdir / "arguments").glob("q*.npy")}
+        self.arrays = {path.name: np.load(path, allow_pickle=False)  # read before any student code runs
+                       for path in (workdir / ARGUMENTS).glob("q*.npy")}
         self.imports: set[str] = set()
         self.watched: str | None = None  # what is running under a time limit: "cell 3", "cost at point 2"
-        self.gave_up_file = "gave_up.npy"  # a problem's own process notes it in its own file
+        self.gave_up_file = GAVE_UP  # a problem's own process notes it in its own file
 
     # ------------------------------------------------------------ guards
 
@@ -156,13 +180,13 @@ class Worker:
         shell = _NoShell(namespace)
         namespace["get_ipython"] = lambda: shell
         self._run_cells(namespace)
-        if "problems" in self.task:
-            for j, problem in enumerate(self.task["problems"]):
-                _ProblemRun(self, j, problem, namespace).run_apart()
-        else:
-            self._call_functions(namespace)
-        self._write("imports.npy", _asarray(sorted(self.imports), dtype=f"<U{MESSAGE_LENGTH}"))
-        self._write("done.npy", _asarray(1))
+        for j, problem in enumerate(self.task["problems"]):
+            _ProblemRun(self, j, problem, namespace).run_apart()
+        self._write_imports(IMPORTS)
+        self._write(DONE, _asarray(1))
+
+    def _write_imports(self, name: str) -> None:
+        self._write(name, _asarray(sorted(self.imports), dtype=f"<U{MESSAGE_LENGTH}"))
 
     def _run_cells(self, namespace: dict[str, Any]) -> None:
         cells = self.task["cells"]
@@ -179,9 +203,9 @@ class Worker:
                 status[k], errors[k], _ = self._attempt(f"cell {k + 1}", self.task["cell_seconds"],
                                                         functools.partial(exec, code, namespace))
             seconds[k] = _clock() - start
-            self._write("cells.npy", status)
-            self._write("cell_errors.npy", errors)
-            self._write("cell_seconds.npy", seconds)
+            self._write(CELLS, status)
+            self._write(CELL_ERRORS, errors)
+            self._write(CELL_SECONDS, seconds)
 
     def _attempt(self, what: str, limit: float, run: Callable[[], Any]) -> tuple[int, str, Any]:
         """(OK, RAISED or TIMEOUT, error message, value) of ``run()`` under a time limit; nothing gets out."""
@@ -192,60 +216,6 @@ class Worker:
         except BaseException as exc:  # SystemExit and KeyboardInterrupt from student code too
             return RAISED, _describe(exc), None
 
-    def _call_functions(self, namespace: dict[str, Any]) -> None:
-        task, points, arguments = self.task, self.points, self.arguments
-        count = len(points)
-        status = np.full((count, 2), CALL_NOT_RUN, dtype=np.int8)
-        errors = np.full((count, 2), "", dtype=f"<U{MESSAGE_LENGTH}")
-        seconds = np.full((count, 2), np.nan)
-        functions = [namespace.get(name) if name else None for name in (task["cost"], task["gradient"])]
-        for which, (name, function) in enumerate(zip((task["cost"], task["gradient"]), functions)):
-            if name and not callable(function):
-                status[:, which] = CALL_MISSING
-                errors[:, which] = f"{name} is not defined" if function is None else f"{name} is not a function"
-        for k in range(count):
-            for which, function in enumerate(functions):
-                if function is not None and callable(function):
-                    status[k, which], errors[k, which], seconds[k, which] = self._call(
-                        k, which, function, points[k], arguments)
-            self._write("calls.npy", status)
-            self._write("call_errors.npy", errors)
-            self._write("call_seconds.npy", seconds)
-
-    def _call(self, k: int, which: int, function: Callable[..., Any], point: np.ndarray,
-              arguments: list[Any]) -> tuple[int, str, float]:
-        """Call the cost (``which`` 0) or the gradient (1) at point ``k``; write what it returned."""
-        what = f"{'cost' if which == 0 else 'gradient'} at point {k + 1}"
-        start = _clock()
-        code, message, value = self._attempt(what, self.task["call_seconds"],
-                                             lambda: function(_theta(self.task, point), *arguments))
-        elapsed = _clock() - start
-        if code != OK:
-            return code, message, elapsed
-        try:
-            if which == 1:
-                self._write_gradient(k, value)
-            elif self.task["gradient"] is None:  # one function returns (cost, gradient)
-                if not (isinstance(value, (tuple, list)) and len(value) == 2):
-                    raise TypeError(f"{self.task['cost']} must return (cost, gradient); it returned a "
-                                    f"{type(value).__name__}")
-                self._write(f"p{k}_cost.npy", _float64(_scalar(value[0])))
-                self._write_gradient(k, value[1])
-            else:
-                self._write(f"p{k}_cost.npy", _float64(_scalar(value)))
-        except BaseException as exc:
-            return CALL_BAD_VALUE, _describe(exc), elapsed
-        return OK, "", elapsed
-
-    def _write_gradient(self, k: int, value: Any) -> None:
-        self._write_parts(f"p{k}", value, self.task["names"], 4 * self.task["size"] + 16)
-
-    def _write_parts(self, prefix: str, value: Any, names: list[str], limit: int) -> None:
-        """A gradient as ``prefix_g<j>.npy`` files and ``prefix_form.npy`` (see `_parts`)."""
-        arrays, form = _parts(value, names, limit)
-        for j, array in enumerate(arrays):
-            self._write(f"{prefix}_g{j}.npy", array)
-        self._write(f"{prefix}_form.npy", _asarray([form, len(arrays)], dtype=np.int8))
 
     def _write(self, name: str, array: Any) -> None:
         with _open(self.out / name, "wb") as file:
@@ -253,11 +223,11 @@ class Worker:
 
 
 class _ProblemRun:
-    """One problem of a spec of problems: its value function and derivative function called at each point.
+    """One problem: its value function and derivative function called at each point, in a process of its own.
 
-    Its results go to ``q<j>_*.npy``: per point the value, the derivative's
-    parts and how each call went; for a layer, the backward's answer at twice
-    the first dout (``q<j>_probe``).
+    Its results go to its `result_file` names: per point the value, the
+    derivative's parts and how each call went; for a layer, the backward's
+    answer at twice the first dout (``probe``).
     """
 
     def __init__(self, worker: Worker, j: int, problem: dict[str, Any], namespace: dict[str, Any]) -> None:
@@ -278,95 +248,123 @@ class _ProblemRun:
 
         An ``os._exit``, a crash or a loop that ignores its time limit there
         ends this problem only. An end that is not a normal one is noted in
-        ``q<j>_ended.npy``.
+        its ``ended`` file. Where no process can be started (a cell's fork
+        bomb used them all), the problem runs in the worker itself.
         """
         worker, j = self.worker, self.j
-        pid = _fork()
+        pid = _fork_when_possible()
+        if pid is None:
+            self.run()
+            return
         if pid == 0:
-            worker.pid, worker.gave_up_file = _getpid(), f"q{j}_gave_up.npy"
+            worker.pid, worker.gave_up_file = _getpid(), result_file(j, "gave_up")
             try:
                 self.run()
+                worker._write_imports(result_file(j, "imports"))
             except BaseException as exc:  # the student's code broke the worker's own work
-                worker._write(f"q{j}_ended.npy", _asarray(f"it broke the grading worker ({_describe(exc)})"))
+                worker._write(result_file(j, "ended"), _asarray(f"it broke the grading worker ({_describe(exc)})"))
                 _exit(2)
             _exit(0)
         code = _exit_code(_waitpid(pid, 0)[1])
-        if code and not (worker.out / f"q{j}_ended.npy").exists():
+        if code and not (worker.out / result_file(j, "ended")).exists():
             ended = f"it was killed ({signal.Signals(-code).name})" if code < 0 else f"it exited (code {code})"
-            worker._write(f"q{j}_ended.npy", _asarray(ended))
+            worker._write(result_file(j, "ended"), _asarray(ended))
 
     def run(self) -> None:
         status = self.status
-        if not (status[:, 0] == CALL_MISSING).any():  # without its derivative, the value is still scored
-            for k in range(len(status)):  # one timeout of a function is enough: the run's time is for other problems
-                if (status[:, 0] == TIMEOUT).any():
-                    break
-                if (status[:, 1] == TIMEOUT).any():
-                    status[k, 1], self.errors[k, 1] = CALL_SKIPPED, "it took too long at an earlier point"
-                self._point(k)
-                self._write_calls()
-            if self.problem["link"] == "cache" and (status[0] == OK).all():
-                self._probe()
+        for k in range(len(status)):  # one timeout of a function is enough: the run's time is for other problems
+            if (status[:, 0] == TIMEOUT).any():
+                break
+            if (status[:, 1] == TIMEOUT).any():
+                status[k, 1], self.errors[k, 1] = CALL_SKIPPED, "it took too long at an earlier point"
+            self._point(k)
+            self._write_calls()
+        if self.problem["link"] == "cache" and (status[0] == OK).all():
+            self._probe()
         self._write_calls()
 
     def _write_calls(self) -> None:
-        prefix = f"q{self.j}_"
-        self.worker._write(f"{prefix}calls.npy", self.status)
-        self.worker._write(f"{prefix}call_errors.npy", self.errors)
-        self.worker._write(f"{prefix}call_seconds.npy", self.seconds)
+        for what, array in (("calls", self.status), ("call_errors", self.errors), ("call_seconds", self.seconds)):
+            self.worker._write(result_file(self.j, what), array)
 
     def _arguments(self, k: int) -> list[Any]:
         """Fresh copies of the arguments at point k (arrays from their files, literals from JSON)."""
-        arrays = self.worker.problem_arrays
-        return [_argument(arrays[f"q{self.j}_p{k}_a{i}"].copy()) if literal is None else _loads(literal)
-                for i, literal in enumerate(self.problem["literals"])]
+        values = []
+        for i, argument in enumerate(self.problem["arguments"]):
+            if argument["source"] == "literal":
+                values.append(_loads(argument["literal"]))
+                continue
+            array = self.worker.arrays[argument_file(self.j, i, k if argument["source"] == "point" else None)].copy()
+            values.append(_theta(argument["parameters"], array) if "parameters" in argument else _argument(array))
+        return values
 
     def _point(self, k: int) -> None:
-        first, second = self.functions
+        """Call the value function, then the derivative function (given what the value function carried)."""
         link, names, j = self.problem["link"], self.names, self.j
-        cotangent = self.worker.problem_arrays.get(f"q{j}_p{k}_cotangent", _asarray(0.0))  # none without a dout
-        value = self._call(k, 0, f"{names[0]} at point {k + 1}", lambda: first(*self._arguments(k)))
-        if value is None:
-            return
-        paired = isinstance(value, tuple) and len(value) == 2
-        if link in ("cache", "pair") and paired:
-            value, carried = value
-        try:
-            self.worker._write(f"q{j}_p{k}_value.npy", _limited(_asarray(value, dtype=_float64),
-                                                                self.problem["limit"]))
-        except BaseException as exc:
-            return self._bad_value(k, 0, _describe(exc))
-        if link in ("cache", "pair") and not paired:  # the value is scored; its derivative cannot be had
-            pair = "(out, cache)" if link == "cache" else "(value, gradients)"
-            self.status[k, 1] = CALL_SKIPPED
-            self.errors[k, 1] = f"{names[0]} returned {_described_value(value)}, not {pair}"[:MESSAGE_LENGTH]
-            return None
+        first, second = self.functions
+        carried = self._value(k, first) if self.status[k, 0] != CALL_MISSING else _NOTHING
+        self._write_calls()  # the value is earned, whatever the derivative does to this process
         if link == "pair":
             derivative = carried
-        elif self.status[k, 1] in (CALL_SKIPPED, CALL_MISSING):
-            return None
+        elif self.status[k, 1] in (CALL_SKIPPED, CALL_MISSING) or (link == "cache" and carried is _NOTHING):
+            return
         else:
+            cotangent = self.worker.arrays.get(cotangent_file(j, k), _asarray(0.0))  # none without a dout
             calls = {"cache": lambda: second(cotangent.copy(), carried),
                      "cotangent": lambda: second(*self._arguments(k), cotangent.copy()),
                      "same": lambda: second(*self._arguments(k))}
             derivative = self._call(k, 1, f"{names[1]} at point {k + 1}", calls[link])
-            if derivative is None:
-                return None
+        if derivative is _NOTHING:
+            return
         try:
-            self.worker._write_parts(f"q{j}_p{k}", derivative, self.problem["wrt"], self.problem["limit"])
+            self._write_parts(k, derivative)
         except BaseException as exc:
             return self._bad_value(k, 1, _describe(exc))
         self.status[k, 1] = OK
         return None
 
+    def _value(self, k: int, first: Callable[..., Any]) -> Any:
+        """Call the value function and write its value; what it carried for the derivative (a cache, gradients).
+
+        `_NOTHING` when nothing usable came back; ``None`` where the link
+        carries nothing (the derivative is a function of the arguments).
+        """
+        link, name = self.problem["link"], self.names[0]
+        value = self._call(k, 0, f"{name} at point {k + 1}", lambda: first(*self._arguments(k)))
+        if value is _NOTHING:
+            return _NOTHING
+        paired = isinstance(value, tuple) and len(value) == 2
+        carried = None
+        if link in ("cache", "pair") and paired:
+            value, carried = value
+        try:
+            array = _float64(_scalar(value)) if self.problem["scalar"] else _asarray(value, dtype=_float64)
+            self.worker._write(result_file(self.j, "value", k), _limited(array, self.problem["limit"]))
+        except BaseException as exc:
+            self._bad_value(k, 0, _describe(exc))
+            return _NOTHING
+        if link in ("cache", "pair") and not paired:  # the value is scored; its derivative cannot be had
+            pair = "(out, cache)" if link == "cache" else "(value, gradients)"
+            self.status[k, 1] = CALL_SKIPPED
+            self.errors[k, 1] = f"{name} returned {_described_value(value)}, not {pair}"[:MESSAGE_LENGTH]
+            return _NOTHING
+        return carried
+
+    def _write_parts(self, point: int | str, value: Any) -> None:
+        """A derivative as its ``g<n>`` files and its ``form`` file (see `_parts`)."""
+        arrays, form = _parts(value, self.problem["parts"], self.problem["limit"])
+        for n, array in enumerate(arrays):
+            self.worker._write(result_file(self.j, f"g{n}", point), array)
+        self.worker._write(result_file(self.j, "form", point), _asarray([form, len(arrays)], dtype=np.int8))
+
     def _call(self, k: int, which: int, what: str, run: Callable[[], Any]) -> Any:
-        """Run one call under the problem's time limit; record how it went; its value, or None if it failed."""
+        """Run one call under the problem's time limit; record how it went; its value, or `_NOTHING` if it failed."""
         start = _clock()
         code, message, value = self.worker._attempt(what, self.problem["call_seconds"], run)
         self.status[k, which], self.errors[k, which], self.seconds[k, which] = code, message, _clock() - start
         if code == OK and value is None:
             self.status[k, which], self.errors[k, which] = CALL_BAD_VALUE, "None"
-        return value if self.status[k, which] == OK else None
+        return value if self.status[k, which] == OK else _NOTHING
 
     def _bad_value(self, k: int, which: int, message: str) -> None:
         self.status[k, which], self.errors[k, which] = CALL_BAD_VALUE, message[:MESSAGE_LENGTH]
@@ -374,7 +372,7 @@ class _ProblemRun:
     def _probe(self) -> None:
         """Call the backward at twice the first point's dout, on a fresh forward's cache (is it linear in dout?)."""
         first, second = self.functions
-        doubled = 2 * self.worker.problem_arrays[f"q{self.j}_p0_cotangent"]
+        doubled = 2 * self.worker.arrays[cotangent_file(self.j, 0)]
 
         def run() -> Any:
             return second(doubled.copy(), first(*self._arguments(0))[1])
@@ -382,7 +380,26 @@ class _ProblemRun:
         code, _, derivative = self.worker._attempt(f"{self.names[1]} with 2 dout", self.problem["call_seconds"], run)
         if code == OK:
             with contextlib.suppress(BaseException):  # no probe: nothing is said about linearity
-                self.worker._write_parts(f"q{self.j}_probe", derivative, self.problem["wrt"], self.problem["limit"])
+                self._write_parts("probe", derivative)
+
+
+_NOTHING = object()  # a call that gave nothing usable (None can be what a link carries)
+FORK_ATTEMPTS = 100  # every 10 ms: a second for the processes a cell started to end
+
+
+def _fork_when_possible() -> int | None:
+    """``os.fork()``, once the processes a cell left are reaped (the worker is their init); None if it cannot."""
+    for _ in range(FORK_ATTEMPTS):
+        try:
+            while _waitpid(-1, _NOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            pass
+        try:
+            return _fork()
+        except BlockingIOError:
+            _sleep(0.01)
+    return None
 
 
 def _parts(value: Any, names: list[str], limit: int) -> tuple[list[np.ndarray], int]:
@@ -412,18 +429,18 @@ def _parts(value: Any, names: list[str], limit: int) -> tuple[list[np.ndarray], 
     return arrays, form
 
 
-def _theta(task: dict[str, Any], point: np.ndarray) -> Any:
-    """A fresh copy of the point in the structure the student's functions take."""
-    if task["layout"] == "unrolled":
-        return point.copy()
+def _theta(parameters: dict[str, Any], flat: np.ndarray) -> Any:
+    """A parameter vector (a fresh flat copy) in the structure the student's functions take."""
+    if parameters["layout"] == "unrolled":
+        return flat
     arrays, start = [], 0
-    for shape in task["shapes"]:
+    for shape in parameters["shapes"]:
         size = int(np.prod(shape, dtype=np.int64))
-        arrays.append(point[start:start + size].reshape(shape).copy())
+        arrays.append(flat[start:start + size].reshape(shape).copy())
         start += size
-    if task["layout"] == "array":
+    if parameters["layout"] == "array":
         return arrays[0]
-    return dict(zip(task["names"], arrays)) if task["layout"] == "dict" else arrays
+    return dict(zip(parameters["names"], arrays)) if parameters["layout"] == "dict" else arrays
 
 
 def _limited(array: np.ndarray, limit: int) -> np.ndarray:
@@ -471,7 +488,7 @@ def main(workdir: str) -> None:
         worker.run()
     except BaseException as exc:  # the student's code broke the worker itself (patched numpy, closed files)
         try:
-            worker._write("error.npy", _asarray(_describe(exc)))
+            worker._write(ERROR, _asarray(_describe(exc)))
         finally:
             _exit(2)
     _exit(0)
