@@ -247,6 +247,11 @@ class Problem:
         """An item's full name: prefixed with the problem's name, when it has one."""
         return f"{self.name}.{short}" if self.name else short
 
+    @property
+    def heading(self) -> str:
+        """How a message about the problem starts: ``problem 'affine': `` (nothing for an unnamed problem)."""
+        return f"problem {self.name!r}: " if self.name else ""
+
     def flag(self, flag: str) -> str:
         """An integrity flag about this problem: ``numerical-gradient:affine`` (no suffix unnamed)."""
         return f"{flag}:{self.name}" if self.name else flag

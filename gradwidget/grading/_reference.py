@@ -149,7 +149,7 @@ def _evaluate(problem: Problem, first: Callable[..., Any], second: Callable[...,
         assert second is not None
         derivatives = second(*fresh())
     seconds[1] = time.perf_counter() - start
-    where = f"problem {problem.name!r}: " if problem.name else ""
+    where = problem.heading
     try:
         read = read_derivatives(problem, arguments, derivatives, f"the reference's {problem.describe()}"
                                 if problem.name else "the reference's gradient")

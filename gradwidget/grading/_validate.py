@@ -91,7 +91,7 @@ def _references(spec: Spec, seeds: list[tuple[int, int]], found: Validation) -> 
     answers = [problem_answers(spec, seed, count) for seed, count in seeds]
     again = [problem_answers(spec, seed, count) for seed, count in seeds]
     for index, problem in enumerate(spec.problems):
-        said = f"problem {problem.name!r}: " if problem.name else ""
+        said = problem.heading
         expected = [run[index] for run in answers]
         if not all(_same(first, second) for first, second in zip(expected, (run[index] for run in again))):
             found.problems.append(f"{said}the reference gives different answers for the same point (is it random? "
