@@ -66,7 +66,7 @@ class ProblemAnswers:
         times = np.array([p.seconds for p in self.points]).reshape(-1, 2)
         if not len(times) or not np.isfinite(times).all():
             return np.nan
-        return float(np.median(times[:, 1]) / max(float(np.median(times[:, 0])), 1e-9))
+        return float(times[:, 1].min() / max(float(times[:, 0].min()), 1e-9))  # fastest calls: the least noise
 
 
 def reference_module(spec: Spec) -> ModuleType:
