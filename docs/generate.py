@@ -4,11 +4,13 @@
 and the magic's parser), spec.md (every key of the assignment spec),
 diagnoses.md (every diagnosis code with an example: a check of a corpus
 case, or of a layer case, that gives it, its message and a heatmap of its
-block).
+block), layout.md (every module, layer by layer, from the architecture
+test's declaration and each module's own docstring).
 """
 
 from __future__ import annotations
 
+import ast
 import sys
 from pathlib import Path
 
@@ -19,7 +21,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import gradwidget as gw  # noqa: E402
 from gradwidget._options import OPTIONS  # noqa: E402
-from gradwidget._plot import block_png  # noqa: E402
+from gradwidget.display._plot import block_png  # noqa: E402
 from gradwidget.grading import SPEC_KEYS  # noqa: E402
 
 
@@ -121,8 +123,51 @@ Example ({result.verdict}): {diagnosis.message}
     return "\n".join(parts)
 
 
+FOLDERS = {
+    "gradwidget/": "the package (below, module by module)",
+    "js/": "the heatmap's front end tested without a browser (`node --test js/`)",
+    "tests/": "the tests, their folders mirroring the package's (`tests/grading/`, `tests/display/`)",
+    "notebooks/": "tutorials and the two example courses, executed by the tests and the docs",
+    "docs/": "these pages (`bash scripts/docs.sh` builds them)",
+    "benchmarks/": "speed, memory, accuracy and grading against scipy, torch, jax and the course recipes",
+    "scripts/": "the README's two commands (`demo.sh`, `test.sh`) and what they share",
+    ".ci/run": "what CI runs: the README's test command",
+}
+
+
+def first_line(path: Path) -> str:
+    """A module's docstring's first line."""
+    return (ast.get_docstring(ast.parse(path.read_text())) or "").splitlines()[0]
+
+
+def layout_page() -> str:
+    from test_architecture import LAYERS, UPWARD, package_modules, unit_of
+
+    modules = package_modules()
+    parts = ["""# Layout
+
+The repository:
+
+| path | what it holds |
+| --- | --- |
+""" + "\n".join(f"| `{path}` | {cell(what)} |" for path, what in FOLDERS.items()) + """
+
+The package's modules, layer by layer from the top: data flows down, and a module imports from its own layer
+and the layers below only (`tests/test_architecture.py` holds this declaration and checks every import, lazy
+ones included). The imports that run against the layers, all declared:
+""", *(f"- `{a}` imports `{b}`: {why}." for (a, b), why in UPWARD.items())]
+    for level, (purpose, units) in reversed(list(enumerate(LAYERS))):
+        parts += ["", f"## {level}. {purpose[0].upper() + purpose[1:]}", "", "| module | what it is |",
+                  "| --- | --- |"]
+        for module in sorted(m for m in modules if unit_of(m) in units):
+            name = "gradwidget" if module == "__init__" else f"gradwidget.{module}"
+            parts.append(f"| `{name}` | {cell(first_line(modules[module]))} |")
+    return "\n".join(parts) + "\n"
+
+
 def main() -> int:
     stage = Path(sys.argv[1])
+    (stage / "layout.md").write_text(layout_page())
     (stage / "options.md").write_text(options_page())
     (stage / "spec.md").write_text(spec_page())
     (stage / "diagnoses.md").write_text(diagnoses_page(stage))

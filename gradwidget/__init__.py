@@ -50,7 +50,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     if name == "GradCheckPanel":  # loads ipywidgets, so only when asked for
-        from .widget import GradCheckPanel
+        from .display._panel import GradCheckPanel
 
         return GradCheckPanel
     raise AttributeError(f"module 'gradwidget' has no attribute {name!r}")

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ._backward_contract import linearity
 from ._check import run_check
-from ._contract import linearity
 from ._diagnose import diagnose
 from ._differences import STENCILS
 from ._evaluate import Evaluator, make_evaluator, note_exception
@@ -368,8 +368,8 @@ def rediagnosed(result: CheckResult, rerun: Callable[..., CheckResult] | None = 
                  **changes: Any) -> CheckResult:
     """``result`` with its evidence changed and diagnosed again; ``rerun`` checks again as the result was made."""
     evidence = replace(result.evidence, **changes)
-    problem = result.problem if rerun is None or result.problem is None else replace(result.problem, rerun=rerun)
-    return CheckResult(evidence, diagnose(evidence), problem)
+    call = result.call if rerun is None or result.call is None else replace(result.call, rerun=rerun)
+    return CheckResult(evidence, diagnose(evidence), call)
 
 
 def valid_options(options: dict[str, Any], entry: str) -> CheckOptions:

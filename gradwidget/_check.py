@@ -3,7 +3,7 @@
 The verdict does not rest on one threshold. Each entry's finite difference
 comes with an estimate of its own error (`_noise`): rounding (the noise of J
 divided by the step) and, when that is not enough, truncation measured by
-looking again at smaller steps (`_entries`). Along random directions the
+looking again at smaller steps (`_coordinates`). Along random directions the
 same model and rule judge each probe (`_directions`). This module decides
 what runs in which order and packs what was measured into a `CheckResult`.
 """
@@ -17,23 +17,23 @@ from typing import Any
 
 import numpy as np
 
+from ._coordinates import EntryTable, Target, check_entries, linear_blocks
 from ._diagnose import diagnose
 from ._differences import default_steps, point_scales, representable_steps
 from ._directions import DirectionalSearch, Prober
-from ._entries import EntryTable, Target, check_entries, linear_blocks
 from ._evaluate import Evaluator, call_with_copy, make_evaluator
 from ._evidence import DirectionalFindings, Evidence, NotSubgradient
+from ._follows_theta import wrong_elsewhere
 from ._noise import NoiseModel, block_scales, gradient_precision, observed_precision, returned_precision
 from ._options import OPTIONS, CheckOptions, InputError, OptionError, options_docstring, parse_options
 from ._params import Layout, ShapeMismatch, flatten, read_gradient
 from ._precision import promotion
 from ._progress import Progress
-from ._result import CheckResult
-from ._second_point import wrong_elsewhere
+from ._result import CheckCall, CheckResult
 from ._subgradient import kink_alone, not_subgradients, tie_partners
 from ._verdict import Status, Verdict, among
 
-__all__ = ["GradientCheckError", "Problem", "assert_gradient", "check", "run_check"]
+__all__ = ["GradientCheckError", "assert_gradient", "check", "run_check"]
 
 class GradientCheckError(AssertionError):
     """A gradient check failed; the message says where and why.
@@ -47,18 +47,6 @@ class GradientCheckError(AssertionError):
     def __init__(self, message: str, result: CheckResult) -> None:
         super().__init__(message)
         self.result = result
-
-
-@dataclass(frozen=True)
-class Problem:
-    """What was checked, so that a result can be measured again (eps sweep, the panel)."""
-
-    J: Callable[[Any], Any]
-    grad: Callable[[Any], Any] | None
-    theta: Any
-    options: CheckOptions
-    rerun: Callable[..., CheckResult] | None = None
-    """``rerun(theta, **options)`` checks again as the result was made (`check_layer` and its siblings)."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +78,7 @@ def run_check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta:
             wide = layout.views(point.astype(np.float64))
             result = run_check(J, grad, wide, replace(opts, precision="as-given"), evaluator_for)
             evidence = replace(result.evidence, promotion=promoted)
-            return CheckResult(evidence, diagnose(evidence), Problem(J, grad, theta, opts))
+            return CheckResult(evidence, diagnose(evidence), CheckCall(J, grad, theta, opts))
     rng = np.random.default_rng(opts.seed)
     evaluator = evaluator_for(J, layout, point, pair=grad is None, vectorized=opts.vectorized,
                               executor=opts.executor, dtype=np.complex128 if opts.method == "complex" else None)
@@ -155,7 +143,7 @@ def run_check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta:
         one_sided=table.one_sided, ignores_input=ignores_input, not_subgradient=inconsistent, interrupted=interrupted,
         sampled=None if sampled is None else sampled.size, directional=found, eps=opts.eps,
         vectorized=opts.vectorized)
-    return CheckResult(evidence, diagnose(evidence), Problem(J, grad, theta, opts))
+    return CheckResult(evidence, diagnose(evidence), CheckCall(J, grad, theta, opts))
 
 
 check.__signature__ = inspect.Signature(  # type: ignore[attr-defined]

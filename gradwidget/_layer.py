@@ -4,8 +4,8 @@ The backward is checked as a vector-Jacobian product of the forward, on the
 engine of `gradwidget._array_checks`, with the layer's arguments named as in
 the forward's signature and what is not a floating-point array passed
 through. A backward's contract is also checked without finite differences
-(`gradwidget._contract`): linear in dout, gradients in their arguments'
-shapes (`gradwidget._shapes`), no harmful writes into dout or the cache.
+(`gradwidget._backward_contract`): linear in dout, gradients in their arguments'
+shapes (`gradwidget._returned`), no harmful writes into dout or the cache.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from ._array_checks import (
     require_callable,
     valid_options,
 )
+from ._backward_contract import backward_contract, changed_parts, private_copy
 from ._causes import EXPLAINED
 from ._check import GradientCheckError, run_check
-from ._contract import backward_contract, changed_parts, private_copy
 from ._differences import default_steps, differences, point_scales
 from ._evaluate import make_evaluator, note_exception
 from ._evidence import Contract, Subject
@@ -40,7 +40,7 @@ from ._options import InputError, OptionError
 from ._params import Layout
 from ._projection import Projection
 from ._result import CheckResult
-from ._shapes import ReturnedGradients
+from ._returned import ReturnedGradients
 from ._verdict import SWAPPED, Status, Verdict
 
 __all__ = ["argument_names", "assert_layer", "check_layer", "check_loss"]

@@ -23,7 +23,9 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import TraitError, TraitType
 
+from ._array_checks import check_hessian, check_jacobian, check_jvp, check_vjp
 from ._check import check
+from ._layer import check_layer
 from ._options import EXCLUSIVE, OPTIONS, InputError, Option, OptionError
 from ._result import CheckResult
 
@@ -34,11 +36,12 @@ _SHOWN: weakref.WeakKeyDictionary[CheckResult, int] = weakref.WeakKeyDictionary(
 
 SHORT_FLAGS = {"method": "-m"}
 
-FORMS = {"layer": ("check_layer", "FORWARD BACKWARD ARG [ARG ...]", 3, None),
-         "vjp": ("check_vjp", "F VJP X", 3, 3),
-         "jvp": ("check_jvp", "F JVP X", 3, 3),
-         "jacobian": ("check_jacobian", "F JAC X", 3, 3),
-         "hessian": ("check_hessian", "GRAD HESS X", 3, 3)}
+FORMS: dict[str, tuple[Callable[..., CheckResult], str, int, int | None]] = {
+    "layer": (check_layer, "FORWARD BACKWARD ARG [ARG ...]", 3, None),
+    "vjp": (check_vjp, "F VJP X", 3, 3),
+    "jvp": (check_jvp, "F JVP X", 3, 3),
+    "jacobian": (check_jacobian, "F JAC X", 3, 3),
+    "hessian": (check_hessian, "GRAD HESS X", 3, 3)}
 """The checks of array-valued functions, by flag: the function, its names on the line, and how many."""
 
 
@@ -90,8 +93,8 @@ def _form_flags(magic: Callable[..., Any]) -> Callable[..., Any]:
     magic = argument("--dout", metavar="NAME", help="--layer: the upstream gradient (default: random, from --seed)")(
         magic)
     magic = argument("--wrt", metavar="NAMES", help="--layer: the arguments to differentiate, by name (x,w)")(magic)
-    for form, (_, usage, _, _) in reversed(FORMS.items()):
-        magic = argument(f"--{form}", action="store_true", help=f"check with gradwidget.{FORMS[form][0]}: {usage}")(
+    for form, (entry, usage, _, _) in reversed(FORMS.items()):
+        magic = argument(f"--{form}", action="store_true", help=f"check with gradwidget.{entry.__name__}: {usage}")(
             magic)
     return magic
 
@@ -271,8 +274,6 @@ class GradCheckMagics(GradCheckOptions):  # type: ignore[misc,valid-type]
 
 def _array_check(magics: GradCheckMagics, form: str, args: Any, cell: str | None) -> Any:
     """``--layer``, ``--vjp``, ``--jvp``, ``--jacobian`` or ``--hessian``: check_layer and its siblings."""
-    import gradwidget
-
     entry, usage, least, most = FORMS[form]
     if cell is None:
         names = args.targets
@@ -303,7 +304,7 @@ def _array_check(magics: GradCheckMagics, form: str, args: Any, cell: str | None
     elif args.wrt is not None or args.dout is not None:
         raise UsageError(f"--wrt and --dout go with --layer, not --{form}")
     __tracebackhide__ = True
-    return _run_and_show(magics, lambda: getattr(gradwidget, entry)(*functions, *values, **options), args, cell)
+    return _run_and_show(magics, lambda: entry(*functions, *values, **options), args, cell)
 
 
 def _run_and_show(magics: GradCheckMagics, run: Callable[[], CheckResult], args: Any, cell: str | None) -> Any:

@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
 from ._evidence import Evidence, global_error
+from ._options import CheckOptions
 from ._params import Block
 from ._verdict import JUDGED, Diagnosis, Status, Verdict, block_verdict, overall_verdict
 
-if TYPE_CHECKING:
-    from ._check import Problem
-
-__all__ = ["BlockReport", "CheckResult"]
+__all__ = ["BlockReport", "CheckCall", "CheckResult"]
 
 WORST_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class CheckCall:
+    """What was checked (J, grad, theta and the options), so that a result can be measured again (eps sweep, panel)."""
+
+    J: Callable[[Any], Any]
+    grad: Callable[[Any], Any] | None
+    theta: Any
+    options: CheckOptions
+    rerun: Callable[..., CheckResult] | None = None
+    """``rerun(theta, **options)`` checks again as the result was made (`check_layer` and its siblings)."""
 
 
 @dataclass(frozen=True)
@@ -92,15 +104,15 @@ class CheckResult:
         How far an interrupted check got.
     evidence : Evidence
         Everything measured, per entry (for tools that look closer).
-    problem : Problem or None
+    call : CheckCall or None
         What was checked, so that it can be measured again (the eps sweep,
         the panel's re-checks).
     """
 
-    def __init__(self, evidence: Evidence, diagnoses: list[Diagnosis], problem: Problem | None = None) -> None:
+    def __init__(self, evidence: Evidence, diagnoses: list[Diagnosis], call: CheckCall | None = None) -> None:
         ev = self.evidence = evidence
         self.diagnoses = diagnoses
-        self.problem = problem
+        self.call = call
         self.method = ev.method
         self.evaluations = ev.calls
         self.interrupted = ev.interrupted
@@ -167,7 +179,7 @@ class CheckResult:
         return self.passed
 
     def __getstate__(self) -> dict[str, Any]:  # J and grad are often lambdas or closures, which do not pickle
-        return {**self.__dict__, "problem": None}
+        return {**self.__dict__, "call": None}
 
     def __repr__(self) -> str:
         verdict = self.verdict if self.passed else self.verdict.upper()
@@ -176,17 +188,13 @@ class CheckResult:
                 f"evaluations={self.evaluations}{' diagnoses=' + codes if codes else ''}>")
 
     def __str__(self) -> str:
-        from ._report import report_text
-
-        return report_text(self)
+        return _display().report_text(self)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython's plain-text display
         printer.text(str(self))
 
     def _repr_html_(self) -> str:
-        from ._report import report_html
-
-        return report_html(self)
+        return _display().report_html(self)
 
     def plot(self) -> Any:
         """A matplotlib Figure with one heatmap per block of each entry's discrepancy over its tolerance.
@@ -196,9 +204,7 @@ class CheckResult:
         higher-rank arrays as rows x the rest; entries not checked are grey;
         wrong entries are marked with a cross.
         """
-        from ._plot import heatmaps
-
-        return heatmaps(self)
+        return _display().heatmaps(self)
 
     def widget(self) -> Any:
         """The interactive panel on this result (heatmaps, controls, eps sweep).
@@ -206,9 +212,7 @@ class CheckResult:
         The same panel each time, so that ``result.widget().selected`` reads
         the entry clicked in the panel ``%gradcheck`` showed.
         """
-        from .widget import panel_of
-
-        return panel_of(self)
+        return _display().panel(self)
 
     def plot_eps_sweep(self, entries: Any = None) -> Any:
         """A matplotlib Figure of the error against the step, log-log, for a few entries.
@@ -219,15 +223,13 @@ class CheckResult:
             Flat positions or names such as ``"W1[2, 3]"``; by default the
             worst entry of each block (at most 4). Each costs 50 calls of J.
         """
-        from ._sweep import plot_eps_sweep
+        return _display().eps_sweep(self, entries)
 
-        return plot_eps_sweep(self, entries)
-
-    def require_problem(self) -> Problem:
+    def require_call(self) -> CheckCall:
         """What was checked, to measure it again; a ValueError for a result made without it."""
-        if self.problem is None:
+        if self.call is None:
             raise ValueError("this result does not carry its J; make it with gradwidget.check")
-        return self.problem
+        return self.call
 
     def worst_positions(self) -> list[int | None]:
         """Flat position of each block's worst entry (None for a block with nothing checked)."""
@@ -300,3 +302,10 @@ def _num(value: Any) -> float | None:
     """A JSON-safe float: None for NaN (JSON has no NaN), strings never."""
     value = float(value)
     return value if np.isfinite(value) else None
+
+
+def _display() -> ModuleType:
+    """How a result shows (`gradwidget.display`): imported when it is shown, the one import of a layer above."""
+    from . import display
+
+    return display

@@ -19,7 +19,7 @@ from ._evaluate import Evaluator, make_evaluator
 if TYPE_CHECKING:
     from ._result import CheckResult
 
-__all__ = ["Sweep", "plot_eps_sweep", "sweep"]
+__all__ = ["Sweep", "sweep", "sweep_result"]
 
 SWEEP_STEPS = np.logspace(-13, -1, 25)  # relative to max(|theta_i|, 1)
 SWEPT_BY_DEFAULT = 4  # blocks whose worst entry is swept when none is named
@@ -58,19 +58,11 @@ def sweep(evaluator: Evaluator, point: np.ndarray, analytic: np.ndarray, positio
 
 def sweep_result(result: CheckResult, entries: Any = None) -> Sweep:
     """The sweep of ``entries`` of a result (names or positions; by default each block's worst entry)."""
-    problem = result.require_problem()
+    call = result.require_call()
     ev = result.evidence
     if entries is None:
         positions = np.array([p for p in result.worst_positions() if p is not None][:SWEPT_BY_DEFAULT], dtype=int)
     else:
         positions = ev.layout.positions(entries)
-    evaluator = make_evaluator(problem.J, ev.layout, ev.point, pair=problem.grad is None,
-                               vectorized=problem.options.vectorized)
+    evaluator = make_evaluator(call.J, ev.layout, ev.point, pair=call.grad is None, vectorized=call.options.vectorized)
     return sweep(evaluator, ev.point, ev.analytic, positions)
-
-
-def plot_eps_sweep(result: CheckResult, entries: Any = None) -> Any:
-    """The figure of `sweep_result` (see `CheckResult.plot_eps_sweep`)."""
-    from ._plot import eps_sweep_figure
-
-    return eps_sweep_figure(result, sweep_result(result, entries))

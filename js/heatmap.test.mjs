@@ -5,7 +5,7 @@ import { test } from "node:test";
 import {
   colour, entryName, formatNumber, readoutText, formatTick, hideStaticReports, moveSelection, normalize, OWN_KEYS, paint, pool, rgb,
   toFloat32, unravel, wantsZoom, zoom,
-} from "./heatmap.js";
+} from "../gradwidget/display/static/heatmap.js";
 
 // A small scale for the tests; the widget gets matplotlib's from Python.
 const PALETTE = { colours: [0xfcfdbf, 0x808080, 0x000004], unchecked: 0xc8c8c8 };

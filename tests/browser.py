@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from gradwidget._colour import UNCHECKED_COLOUR, colour_table
+from gradwidget.display._colour import UNCHECKED_COLOUR, colour_table
 
 PALETTE = {"colours": colour_table(), "unchecked": UNCHECKED_COLOUR}  # what the Heatmap widget sends
 
@@ -36,10 +36,10 @@ FLAGS = [
 
 # A page that renders the heatmap's ES module with a stand-in for anywidget's model.
 PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><link rel="stylesheet" href="/js/heatmap.css"></head>
+<html><head><meta charset="utf-8"><link rel="stylesheet" href="/gradwidget/display/static/heatmap.css"></head>
 <body><div id="root"></div>
 <script type="module">
-import widget from "/js/heatmap.js";
+import widget from "/gradwidget/display/static/heatmap.js";
 /*PALETTE*/
 class Model {
   constructor(state) { this.state = state; this.handlers = {}; this.sent = []; this.saves = 0; }

@@ -9,8 +9,8 @@ import pytest
 from corpus import CASES, all_cases, make
 
 import gradwidget as gw
+from gradwidget._follows_theta import MAX_GROUPS
 from gradwidget._params import flatten
-from gradwidget._second_point import MAX_GROUPS
 
 LAYER_CODES = {"ignores-dout", "swapped", "recurrence"}  # tests/layer_cases.py covers them
 ALL_CODES = set(gw.CODES) - {"interrupted"} - LAYER_CODES  # a corpus case is never interrupted

@@ -369,7 +369,7 @@ def test_18_results_are_json_safe_and_pickle_without_their_functions() -> None:
     result = gw.check(lambda x: cosines(x), lambda x: cosines_grad(x), X, tol=np.float32(1e-3))
     json.dumps(result.to_dict(), allow_nan=False)
     again = pickle.loads(pickle.dumps(result))
-    assert again.verdict == result.verdict and again.problem is None
+    assert again.verdict == result.verdict and again.call is None
     assert np.array_equal(again.numeric, result.numeric)
 
 

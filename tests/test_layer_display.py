@@ -6,8 +6,8 @@ import numpy as np
 from layer_cases import affine_backward, affine_forward, make_layer
 
 import gradwidget as gw
-from gradwidget._pairs_view import pair_views
-from gradwidget._plot import max_pooled
+from gradwidget.display._jacobian import pair_views
+from gradwidget.display._plot import max_pooled
 
 
 def test_the_jacobian_parts_are_named_and_read_back_pair_by_pair() -> None:

@@ -120,7 +120,7 @@ def test_the_magic_has_a_flag_and_the_config_a_trait_for_each_option() -> None:
 
 
 def test_the_panel_takes_every_option_but_progress() -> None:
-    from gradwidget.widget.panel import OPTION, PANEL_OPTIONS
+    from gradwidget.display._panel import OPTION, PANEL_OPTIONS
 
     assert set(PANEL_OPTIONS) == {o.name for o in OPTIONS} - {"progress"}
     assert list(OPTION["method"].choices) == list(METHODS)

@@ -20,9 +20,10 @@ def test_wheel_ships_the_front_end(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("gradwidget-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
-        assert {"gradwidget/js/heatmap.js", "gradwidget/js/heatmap.css", "gradwidget/widget/heatmap.py"} <= set(names)
+        assert {"gradwidget/display/static/heatmap.js", "gradwidget/display/static/heatmap.css",
+                "gradwidget/widget.py"} <= set(names)
         archive.extractall(tmp_path / "site")
-    code = "from gradwidget.widget.heatmap import front_end_file; print(front_end_file('heatmap.js'))"
+    code = "from gradwidget.display._heatmap import front_end_file; print(front_end_file('heatmap.js'))"
     found = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "site")},
                            capture_output=True, text=True, check=True).stdout.strip()
-    assert Path(found) == tmp_path / "site" / "gradwidget" / "js" / "heatmap.js"
+    assert Path(found) == tmp_path / "site" / "gradwidget" / "display" / "static" / "heatmap.js"

@@ -138,7 +138,7 @@ def test_repr_is_one_line(failing: gw.CheckResult) -> None:
 
 
 def render(fig: object) -> tuple[int, int]:
-    from gradwidget._plot import figure_png
+    from gradwidget.display._plot import figure_png
 
     return png_size(figure_png(fig))
 

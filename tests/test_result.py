@@ -80,15 +80,15 @@ def test_nothing_checked_has_no_figures() -> None:
     assert result.blocks[0].verdict == "inconclusive" and "nothing checked" in str(result)
 
 
-def test_a_result_without_its_problem_cannot_be_measured_again() -> None:
+def test_a_result_without_its_call_cannot_be_measured_again() -> None:
     result = result_of({"W": W}, {"W": W})
     with pytest.raises(ValueError, match="does not carry its J"):
-        result.require_problem()
+        result.require_call()
     with pytest.raises(ValueError, match="does not carry its J"):
         result.plot_eps_sweep()
 
 
-def test_a_checked_result_carries_its_problem() -> None:
+def test_a_checked_result_carries_its_call() -> None:
     result = gw.check(lambda x: float(x @ x), lambda x: 2 * x, np.array([0.3, 0.4]), seed=2)
-    problem = result.require_problem()
+    problem = result.require_call()
     assert problem.options.seed == 2 and problem.grad is not None

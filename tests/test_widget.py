@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import gradwidget as gw
+from gradwidget.display._heatmap import front_end_file
 from gradwidget.examples import ARTICLE_NAMES, ARTICLE_SHAPES, article_network
 from gradwidget.widget import GradCheckPanel, Heatmap
-from gradwidget.widget.heatmap import front_end_file
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_heatmap_state_is_float32_bytes(failing: gw.CheckResult) -> None:
 
 
 def test_tolerance_colours_put_every_block_on_one_scale_calm_below_the_threshold_warm_above() -> None:
-    from gradwidget._colour import colour_table
+    from gradwidget.display._colour import colour_table
 
     J, grad, theta = article_network("regularized-bias")
     wrong_bias = gw.check(J, grad, theta, shapes=ARTICLE_SHAPES, names=ARTICLE_NAMES, seed=0)
@@ -162,7 +162,7 @@ def test_scheme_and_step_controls_run_the_check_again(failing: gw.CheckResult) -
     panel.controls.eps.value = 1e-4
     panel.wait()
     assert not panel.controls.auto_step.value
-    assert panel.result.problem.options.eps == 1e-4
+    assert panel.result.call.options.eps == 1e-4
     assert [h.result for h in panel.heatmaps] == [panel.result] * 3
 
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from ._params import Block
-    from ._result import CheckResult
+    from .._params import Block
+    from .._result import CheckResult
 
 __all__ = ["COLORMAP", "METRICS", "RELATIVE_FLOOR", "SCALES", "TOLERANCE_RANGE", "UNCHECKED_COLOUR", "colour_range",
            "colour_table", "metric_values"]

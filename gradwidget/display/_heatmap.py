@@ -1,4 +1,4 @@
-"""A block's discrepancy, or a part of the whole Jacobian, as an anywidget heatmap; its front end is ``js/heatmap.js``.
+"""A block's discrepancy, or a part of the whole Jacobian, as an anywidget heatmap (front end: ``static/heatmap.js``).
 
 The values travel as float32 bytes (4 bytes an entry). Hovering an entry
 asks for its details with a custom message, answered from the result.
@@ -13,14 +13,14 @@ import anywidget
 import numpy as np
 import traitlets
 
-from .._colour import METRICS, RELATIVE_FLOOR, SCALES, UNCHECKED_COLOUR, colour_range, colour_table, metric_values
-from .._report import block_state
 from .._verdict import Status
+from ._colour import METRICS, RELATIVE_FLOOR, SCALES, UNCHECKED_COLOUR, colour_range, colour_table, metric_values
+from ._report import block_state
 
 if TYPE_CHECKING:
-    from .._pairs_view import PairView
     from .._params import Block
     from .._result import CheckResult
+    from ._jacobian import PairView
 
 __all__ = ["MAX_MARKED", "Canvas", "Heatmap", "PairHeatmap", "float32_bytes", "front_end_file"]
 
@@ -29,13 +29,11 @@ MAX_MARKED = 10_000
 
 
 def front_end_file(name: str) -> Path:
-    """A file of the front end: ``gradwidget/js`` in a wheel, ``js/`` beside the package in a source tree."""
-    package = Path(__file__).resolve().parent.parent
-    for folder in (package / "js", package.parent / "js"):
-        if (folder / name).is_file():
-            return folder / name
-    raise FileNotFoundError(f"gradwidget's front end {name} is missing from {package / 'js'} and "
-                            f"{package.parent / 'js'}; reinstall gradwidget")
+    """A file of the front end, in ``static/`` beside this module."""
+    found = Path(__file__).with_name("static") / name
+    if not found.is_file():
+        raise FileNotFoundError(f"gradwidget's front end {name} is missing from {found.parent}; reinstall gradwidget")
+    return found
 
 
 def float32_bytes(values: np.ndarray) -> bytes:
@@ -131,7 +129,7 @@ class Heatmap(Canvas):
 
 
 class PairHeatmap(Canvas):
-    """One part of a check's whole Jacobian, outputs x inputs (see `gradwidget._pairs_view.PairView`).
+    """One part of a check's whole Jacobian, outputs x inputs (see `gradwidget.display._jacobian.PairView`).
 
     Hovering a pair answers with its name (``out[2, 5] / w[3, 1]``), both
     derivatives and its tolerance.

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._evidence import JacobianPairs
+from .._params import Block
 from ._colour import RELATIVE_FLOOR
-from ._evidence import JacobianPairs
-from ._params import Block
 
 if TYPE_CHECKING:
-    from ._result import CheckResult
+    from .._result import CheckResult
 
 __all__ = ["PairView", "pair_views"]
 

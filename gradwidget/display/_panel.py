@@ -15,15 +15,15 @@ from typing import Any
 
 import ipywidgets as w
 
-from .._check import Problem, check
-from .._colour import METRICS, SCALES
+from .._check import check
 from .._options import OPTIONS, parse_options
-from .._pairs_view import pair_views
 from .._params import random_init
-from .._plot import figure_png
-from .._report import blocks_html, report_html, summary_html, worst_html
-from .._result import CheckResult
-from .heatmap import Heatmap, PairHeatmap
+from .._result import CheckCall, CheckResult
+from ._colour import METRICS, SCALES
+from ._heatmap import Heatmap, PairHeatmap
+from ._jacobian import pair_views
+from ._plot import figure_png
+from ._report import blocks_html, report_html, summary_html, worst_html
 
 __all__ = ["GradCheckPanel", "panel_of", "static_bundle"]
 
@@ -72,7 +72,7 @@ class GradCheckPanel(w.VBox):
 
     def __init__(self, J: Callable[[Any], Any] | None = None, grad: Callable[[Any], Any] | None = None,
                  theta: Any = None, *, result: CheckResult | None = None, **options: Any) -> None:
-        self.problem, self.options = _problem(J, grad, theta, result, options)
+        self.call, self.options = _call(J, grad, theta, result, options)
         self.result: CheckResult | None = None
         self._static: Any = None  # the display handle of the report's static copy, once shown
         self.summary = w.HTML()
@@ -115,11 +115,11 @@ class GradCheckPanel(w.VBox):
         """
         self.run.stop()
         if random_point:
-            self.problem = replace(self.problem, theta=random_init(self.problem.theta))
+            self.call = replace(self.call, theta=random_init(self.call.theta))
         options = {**self.options, **self.controls.check_options()}
         if options["method"] != "central":
             options.pop("directions", None)
-        self.run.start(self.problem, options, self._show)
+        self.run.start(self.call, options, self._show)
 
     def cancel(self) -> None:
         """Stop the running check; the panel shows what it measured."""
@@ -172,7 +172,7 @@ class GradCheckPanel(w.VBox):
         return self.grid.selected
 
     def _draw_sweep(self) -> None:
-        if self.result is not None and self.result.problem is not None:
+        if self.result is not None and self.result.call is not None:
             self.sweep_view.show(self.result, self.grid.position, self.controls.block_filter.value)
 
     def _ipython_display_(self) -> None:
@@ -182,7 +182,7 @@ class GradCheckPanel(w.VBox):
         GitHub and nbviewer) the panel's output cannot render, and the copy
         shows the report with its heatmaps as images; where the panel is
         live, its first heatmap hides the copy (``hideStaticReports`` in
-        ``js/heatmap.js``), so the report shows once. The copy follows every
+        ``static/heatmap.js``), so the report shows once. The copy follows every
         new result of the panel, so a saved notebook keeps the last one.
         """
         from IPython.display import display
@@ -199,20 +199,20 @@ class GradCheckPanel(w.VBox):
         return bundle
 
 
-def _problem(J: Callable[[Any], Any] | None, grad: Callable[[Any], Any] | None, theta: Any,
-             result: CheckResult | None, options: dict[str, Any]) -> tuple[Problem, dict[str, Any]]:
+def _call(J: Callable[[Any], Any] | None, grad: Callable[[Any], Any] | None, theta: Any,
+             result: CheckResult | None, options: dict[str, Any]) -> tuple[CheckCall, dict[str, Any]]:
     """What a panel checks, and the options it was given (a result's own, then the panel's), or a TypeError."""
     unknown = set(options) - set(PANEL_OPTIONS)
     if unknown:
         raise TypeError(f"GradCheckPanel got unknown options {sorted(unknown)}; it takes {list(PANEL_OPTIONS)}")
     if result is not None:
-        problem = result.require_problem()
-        options = {**problem.options.given(), **options}
+        call = result.require_call()
+        options = {**call.options.given(), **options}
     elif J is None or theta is None:
         raise TypeError("GradCheckPanel needs J, grad and theta (or result=)")
     else:
-        problem = Problem(J, grad, theta, parse_options(options))
-    return problem, {k: v for k, v in options.items() if v is not None}
+        call = CheckCall(J, grad, theta, parse_options(options))
+    return call, {k: v for k, v in options.items() if v is not None}
 
 
 def _wrapping() -> w.Layout:
@@ -338,12 +338,12 @@ class RunStatus(w.HBox):
         self._stop = threading.Event()
         self._show_bar(False)
 
-    def start(self, problem: Problem, options: dict[str, Any], show: Callable[[CheckResult], None]) -> None:
-        """Stop the running check, then check ``problem`` with ``options`` in the background; ``show`` its result."""
+    def start(self, call: CheckCall, options: dict[str, Any], show: Callable[[CheckResult], None]) -> None:
+        """Stop the running check, then check ``call`` with ``options`` in the background; ``show`` its result."""
         self.stop()
         self._stop = threading.Event()
         self.busy(True)
-        self._thread = threading.Thread(target=self._run, args=(problem, options, show, self._stop), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(call, options, show, self._stop), daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -356,7 +356,7 @@ class RunStatus(w.HBox):
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
-    def _run(self, problem: Problem, options: dict[str, Any], show: Callable[[CheckResult], None],
+    def _run(self, call: CheckCall, options: dict[str, Any], show: Callable[[CheckResult], None],
              stop: threading.Event) -> None:
         def progress(done: int, total: int) -> None:
             if stop.is_set():
@@ -364,10 +364,10 @@ class RunStatus(w.HBox):
             self.progress.value = done / max(total, 1)
 
         try:
-            if problem.rerun is not None:  # a layer, a Jacobian: checked again as it was made
-                result = problem.rerun(problem.theta, progress=progress, **options)
+            if call.rerun is not None:  # a layer, a Jacobian: checked again as it was made
+                result = call.rerun(call.theta, progress=progress, **options)
             else:
-                result = check(problem.J, problem.grad, problem.theta, progress=progress, **options)
+                result = check(call.J, call.grad, call.theta, progress=progress, **options)
         except Exception as exc:
             self.busy(False)
             self.say(f'<span style="color:#cf222e">{type(exc).__name__}: {html.escape(str(exc))}</span>')

@@ -14,18 +14,18 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
+from .._params import Block
+from .._verdict import Status
 from ._colour import METRICS, RELATIVE_FLOOR, TOLERANCE_RANGE, UNCHECKED_COLOUR, colour_table, metric_values
-from ._pairs_view import PairView, pair_views
-from ._params import Block
-from ._verdict import Status
+from ._jacobian import PairView, pair_views
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.colors import Colormap
     from matplotlib.image import AxesImage
 
-    from ._result import CheckResult
-    from ._sweep import Sweep
+    from .._result import CheckResult
+    from .._sweep import Sweep
 
 __all__ = ["MAX_PIXELS", "TOLERANCE_LABEL", "block_png", "eps_sweep_figure", "heatmaps", "max_pooled", "pair_png"]
 

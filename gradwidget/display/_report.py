@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from ._result import CheckResult
+    from .._result import CheckResult
 
 __all__ = ["BADGE_COLOURS", "block_state", "blocks_html", "report_html", "report_text", "summary_html", "worst_html"]
 
@@ -172,7 +172,7 @@ def worst_html(result: CheckResult) -> str:
 
 def heatmaps_html(result: CheckResult) -> str:
     """A PNG heatmap per block (the first `MAX_HEATMAPS`), inline."""
-    from ._pairs_view import pair_views
+    from ._jacobian import pair_views
     from ._plot import block_png, pair_png
 
     esc = html.escape

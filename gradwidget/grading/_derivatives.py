@@ -19,7 +19,7 @@ import numpy as np
 
 from .._options import InputError
 from .._params import ShapeMismatch
-from .._shapes import ReturnedGradients
+from .._returned import ReturnedGradients
 from .._verdict import TRANSPOSE
 from ._problems import Problem
 

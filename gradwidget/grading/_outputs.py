@@ -185,7 +185,7 @@ def _items_table(items: tuple[Item, ...]) -> str:
 
 
 def _heatmaps(result: CheckResult, level: str, blocks: Sequence[Block]) -> str:
-    from .._plot import block_png
+    from ..display._plot import block_png
 
     figures = []
     for block in blocks:
