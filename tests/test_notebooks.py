@@ -18,7 +18,7 @@ nbformat = pytest.importorskip("nbformat")
 
 FOLDER = Path(__file__).parent.parent / "notebooks"
 # Every notebook but the grading exercise's template, whose functions raise NotImplementedError until a student
-# writes them (its grading is tested in test_grading).
+# writes them (its grading is tested in tests/grading).
 NOTEBOOKS = sorted(p for p in FOLDER.rglob("*.ipynb") if p.name != "student.ipynb" and ".ipynb_checkpoints" not in
                    p.parts)
 KERNEL = "gradwidget-tests"
