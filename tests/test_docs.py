@@ -39,6 +39,9 @@ def site() -> Path:
     ("tutorial-network.html", ["fails the 1e-7 rule", "FAILED", "the bias column?"]),
     ("layers-assignment/instructor.html", ["spec OK", "dan       30 lost: rnn.dx", "dh_next"]),
     ("frameworks.html", ["gradwidget.torch.check", "gradwidget.torch.gradcheck", "gradwidget.jax.check_grads"]),
+    ("grading.html", ["Integrity flags", "tests/grading/sandbox/test_hostile.py", "spec"]),
+    ("layout.html", ["gradwidget.display._panel", "gradwidget.grading.sandbox._worker", "_result imports display"]),
+    ("comparison.html", ["scipy check_grad", "numdifftools"]),
 ])
 def test_a_page_shows_offline(site: Path, page: str, expected: list[str]) -> None:
     with browser.chromium() as chromium:
