@@ -23,6 +23,9 @@ __all__ = ["COUPLED", "OFF_SUPPORT", "coupled_axes", "error_structure", "kept_pa
 OFF_SUPPORT = 0.2
 """Share of the numeric Jacobian's norm outside the analytic one's nonzeros that makes "only part of it" a finding."""
 
+FEW_PAIRS = 3
+"""At most this many wrong pairs of a Jacobian are named one by one."""
+
 COUPLED = 0.01
 """A Jacobian couples entries along an axis when its pairs that differ along it carry this share of its norm."""
 
@@ -70,8 +73,8 @@ def error_structure(ev: Evidence, block: Block) -> Diagnosis | None:
     if size == 0:
         return None
     what = "Hessian" if ev.subject.kind == "hessian" else "Jacobian"
-    located = _rows_or_columns(error, what, ev.subject.gradient, block) or _off_diagonal(a, n, what,
-                                                                                         ev.subject.gradient, block)
+    located = _pairs(error, pairs.wrong, what, ev.subject.gradient, block) or _rows_or_columns(
+        error, what, ev.subject.gradient, block) or _off_diagonal(a, n, what, ev.subject.gradient, block)
     if located is not None:
         return located
     square = error.shape[0] == error.shape[1]
@@ -91,6 +94,23 @@ def error_structure(ev: Evidence, block: Block) -> Diagnosis | None:
                          "Hessian, the residuals times their own Hessians, is missing (Gauss-Newton in place of "
                          "Newton?).", block.name)
     return None
+
+
+def _pairs(error: np.ndarray, wrong: np.ndarray, what: str, gradient: str, block: Block) -> Diagnosis | None:
+    """A few pairs of the matrix wrong, none of them filling its row or its column: each named."""
+    rows, columns = np.nonzero(wrong)
+    if not 0 < rows.size <= FEW_PAIRS or wrong.all(axis=1)[rows].any() or wrong.all(axis=0)[columns].any():
+        return None
+    if np.linalg.norm(np.where(wrong, 0.0, error)) > EXPLAINED * np.linalg.norm(error):
+        return None
+    many = rows.size > 1
+    listed = ", ".join(f"[{i}, {j}]" for i, j in zip(rows, columns))
+    derivatives = "; ".join(f"of f's output {i} with respect to {block.name}'s entry {j}"
+                            for i, j in zip(rows, columns))
+    return Diagnosis(LOCALIZED, f"{'entries' if many else 'entry'} {listed} of the {what} {gradient} gives "
+                     f"{'are' if many else 'is'} wrong, and only {'they' if many else 'it'}, the rest of "
+                     f"{'their rows and columns' if many else 'its row and column'} right: the "
+                     f"derivative{'s' if many else ''} {derivatives}.", block.name)
 
 
 def _rows_or_columns(error: np.ndarray, what: str, gradient: str, block: Block) -> Diagnosis | None:

@@ -1184,6 +1184,26 @@ layer_case("chain-energy-hessian-cross-terms-sign", "hessian",
 layer_case("robot-arm-jacobian-one-row-wrong", "jacobian",
            (arm_position, lambda q: arm_jacobian(q) * np.array([[1.0], [-1.0]])), lambda r: (r.normal(size=3),),
            False, ("localized",), pattern=ARRAY, words=("row 1 of the Jacobian", "of f's output 1"))
+layer_case("robot-arm-jacobian-one-derivative-sign", "jacobian",
+           (arm_position, lambda q: arm_jacobian(q) * np.array([[1.0, 1.0, 1.0], [1.0, 1.0, -1.0]])),
+           lambda r: (r.normal(size=3),), False, ("localized",), pattern=ARRAY,
+           words=("entry [1, 2] of the Jacobian", "the rest of its row and column right",
+                  "of f's output 1 with respect to x's entry 2"))
+
+
+def bend(x: np.ndarray) -> np.ndarray:
+    return np.array([x[0] ** 2 - x[1], np.sin(x[0] * x[1])])
+
+
+def bend_jacobian(x: np.ndarray, slip: bool = False) -> np.ndarray:
+    c = np.cos(x[0] * x[1])
+    return np.array([[2 * x[0], -1.0], [x[1] * c, (x[1] if slip else x[0]) * c]])
+
+
+layer_case("bend-jacobian", "jacobian", (bend, bend_jacobian), lambda r: (r.normal(size=2),), pattern=ARRAY)
+layer_case("bend-jacobian-variable-slip", "jacobian", (bend, lambda x: bend_jacobian(x, slip=True)),
+           lambda r: (r.normal(size=2),), False, ("localized",), pattern=ARRAY,
+           words=("entry [1, 1] of the Jacobian", "of f's output 1 with respect to x's entry 1"))
 
 
 # a cache unpacked in another order than the forward packed it
