@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  colour, entryName, formatNumber, readoutText, formatTick, hideStaticReports, moveSelection, normalize, OWN_KEYS, paint, pool, rgb,
-  toFloat32, unravel, wantsZoom, zoom,
+  colour, entryName, formatNumber, fromBase64, readoutText, formatTick, hideStaticReports, moveSelection, normalize, OWN_KEYS, paint, pool, rgb,
+  toFloat32, unravel, valuesOf, wantsZoom, zoom,
 } from "../gradwidget/display/static/heatmap.js";
 
 // A small scale for the tests; the widget gets matplotlib's from Python.
@@ -156,4 +156,23 @@ test("readoutText names a pair of the Jacobian with its tolerance, and an entry 
   assert.equal(readoutText(entry, "W1[0, 0]"),
     `W1[0, 0]  analytic ${formatNumber(1)}  numeric ${formatNumber(1)}  abs ${formatNumber(0)}  rel ${
       formatNumber(0)}  ok`);
+});
+
+test("a front end that drops binary buffers gets the same values from the base64 copy", () => {
+  const source = new Float32Array([1.5, NaN, -2, 3e-7, 0, 1e30]);
+  const text = Buffer.from(source.buffer).toString("base64"); // what Python's values_base64 holds
+  const state = { rows: 2, cols: 3, values: new DataView(source.buffer), values_base64: "" };
+  const get = (key) => state[key];
+  assert.deepEqual(Array.from(valuesOf(get)), Array.from(source)); // binary where it arrived whole
+  state.values = new DataView(new ArrayBuffer(0)); // as Colab's widget manager delivers it
+  assert.equal(valuesOf(get), null); // nothing to draw yet: ask for text
+  state.values = null;
+  assert.equal(valuesOf(get), null);
+  state.values_base64 = text;
+  assert.deepEqual(Array.from(valuesOf(get)), Array.from(source));
+  assert.deepEqual(Array.from(fromBase64(text)), Array.from(source));
+  assert.equal(fromBase64("").length, 0);
+  state.rows = 0; // an empty block needs no bytes at all
+  state.values = new DataView(new ArrayBuffer(0));
+  assert.equal(valuesOf(get).length, 0);
 });

@@ -55,8 +55,10 @@ class Model {
     setTimeout(() => (this.handlers["msg:custom"] || []).forEach((f) => f(reply)), 0);
   }
 }
-// Show a block: values as float32 bytes behind a DataView that starts at an odd offset, as widgets deliver them.
-window.show = (state, values) => {
+// Show a block: values as float32 bytes behind a DataView that starts at an odd offset, as widgets deliver them;
+// withoutBuffers: delivered empty, as Colab's widget manager does, and sent as base64 text once the view asks
+// (encoding = "base64"), as the Python side answers.
+window.show = (state, values, withoutBuffers = false) => {
   // values: a list (null for NaN), or {size, fill, set: [[index, value], ...]} for large blocks
   const floats = Array.isArray(values) ? Float32Array.from(values, (v) => (v === null ? NaN : v))
     : new Float32Array(values.size).fill(values.fill);
@@ -66,6 +68,14 @@ window.show = (state, values) => {
   const model = new Model({ selected: -1, vmin: 1e-12, vmax: 1, log: true, label: "rel", threshold: 0, verdict: "",
                             wrong: [], ...window.palette, ...state,
                             values: new DataView(bytes.buffer, 1, floats.byteLength) });
+  if (withoutBuffers) {
+    model.state.values = new DataView(new ArrayBuffer(0));
+    model.save_changes = () => {
+      model.saves += 1;
+      const text = btoa(Array.from(new Uint8Array(floats.buffer), (b) => String.fromCharCode(b)).join(""));
+      if (model.state.encoding === "base64") setTimeout(() => model.set("values_base64", text), 0);
+    };
+  }
   const el = document.createElement("div");
   document.getElementById("root").replaceChildren(el);
   window.model = model;

@@ -1,11 +1,16 @@
 """A block's discrepancy, or a part of the whole Jacobian, as an anywidget heatmap (front end: ``static/heatmap.js``).
 
-The values travel as float32 bytes (4 bytes an entry). Hovering an entry
-asks for its details with a custom message, answered from the result.
+The values travel as float32 bytes (4 bytes an entry), as a binary buffer
+of the widget's message. A front end that delivers buffers empty (Colab's
+widget manager) asks for them as base64 text instead: it sets ``encoding``
+to ``"base64"``, and from then on ``values_base64`` holds the same bytes.
+Hovering an entry asks for its details with a custom message, answered from
+the result.
 """
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +62,11 @@ class Canvas(anywidget.AnyWidget):
         Where the colour bar marks the verdict's threshold (0: none).
     values : bytes
         float32, one per entry, row-major in the 2-D layout.
+    encoding : {"binary", "base64"}
+        How the front end reads the values: set to ``"base64"`` by a front end
+        whose binary buffers arrive empty.
+    values_base64 : str
+        With ``encoding="base64"``, `values` as base64 text; otherwise empty.
     vmin, vmax, log, label : the colour bar
     colours, unchecked : the colour scale (0xRRGGBB stops) and the colour of entries not checked
     selected : int
@@ -71,6 +81,8 @@ class Canvas(anywidget.AnyWidget):
     rows = traitlets.Int(1).tag(sync=True)
     cols = traitlets.Int(1).tag(sync=True)
     values = traitlets.Bytes(b"").tag(sync=True)
+    encoding = traitlets.Enum(("binary", "base64"), "binary").tag(sync=True)
+    values_base64 = traitlets.Unicode("").tag(sync=True)
     vmin = traitlets.Float(RELATIVE_FLOOR).tag(sync=True)
     vmax = traitlets.Float(1.0).tag(sync=True)
     log = traitlets.Bool(True).tag(sync=True)
@@ -81,6 +93,11 @@ class Canvas(anywidget.AnyWidget):
     verdict = traitlets.Unicode("").tag(sync=True)
     wrong = traitlets.List(traitlets.Int()).tag(sync=True)
     selected = traitlets.Int(-1).tag(sync=True)
+
+    @traitlets.observe("encoding", "values")
+    def _text_copy(self, _: Any) -> None:
+        """Keep `values_base64` for a front end that cannot receive binary buffers."""
+        self.values_base64 = base64.b64encode(self.values).decode("ascii") if self.encoding == "base64" else ""
 
     def _draw(self, name: str, shape: list[int], grid: tuple[int, int], values: np.ndarray, metric: str, scale: str,
               verdict: str, wrong: np.ndarray) -> None:

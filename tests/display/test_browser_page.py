@@ -26,9 +26,11 @@ def page() -> Iterator[Any]:
         assert browser.outside(requests) == []
 
 
-def show(page: Any, state: dict[str, Any], values: list[float | None] | dict[str, Any]) -> float:
+def show(page: Any, state: dict[str, Any], values: list[float | None] | dict[str, Any],
+         without_buffers: bool = False) -> float:
     page.evaluate("document.getElementById('root').replaceChildren()")
-    took = page.evaluate("([state, values]) => window.show(state, values)", [state, values])
+    took = page.evaluate("([state, values, bare]) => window.show(state, values, bare)", [state, values,
+                                                                                         without_buffers])
     page.wait_for_selector('.gradwidget-heatmap[data-ready="1"]')
     return took
 
@@ -64,6 +66,21 @@ def test_draws_every_entry_in_its_colour(page: Any) -> None:
     assert page.locator(".gradwidget-heatmap-title").inner_text() == "Theta1 (10x11)"
     assert page.locator(".gradwidget-colourbar-high").inner_text() == "1e0"
     assert page.locator(".gradwidget-colourbar-low").inner_text() == "1e-12"
+
+
+@pytest.mark.parametrize("size", [(10, 11), (1000, 1000)])
+def test_a_front_end_that_drops_buffers_draws_the_same_heatmap_from_text(page: Any, size: tuple[int, int]) -> None:
+    rows, cols = size
+    values = {"size": rows * cols, "fill": 1e-10, "set": [[k * 7919 % (rows * cols), 10.0 ** -(k % 12)]
+                                                           for k in range(200)]}
+    show(page, block_state(rows, cols), values)
+    binary = pixels(page)
+    assert page.locator(".gradwidget-heatmap").get_attribute("data-encoding") == "binary"
+    assert page.evaluate("window.model.saves") == 0  # buffers arrived: nothing asked of Python
+    show(page, block_state(rows, cols), values, without_buffers=True)
+    assert page.evaluate("window.model.state.encoding") == "base64"
+    assert page.locator(".gradwidget-heatmap").get_attribute("data-encoding") == "base64"
+    assert pixels(page) == binary
 
 
 def test_pooling_keeps_a_lone_bad_entry_visible(page: Any) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from typing import Any
 
 import numpy as np
 import pytest
+import traitlets
 
 import gradwidget as gw
 from gradwidget.display._heatmap import front_end_file
@@ -41,6 +43,18 @@ def test_heatmap_state_is_float32_bytes(failing: gw.CheckResult) -> None:
     heatmap.show(failing, failing.evidence.layout.blocks[0], "rel")
     assert np.array_equal(floats(heatmap), ev.relative[:110].astype(np.float32))
     assert (heatmap.vmin, heatmap.vmax, heatmap.threshold, heatmap.label) == (1e-12, 1.0, 0.0, "rel")
+
+
+def test_a_front_end_without_buffers_gets_the_values_as_base64_text(failing: gw.CheckResult) -> None:
+    heatmap = Heatmap(failing, failing.evidence.layout.blocks[0])
+    assert heatmap.get_state()["values_base64"] == ""  # binary where buffers work: nothing sent twice
+    heatmap.set_state({"encoding": "base64"})  # what the front end sends when its buffers arrive empty
+    assert np.array_equal(np.frombuffer(base64.b64decode(heatmap.values_base64), "<f4"), floats(heatmap))
+    heatmap.show(failing, failing.evidence.layout.blocks[2], "rel")  # a redraw keeps the text copy current
+    assert np.frombuffer(base64.b64decode(heatmap.values_base64), "<f4").size == 11
+    assert np.array_equal(np.frombuffer(base64.b64decode(heatmap.values_base64), "<f4"), floats(heatmap))
+    with pytest.raises(traitlets.TraitError):
+        heatmap.encoding = "json"
 
 
 def test_tolerance_colours_put_every_block_on_one_scale_calm_below_the_threshold_warm_above() -> None:

@@ -1,7 +1,8 @@
 // The gradwidget heatmap: one parameter block's per-entry discrepancy, drawn on a canvas.
 //
 // An anywidget ES module with no imports. The model holds the block's values as
-// float32 bytes (`values`, rows x cols, row-major), the colour scale (`vmin`,
+// float32 bytes (`values`, rows x cols, row-major; as base64 text in `values_base64` where the front end's
+// binary buffers arrive empty: it then sets `encoding` to "base64"), the colour scale (`vmin`,
 // `vmax`, `log`, and the colours: `colours`, 0xRRGGBB stops chosen by Python,
 // `unchecked`, and `threshold`, the verdict's line on the colour bar), the
 // block's verdict (`verdict`), its wrong entries (`wrong`, offsets marked on
@@ -22,6 +23,25 @@ export function toFloat32(data) {
   const copy = new Uint8Array(bytes.length - (bytes.length % 4));
   copy.set(bytes.subarray(0, copy.length));
   return new Float32Array(copy.buffer);
+}
+
+/** A Float32Array of base64 text that holds float32 bytes (what a front end without binary buffers receives). */
+export function fromBase64(text) {
+  const raw = atob(text || "");
+  const bytes = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i += 1) bytes[i] = raw.charCodeAt(i);
+  return toFloat32(bytes);
+}
+
+/**
+ * The block's values from the model: the binary buffer where it arrived whole, else its base64 copy; null when
+ * the buffer arrived empty (Colab's widget manager drops buffers) and no copy has come yet.
+ */
+export function valuesOf(get) {
+  const binary = get("values");
+  if (binary && binary.byteLength >= 4 * get("rows") * get("cols")) return toFloat32(binary);
+  const text = get("values_base64");
+  return text ? fromBase64(text) : null;
 }
 
 /** Position of value v on the colour scale, in [0, 1]; NaN stays NaN. */
@@ -258,7 +278,18 @@ function render({ model, el }) {
     el.dataset.block = model.get("block");
     el.dataset.rows = String(rows());
     el.dataset.cols = String(cols());
-    data = toFloat32(model.get("values"));
+    const values = valuesOf((key) => model.get(key));
+    if (values === null) {
+      // The buffer came empty: ask for the values as text, and draw when they come.
+      if (model.get("encoding") !== "base64") {
+        model.set("encoding", "base64");
+        model.save_changes();
+      }
+      note.textContent = "waiting for the values as text (this page's widget manager drops binary data)";
+      return;
+    }
+    el.dataset.encoding = model.get("encoding") || "binary";
+    data = values;
     if (!span || span.rows > rows() || span.cols > cols()) {
       span = { r0: 0, c0: 0, rows: rows(), cols: cols() };
     }
@@ -427,7 +458,7 @@ function render({ model, el }) {
     draw();
   }
 
-  const redraws = ["values", "vmin", "vmax", "log", "label", "rows", "cols", "shape", "block", "colours", "unchecked",
+  const redraws = ["values", "values_base64", "vmin", "vmax", "log", "label", "rows", "cols", "shape", "block", "colours", "unchecked",
     "threshold", "verdict", "wrong"];
   for (const trait of redraws) model.on(`change:${trait}`, draw);
   model.on("change:selected", onSelected);
