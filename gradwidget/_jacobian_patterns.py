@@ -99,7 +99,8 @@ def error_structure(ev: Evidence, block: Block) -> Diagnosis | None:
 def _pairs(error: np.ndarray, wrong: np.ndarray, what: str, gradient: str, block: Block) -> Diagnosis | None:
     """A few pairs of the matrix wrong, none of them filling its row or its column: each named."""
     rows, columns = np.nonzero(wrong)
-    if not 0 < rows.size <= FEW_PAIRS or wrong.all(axis=1)[rows].any() or wrong.all(axis=0)[columns].any():
+    whole_rows, whole_columns = np.asarray(wrong.all(axis=1)), np.asarray(wrong.all(axis=0))
+    if not 0 < rows.size <= FEW_PAIRS or whole_rows[rows].any() or whole_columns[columns].any():
         return None
     if np.linalg.norm(np.where(wrong, 0.0, error)) > EXPLAINED * np.linalg.norm(error):
         return None
