@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  colour, entryName, formatNumber, fromBase64, readoutText, formatTick, hideStaticReports, moveSelection, normalize, OWN_KEYS, paint, pool, rgb,
+  canvasSize, colour, entryName, formatNumber, fromBase64, readoutFields, readoutText, formatTick, hideStaticReports, moveSelection, normalize, OWN_KEYS, paint, pool, rgb,
   toFloat32, unravel, valuesOf, wantsZoom, zoom,
 } from "../gradwidget/display/static/heatmap.js";
 
@@ -175,4 +175,22 @@ test("a front end that drops binary buffers gets the same values from the base64
   state.rows = 0; // an empty block needs no bytes at all
   state.values = new DataView(new ArrayBuffer(0));
   assert.equal(valuesOf(get).length, 0);
+});
+
+test("the readout breaks between its fields, never inside a number or an entry's name", () => {
+  const text = "out[0, 0] / w[0, 1]: analytic -1.321e-1, numeric 4.000e+0, tolerance 3.000e-10  wrong";
+  const parts = readoutFields(text);
+  assert.equal(parts.join(""), text);
+  assert.deepEqual(parts.filter((_, k) => k % 2 === 0), ["out[0, 0] / w[0, 1]: analytic -1.321e-1",
+    "numeric 4.000e+0", "tolerance 3.000e-10", "wrong"]);
+  assert.deepEqual(readoutFields("T[1, 1, 1]  rel 1.000e+0"), ["T[1, 1, 1]", "  ", "rel 1.000e+0"]);
+});
+
+test("the canvas fits the width it has, and keeps its size where there is room", () => {
+  assert.deepEqual(canvasSize(10, 11, 0), { width: 264, height: 240 }); // 24 px a cell, no limit known
+  assert.deepEqual(canvasSize(10, 11, 2000), canvasSize(10, 11, 0));
+  const narrow = canvasSize(10, 11, 300);
+  assert.ok(narrow.width <= 300 - 110 && Math.abs(narrow.width / narrow.height - 1.1) < 1e-9);
+  assert.deepEqual(canvasSize(400, 400, 0), { width: 400, height: 400 }); // a pooled block: 1 px a cell
+  assert.ok(canvasSize(1, 3, 0).width >= 120); // a short vector is at least 120 px wide
 });

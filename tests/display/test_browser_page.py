@@ -230,3 +230,33 @@ def test_new_values_redraw(page: Any) -> None:
         window.model.set('values', new DataView(floats.buffer));
     }""")
     assert pixel(pixels(page), 0, 0) == DARK
+
+
+def test_a_heatmap_made_in_a_hidden_container_draws_when_shown(page: Any) -> None:
+    page.evaluate("document.getElementById('root').style.display = 'none'")
+    try:
+        page.evaluate("([state, values]) => window.show(state, values)", [block_state(10, 11), [1e-6] * 110])
+        page.wait_for_timeout(200)
+        heatmap = page.locator(".gradwidget-heatmap")
+        assert heatmap.get_attribute("data-ready") == "0"  # nothing to draw into yet
+    finally:
+        page.evaluate("document.getElementById('root').style.display = ''")
+    page.wait_for_selector('.gradwidget-heatmap[data-ready="1"]')
+    assert page.locator(".gradwidget-heatmap-canvas").bounding_box()["width"] > 200
+
+
+def test_a_heatmap_fits_a_narrow_container_and_grows_back(page: Any) -> None:
+    show(page, block_state(10, 11), [1e-6] * 110)
+    canvas = page.locator(".gradwidget-heatmap-canvas")
+    wide = canvas.bounding_box()["width"]
+    drawn = page.evaluate("document.querySelector('.gradwidget-heatmap-canvas').style.width")
+    page.evaluate("document.getElementById('root').style.width = '300px'")
+    page.wait_for_function("parseFloat(document.querySelector('.gradwidget-heatmap-canvas').style.width) < 200")
+    heatmap = page.locator(".gradwidget-heatmap").bounding_box()
+    assert heatmap["width"] <= 300 and canvas.bounding_box()["width"] < wide
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] - 2)  # the last entry, scaled down
+    page.wait_for_function("document.querySelector('.gradwidget-readout').textContent.includes('analytic')")
+    assert page.locator(".gradwidget-readout").inner_text().startswith("Theta1[9, 10]")
+    page.evaluate("document.getElementById('root').style.width = ''")
+    page.wait_for_function(f"document.querySelector('.gradwidget-heatmap-canvas').style.width == '{drawn}'")

@@ -12,6 +12,7 @@
 
 export const MAX_CANVAS = 400; // cells drawn along a side; larger blocks are max-pooled
 const MAX_CELL_PX = 24;
+const BESIDE_CANVAS_PX = 110; // the colour bar, its labels and the gaps beside the canvas
 const MARK_PX = 5; // the smallest mark of a wrong entry on the page, in CSS pixels
 
 /** A Float32Array over a fresh, aligned copy of a DataView, ArrayBuffer or typed array. */
@@ -23,6 +24,17 @@ export function toFloat32(data) {
   const copy = new Uint8Array(bytes.length - (bytes.length % 4));
   copy.set(bytes.subarray(0, copy.length));
   return new Float32Array(copy.buffer);
+}
+
+/**
+ * The canvas's size on the page: whole pixels a cell (at most MAX_CELL_PX, at least 120 px wide) for a block of
+ * rows x cols cells, shrunk to fit `room` pixels of width (0: not known yet, no limit).
+ */
+export function canvasSize(rows, cols, room) {
+  const px = Math.max(1, Math.min(MAX_CELL_PX, Math.floor(MAX_CANVAS / Math.max(rows, cols))));
+  const wide = cols * px < 120 ? Math.min(MAX_CELL_PX * 2, Math.ceil(120 / cols)) : px;
+  const fit = room > 0 ? Math.min(1, Math.max(room - BESIDE_CANVAS_PX, 40) / (cols * wide)) : 1;
+  return { width: cols * wide * fit, height: rows * wide * fit };
 }
 
 /** A Float32Array of base64 text that holds float32 bytes (what a front end without binary buffers receives). */
@@ -152,6 +164,38 @@ export function readoutText(message, fallbackName) {
     formatNumber(message.abs_error)}  rel ${formatNumber(message.rel_error)}  ${message.status}`;
 }
 
+/**
+ * The readout split into fields and the separators between them (", " or a run of spaces, outside brackets),
+ * alternately: [field, separator, field, ...]. Each field is kept on one line.
+ */
+export function readoutFields(text) {
+  const parts = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < text.length; i += 1) {
+    depth += text[i] === "[" ? 1 : text[i] === "]" ? -1 : 0;
+    const separator = depth === 0 ? /^(, |\s{2,})/.exec(text.slice(i, i + 64)) : null;
+    if (separator && i > start) {
+      parts.push(text.slice(start, i), separator[0]);
+      start = i + separator[0].length;
+      i = start - 1;
+    }
+  }
+  parts.push(text.slice(start));
+  return parts;
+}
+
+/** Fill the readout: lines break between its fields, never inside a number. */
+function fillReadout(node, text) {
+  node.replaceChildren(...readoutFields(text).map((part, k) => {
+    if (k % 2) return document.createTextNode(part);
+    const field = document.createElement("span");
+    field.className = "gradwidget-readout-field";
+    field.textContent = part;
+    return field;
+  }));
+}
+
 /** A number as the readout shows it. */
 export function formatNumber(x) {
   if (x === null || x === undefined || Number.isNaN(x)) return "-";
@@ -245,6 +289,7 @@ function render({ model, el }) {
   let cellPx = 1;
   let fullSize = null; // the canvas's size on the page at full view, kept while zoomed
   let hovered = -1;
+  let width = -1; // the container's width at the last draw
 
   const shape = () => model.get("shape");
   const rows = () => model.get("rows");
@@ -273,8 +318,18 @@ function render({ model, el }) {
     }
   }
 
+  // The width the heatmap may take: its container's (0 while it is hidden or not attached yet).
+  function room() {
+    return el.parentElement ? el.parentElement.clientWidth : 0;
+  }
+
   function draw() {
     el.dataset.ready = "0";
+    width = room();
+    if (el.isConnected && width === 0) {
+      note.textContent = "drawn when shown";
+      return; // hidden (a collapsed output, a closed tab, a zero-size container): drawn when it gets a size
+    }
     el.dataset.block = model.get("block");
     el.dataset.rows = String(rows());
     el.dataset.cols = String(cols());
@@ -299,16 +354,13 @@ function render({ model, el }) {
     const pixels = paint(view.values, model.get("vmin"), model.get("vmax"), model.get("log"), palette());
     canvas.getContext("2d").putImageData(new ImageData(pixels, view.cols, view.rows), 0, 0);
     const zoomed = isZoomed();
-    if (!zoomed || !fullSize) {
-      const px = Math.max(1, Math.min(MAX_CELL_PX, Math.floor(MAX_CANVAS / Math.max(view.rows, view.cols))));
-      const wide = view.cols * px < 120 ? Math.min(MAX_CELL_PX * 2, Math.ceil(120 / view.cols)) : px;
-      fullSize = { width: view.cols * wide, height: view.rows * wide };
-    }
+    if (!zoomed || !fullSize) fullSize = canvasSize(view.rows, view.cols, room());
     // Zooming keeps the canvas's size on the page, so the cursor stays on it: cells grow instead.
     canvas.style.width = `${fullSize.width}px`;
     canvas.style.height = `${fullSize.height}px`;
     cellPx = fullSize.width / view.cols;
-    readout.style.width = `${Math.max(fullSize.width + 60, 240)}px`;
+    const readoutWidth = Math.max(fullSize.width + 60, 240);
+    readout.style.width = `${width > 0 ? Math.min(readoutWidth, width) : readoutWidth}px`;
     const dims = shape().length ? shape().join("x") : "scalar";
     const laidOut = shape().length > 2 ? ` as ${rows()}x${cols()}` : "";
     const verdict = model.get("verdict") || "";
@@ -393,14 +445,14 @@ function render({ model, el }) {
 
   function show(k) {
     hovered = k;
-    readout.textContent = `${name(k)}  ${model.get("label")} ${formatNumber(data[k])}`;
+    fillReadout(readout, `${name(k)}  ${model.get("label")} ${formatNumber(data[k])}`);
     readout.dataset.index = String(k);
     model.send({ type: "entry", index: k });
   }
 
   function onReply(message) {
     if (!message || message.type !== "entry" || message.index !== hovered) return;
-    readout.textContent = readoutText(message, name(message.index));
+    fillReadout(readout, readoutText(message, name(message.index)));
   }
 
   function select(k) {
@@ -468,15 +520,22 @@ function render({ model, el }) {
   canvas.addEventListener("keydown", onKey);
   // The view is attached to the page after render returns, and the copy's HTML may render after it: hide the
   // copy once attached, and again a little later.
+  // Drawn again when its container gets a size (shown) or another one (resized): it fits the width it has.
+  const resizes = typeof ResizeObserver === "function" ? new ResizeObserver(() => {
+    if (room() !== width) draw();
+  }) : null;
   const hideWhenAttached = (tries) => {
-    if (el.isConnected) for (const delay of [0, 250, 1000, 3000]) setTimeout(() => hideStaticReports(el), delay);
-    else if (tries > 0) setTimeout(() => hideWhenAttached(tries - 1), 50);
+    if (el.isConnected) {
+      for (const delay of [0, 250, 1000, 3000]) setTimeout(() => hideStaticReports(el), delay);
+      if (resizes && el.parentElement) resizes.observe(el.parentElement);
+    } else if (tries > 0) setTimeout(() => hideWhenAttached(tries - 1), 50);
   };
   hideWhenAttached(200);
   canvas.addEventListener("wheel", onWheel, { passive: false });
   canvas.addEventListener("dblclick", onDoubleClick);
   draw();
   return () => {
+    if (resizes) resizes.disconnect();
     for (const trait of redraws) model.off(`change:${trait}`, draw);
     model.off("change:selected", onSelected);
     model.off("msg:custom", onReply);
