@@ -13,6 +13,7 @@ import difflib
 import math
 import numbers
 import operator
+import sys
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -282,6 +283,10 @@ def _check_combinations(options: CheckOptions) -> None:
     for first, second in EXCLUSIVE:
         if first in given and second in given:
             raise OptionError(second, f"{first}= and {second}= do not combine: {_WHY_EXCLUSIVE[first]}; pick one")
+    if options.executor is not None and sys.platform == "emscripten":
+        raise OptionError("executor", "executor= needs a Python that can start processes or threads; this one "
+                                      "(Pyodide, as in JupyterLite) cannot: leave executor out, and the check runs "
+                                      "in this process")
     if options.directions is not None and options.method != "central":
         raise OptionError("directions", f"directions= uses central differences; method={options.method!r} "
                                         "does not apply")

@@ -9,6 +9,7 @@ Cancel button).
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -70,6 +71,8 @@ class Progress:
     def _open(self) -> None:
         from tqdm.auto import tqdm
 
+        if sys.platform == "emscripten":
+            tqdm.monitor_interval = 0  # its monitor is a thread, and Pyodide (JupyterLite) has none
         self.bar = tqdm(total=self.total, desc=f"gradcheck: {self.description}", leave=False)
         self.bar.update(self.done)
 

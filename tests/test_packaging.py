@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import zipfile
@@ -18,11 +19,18 @@ def test_wheel_ships_the_front_end(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
                     "--wheel-dir", str(tmp_path), str(ROOT)], check=True, capture_output=True)
     (wheel,) = tmp_path.glob("gradwidget-*.whl")
+    assert wheel.name.endswith("-py3-none-any.whl")  # pure Python: JupyterLite's piplite installs it
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         assert {"gradwidget/display/static/heatmap.js", "gradwidget/display/static/heatmap.css",
                 "gradwidget/widget.py"} <= set(names)
+        assert not [n for n in names if n.endswith((".so", ".pyd", ".dylib"))]
+        metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
         archive.extractall(tmp_path / "site")
+    required = sorted(re.split(r"[<>=!~ ;\[]", line.split(":", 1)[1].strip())[0] for line in metadata.splitlines()
+                      if line.startswith("Requires-Dist:") and "extra ==" not in line)
+    # Pyodide ships numpy and matplotlib; the rest are pure Python
+    assert required == ["anywidget", "ipython", "ipywidgets", "matplotlib", "numpy", "tomli", "tqdm"], required
     code = "from gradwidget.display._heatmap import front_end_file; print(front_end_file('heatmap.js'))"
     found = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "site")},
                            capture_output=True, text=True, check=True).stdout.strip()

@@ -320,16 +320,21 @@ class HeatmapGrid(w.Box):
         self.on_select()
 
 
+FOREGROUND = "checked in the foreground: this Python cannot start threads (JupyterLite?)"
+
+
 class RunStatus(w.HBox):
     """A check running in a background thread: its progress bar, a Cancel button, and the last run's message.
 
     One check runs at a time; Cancel (or `stop`) makes its progress callback
-    raise KeyboardInterrupt, so the check ends with what it measured.
+    raise KeyboardInterrupt, so the check ends with what it measured. Where
+    no thread can start (Pyodide), the check runs in the foreground instead,
+    and says so.
     """
 
     def __init__(self, on_busy: Callable[[bool], None]) -> None:
         self.progress = w.FloatProgress(min=0.0, max=1.0, description="checking", bar_style="info")
-        self.cancel = w.Button(description="Cancel", icon="stop", button_style="warning")
+        self.cancel = w.Button(description="Cancel", button_style="warning")
         self.cancel.on_click(lambda _: self.stop())
         self.message = w.HTML()
         super().__init__([self.progress, self.cancel, self.message])
@@ -344,7 +349,12 @@ class RunStatus(w.HBox):
         self._stop = threading.Event()
         self.busy(True)
         self._thread = threading.Thread(target=self._run, args=(call, options, show, self._stop), daemon=True)
-        self._thread.start()
+        try:
+            self._thread.start()
+        except RuntimeError:  # a Python without threads (Pyodide: JupyterLite): the check runs now, in the cell
+            self._thread = None
+            self._run(call, options, show, self._stop)
+            self.say(f"<em>{FOREGROUND}</em>" + (f" {self.message.value}" if self.message.value else ""))
 
     def stop(self) -> None:
         """Stop the running check (if any) and wait until what it measured is shown."""
@@ -414,8 +424,8 @@ class Controls(w.VBox):
         self.block_filter = w.Dropdown(options=[ALL_BLOCKS], value=ALL_BLOCKS, description="blocks")
         self.jump = w.Dropdown(options=[("worst entries...", -1)], value=-1, description="go to",
                                layout=w.Layout(width="auto"))
-        self.recheck = w.Button(description="Re-check", icon="refresh")
-        self.random = w.Button(description="Re-check at a random point", icon="random", layout=w.Layout(width="auto"))
+        self.recheck = w.Button(description="Re-check")
+        self.random = w.Button(description="Re-check at a random point", layout=w.Layout(width="auto"))
         super().__init__([w.HBox([self.method, self.auto_step, self.eps], layout=_wrapping()),
                           w.HBox([self.metric, self.scale], layout=_wrapping()),
                           w.HBox([self.block_filter, self.jump, self.recheck, self.random], layout=_wrapping())])

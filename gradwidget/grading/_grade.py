@@ -78,6 +78,10 @@ def grade(spec_path: str | Path, submissions: Iterable[str | Path], out: str | P
     list of Graded
         In the order given. Every submission gets one, whatever it did.
     """
+    if sys.platform == "emscripten":
+        raise RuntimeError("grading runs each submission in a process of its own, and this Python (Pyodide, as in "
+                           "JupyterLite) cannot start processes: grade on a machine with CPython (pip install "
+                           "gradwidget; gradwidget grade SPEC SUBMISSIONS --out DIR)")
     spec = load_spec(spec_path)
     if not public and spec.reference_file is None:
         raise SpecError(f"{spec.path.name} holds the reference's answers at the public points only (a handout's "
