@@ -85,3 +85,12 @@ def test_a_backward_far_slower_than_its_forward_is_flagged_by_name(layers: tuple
                            "    dx = dout.copy()")
     graded = grade_cells(*layers, "slow-relu", cells[:-2])
     assert graded.score == graded.max_score and "slow-gradient:relu" in graded.flags
+
+
+def test_a_notebook_that_imports_hundreds_of_modules_is_graded_whole(layers: tuple[Path, Path]) -> None:
+    # IPython and tqdm.auto import hundreds of modules (as a check's progress bar does under load); every one of
+    # the nine problems' processes must still find room for its results
+    cells = [*solution_cells(LAYERS_COURSE), "import IPython, tqdm.auto, asyncio, unittest, http.server, email.mime"
+                                             ".multipart, xml.dom.minidom"]
+    graded = grade_cells(*layers, "many-imports", cells)
+    assert (graded.status, graded.score) == ("graded", graded.max_score), graded.reason

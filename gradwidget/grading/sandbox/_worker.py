@@ -185,8 +185,9 @@ class Worker:
         self._write_imports(IMPORTS)
         self._write(DONE, _asarray(1))
 
-    def _write_imports(self, name: str) -> None:
-        self._write(name, _asarray(sorted(self.imports), dtype=f"<U{MESSAGE_LENGTH}"))
+    def _write_imports(self, name: str, known: frozenset[str] = frozenset()) -> None:
+        """The modules imported, but those in ``known`` (a problem's process writes what it added)."""
+        self._write(name, _asarray([m[:MESSAGE_LENGTH] for m in sorted(self.imports - known)], dtype=str))
 
     def _run_cells(self, namespace: dict[str, Any]) -> None:
         cells = self.task["cells"]
@@ -258,9 +259,10 @@ class _ProblemRun:
             return
         if pid == 0:
             worker.pid, worker.gave_up_file = _getpid(), result_file(j, "gave_up")
+            known = frozenset(worker.imports)  # the worker writes these itself
             try:
                 self.run()
-                worker._write_imports(result_file(j, "imports"))
+                worker._write_imports(result_file(j, "imports"), known)
             except BaseException as exc:  # the student's code broke the worker's own work
                 worker._write(result_file(j, "ended"), _asarray(f"it broke the grading worker ({_describe(exc)})"))
                 _exit(2)
