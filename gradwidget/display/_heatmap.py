@@ -19,8 +19,8 @@ import numpy as np
 import traitlets
 
 from .._verdict import Status
+from ._block_state import block_state
 from ._colour import METRICS, RELATIVE_FLOOR, SCALES, UNCHECKED_COLOUR, colour_range, colour_table, metric_values
-from ._report import block_state
 
 if TYPE_CHECKING:
     from .._params import Block

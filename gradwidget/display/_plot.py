@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .._params import Block
 from .._verdict import Status
+from ._block_state import block_state
 from ._colour import METRICS, RELATIVE_FLOOR, TOLERANCE_RANGE, UNCHECKED_COLOUR, colour_table, metric_values
 from ._jacobian import PairView, pair_views
 
@@ -136,17 +138,27 @@ def _draw_block(ax: Axes, result: CheckResult, block: Block) -> AxesImage:
                       interpolation="nearest")
     wrong_rows, wrong_cols = np.nonzero((ev.status[block.slice] == Status.WRONG).reshape(rows, cols))
     if wrong_rows.size and rows * cols <= 4096:
-        ax.scatter(wrong_cols, wrong_rows, s=18, marker="x", color="#19a0ff", linewidths=1.2, label="wrong")
+        ax.scatter(wrong_cols, wrong_rows, s=_cross_size(ax, rows, cols), marker="x", color="#19a0ff",
+                   linewidths=1.5, label="wrong")
     shape = "x".join(map(str, block.shape)) or "scalar"
     laid_out = f" as {rows}x{cols}" if len(block.shape) > 2 else ""
-    state = {"passed": "ok", "failed": "wrong"}.get(result.blocks[ev.layout.blocks.index(block)].verdict,
-                                                   "inconclusive")
-    ax.set_title(f"{block.name} ({shape}{laid_out}): {state}", fontsize=10)
+    ax.set_title(f"{block.name} ({shape}{laid_out}): {block_state(result, ev.layout.blocks.index(block))}",
+                 fontsize=10)
     ax.set_xlabel("column" if len(block.shape) != 1 else "index", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))  # entries have whole indices
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
     if rows == 1:
         ax.set_yticks([])
     ax.tick_params(labelsize=7)
     return image
+
+
+def _cross_size(ax: Axes, rows: int, cols: int) -> float:
+    """The area (points squared) of a wrong entry's cross: about half a cell across, never a speck."""
+    figure = ax.get_figure(root=True)
+    dpi = figure.dpi if figure is not None else 72.0
+    cell = 72 / dpi * min(ax.bbox.width / cols, ax.bbox.height / rows)
+    return float(np.clip((0.55 * cell) ** 2, 20.0, 220.0))
 
 
 def _colormap() -> Colormap:

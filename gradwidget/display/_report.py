@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._block_state import block_state
+
 if TYPE_CHECKING:
     from .._result import CheckResult
 
-__all__ = ["BADGE_COLOURS", "block_state", "blocks_html", "report_html", "report_text", "summary_html", "worst_html"]
+__all__ = ["BADGE_COLOURS", "blocks_html", "report_html", "report_text", "summary_html", "worst_html"]
 
 METHOD_NAMES = {"central": "central differences", "forward": "forward differences",
                 "complex": "complex step", "richardson": "Richardson extrapolation",
@@ -70,32 +73,6 @@ def block_rows(result: CheckResult) -> list[tuple[str, ...]]:
     return rows
 
 
-def block_state(result: CheckResult, index: int) -> str:
-    """Block ``index``'s verdict as the report's table words it ("ok", "3 of 110 wrong", ...)."""
-    b = result.blocks[index]
-    directional = result.evidence.directional is not None
-    mismatch = result.evidence.mismatched.get(b.name)
-    if mismatch is not None and mismatch.unusable:
-        return f"shape {mismatch.returned}: not compared"
-    summed = f"shape {mismatch.returned}, summed: " if mismatch is not None and mismatch.summed else ""
-    if summed and not b.wrong:
-        state = "values ok"
-    elif b.passed:
-        state = "ok"
-    elif b.verdict == "inconclusive":
-        state = "inconclusive" + "".join(f", {count} {what}" for count, what in (
-            (b.unresolved, "unresolved"), (b.skipped, "skipped"), (int(np.prod(b.shape)) - b.checked
-                                                                   - b.skipped, "not checked")) if count)
-        state = state if b.checked + b.skipped or directional else "inconclusive, nothing checked"
-    elif directional:
-        state = f"wrong ({b.wrong} named)" if b.wrong else "wrong"
-    else:
-        state = f"{b.wrong} of {b.checked} wrong" if b.wrong else "wrong"
-    if b.kinks:
-        state += f", {b.kinks} at a kink or jump"
-    return summed + state
-
-
 BADGE_COLOURS = {"passed": "#1a7f37", "inconclusive": "#9a6700", "failed": "#cf222e"}
 """The verdict badge's background, white text on each (contrast 4.5:1 or more)."""
 
@@ -143,7 +120,7 @@ def report_html(result: CheckResult, heatmaps: bool = True) -> str:
 
 def blocks_html(result: CheckResult) -> str:
     """The per-block table: shape, error, largest discrepancies, worst entry and verdict."""
-    return _table("gradwidget-blocks", BLOCK_COLUMNS, block_rows(result))
+    return _table("gradwidget-blocks", BLOCK_COLUMNS, block_rows(result), keep_last=True)
 
 
 def summary_html(result: CheckResult) -> str:
@@ -155,7 +132,7 @@ def summary_html(result: CheckResult) -> str:
              f'border-radius:4px;font-weight:bold">{verdict}</span> {esc(detail)}</p>']
     parts += [f'<p class="gradwidget-subject">{esc(line)}</p>' for line in subject_lines(result)]
     if result.diagnoses:
-        items = "".join(f'<li data-code="{esc(d.code)}"><code>{esc(d.code)}</code> {esc(d.message)}</li>'
+        items = "".join(f'<li data-code="{esc(d.code)}"><code>{esc(d.code)}</code> {with_code(d.message)}</li>'
                         for d in result.diagnoses)
         parts.append(f'<p><b>Diagnoses</b></p><ul class="gradwidget-diagnoses">{items}</ul>')
     return "\n".join(parts)
@@ -190,13 +167,33 @@ def heatmaps_html(result: CheckResult) -> str:
     return '<div class="gradwidget-heatmaps">' + "".join(figures) + "</div>"
 
 
-def _table(css_class: str, header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
+def with_code(message: str) -> str:
+    """A diagnosis's message as HTML: escaped, its `code` spans (formulas to write) set as code."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(message))
+
+
+NUMBER = re.compile(r"-?\d(\.\d+)?(e[+-]\d+)?$|-$")
+CELL = "padding:2px 10px 2px 0;white-space:nowrap;font-variant-numeric:tabular-nums"
+
+
+def _table(css_class: str, header: tuple[str, ...], rows: Sequence[tuple[str, ...]], keep_last: bool = False) -> str:
+    """A table styled inline, so that it reads the same in a notebook, a widget, a static page and feedback.
+
+    Columns of numbers are right-aligned under their heading; the rest left.
+    A narrow window scrolls the table, never wraps a number; with
+    ``keep_last`` the last column (the verdict) stays in view as it scrolls.
+    """
     esc = html.escape
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f'<td style="white-space:nowrap">{esc(c)}</td>' for c in row) + "</tr>"
-                   for row in rows)
-    return (f'<div style="overflow-x:auto"><table class="{css_class}"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table></div>")  # a narrow window scrolls the table, never wraps a number
+    numeric = [bool(rows) and all(NUMBER.match(row[k]) for row in rows) for k in range(len(header))]
+    styles = [f"{CELL};text-align:{'right' if n else 'left'}" for n in numeric]
+    if keep_last:
+        styles[-1] += ";position:sticky;right:0;padding-left:8px;background:var(--jp-layout-color0,#fff)"
+    head = "".join(f'<th style="{style};border-bottom:1px solid #8888">{esc(h)}</th>'
+                   for h, style in zip(header, styles))
+    body = "".join("<tr>" + "".join(f'<td style="{style}">{esc(c)}</td>' for c, style in zip(row, styles))
+                   + "</tr>" for row in rows)
+    return (f'<div style="overflow-x:auto"><table class="{css_class}" style="border-collapse:collapse;'
+            f'margin:4px 0"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>')
 
 
 def _short(value: float) -> str:

@@ -260,3 +260,13 @@ def test_a_heatmap_fits_a_narrow_container_and_grows_back(page: Any) -> None:
     assert page.locator(".gradwidget-readout").inner_text().startswith("Theta1[9, 10]")
     page.evaluate("document.getElementById('root').style.width = ''")
     page.wait_for_function(f"document.querySelector('.gradwidget-heatmap-canvas').style.width == '{drawn}'")
+
+
+def test_the_tolerance_colour_bar_reads_as_multiples_of_the_tolerance(page: Any) -> None:
+    show(page, {**block_state(1, 11), "label": "tolerance", "vmin": 1e-3, "vmax": 1e3, "threshold": 1.0},
+         [1e-2] * 11)
+    assert page.locator(".gradwidget-colourbar-high").inner_text() == "1e3 × tol"
+    assert page.locator(".gradwidget-colourbar-low").inner_text() == "1e-3 × tol"
+    assert page.locator(".gradwidget-colourbar-name").inner_text() == ""  # no lone word under 1e3
+    bar = page.locator(".gradwidget-colourbar").bounding_box()
+    assert bar["height"] <= 70  # a one-row block gets a compact bar

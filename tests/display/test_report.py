@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import struct
 from html.parser import HTMLParser
 
@@ -102,6 +103,18 @@ def test_html_report_of_a_failing_network(failing: gw.CheckResult) -> None:
     assert sizes[2][1] < sizes[0][1]  # the 1 x 11 block is drawn as a strip
 
 
+def test_html_tables_align_their_numbers_and_diagnoses_set_formulas_as_code(failing: gw.CheckResult) -> None:
+    text = failing._repr_html_()
+    aligned = {name: side for side, name in re.findall(r'<th style="[^"]*text-align:(\w+)[^"]*">([^<]*)</th>', text)}
+    assert {name: aligned[name] for name in ("block", "shape", "error", "max abs", "worst", "verdict",
+                                             "analytic", "abs")} == {
+        "block": "left", "shape": "left", "error": "right", "max abs": "right", "worst": "left", "verdict": "left",
+        "analytic": "right", "abs": "right"}
+    assert re.search(r'<td style="[^"]*padding:[^"]*text-align:right">2.1e-01</td>', text)
+    assert "<code>reg * np.sum(W ** 2)</code>" in text and "`" not in text
+    assert re.search(r'<th style="[^"]*position:sticky;right:0[^"]*">verdict</th>', text)  # in view when scrolled
+
+
 def test_html_report_of_a_passing_network(passing: gw.CheckResult) -> None:
     page = Page(passing._repr_html_())
     assert page.verdict == "PASSED"
@@ -148,8 +161,9 @@ def test_heatmaps_one_axes_per_block_and_a_colour_bar(failing: gw.CheckResult) -
 
     fig = failing.plot()
     heatmaps = [ax for ax in fig.axes if ax.images]
-    assert [ax.get_title() for ax in heatmaps] == ["Theta1 (10x11): wrong", "Theta2 (10x11): wrong",
-                                                   "Theta3 (1x11): wrong"]
+    assert [ax.get_title() for ax in heatmaps] == ["Theta1 (10x11): 10 of 110 wrong", "Theta2 (10x11): 10 of 110 wrong",
+                                                   "Theta3 (1x11): 1 of 11 wrong"]  # as the table words it
+    assert all(float(t).is_integer() for ax in heatmaps for t in ax.get_xticks())  # entries have whole indices
     assert [ax.images[0].get_array().shape for ax in heatmaps] == [(10, 11), (10, 11), (1, 11)]
     assert len(fig.axes) == 4  # and the colour bar
     assert isinstance(heatmaps[0].images[0].norm, LogNorm)

@@ -305,9 +305,10 @@ function render({ model, el }) {
     barCanvas.height = height;
     const ramp = new Float32Array(height).map((_, i) => 1 - i / (height - 1));
     barCanvas.getContext("2d").putImageData(new ImageData(paint(ramp, 0, 1, false, palette()), 1, height), 0, 0);
-    barHigh.textContent = formatTick(model.get("vmax"));
-    barLow.textContent = formatTick(model.get("vmin"));
-    barName.textContent = model.get("log") ? model.get("label") : `${model.get("label")} (linear)`;
+    const multiples = model.get("label") === "tolerance"; // the ends read as multiples of each entry's tolerance
+    barHigh.textContent = `${formatTick(model.get("vmax"))}${multiples ? " × tol" : ""}`;
+    barLow.textContent = `${formatTick(model.get("vmin"))}${multiples ? " × tol" : ""}`;
+    barName.textContent = multiples ? "" : model.get("log") ? model.get("label") : `${model.get("label")} (linear)`;
     const threshold = model.get("threshold") || 0;
     barThreshold.style.display = threshold > 0 ? "block" : "none";
     if (threshold > 0) {
