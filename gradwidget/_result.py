@@ -196,6 +196,10 @@ class CheckResult:
     def _repr_html_(self) -> str:
         return _display().report_html(self)
 
+    def _display_(self) -> Any:
+        """The report with a live heatmap per block, as marimo's display protocol asks of a cell's output."""
+        return _display().marimo_view(self)
+
     def plot(self) -> Any:
         """A matplotlib Figure with one heatmap per block of each entry's discrepancy over its tolerance.
 

@@ -206,7 +206,7 @@ def test_the_grading_worker_imports_only_the_standard_library_and_numpy() -> Non
 
 
 def test_matplotlib_ipywidgets_and_anywidget_are_imported_in_the_display_package_only() -> None:
-    drawing = {"matplotlib", "ipywidgets", "anywidget"}
+    drawing = {"matplotlib", "ipywidgets", "anywidget", "marimo"}
     found = []
     for module, source in SOURCES.items():
         for node in ast.walk(ast.parse(source)):

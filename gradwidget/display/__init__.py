@@ -16,7 +16,7 @@ from ._report import report_html, report_text
 if TYPE_CHECKING:
     from .._result import CheckResult
 
-__all__ = ["eps_sweep", "heatmaps", "panel", "report_html", "report_text"]
+__all__ = ["eps_sweep", "heatmaps", "marimo_view", "panel", "report_html", "report_text"]
 
 
 def heatmaps(result: CheckResult) -> Any:
@@ -39,3 +39,20 @@ def panel(result: CheckResult) -> Any:
     from ._panel import panel_of
 
     return panel_of(result)
+
+
+def marimo_view(result: CheckResult) -> Any:
+    """What a marimo cell shows for ``result``: the report and a live heatmap per block.
+
+    marimo renders anywidget widgets but not ipywidgets: the heatmaps are live
+    (hover, click, keys), the panel's controls are left out, and the report
+    above them is the static one.
+    """
+    import marimo as mo
+
+    from ._heatmap import Heatmap
+    from ._report import MAX_HEATMAPS
+
+    blocks = [block for block in result.evidence.layout.blocks if block.size][:MAX_HEATMAPS]
+    return mo.vstack([mo.Html(report_html(result, heatmaps=False)),
+                      mo.hstack([Heatmap(result, block) for block in blocks], wrap=True, justify="start")])

@@ -293,3 +293,11 @@ def test_front_end_is_found() -> None:
     assert not [line for line in text.splitlines() if line.startswith("import")]  # no CDN, no bundler
     with pytest.raises(FileNotFoundError, match=r"gradwidget's front end nothing\.js is missing"):
         front_end_file("nothing.js")
+
+
+def test_a_result_in_marimo_is_its_report_and_a_live_heatmap_per_block(failing: gw.CheckResult) -> None:
+    mo = pytest.importorskip("marimo")
+    view = failing._display_()  # marimo's display protocol
+    assert isinstance(view, mo.Html)
+    assert "FAILED" in view.text and "10 of 110 wrong" in view.text
+    assert view.text.count("<marimo-anywidget") == 3  # Theta1, Theta2, Theta3, live

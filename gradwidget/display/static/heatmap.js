@@ -290,6 +290,22 @@ function render({ model, el }) {
   let fullSize = null; // the canvas's size on the page at full view, kept while zoomed
   let hovered = -1;
   let width = -1; // the container's width at the last draw
+  // Drawn again when it gets a box (shown) or its container another width (resized): it fits the width it has.
+  const resizes = typeof ResizeObserver === "function" ? new ResizeObserver(() => {
+    if (room() !== width || (ready() === "0" && el.getClientRects().length)) draw();
+  }) : null;
+  let watched = null;
+  function watch() {
+    const box = container();
+    if (!resizes || !el.isConnected) return;
+    if (!watched) resizes.observe(el);
+    if (box && box !== watched) {
+      if (watched && watched !== el) resizes.unobserve(watched);
+      resizes.observe(box);
+    }
+    watched = box || el;
+  }
+  const ready = () => el.dataset.ready;
 
   const shape = () => model.get("shape");
   const rows = () => model.get("rows");
@@ -319,15 +335,26 @@ function render({ model, el }) {
     }
   }
 
-  // The width the heatmap may take: its container's (0 while it is hidden or not attached yet).
+  // The nearest box around the heatmap that has a width (past display: contents, inline elements and shadow
+  // roots, as marimo and Voila nest widgets); null while it is hidden or not attached yet.
+  function container() {
+    for (let node = el.parentNode; node; node = node.parentNode || node.host) {
+      if (node.nodeType === 1 && node.clientWidth > 0) return node;
+    }
+    return null;
+  }
+
+  // The width the heatmap may take (0: not known).
   function room() {
-    return el.parentElement ? el.parentElement.clientWidth : 0;
+    const box = container();
+    return box ? box.clientWidth : 0;
   }
 
   function draw() {
     el.dataset.ready = "0";
     width = room();
-    if (el.isConnected && width === 0) {
+    watch();
+    if (el.isConnected && el.getClientRects().length === 0) {
       note.textContent = "drawn when shown";
       return; // hidden (a collapsed output, a closed tab, a zero-size container): drawn when it gets a size
     }
@@ -521,14 +548,10 @@ function render({ model, el }) {
   canvas.addEventListener("keydown", onKey);
   // The view is attached to the page after render returns, and the copy's HTML may render after it: hide the
   // copy once attached, and again a little later.
-  // Drawn again when its container gets a size (shown) or another one (resized): it fits the width it has.
-  const resizes = typeof ResizeObserver === "function" ? new ResizeObserver(() => {
-    if (room() !== width) draw();
-  }) : null;
   const hideWhenAttached = (tries) => {
     if (el.isConnected) {
       for (const delay of [0, 250, 1000, 3000]) setTimeout(() => hideStaticReports(el), delay);
-      if (resizes && el.parentElement) resizes.observe(el.parentElement);
+      watch();
     } else if (tries > 0) setTimeout(() => hideWhenAttached(tries - 1), 50);
   };
   hideWhenAttached(200);
