@@ -79,12 +79,14 @@ class GradCheckPanel(w.VBox):
         self.run = RunStatus(self._busy)
         self.controls = Controls(self.options.get("method", OPTION["method"].default), self.options.get("eps"))
         self.grid = HeatmapGrid(self._draw_sweep)
-        self.worst = w.HTML(layout=w.Layout(margin="0 16px 0 0", flex="0 0 auto"))
+        self.worst = w.HTML(layout=w.Layout(margin="0 16px 0 0", flex="0 1 auto", max_width="100%"))
         self.sweep_view = SweepView()
         self._connect()
-        self.blocks = w.HTML()
+        self.blocks = w.HTML(layout=w.Layout(max_width="100%"))  # its table scrolls, the verdict kept in view
         super().__init__([self.summary, self.blocks, self.run, self.controls, self.grid,
                           w.HBox([self.worst, self.sweep_view], layout=_wrapping())], layout=w.Layout(width="100%"))
+        for table in (self.blocks, self.worst):
+            table.add_class("gradwidget-table")  # heatmap.css lets it narrow, so that the table scrolls within
         if result is not None:
             self._show(result)
         else:
@@ -238,9 +240,16 @@ def themed(fig: Any) -> Any:
     return fig
 
 
+# Where the panel cannot come back (a notebook reopened without a kernel), JupyterLab and Notebook 7 leave its
+# output saying "Loading widget..." for ever: a widget output with nothing drawn in it, after this copy, is hidden.
+NO_LOADING = ("<style>.jp-OutputArea-child:has(.gradwidget-static) ~ .jp-OutputArea-child "
+              ".jp-OutputArea-output.lm-Panel:not(:has(*)){display:none}</style>")
+
+
 def static_bundle(result: CheckResult) -> dict[str, str]:
     """The report for places without a live kernel, marked so that a live panel can hide it."""
-    return {"text/html": f'<div class="gradwidget-static">{report_html(result)}</div>', "text/plain": str(result)}
+    return {"text/html": f'<div class="gradwidget-static">{NO_LOADING}{report_html(result)}</div>',
+            "text/plain": str(result)}
 
 
 class HeatmapGrid(w.Box):

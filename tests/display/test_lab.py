@@ -192,15 +192,15 @@ def _drive_layers(page: Any, front_end: str, lab: str) -> None:
     page.wait_for_function("el => el.textContent.includes('tolerance')", arg=readout.element_handle())
     assert readout.inner_text().startswith("out[0, 0] / w[0, 1]: analytic ")
     assert readout.inner_text().endswith("wrong")
-    transposed.locator(".jp-OutputArea").screenshot(path=shot("transposed"))
+    framed(page, transposed.locator(".jp-OutputArea"), shot("transposed"))
     softmax = page.locator(".jp-Cell").nth(2)
     softmax.locator('.gradwidget-heatmap[data-ready="1"]').nth(1).wait_for(timeout=60_000)
     assert softmax.locator("li[data-code='missing-term']:visible").count() == 1
-    softmax.locator(".jp-OutputArea").screenshot(path=shot("diagonal-softmax"))
+    framed(page, softmax.locator(".jp-OutputArea"), shot("diagonal-softmax"))
     relu = page.locator(".jp-Cell").nth(3)
     relu.locator('.gradwidget-heatmap[data-ready="1"]').nth(1).wait_for(timeout=60_000)
     assert relu.locator("li[data-code='ignores-dout']:visible").count() == 1
-    relu.locator(".jp-OutputArea").screenshot(path=shot("ignores-dout"))
+    framed(page, relu.locator(".jp-OutputArea"), shot("ignores-dout"))
     if front_end == "lab":
         _dark_and_narrow(page, shot, 1, "transposed")
     _reopen_layers_without_kernel(page, lab, shot)
@@ -213,7 +213,7 @@ def _reopen_layers_without_kernel(page: Any, lab: str, shot: Any) -> None:
     pairs = static.locator("figure[data-pair] img")
     assert pairs.count() == 3
     assert all(pairs.nth(i).evaluate("img => img.complete && img.naturalWidth > 0") for i in range(3))
-    cell.locator(".jp-OutputArea").screenshot(path=shot("reopened-without-kernel"))
+    framed(page, cell.locator(".jp-OutputArea"), shot("reopened-without-kernel"))
 
 
 def _reopened(page: Any, lab: str, index: int) -> tuple[Any, Any]:
@@ -224,7 +224,21 @@ def _reopened(page: Any, lab: str, index: int) -> tuple[Any, Any]:
     cell = page.locator(".jp-Cell").nth(index)
     static = cell.locator(".gradwidget-static")
     static.wait_for(state="visible", timeout=30_000)
+    page.wait_for_timeout(500)
+    assert "Loading widget" not in cell.locator(".jp-OutputArea").inner_text()  # the panel promised nothing
     return cell, static
+
+
+def framed(page: Any, output: Any, path: str) -> None:
+    """A screenshot of ``output`` whole: the window grows to hold it (a notebook scrolls inside the page)."""
+    size = page.viewport_size
+    box = output.bounding_box()
+    if box is not None and box["height"] + 120 > size["height"]:
+        page.set_viewport_size({"width": size["width"], "height": int(box["height"]) + 240})
+        page.wait_for_timeout(300)
+    output.scroll_into_view_if_needed()
+    output.screenshot(path=path)
+    page.set_viewport_size(size)
 
 
 def _save_and_stop_kernels(page: Any, lab: str) -> None:
@@ -268,7 +282,7 @@ def _drive(page: Any, front_end: str, lab: str) -> None:
     text = readout.inner_text()
     assert text.startswith("Theta1[5, 0]") and text.endswith("wrong")
     page.mouse.click(x, y)
-    failing.locator(".jp-OutputArea").screenshot(path=shot("failing"))
+    framed(page, failing.locator(".jp-OutputArea"), shot("failing"))
 
     run_cell(page, 2)
     selected = page.locator(".jp-Cell").nth(2).locator(".jp-OutputArea-output")
@@ -280,7 +294,7 @@ def _drive(page: Any, front_end: str, lab: str) -> None:
     passing.locator('.gradwidget-heatmap[data-ready="1"]').nth(2).wait_for(timeout=60_000)
     passing.locator(".gradwidget-static").wait_for(state="hidden", timeout=10_000)
     assert "PASSED" in passing.locator(".gradwidget-verdict:visible").inner_text()
-    passing.locator(".jp-OutputArea").screenshot(path=shot("passing"))
+    framed(page, passing.locator(".jp-OutputArea"), shot("passing"))
     _keys_stay_in_the_heatmap(page)
     _recheck_from_a_control(page)
     _cancel(page)
@@ -343,7 +357,7 @@ def _dark_and_narrow(page: Any, shot: Any, index: int = 1, name: str = "failing"
     page.wait_for_selector("body[data-jp-theme-light='false']", state="attached", timeout=30_000)
     page.wait_for_timeout(500)
     failing = page.locator(".jp-Cell").nth(index)
-    failing.locator(".jp-OutputArea").screenshot(path=shot(f"{name}-dark"))
+    framed(page, failing.locator(".jp-OutputArea"), shot(f"{name}-dark"))
     label = failing.locator(".gradwidget-heatmap-title").nth(0)
     assert label.evaluate("el => getComputedStyle(el).color") != "rgb(34, 34, 34)"  # the theme's, not dark grey
     page.keyboard.press("Control+Shift+C")
@@ -353,7 +367,9 @@ def _dark_and_narrow(page: Any, shot: Any, index: int = 1, name: str = "failing"
     page.set_viewport_size({"width": 800, "height": 1400})
     page.wait_for_timeout(500)
     output = failing.locator(".jp-OutputArea")
-    output.screenshot(path=shot(f"{name}-narrow"))
+    framed(page, output, shot(f"{name}-narrow"))
+    verdict, area = failing.locator("table.gradwidget-blocks th").last.bounding_box(), output.bounding_box()
+    assert verdict["x"] + verdict["width"] <= area["x"] + area["width"] + 1  # the verdict column stays in view
     assert output.evaluate("el => el.scrollWidth <= el.clientWidth + 1")
     assert failing.locator(".widget-hslider").first.is_visible()  # the eps slider is not pushed out of view
     page.set_viewport_size({"width": 1400, "height": 1400})
@@ -367,4 +383,4 @@ def _reopen_without_kernel(page: Any, lab: str, shot: Any) -> None:
     images = static.locator("img")
     assert images.count() == 3
     assert all(images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0") for i in range(3))
-    failing.locator(".jp-OutputArea").screenshot(path=shot("reopened-without-kernel"))
+    framed(page, failing.locator(".jp-OutputArea"), shot("reopened-without-kernel"))

@@ -50,5 +50,6 @@ def test_nbconvert_html_shows_the_report_offline(tmp_path: Path) -> None:
         images = static.locator("img")
         assert images.count() == 3
         assert all(images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0") for i in range(3))
+        assert "Loading widget" not in page.locator("body").inner_text()  # no live panel here: nothing promised
         browser.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         static.screenshot(path=str(browser.SCREENSHOTS / "nbconvert-offline.png"))
