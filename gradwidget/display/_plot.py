@@ -174,15 +174,22 @@ def _threshold(colorbar: Any) -> None:
     colorbar.ax.axhline(1.0, color="black", linewidth=2)
 
 
+SWEEP_MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
 def eps_sweep_figure(result: CheckResult, measured: Sweep) -> Figure:
     """Error against step on log-log axes, one line per entry, the checked step marked."""
     ev = result.evidence
     fig = DisplayedFigure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.subplots()
     error = np.maximum(measured.error, RELATIVE_FLOOR / 10)
+    count = len(measured.positions)
     for k, position in enumerate(measured.positions.tolist()):
-        line = ax.loglog(measured.steps[:, k], error[:, k], marker="o", markersize=3,
-                         label=ev.layout.entry_name(position))[0]
+        # lines that lie on one another (bugs of one size) stay apart: each later one drawn thinner, with a smaller
+        # marker of its own shape, so that every earlier one shows around it
+        line = ax.loglog(measured.steps[:, k], error[:, k], marker=SWEEP_MARKERS[k % len(SWEEP_MARKERS)],
+                         markersize=3 + 2.5 * (count - 1 - k), linewidth=1 + 1.5 * (count - 1 - k) / max(count, 1),
+                         alpha=0.9, label=ev.layout.entry_name(position))[0]
         if measured.steps[:, k].min() <= ev.steps[position] <= measured.steps[:, k].max():  # not the complex step
             ax.axvline(ev.steps[position], color=line.get_color(), linestyle=":", linewidth=1)
     top = float(np.nanmax(error)) if np.isfinite(error).any() else 1.0

@@ -208,7 +208,7 @@ def test_eps_sweep_is_a_v_for_a_right_entry_and_flat_for_a_wrong_one(failing: gw
     fig = failing.plot_eps_sweep(["Theta1[5, 0]", "Theta1[5, 3]"])
     (ax,) = fig.axes
     assert ax.get_xscale() == ax.get_yscale() == "log"
-    wrong, right = (line.get_ydata() for line in ax.get_lines() if line.get_marker() == "o")
+    wrong, right = (line.get_ydata() for line in ax.get_lines() if line.get_linestyle() != ":")  # not the steps
     assert np.median(wrong) > 0.5  # the bug: relative error ~1 at every step
     best = int(np.argmin(right))
     assert right[best] < 1e-7 and 0 < best < len(right) - 1  # a V with its bottom inside
@@ -223,6 +223,10 @@ def test_eps_sweep_defaults_to_each_blocks_worst_entry(failing: gw.CheckResult) 
     fig = failing.plot_eps_sweep()
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == [f"{name}[{', '.join(map(str, b.worst))}]" for name, b in zip(ARTICLE_NAMES, failing.blocks)]
+    lines = [line for line in fig.axes[0].get_lines() if line.get_label() in labels]
+    # two bugs of one size lie on one another: each line keeps a marker of its own, the earlier ones larger
+    assert len({line.get_marker() for line in lines}) == 3
+    assert [line.get_markersize() for line in lines] == sorted((line.get_markersize() for line in lines), reverse=True)
 
 
 def test_eps_sweep_bad_entries(failing: gw.CheckResult) -> None:
