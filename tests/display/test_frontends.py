@@ -122,6 +122,11 @@ def test_a_failing_check_shows_its_verdict_and_live_heatmaps(served: tuple[str, 
             page.wait_for_function("el => el.textContent.includes('analytic')", arg=readout.element_handle(),
                                    timeout=30_000)
             assert readout.inner_text().startswith("Theta1[0, 0]") and readout.inner_text().endswith("wrong")
-        finally:
             page.screenshot(path=str(browser.SCREENSHOTS / f"{name}-failing.png"), full_page=True)
+            page.set_viewport_size({"width": 432, "height": 1500})  # a phone, a split screen
+            page.wait_for_function("[...document.querySelectorAll('.gradwidget-heatmap-canvas')].every("
+                                   "c => c.getBoundingClientRect().right <= 432)", timeout=10_000)
+        finally:
+            narrow = "-narrow" if page.viewport_size["width"] < 1000 else ""
+            page.screenshot(path=str(browser.SCREENSHOTS / f"{name}-failing{narrow}.png"), full_page=True)
     assert [u for u in refused if not (name == "voila" and u.startswith(VOILA_TEMPLATE_FONTS))] == []
