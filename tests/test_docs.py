@@ -42,6 +42,7 @@ def site() -> Path:
     ("grading.html", ["Integrity flags", "tests/grading/sandbox/test_hostile.py", "spec"]),
     ("layout.html", ["gradwidget.display._panel", "gradwidget.grading.sandbox._worker", "_result imports display"]),
     ("comparison.html", ["scipy check_grad", "numdifftools"]),
+    ("frontends.html", ["Voila", "marimo", "Colab", "JupyterLite (Pyodide)", "emulated"]),
 ])
 def test_a_page_shows_offline(site: Path, page: str, expected: list[str]) -> None:
     with browser.chromium() as chromium:

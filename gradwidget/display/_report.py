@@ -25,6 +25,8 @@ METHOD_NAMES = {"central": "central differences", "forward": "forward difference
                 "complex": "complex step", "richardson": "Richardson extrapolation",
                 "reference": "the instructor's reference"}
 BLOCK_COLUMNS = ("block", "shape", "error", "max abs", "max rel", "worst", "verdict")
+HTML_BLOCK_COLUMNS = ("block", "verdict", "shape", "error", "max abs", "max rel", "worst")
+"""The HTML table's columns: the verdict beside the block's name, in view in the narrowest window."""
 MAX_HEATMAPS = 12  # blocks drawn in the HTML report; more are listed in the table only
 
 
@@ -120,7 +122,8 @@ def report_html(result: CheckResult, heatmaps: bool = True) -> str:
 
 def blocks_html(result: CheckResult) -> str:
     """The per-block table: shape, error, largest discrepancies, worst entry and verdict."""
-    return _table("gradwidget-blocks", BLOCK_COLUMNS, block_rows(result), keep_last=True)
+    order = [BLOCK_COLUMNS.index(name) for name in HTML_BLOCK_COLUMNS]
+    return _table("gradwidget-blocks", HTML_BLOCK_COLUMNS, [tuple(row[k] for k in order) for row in block_rows(result)])
 
 
 def summary_html(result: CheckResult) -> str:
@@ -176,18 +179,15 @@ NUMBER = re.compile(r"-?\d(\.\d+)?(e[+-]\d+)?$|-$")
 CELL = "padding:2px 10px 2px 0;white-space:nowrap;font-variant-numeric:tabular-nums"
 
 
-def _table(css_class: str, header: tuple[str, ...], rows: Sequence[tuple[str, ...]], keep_last: bool = False) -> str:
+def _table(css_class: str, header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     """A table styled inline, so that it reads the same in a notebook, a widget, a static page and feedback.
 
     Columns of numbers are right-aligned under their heading; the rest left.
-    A narrow window scrolls the table, never wraps a number; with
-    ``keep_last`` the last column (the verdict) stays in view as it scrolls.
+    A narrow window scrolls the table, never wraps a number.
     """
     esc = html.escape
     numeric = [bool(rows) and all(NUMBER.match(row[k]) for row in rows) for k in range(len(header))]
     styles = [f"{CELL};text-align:{'right' if n else 'left'}" for n in numeric]
-    if keep_last:
-        styles[-1] += ";position:sticky;right:0;padding-left:8px;background:var(--jp-layout-color0,#fff)"
     head = "".join(f'<th style="{style};border-bottom:1px solid #8888">{esc(h)}</th>'
                    for h, style in zip(header, styles))
     body = "".join("<tr>" + "".join(f'<td style="{style}">{esc(c)}</td>' for c, style in zip(row, styles))

@@ -123,6 +123,11 @@ def test_a_failing_check_shows_its_verdict_and_live_heatmaps(served: tuple[str, 
                                    timeout=30_000)
             assert readout.inner_text().startswith("Theta1[0, 0]") and readout.inner_text().endswith("wrong")
             page.screenshot(path=str(browser.SCREENSHOTS / f"{name}-failing.png"), full_page=True)
+            if name == "voila":  # its dark theme, by the page's own parameter
+                page.goto(f"{url}?theme=dark")
+                page.wait_for_selector('.gradwidget-heatmap[data-ready="1"] >> nth=2', timeout=120_000)
+                assert page.evaluate("document.body.dataset.jpThemeLight") == "false"
+                page.screenshot(path=str(browser.SCREENSHOTS / f"{name}-failing-dark.png"), full_page=True)
             page.set_viewport_size({"width": 432, "height": 1500})  # a phone, a split screen
             page.wait_for_function("[...document.querySelectorAll('.gradwidget-heatmap-canvas')].every("
                                    "c => c.getBoundingClientRect().right <= 432)", timeout=10_000)
