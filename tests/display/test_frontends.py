@@ -70,6 +70,9 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     folder = tmp_path_factory.mktemp(name)
     port = free_port()
     command = [*page(folder), "--port", str(port)] if name == "marimo" else [*page(folder), f"--port={port}"]
+    config = folder / ".config" / "marimo"
+    config.mkdir(parents=True)
+    (config / "marimo.toml").write_text('[display]\ntheme = "system"\n')  # light or dark as the browser asks
     env = {**os.environ, "HOME": str(folder), "JUPYTER_CONFIG_DIR": str(folder / "config"),
            "JUPYTER_DATA_DIR": str(folder / "data"), "IPYTHONDIR": str(folder / "ipython")}
     log = (folder / "server.log").open("w")
@@ -123,11 +126,16 @@ def test_a_failing_check_shows_its_verdict_and_live_heatmaps(served: tuple[str, 
                                    timeout=30_000)
             assert readout.inner_text().startswith("Theta1[0, 0]") and readout.inner_text().endswith("wrong")
             page.screenshot(path=str(browser.SCREENSHOTS / f"{name}-failing.png"), full_page=True)
-            if name == "voila":  # its dark theme, by the page's own parameter
-                page.goto(f"{url}?theme=dark")
-                page.wait_for_selector('.gradwidget-heatmap[data-ready="1"] >> nth=2', timeout=120_000)
-                assert page.evaluate("document.body.dataset.jpThemeLight") == "false"
-                page.screenshot(path=str(browser.SCREENSHOTS / f"{name}-failing-dark.png"), full_page=True)
+            # dark: Voila by its page's parameter, marimo as the browser asks ("system" theme)
+            page.emulate_media(color_scheme="dark")
+            page.goto(f"{url}?theme=dark" if name == "voila" else url)
+            page.wait_for_selector('.gradwidget-heatmap[data-ready="1"] >> nth=2', timeout=120_000)
+            title = page.locator(".gradwidget-heatmap-title").first
+            brightness = title.evaluate("el => { const c = document.createElement('canvas').getContext('2d'); "
+                                        "c.fillStyle = getComputedStyle(el).color; c.fillRect(0, 0, 1, 1); "
+                                        "const d = c.getImageData(0, 0, 1, 1).data; return d[0] + d[1] + d[2]; }")
+            assert brightness > 384  # light text on the dark page
+            page.screenshot(path=str(browser.SCREENSHOTS / f"{name}-failing-dark.png"), full_page=True)
             page.set_viewport_size({"width": 432, "height": 1500})  # a phone, a split screen
             page.wait_for_function("[...document.querySelectorAll('.gradwidget-heatmap-canvas')].every("
                                    "c => c.getBoundingClientRect().right <= 432)", timeout=10_000)
