@@ -24,9 +24,10 @@ from pathlib import Path
 from course import COURSE, LAYERS_COURSE, copy_course, solution_cells, write_notebook
 
 from gradwidget.grading import grade
+from gradwidget.grading._outputs import CSV_COLUMNS
 
 GOLDEN = Path(__file__).resolve().parent / "grading" / "golden"
-SECONDS, ISOLATION = 5, 6  # grades.csv's columns that depend on the machine
+SECONDS, ISOLATION = CSV_COLUMNS.index("seconds"), CSV_COLUMNS.index("isolation")  # they depend on the machine
 
 
 def _changed(cells: list[str], old: str, new: str) -> list[str]:

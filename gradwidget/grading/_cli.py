@@ -30,13 +30,16 @@ def _parser() -> argparse.ArgumentParser:
     grade = commands.add_parser("grade", help="grade submissions into a folder of results")
     grade.add_argument("spec", type=Path, help="the assignment spec (TOML)")
     grade.add_argument("submissions", type=Path, nargs="+", metavar="SUBMISSION",
-                       help=".ipynb or .py files, or folders of them (the stem is the id)")
+                       help=".ipynb or .py files (the stem is the id), or a class folder: each file in it is "
+                            "a submission, each subfolder one submission made of its files (the folder's name "
+                            "is the id); with --id, a folder is one submission")
     grade.add_argument("--out", type=Path, required=True, metavar="DIR", help="where results go")
     where = grade.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=1, metavar="N", help="submissions graded at once")
     where.add_argument("--dask", metavar="ADDRESS", help="grade on this dask.distributed scheduler")
     grade.add_argument("--public", action="store_true", help="the public points only: a self-check")
-    grade.add_argument("--id", metavar="ID", help="the id of the one submission given (default: its stem)")
+    grade.add_argument("--id", metavar="ID", help="the id of the one submission given, a file or a folder of its files "
+                       "(default: its stem)")
     grade.add_argument("--isolation", **isolation)
     grade.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 

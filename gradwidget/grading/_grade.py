@@ -27,7 +27,7 @@ from ._points import hidden_seed, public_seed, read_secret
 from ._reference import ProblemAnswers, load_answers, problem_answers
 from ._scoring import Graded, score, unscored
 from ._spec import Spec, SpecError, load_spec
-from ._submission import Submission, imported_modules, read_submissions
+from ._submission import Submission, class_members, imported_modules, read_submissions
 from .sandbox import WORKER, Isolation, job_folder, job_sizes, probe, read_outcome, rlimits, run_worker, write_job
 
 __all__ = ["Context", "SelfCheck", "grade", "grade_one", "self_check"]
@@ -55,7 +55,10 @@ def grade(spec_path: str | Path, submissions: Iterable[str | Path], out: str | P
     spec_path : path
         The assignment spec (TOML).
     submissions : paths
-        ``.ipynb`` or ``.py`` files, or folders of them.
+        ``.ipynb`` or ``.py`` files, or class folders: in a folder each such
+        file is a submission (its stem the id) and each subfolder one
+        submission made of its files. A folder named in ``ids`` is one
+        submission.
     out : path
         The output folder (made if missing).
     workers : int
@@ -88,7 +91,8 @@ def grade(spec_path: str | Path, submissions: Iterable[str | Path], out: str | P
                         "spec): grading at hidden points needs [reference] file; self-check with --public")
     chosen = probe(isolation)
     secret = None if public else read_secret(spec)
-    paths = [Path(p).resolve() for p in submissions]
+    named = frozenset(Path(p).resolve() for p in ids or {})
+    paths = class_members([Path(p).resolve() for p in submissions], named)
     read = read_submissions(paths, ids)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)

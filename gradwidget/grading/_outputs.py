@@ -25,7 +25,8 @@ from ._spec import Spec
 
 __all__ = ["CSV_COLUMNS", "feedback_html", "feedback_markdown", "results_json", "write_grades", "write_submission"]
 
-CSV_COLUMNS = ("submission", "score", "max_score", "status", "flags", "seconds", "isolation")
+CSV_COLUMNS = ("submission", "score", "max_score", "status", "reason", "flags", "seconds", "isolation")
+REASON_LENGTH = 240  # characters of grades.csv's reason: one line in a spreadsheet
 STATUS_COLOURS = {"graded": "#1a7f37", "timeout": "#9a6700", "crashed": "#cf222e", "invalid": "#cf222e",
                   "error": "#6e7781"}
 
@@ -36,8 +37,27 @@ def write_grades(spec: Spec, graded: Sequence[Graded], path: Path) -> None:
         writer = csv.writer(file)
         writer.writerow([*CSV_COLUMNS, *spec.items])
         for g in graded:
-            writer.writerow([g.id, _number(g.score), _number(g.max_score), g.status, ";".join(g.flags),
+            writer.writerow([g.id, _number(g.score), _number(g.max_score), g.status, row_reason(g), ";".join(g.flags),
                              f"{g.seconds:.2f}", g.isolation, *(_number(item.points) for item in g.items)])
+
+
+def row_reason(graded: Graded) -> str:
+    """Why a status is not ``graded``, or what cost the most points: one line for grades.csv (empty: full marks)."""
+    if graded.reason:
+        return _one_line(graded.reason)
+    lost = [(sum(item.max_points - item.points for item in section.items), section) for section in _sections(graded)]
+    points, worst = max(lost, key=lambda pair: pair[0], default=(0.0, None))
+    if worst is None or points <= 0:
+        return ""
+    diagnoses = worst.diagnoses or (worst.comparison.diagnoses if worst.comparison is not None else [])
+    why = worst.notes[0] if worst.notes else diagnoses[0].message if diagnoses else "differs from the reference"
+    where = f"{worst.problem}: " if worst.problem else ""
+    return _one_line(f"{where}{_number(points)} points lost: {why}")
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= REASON_LENGTH else line[:REASON_LENGTH - 3] + "..."
 
 
 def write_submission(spec: Spec, graded: Graded, folder: Path) -> None:

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MAX_BYTES", "Submission", "imported_modules", "read_submissions"]
+__all__ = ["MAX_BYTES", "Submission", "class_members", "imported_modules", "read_submissions"]
 
 MAX_BYTES = 32 * 2 ** 20  # a larger submission file is not read
 SUFFIXES = (".ipynb", ".py")
@@ -33,6 +33,28 @@ class Submission:
     files: tuple[Path, ...]
     cells: tuple[str, ...]
     problem: str | None = None
+
+
+def class_members(paths: list[Path], whole: frozenset[Path] = frozenset()) -> list[Path]:
+    """The submissions that ``paths`` name: a file is one; a folder is a class of them.
+
+    In a class folder each ``.ipynb`` or ``.py`` file is a submission (its
+    stem the id) and each subfolder is one submission made of its files (its
+    name the id). Hidden files and folders (``.ipynb_checkpoints``) are left out.
+    A folder in ``whole`` (one given an id of its own) is one submission.
+    """
+    members: list[Path] = []
+    for path in paths:
+        if not path.is_dir() or path in whole:
+            members.append(path)
+            continue
+        inside = sorted(p for p in path.iterdir() if not p.name.startswith(".")
+                        and (p.is_dir() or p.suffix in SUFFIXES))
+        if not inside:
+            raise ValueError(f"the class folder {path} holds no .ipynb or .py file, nor a folder of them (a "
+                             "submission made of several files)")
+        members += inside
+    return members
 
 
 def read_submissions(paths: list[Path], ids: dict[str, str] | None = None) -> list[Submission]:
@@ -64,12 +86,35 @@ def _read(path: Path, given_id: str | None) -> Submission:
     else:
         return Submission(identifier, (path,), (), f"{path.name} is not a .ipynb or .py file")
     cells: list[str] = []
+    defined: dict[str, Path] = {}
     for file in files:
         try:
-            cells += _cells(file)
+            own = _cells(file)
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             return Submission(identifier, tuple(files), (), f"{file.name} cannot be read: {exc}")
+        for name in sorted(_functions(own)):
+            if name in defined:
+                return Submission(identifier, tuple(files), (), (
+                    f"{defined[name].name} and {file.name} in the folder {path.name} both define {name}: the files "
+                    "of a folder are one submission; if they are different students', put them in the class "
+                    "folder itself, one file each"))
+            defined[name] = file
+        cells += own
+    if not any(cell.strip() for cell in cells):
+        return Submission(identifier, tuple(files), (), f"{path.name} holds no code: it is empty")
     return Submission(identifier, tuple(files), tuple(cells))
+
+
+def _functions(cells: list[str]) -> set[str]:
+    """The functions the cells define at their top level (read, not run)."""
+    names: set[str] = set()
+    for cell in cells:
+        try:
+            tree = ast.parse(cell)
+        except (SyntaxError, ValueError):
+            continue
+        names.update(node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef))
+    return names
 
 
 def _safe_id(stem: str) -> str:
@@ -88,7 +133,11 @@ def _cells(file: Path) -> list[str]:
     if file.suffix == ".py":
         parts = PERCENT_CELL.split(text)
         return [part for part in parts if part.strip()]
-    notebook = json.loads(text)
+    try:
+        notebook = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"it is not a notebook: its text is not JSON (line {exc.lineno}, column {exc.colno}): a "
+                         "script saved as .ipynb, or a notebook cut short?") from None
     if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
         raise ValueError("it is not a notebook (no list of cells)")
     from IPython.core.inputtransformer2 import TransformerManager

@@ -387,9 +387,10 @@ def test_every_submission_gets_a_row_whatever_it_did(course: tuple[Path, Path], 
     graded = grade(spec, [broken, right, tmp_path / "missing.ipynb"], tmp_path / "out", progress=False)
     assert [(g.id, g.status, g.score) for g in graded] == [("broken", "invalid", 0), ("right", "graded", 10),
                                                            ("missing", "invalid", 0)]
-    assert graded[0].reason.startswith("broken.ipynb cannot be read: Expecting property name")
+    assert graded[0].reason.startswith("broken.ipynb cannot be read: it is not a notebook: its text is not JSON "
+                                       "(line 1, column 3)")  # plain words, where the parser's were not
     rows = (tmp_path / "out" / "grades.csv").read_text().splitlines()
-    assert rows[0] == "submission,score,max_score,status,flags,seconds,isolation,cost,Theta1,Theta2,Theta3"
+    assert rows[0] == "submission,score,max_score,status,reason,flags,seconds,isolation,cost,Theta1,Theta2,Theta3"
     assert len(rows) == 4 and time.perf_counter() - started < 20
 
 
