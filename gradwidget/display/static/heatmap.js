@@ -292,20 +292,17 @@ function render({ model, el }) {
   let width = -1; // the container's width at the last draw
   // Drawn again when it gets a box (shown) or its container another width (resized): it fits the width it has.
   const resizes = typeof ResizeObserver === "function" ? new ResizeObserver(() => {
-    if (room() !== width || (ready() === "0" && el.getClientRects().length)) draw();
+    if (room() !== width || (el.dataset.ready === "0" && el.getClientRects().length)) draw();
   }) : null;
-  let watched = null;
+  let watched; // the container observed besides the heatmap itself (undefined: nothing observed yet)
   function watch() {
     const box = container();
-    if (!resizes || !el.isConnected) return;
-    if (!watched) resizes.observe(el);
-    if (box && box !== watched) {
-      if (watched && watched !== el) resizes.unobserve(watched);
-      resizes.observe(box);
-    }
-    watched = box || el;
+    if (!resizes || !el.isConnected || box === watched) return;
+    if (watched === undefined) resizes.observe(el); // once: observing again would report, and redraw, again
+    else if (watched) resizes.unobserve(watched);
+    if (box) resizes.observe(box);
+    watched = box;
   }
-  const ready = () => el.dataset.ready;
 
   const shape = () => model.get("shape");
   const rows = () => model.get("rows");
