@@ -2,7 +2,8 @@
 
 An instructor writes an assignment spec (TOML) once; ``gradwidget validate``
 proves it, ``gradwidget grade`` grades a class, ``gradwidget gradescope``
-builds Gradescope's autograder, ``gradwidget handout`` makes what students
+builds Gradescope's autograder, ``gradwidget export`` writes the grades
+as Canvas's or Moodle's import file, ``gradwidget handout`` makes what students
 get, and ``gradwidget nbgrader`` writes grades into an nbgrader course. Each
 submission runs in an isolated worker that holds no secrets; its cost and
 gradient are compared with the instructor's reference at check points of
@@ -18,9 +19,10 @@ Examples
 """
 
 from ._grade import SelfCheck, grade, self_check
+from ._lms import Export, export_canvas, export_moodle
 from ._scoring import Graded, Item, Part
 from ._spec import SPEC_KEYS, Spec, SpecError, load_spec
 from ._validate import validate
 
-__all__ = ["SPEC_KEYS", "Graded", "Item", "Part", "SelfCheck", "Spec", "SpecError", "grade", "load_spec", "self_check",
-           "validate"]
+__all__ = ["SPEC_KEYS", "Export", "Graded", "Item", "Part", "SelfCheck", "Spec", "SpecError", "export_canvas",
+           "export_moodle", "grade", "load_spec", "self_check", "validate"]

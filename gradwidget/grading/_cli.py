@@ -1,4 +1,4 @@
-"""The ``gradwidget`` command: validate, grade, gradescope, handout, nbgrader.
+"""The ``gradwidget`` command: validate, grade, export, gradescope, handout, nbgrader.
 
 A mistake in the command or the spec is one line on stderr and exit code 2;
 ``grade`` exits 0 once every submission has a grade, whatever the scores.
@@ -40,8 +40,23 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("--public", action="store_true", help="the public points only: a self-check")
     grade.add_argument("--id", metavar="ID", help="the id of the one submission given, a file or a folder of its files "
                        "(default: its stem)")
+    grade.add_argument("--incremental", action="store_true",
+                       help="reuse DIR's grade of each submission whose files, spec, reference, data and gradwidget "
+                            "version are unchanged; grade the rest (a run that stopped resumes so)")
     grade.add_argument("--isolation", **isolation)
     grade.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+    export = commands.add_parser("export", help="a graded folder's grades as Canvas's or Moodle's import file")
+    export.add_argument("out", type=Path, metavar="OUT", help="the folder `gradwidget grade --out` wrote")
+    lms = export.add_mutually_exclusive_group(required=True)
+    lms.add_argument("--canvas", type=Path, metavar="GRADEBOOK.csv",
+                     help="Canvas's gradebook export; submissions are matched to SIS Login ID, SIS User ID or ID")
+    lms.add_argument("--moodle", action="store_true", help="Moodle's grade import CSV: identifier, grade, feedback")
+    export.add_argument("--column", metavar="NAME (ID)", help="Canvas: the assignment's column, as headed")
+    export.add_argument("--id", dest="identifier", choices=["username", "email", "idnumber"], default="username",
+                        help="Moodle: what the submissions' ids are (default: username)")
+    export.add_argument("--item", default="Grade", help="Moodle: the grade column's heading (default: Grade)")
+    export.add_argument("-o", "--output", type=Path, required=True, help="the CSV to write")
 
     gradescope = commands.add_parser("gradescope", help="build Gradescope's autograder.zip")
     gradescope.add_argument("spec", type=Path, help="the assignment spec (TOML)")
@@ -86,12 +101,23 @@ def _run(args: argparse.Namespace) -> int:
             raise ValueError("--id names the one submission given; several were given")
         ids = {str(args.submissions[0]): args.id} if args.id else None
         graded = grade(args.spec, args.submissions, args.out, workers=args.workers, dask=args.dask,
-                       public=args.public, isolation=args.isolation, progress=args.progress, ids=ids)
+                       public=args.public, isolation=args.isolation, progress=args.progress, ids=ids,
+                       incremental=args.incremental)
         width = max(len(g.id) for g in graded)
         for g in graded:
-            print(f"{g.id:<{width}}  {g.score:6.4g} / {g.max_score:<6.4g} {g.status:<8} {';'.join(g.flags)}"
-                  f"{'  ' + g.reason if g.reason else ''}")
-        print(f"{len(graded)} graded into {args.out / 'grades.csv'}")
+            print(f"{g.id:<{width}}  {g.score:6.4g} / {g.max_score:<6.4g} {g.status:<8} "
+                  f"{'reused  ' if g.reused else ''}{';'.join(g.flags)}{'  ' + g.reason if g.reason else ''}")
+        reused = sum(g.reused for g in graded)
+        kept = f" ({reused} reused: their inputs are unchanged)" if args.incremental else ""
+        print(f"{len(graded)} graded into {args.out / 'grades.csv'}{kept}")
+        return 0
+    if args.command == "export":
+        from ._lms import export_canvas, export_moodle
+
+        if args.canvas is not None and not args.column:
+            raise ValueError("--canvas needs --column: the assignment's column in the gradebook, e.g. \"HW3 (1234)\"")
+        print(export_canvas(args.out, args.canvas, args.column, args.output) if args.canvas is not None
+              else export_moodle(args.out, args.output, args.identifier, args.item))
         return 0
     if args.command == "gradescope":
         from ._gradescope import build_autograder

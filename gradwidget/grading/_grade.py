@@ -22,8 +22,9 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from ._outputs import feedback_html, write_grades, write_submission
+from ._outputs import feedback_html, row_reason, write_grades, write_submission
 from ._points import hidden_seed, public_seed, read_secret
+from ._record import course_digest, read_record, submission_digest, write_record
 from ._reference import ProblemAnswers, load_answers, problem_answers
 from ._scoring import Graded, score, unscored
 from ._spec import Spec, SpecError, load_spec
@@ -43,12 +44,14 @@ class Context:
     isolation: str
     secret: bytes | None
     protected: tuple[Path, ...]  # every submission's files, hidden from every worker
+    course: str  # the digest of what every grade depends on (spec, reference, data, secret, version)
+    incremental: bool = False  # reuse a grade whose record says its inputs are unchanged
 
 
 def grade(spec_path: str | Path, submissions: Iterable[str | Path], out: str | Path, *, workers: int = 1,
           dask: str | None = None, public: bool = False, isolation: str = "auto", progress: bool = True,
-          ids: dict[str, str] | None = None) -> list[Graded]:
-    """Grade submissions; write ``out/grades.csv`` and ``out/<id>/{results.json,feedback.html}``.
+          ids: dict[str, str] | None = None, incremental: bool = False) -> list[Graded]:
+    """Grade submissions; write ``out/grades.csv`` and ``out/<id>/{results.json,feedback.html,record.json}``.
 
     Parameters
     ----------
@@ -75,11 +78,17 @@ def grade(spec_path: str | Path, submissions: Iterable[str | Path], out: str | P
         A progress bar over submissions.
     ids : dict, optional
         Submission path -> id, instead of the file's stem.
+    incremental : bool
+        Reuse ``out``'s grade of each submission whose inputs are unchanged
+        (its files and id; the spec, reference, answers, data, secret and
+        gradwidget's version, as ``record.json`` holds their digest); grade
+        the rest. A run that stopped half-way resumes so.
 
     Returns
     -------
     list of Graded
-        In the order given. Every submission gets one, whatever it did.
+        In the order given. Every submission gets one, whatever it did;
+        ``reused`` says which were read back from ``out``.
     """
     if sys.platform == "emscripten":
         raise RuntimeError("grading runs each submission in a process of its own, and this Python (Pyodide, as in "
@@ -97,7 +106,8 @@ def grade(spec_path: str | Path, submissions: Iterable[str | Path], out: str | P
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     protected = tuple(file for submission in read for file in submission.files)
-    context = Context(spec.path, out, public, chosen.level, secret, protected)
+    context = Context(spec.path, out, public, chosen.level, secret, protected,
+                      course_digest(spec, secret, public, chosen.level), incremental)
     graded = _run_all(context, read, workers, dask, progress)
     write_grades(spec, graded, out / "grades.csv")
     return graded
@@ -152,14 +162,19 @@ def _bar(total: int, show: bool) -> Any:
 
 
 def grade_one(context: Context, submission: Submission) -> Graded:
-    """Grade one submission and write its results.json and feedback.html."""
-    spec = _spec(context.spec_path)
+    """Grade one submission and write its results.json, feedback.html and record.json (or reuse them)."""
+    spec = _spec(context.spec_path, context.course)
+    folder = context.out / submission.id
+    inputs = submission_digest(context.course, submission.id, submission.files)
+    if context.incremental and (kept := read_record(folder, inputs, spec.items)) is not None:
+        return kept
     isolation = Isolation(context.isolation)
     if submission.problem:
         graded = unscored(spec, submission.id, "invalid", submission.problem, isolation=isolation.describe())
     else:
         graded = _graded(spec, context, isolation, submission, _answers(spec, context, submission.id))
-    write_submission(spec, graded, context.out / submission.id)
+    write_submission(spec, graded, folder)
+    write_record(folder, inputs, graded, row_reason(graded))
     return graded
 
 
@@ -187,7 +202,8 @@ def _graded(spec: Spec, context: Context, isolation: Isolation, submission: Subm
 
 
 @functools.lru_cache(maxsize=8)
-def _spec(path: Path) -> Spec:
+def _spec(path: Path, course: str) -> Spec:
+    """The spec, read once per process for each state of the course (``course``, its digest)."""
     return load_spec(path)
 
 
@@ -224,4 +240,4 @@ def self_check(spec_path: str | Path, submission: str | Path, out: str | Path | 
     """Grade one's own notebook at the public points, as it will be graded (for students, before submitting)."""
     with tempfile.TemporaryDirectory() as scratch:
         (graded,) = grade(spec_path, [submission], out or scratch, public=True, progress=False)
-    return SelfCheck(graded, feedback_html(_spec(Path(spec_path).resolve()), graded))
+    return SelfCheck(graded, feedback_html(load_spec(spec_path), graded))

@@ -23,7 +23,8 @@ from .._verdict import Diagnosis, Status
 from ._scoring import Graded, Item
 from ._spec import Spec
 
-__all__ = ["CSV_COLUMNS", "feedback_html", "feedback_markdown", "results_json", "write_grades", "write_submission"]
+__all__ = ["CSV_COLUMNS", "feedback_html", "feedback_markdown", "number", "results_json", "write_grades",
+           "write_submission"]
 
 CSV_COLUMNS = ("submission", "score", "max_score", "status", "reason", "flags", "seconds", "isolation")
 REASON_LENGTH = 240  # characters of grades.csv's reason: one line in a spreadsheet
@@ -37,14 +38,14 @@ def write_grades(spec: Spec, graded: Sequence[Graded], path: Path) -> None:
         writer = csv.writer(file)
         writer.writerow([*CSV_COLUMNS, *spec.items])
         for g in graded:
-            writer.writerow([g.id, _number(g.score), _number(g.max_score), g.status, row_reason(g), ";".join(g.flags),
-                             f"{g.seconds:.2f}", g.isolation, *(_number(item.points) for item in g.items)])
+            writer.writerow([g.id, number(g.score), number(g.max_score), g.status, row_reason(g), ";".join(g.flags),
+                             f"{g.seconds:.2f}", g.isolation, *(number(item.points) for item in g.items)])
 
 
 def row_reason(graded: Graded) -> str:
     """Why a status is not ``graded``, or what cost the most points: one line for grades.csv (empty: full marks)."""
-    if graded.reason:
-        return _one_line(graded.reason)
+    if graded.reason or graded.summary:
+        return _one_line(graded.reason or graded.summary)
     lost = [(sum(item.max_points - item.points for item in section.items), section) for section in _sections(graded)]
     points, worst = max(lost, key=lambda pair: pair[0], default=(0.0, None))
     if worst is None or points <= 0:
@@ -52,7 +53,7 @@ def row_reason(graded: Graded) -> str:
     diagnoses = worst.diagnoses or (worst.comparison.diagnoses if worst.comparison is not None else [])
     why = worst.notes[0] if worst.notes else diagnoses[0].message if diagnoses else "differs from the reference"
     where = f"{worst.problem}: " if worst.problem else ""
-    return _one_line(f"{where}{_number(points)} points lost: {why}")
+    return _one_line(f"{where}{number(points)} points lost: {why}")
 
 
 def _one_line(text: str) -> str:
@@ -127,12 +128,12 @@ def results_json(spec: Spec, graded: Graded) -> dict[str, Any]:
 
 
 def _points_of(items: tuple[Item, ...]) -> str:
-    return f"{_number(sum(i.points for i in items))} of {_number(sum(i.max_points for i in items))} points"
+    return f"{number(sum(i.points for i in items))} of {number(sum(i.max_points for i in items))} points"
 
 
 def feedback_markdown(spec: Spec, graded: Graded) -> str:
     """The feedback as markdown (Gradescope's overall output)."""
-    lines = [f"**{spec.title}**: {_number(graded.score)} of {_number(graded.max_score)} points."]
+    lines = [f"**{spec.title}**: {number(graded.score)} of {number(graded.max_score)} points."]
     if graded.reason:
         lines.append(f"\n{graded.reason}.")
     for section in _sections(graded):
@@ -158,7 +159,7 @@ def feedback_html(spec: Spec, graded: Graded) -> str:
         ".status{color:white;padding:2px 8px;border-radius:4px;font-weight:bold}</style></head><body>",
         f"<h1>{esc(spec.title)}</h1>",
         f"<p><span class='status' style='background:{colour}'>{esc(graded.status.upper())}</span> "
-        f"{esc(graded.id)}: <b>{_number(graded.score)} of {_number(graded.max_score)} points</b></p>",
+        f"{esc(graded.id)}: <b>{number(graded.score)} of {number(graded.max_score)} points</b></p>",
     ]
     if graded.reason:
         parts.append(f"<p class='reason'>{esc(graded.reason)}.</p>")
@@ -198,7 +199,7 @@ def _section_html(section: _Section) -> str:
 
 def _items_table(items: tuple[Item, ...]) -> str:
     esc = html.escape
-    rows = "".join(f"<tr><td>{esc(item.name)}</td><td>{_number(item.points)} / {_number(item.max_points)}</td>"
+    rows = "".join(f"<tr><td>{esc(item.name)}</td><td>{number(item.points)} / {number(item.max_points)}</td>"
                    f"<td>{item.agreed} of {item.checked}</td></tr>" for item in items)
     return ("<table class='items'><thead><tr><th>item</th><th>points</th><th>agrees with the reference at</th>"
             f"</tr></thead><tbody>{rows}</tbody></table>")
@@ -217,5 +218,6 @@ def _heatmaps(result: CheckResult, level: str, blocks: Sequence[Block]) -> str:
             + "".join(figures))
 
 
-def _number(value: float) -> str:
+def number(value: float) -> str:
+    """A score as grades.csv and feedback write it: four significant digits."""
     return f"{value:.4g}"

@@ -112,6 +112,11 @@ class Graded:
     isolation : str
     parts : tuple of Part
         Each problem's notes, diagnoses and comparison.
+    summary : str
+        grades.csv's reason for a grade read back from an earlier run's
+        record (its parts are not kept); empty for a grade just computed.
+    reused : bool
+        Read back from an earlier run (``incremental=True``), not regraded.
     """
 
     id: str
@@ -123,6 +128,8 @@ class Graded:
     seconds: float = 0.0
     isolation: str = ""
     parts: tuple[Part, ...] = ()
+    summary: str = ""
+    reused: bool = False
 
     @property
     def score(self) -> float:

@@ -253,7 +253,9 @@ for name in ("grades.csv", "writer/results.json", "writer/feedback.html", "intru
     (graded,) = grade(spec, [write_notebook(tmp_path / "writer.ipynb", cells)], out, progress=False)
     assert graded.score == 2
     assert json.loads((out / "writer" / "results.json").read_text())["score"] == 2
-    assert sorted(p.name for p in out.rglob("*")) == ["feedback.html", "grades.csv", "results.json", "writer"]
+    assert sorted(p.name for p in out.rglob("*")) == ["feedback.html", "grades.csv", "record.json", "results.json",
+                                                      "writer"]
+    assert json.loads((out / "writer" / "record.json").read_text())["items"][-1][2] == 0  # its own grade
 
 
 @needs_full
