@@ -120,7 +120,9 @@ def masked(path: Path) -> str:
         return re.sub(r'"execution_time": [0-9.]+', '"execution_time": "-"', text)
     if path.name == "record.json":  # the digest covers the isolation level and gradwidget's version
         record = json.loads(text)
-        return json.dumps({**record, "inputs": "-", "seconds": "-", "isolation": "-", "gradwidget": "-"}, indent=1)
+        shared = ["odd" if digest else "" for digest in record["shared_answers"]]  # its bits are the machine's BLAS's
+        return json.dumps({**record, "inputs": "-", "seconds": "-", "isolation": "-", "gradwidget": "-",
+                           "shared_answers": shared}, indent=1)
     return re.sub(r"data:image/png;base64,([A-Za-z0-9+/=]+)",
                   lambda m: "png-sha256:" + hashlib.sha256(base64.b64decode(m.group(1))).hexdigest(), text)
 

@@ -15,18 +15,19 @@ import functools
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from ._outputs import feedback_html, row_reason, write_grades, write_submission
-from ._points import hidden_seed, public_seed, read_secret
-from ._record import course_digest, read_record, submission_digest, write_record
+from ._copies import code_prints, copy_flags
+from ._outputs import feedback_html, row_reason, write_flags, write_grades, write_submission
+from ._points import hidden_seed, public_seed, read_secret, shared_seed
+from ._record import RECORD, course_digest, read_record, submission_digest, write_record
 from ._reference import ProblemAnswers, load_answers, problem_answers
-from ._scoring import Graded, score, unscored
+from ._scoring import Graded, score, shared_answers, unscored
 from ._spec import Spec, SpecError, load_spec
 from ._submission import Submission, class_members, imported_modules, read_submissions
 from .sandbox import WORKER, Isolation, job_folder, job_sizes, probe, read_outcome, rlimits, run_worker, write_job
@@ -109,8 +110,25 @@ def grade(spec_path: str | Path, submissions: Iterable[str | Path], out: str | P
     context = Context(spec.path, out, public, chosen.level, secret, protected,
                       course_digest(spec, secret, public, chosen.level), incremental)
     graded = _run_all(context, read, workers, dask, progress)
+    if not public:
+        graded = _flag_copies(spec, read, graded, out)
     write_grades(spec, graded, out / "grades.csv")
     return graded
+
+
+def _flag_copies(spec: Spec, submissions: list[Submission], graded: list[Graded], out: Path) -> list[Graded]:
+    """Each submission of a pair that looks copied gets ``copy-of:ID`` (grades.csv and results.json), for review."""
+    template = read_submissions([spec.template])[0].cells if spec.template is not None else ()
+    flags = copy_flags({s.id: code_prints(s.cells, template) for s in submissions},
+                       {g.id: g.shared_answers for g in graded})
+    flagged = []
+    for g in graded:
+        if g.id in flags:
+            g = replace(g, flags=(*g.flags, *flags[g.id]))
+        if g.id in flags or g.reused:  # a reused grade's pairs are the class's of today
+            write_flags(out / g.id, g.flags)
+        flagged.append(g)
+    return flagged
 
 
 def _run_all(context: Context, submissions: list[Submission], workers: int, dask: str | None,
@@ -120,12 +138,12 @@ def _run_all(context: Context, submissions: list[Submission], workers: int, dask
         if dask is not None:
             from distributed import Client
 
-            with Client(dask) as client:
+            with Client(dask) as client:  # a lost worker's submissions are graded again elsewhere (retries)
                 futures = client.map(grade_one, [context] * len(submissions), submissions, pure=False)
-                return _collect(futures, lambda f: f.result(), bar)
+                return _collect(context, submissions, futures, bar)
         if workers > 1:
             with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-                return _collect([pool.submit(grade_one, context, s) for s in submissions], lambda f: f.result(),
+                return _collect(context, submissions, [pool.submit(grade_one, context, s) for s in submissions],
                                 bar)
         graded = []
         for submission in submissions:
@@ -136,14 +154,34 @@ def _run_all(context: Context, submissions: list[Submission], workers: int, dask
         bar.close()
 
 
-def _collect(futures: list[Any], result: Callable[[Any], Graded], bar: Any) -> list[Graded]:
-    """Results in submission order, advancing the bar as each one ends."""
+def _collect(context: Context, submissions: list[Submission], futures: list[Any], bar: Any) -> list[Graded]:
+    """Results in submission order, advancing the bar as each one ends.
+
+    A submission whose grading process died (a pool process killed, a dask
+    worker lost more often than the scheduler retries) gets status
+    ``error`` with the reason, and the others their grades.
+    """
     order = {id(f): k for k, f in enumerate(futures)}
     graded: list[Graded | None] = [None] * len(futures)
     for future in _completed(futures):
-        graded[order[id(future)]] = result(future)
+        k = order[id(future)]
+        try:
+            graded[k] = future.result()
+        except Exception as exc:  # the grader's process, not the submission (that runs in a sandbox of its own)
+            graded[k] = _lost(context, submissions[k], exc)
         bar.update(1)
     return [g for g in graded if g is not None]
+
+
+def _lost(context: Context, submission: Submission, exc: Exception) -> Graded:
+    """The grade of a submission whose grading process died: an error to grade again, with its outputs."""
+    spec = _spec(context.spec_path, context.course)
+    reason = (f"the grader's process died while grading it ({type(exc).__name__}: {str(exc)[:200] or 'no message'}); "
+              "grade again (--incremental regrades only these)")
+    graded = unscored(spec, submission.id, "error", reason, isolation=Isolation(context.isolation).describe())
+    write_submission(spec, graded, context.out / submission.id)
+    (context.out / submission.id / RECORD).unlink(missing_ok=True)  # an earlier run's grade is not this one
+    return graded
 
 
 def _completed(futures: list[Any]) -> Iterable[Any]:
@@ -172,7 +210,8 @@ def grade_one(context: Context, submission: Submission) -> Graded:
     if submission.problem:
         graded = unscored(spec, submission.id, "invalid", submission.problem, isolation=isolation.describe())
     else:
-        graded = _graded(spec, context, isolation, submission, _answers(spec, context, submission.id))
+        shared = None if context.public else problem_answers(spec, shared_seed(spec, context.secret or b""), 1)
+        graded = _graded(spec, context, isolation, submission, _answers(spec, context, submission.id), shared)
     write_submission(spec, graded, folder)
     write_record(folder, inputs, graded, row_reason(graded))
     return graded
@@ -188,17 +227,23 @@ def _answers(spec: Spec, context: Context, identifier: str) -> list[ProblemAnswe
 
 
 def _graded(spec: Spec, context: Context, isolation: Isolation, submission: Submission,
-            answers: list[ProblemAnswers]) -> Graded:
-    size, results = job_sizes(spec, submission.cells, answers)
+            answers: list[ProblemAnswers], shared: list[ProblemAnswers] | None) -> Graded:
+    """Run the submission at its check points (and, unscored, at the class's shared point) and score it."""
+    count = len(answers[0].points) if answers else 0
+    run_at = answers if shared is None else [ProblemAnswers(a.problem, a.points + s.points)
+                                             for a, s in zip(answers, shared)]
+    size, results = job_sizes(spec, submission.cells, run_at)
     with job_folder(isolation, size, results) as (workdir, uid):
-        task = write_job(workdir, spec, submission.cells, answers, rlimits(spec.limits, uid is not None))
+        task = write_job(workdir, spec, submission.cells, run_at, rlimits(spec.limits, uid is not None))
         if uid is not None:
             for path in [workdir, *workdir.rglob("*")]:
                 os.chown(path, uid, uid)
         run = run_worker(isolation, workdir, uid, spec.limits, _hidden(spec, context, workdir))
         outcome = read_outcome(workdir, task)
-    return score(spec, answers, outcome, run, submission.id, imported_modules(submission.cells),
-                 isolation.describe())
+    graded = score(spec, answers, outcome.first(count), run, submission.id, imported_modules(submission.cells),
+                   isolation.describe())
+    return graded if shared is None else replace(graded, shared_answers=shared_answers(shared, outcome, graded,
+                                                                                        count))
 
 
 @functools.lru_cache(maxsize=8)

@@ -23,10 +23,11 @@ from .._verdict import Diagnosis, Status
 from ._scoring import Graded, Item
 from ._spec import Spec
 
-__all__ = ["CSV_COLUMNS", "feedback_html", "feedback_markdown", "number", "results_json", "write_grades",
-           "write_submission"]
+__all__ = ["CSV_COLUMNS", "feedback_html", "feedback_markdown", "number", "results_json", "write_flags",
+           "write_grades", "write_submission"]
 
 CSV_COLUMNS = ("submission", "score", "max_score", "status", "reason", "flags", "seconds", "isolation")
+INTEGRITY_TEST = "integrity review (instructors only)"  # results.json's hidden test that holds the flags
 REASON_LENGTH = 240  # characters of grades.csv's reason: one line in a spreadsheet
 STATUS_COLOURS = {"graded": "#1a7f37", "timeout": "#9a6700", "crashed": "#cf222e", "invalid": "#cf222e",
                   "error": "#6e7781"}
@@ -66,6 +67,16 @@ def write_submission(spec: Spec, graded: Graded, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps(results_json(spec, graded), indent=1), encoding="utf-8")
     (folder / "feedback.html").write_text(feedback_html(spec, graded), encoding="utf-8")
+
+
+def write_flags(folder: Path, flags: tuple[str, ...]) -> None:
+    """Set the integrity flags in ``folder/results.json`` (class-wide ones are known once every grade is)."""
+    path = folder / "results.json"
+    results = json.loads(path.read_text(encoding="utf-8"))
+    for test in results["tests"]:
+        if test["name"] == INTEGRITY_TEST:
+            test["output"] = ", ".join(flags) or "nothing flagged"
+    path.write_text(json.dumps(results, indent=1), encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -121,7 +132,7 @@ def results_json(spec: Spec, graded: Graded) -> dict[str, Any]:
                           "status": "passed" if item.agreed == item.checked and item.checked else "failed",
                           "output": "\n".join(_item_lines(item, section)), "output_format": "md",
                           "visibility": "visible"})
-    tests.append({"name": "integrity review (instructors only)", "score": 0, "max_score": 0,
+    tests.append({"name": INTEGRITY_TEST, "score": 0, "max_score": 0,
                   "output": ", ".join(graded.flags) or "nothing flagged", "visibility": "hidden"})
     return {"score": round(graded.score, 4), "execution_time": round(graded.seconds, 2),
             "output": feedback_markdown(spec, graded), "output_format": "md", "tests": tests}

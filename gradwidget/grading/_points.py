@@ -10,6 +10,10 @@ At a check point, a problem's drawn and integer arguments come from the
 point's own generator (``[seed, problem, point]``), which goes on to draw the
 upstream gradient of a layer or a VJP; a parameter vector's rows come from
 one generator of the seed, one row per point.
+
+One more point, drawn from the secret alone, is shared by the whole class
+and never scored: where two submissions' wrong answers agree bit for bit,
+they were likely copied (`gradwidget.grading._copies`).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from .._params import random_init
 from ._problems import Argument, Problem
 from ._spec import Spec, SpecError
 
-__all__ = ["check_points", "hidden_seed", "public_seed", "read_secret"]
+__all__ = ["check_points", "hidden_seed", "public_seed", "read_secret", "shared_seed"]
 
 
 def read_secret(spec: Spec) -> bytes:
@@ -54,6 +58,14 @@ def hidden_seed(spec: Spec, submission: str, secret: bytes) -> int:
     """The seed of a submission's hidden check points."""
     digest = hmac.new(secret, f"{spec.name}\0{submission}".encode(), hashlib.sha256).digest()
     return int.from_bytes(digest[:8], "little")
+
+
+def shared_seed(spec: Spec, secret: bytes) -> int:
+    """The seed of the one unscored check point the whole class shares (where copied wrong answers agree).
+
+    No submission's hidden points come from it: ids hold no NUL character.
+    """
+    return hidden_seed(spec, "\0shared", secret)
 
 
 def public_seed(spec: Spec) -> int:

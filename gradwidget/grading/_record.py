@@ -61,7 +61,8 @@ def write_record(folder: Path, inputs: str, graded: Graded, reason: str) -> None
     record = {"inputs": inputs, "gradwidget": __version__, "id": graded.id, "status": graded.status,
               "reason": graded.reason, "summary": reason, "flags": list(graded.flags),
               "seconds": graded.seconds, "isolation": graded.isolation,
-              "items": [[i.name, i.max_points, i.agreed, i.checked] for i in graded.items]}
+              "items": [[i.name, i.max_points, i.agreed, i.checked] for i in graded.items],
+              "shared_answers": list(graded.shared_answers)}
     partial = folder / f".{RECORD}.partial"
     partial.write_text(json.dumps(record, indent=1), encoding="utf-8")
     os.replace(partial, folder / RECORD)  # whole or absent, whenever the run stops
@@ -79,6 +80,7 @@ def read_record(folder: Path, inputs: str, items: tuple[str, ...]) -> Graded | N
             return None
         return Graded(str(record["id"]), str(record["status"]), str(record["reason"]), kept,
                       flags=tuple(map(str, record["flags"])), seconds=float(record["seconds"]),
-                      isolation=str(record["isolation"]), summary=str(record["summary"]), reused=True)
+                      isolation=str(record["isolation"]), summary=str(record["summary"]), reused=True,
+                      shared_answers=tuple(map(str, record["shared_answers"])))
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -11,6 +11,7 @@ instructor to review; they never change a score.
 
 from __future__ import annotations
 
+import hashlib
 import signal
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from .._params import ShapeMismatch
 from .._result import CheckResult
 from .._verdict import Diagnosis
 from ._comparison import comparison, entry_tolerance, summed_elsewhere
+from ._copies import NAMED_CAUSES
 from ._derivatives import Derivatives, read_derivatives
 from ._problems import Problem
 from ._reference import ProblemAnswers
@@ -117,6 +119,10 @@ class Graded:
         record (its parts are not kept); empty for a grade just computed.
     reused : bool
         Read back from an earlier run (``incremental=True``), not regraded.
+    shared_answers : tuple of str
+        Per problem, a digest of its derivatives at the class's shared point
+        when they are wrong there and no common cause explains them (else
+        empty): copies agree on it.
     """
 
     id: str
@@ -130,6 +136,7 @@ class Graded:
     parts: tuple[Part, ...] = ()
     summary: str = ""
     reused: bool = False
+    shared_answers: tuple[str, ...] = ()
 
     @property
     def score(self) -> float:
@@ -233,6 +240,31 @@ def _score_problem(answers: ProblemAnswers, outcome: ProblemOutcome, slow_factor
                   "points") if differs else ""
     part = Part(problem.name, problem.describe(), tuple(notes), diagnoses, compared, value_note)
     return items, part, _flags(answers, outcome, points, measured, slow_factor)
+
+
+def shared_answers(shared: list[ProblemAnswers], outcome: Outcome, graded: Graded, at: int) -> tuple[str, ...]:
+    """Per problem, a digest of its derivatives at the shared point (number ``at``) if wrong in a way of its own.
+
+    Empty where they agree with the reference, did not come back, come back
+    in another shape (a slip anyone makes, and what a bug elsewhere in a
+    composed problem gives), are zeros or not finite, or where the problem's
+    diagnoses name a common cause.
+    """
+    found = []
+    for expected, result, part in zip(shared, outcome.problems, graded.parts):
+        point = _compare(expected.problem, expected.points[0], result, at, tolerances(expected), [])
+        arrays = point.derivatives.arrays if point.derivatives is not None else []
+        if (not arrays or point.derivative_ok.all() or {d.code for d in part.diagnoses} & NAMED_CAUSES
+                or [a.shape for a in arrays] != [r.shape for r in expected.points[0].derivatives]
+                or not all(np.isfinite(a).all() for a in arrays) or not any(np.any(a) for a in arrays)):
+            found.append("")
+            continue
+        digest = hashlib.sha256()
+        for array in arrays:
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+        found.append(digest.hexdigest())
+    return tuple(found)
 
 
 def call_notes(names: tuple[str | None, ...], calls: np.ndarray, errors: np.ndarray) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,10 @@ class Outcome:
     gave_up: str
     error: str
 
+    def first(self, count: int) -> Outcome:
+        """The outcome at the first ``count`` check points of each problem (the scored ones)."""
+        return replace(self, problems=tuple(p.first(count) for p in self.problems))
+
     @property
     def calls_made(self) -> int:
         """Calls of the student's functions that were made (whatever came of them)."""
@@ -84,6 +88,12 @@ class ProblemOutcome:
     probe: Any
     ended: str = ""
     gave_up: str = ""
+
+    def first(self, count: int) -> ProblemOutcome:
+        """The results at the first ``count`` check points."""
+        return replace(self, calls=self.calls[:count], call_errors=self.call_errors[:count],
+                       call_seconds=self.call_seconds[:count], values=self.values[:count],
+                       derivatives=self.derivatives[:count])
 
 
 def read_outcome(workdir: Path, task: dict[str, Any]) -> Outcome:
