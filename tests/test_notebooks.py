@@ -76,13 +76,18 @@ WALKTHROUGHS = {  # each instructor's walkthrough, and lines its output must hol
         "bob         2 / 10  graded   flags: -",
         "cyd        10 / 10  graded   flags: numerical-gradient, slow-gradient",
         REGULARIZED_BIAS_SAYS,
-        "10.0 of 10.0 at the public points"],
+        "10.0 of 10.0 at the public points",
+        "bob       2 / 10     graded   copy-of:eve", "eve       2 / 10     graded   reused  copy-of:bob",
+        "cyd      10 / 10     graded   \n", "(3 reused: their inputs are unchanged)",
+        '"Boole, Bob",102,S-102,bob,Sec 1,4', "no student in the gradebook for: eve", "ada,10,10 of 10 points."],
     "layers-assignment/instructor.ipynb": [
         "spec OK", "solution solution.ipynb: 35 of 35 (graded)",
         "bob       29 lost: affine.dw, two_layer.cost, two_layer.dW1", "cyd       32 lost: relu.dx, two_layer.dW1, "
         "two_layer.db1", "dan       30 lost: rnn.dx, rnn.dh0, rnn.dWx, rnn.dWh, rnn.db", "ada       35 lost: -",
         "affine: dw is the transpose of the reference's", "relu: relu_backward returns the same dx whatever dout is",
-        "the gradient flowing back from the next step (dh_next) is dropped", "35.0 of 35.0 at the public points"],
+        "the gradient flowing back from the next step (dh_next) is dropped", "35.0 of 35.0 at the public points",
+        "ada      35 / 35     graded   copy-of:bob;copy-of:cyd;copy-of:dan", "(3 reused: their inputs are unchanged)",
+        "dan      35 / 35     graded   copy-of:ada;copy-of:bob;copy-of:cyd", "dan,35,35 of 35 points."],
 }
 
 

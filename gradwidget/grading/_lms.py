@@ -77,7 +77,8 @@ class Export:
         if self.not_exported:
             lines.append(f"not exported, the grader failed on them (regrade): {', '.join(self.not_exported)}")
         if self.without_submission:
-            lines.append(f"{len(self.without_submission)} students have no submission: left empty")
+            count = len(self.without_submission)
+            lines.append(f"{count} student{' has' if count == 1 else 's have'} no submission: left empty")
         return "\n".join(lines)
 
 

@@ -75,7 +75,7 @@ def test_canvas_gets_its_gradebook_with_the_column_filled_matched_by_login_or_si
     assert scores["Doe, Jane"] == "20" and 0 < float(scores["Poe, Ed"]) < 20
     assert export.unmatched == ("zed",) and export.without_submission == ("Lee, Al",)
     assert set(export.written) == {"jdoe", "ASmith", "rroe"}
-    assert "scaled" in export.scaled and "zed" in str(export) and "1 students have no submission" in str(export)
+    assert "scaled" in export.scaled and "zed" in str(export) and "1 student has no submission" in str(export)
 
 
 def test_moodle_gets_identifier_grade_and_a_one_line_feedback(graded_class: Path, tmp_path: Path) -> None:
