@@ -97,7 +97,7 @@ def _setup_problems(ev: Evidence) -> list[Diagnosis]:
     if ev.grad_keeps_state:
         found.append(Diagnosis(
             NONDETERMINISTIC,
-            "grad returned different gradients for the same theta, called twice: it keeps state between "
+            "grad returned different gradients when called twice at theta: it keeps state between "
             "calls (a buffer it adds into and never zeroes, a `+=` on an array kept outside grad?). Make it "
             "start from fresh zeros on every call."))
     if ev.promotion is not None and ev.promotion.wrong.size:

@@ -29,16 +29,13 @@ import numpy as np
 import torch
 from torch.autograd.gradcheck import GradcheckError
 
+from . import _torch_modes as _modes
 from ._frameworks import check_vjp_of
 from ._layer import argument_names
 from ._options import InputError
 from ._result import CheckResult
 
-__all__ = ["GradcheckError", "check", "check_module", "gradcheck"]
-
-IGNORED = ("nondet_tol", "check_undefined_grad", "check_grad_dtypes", "check_batched_grad",
-           "check_batched_forward_grad", "check_forward_ad", "check_backward_ad", "masked")
-"""torch.autograd.gradcheck's options with no meaning here: accepted, and ignored (see `gradcheck`)."""
+__all__ = ["GradcheckError", "check", "check_module", "gradcheck", "gradgradcheck"]
 
 
 def check(fn: Callable[..., Any], *inputs: Any, names: Sequence[str] | None = None, **options: Any) -> CheckResult:
@@ -75,6 +72,13 @@ def check(fn: Callable[..., Any], *inputs: Any, names: Sequence[str] | None = No
     keywords = len(inputs) == 1 and isinstance(inputs[0], dict)
     given = list(inputs[0].values()) if keywords else list(inputs)
     labels = list(inputs[0]) if keywords else list(names) if names is not None else argument_names(fn, len(given))
+    return _check(fn, given, labels, keywords, **options)
+
+
+def _check(fn: Callable[..., Any], given: Sequence[Any], labels: Sequence[str], keywords: bool, *,
+           steady: bool = False, **options: Any) -> CheckResult:
+    """`check` of given inputs; ``steady``: the backward's first answer for each point and upstream gradient kept."""
+    given = list(given)
     if len(labels) != len(given):
         raise InputError(f"names= has {len(labels)} names for {len(given)} inputs")
     chosen = [k for k, value in enumerate(given) if isinstance(value, torch.Tensor) and value.requires_grad]
@@ -102,11 +106,20 @@ def check(fn: Callable[..., Any], *inputs: Any, names: Sequence[str] | None = No
                              "marks as not differentiable, integer ones among them, are left out)")
         return [_array(o, _name(fn)) for o in outputs], (tensors, outputs)
 
+    kept: dict[bytes, list[np.ndarray | None]] = {}
+
     def pull(cache: Any, douts: list[np.ndarray]) -> list[np.ndarray | None]:
         tensors, outputs = cache
+        key = b"".join(np.ascontiguousarray(a).tobytes() for a in [*(t.numpy(force=True) for t in tensors),
+                                                                   *douts]) if steady else b""
+        if key in kept:  # a nondeterminism within nondet_tol, measured apart, is not the engine's to judge
+            return kept[key]
         grads = torch.autograd.grad(outputs, tensors, [torch.from_numpy(np.array(d, order="C")).to(
             o.device, o.dtype) for o, d in zip(outputs, douts)], retain_graph=True, allow_unused=True)
-        return [None if g is None else _array(g, f"{_name(fn)}'s backward") for g in grads]
+        pulled = [None if g is None else _array(g, f"{_name(fn)}'s backward") for g in grads]
+        if steady:
+            kept[key] = pulled
+        return pulled
 
     arrays = [_array(given[k], labels[k]) for k in chosen]
     return check_vjp_of(_name(fn), [labels[k] for k in chosen], arrays, call, pull, notes, **options)
@@ -134,9 +147,11 @@ def check_module(module: torch.nn.Module, *inputs: Any, **options: Any) -> Check
 
 
 def gradcheck(func: Callable[..., Any], inputs: Any, *, eps: float | None = None, atol: float | None = None,
-              rtol: float | None = None, raise_exception: bool = True, fast_mode: bool = False,
-              **ignored: Any) -> bool:
-    """A drop-in for ``torch.autograd.gradcheck``: True, or gradwidget's report as the error.
+              rtol: float | None = None, raise_exception: bool = True, nondet_tol: float = 0.0,
+              check_undefined_grad: bool = True, check_grad_dtypes: bool = False, check_batched_grad: bool = False,
+              check_batched_forward_grad: bool = False, check_forward_ad: bool = False,
+              check_backward_ad: bool = True, fast_mode: bool = False, masked: bool | None = None) -> bool:
+    """A drop-in for ``torch.autograd.gradcheck``: True, or gradwidget's report as torch's `GradcheckError`.
 
     Parameters
     ----------
@@ -148,35 +163,163 @@ def gradcheck(func: Callable[..., Any], inputs: Any, *, eps: float | None = None
         Accepted for compatibility; gradwidget's tolerance is per entry, from
         its noise model, and these are not used.
     raise_exception : bool
-        Raise `GradcheckError` (torch's) with the report when the check does
+        Raise `GradcheckError` (torch's) with the report when a check does
         not pass (default), else return False.
+    nondet_tol : float
+        The backward is called several times at the inputs with one upstream
+        gradient: a spread of its answers up to this passes (said in the
+        report), beyond it fails with code ``nondeterministic`` and its size.
+    check_undefined_grad : bool
+        Each output's upstream gradient undefined in turn: the backward must
+        give zeros or None.
+    check_grad_dtypes : bool
+        Each gradient in its input's dtype and on its device.
+    check_batched_grad : bool
+        The backward under ``vmap`` must equal it called once per upstream
+        gradient.
+    check_batched_forward_grad : bool
+        Not supported: raises `NotImplementedError` rather than pass unchecked.
+    check_forward_ad : bool
+        The forward-mode derivative (a Function's ``jvp``, reached through
+        dual tensors) checked against the same finite differences.
+    check_backward_ad : bool
+        Check the backward (and its repeatability, undefined and batched
+        grads); False checks the forward mode only.
     fast_mode : bool
         Check along a few random directions instead of the whole Jacobian.
-    **ignored
-        torch's ``nondet_tol``, ``check_undefined_grad``, ``check_grad_dtypes``,
-        ``check_batched_grad``, ``check_batched_forward_grad``,
-        ``check_forward_ad``, ``check_backward_ad`` and ``masked``: accepted,
-        and not used (their checks are torch's own, not of the backward's
-        values).
+    masked : bool, optional
+        Sparse masked semantics are not supported: True raises.
 
     Returns
     -------
     bool
-        True when the backward is right (an inconclusive check is not).
+        True when every check asked for passes (an inconclusive check does
+        not).
     """
-    unknown = sorted(set(ignored) - set(IGNORED))
-    if unknown:
-        raise TypeError(f"gradcheck() got an unexpected keyword argument {unknown[0]!r}")
     given = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
+    found = _gradchecks(func, given, argument_names(func, len(given)), eps=eps, fast_mode=fast_mode,
+                        nondet_tol=nondet_tol, undefined=check_undefined_grad, dtypes=check_grad_dtypes,
+                        batched=check_batched_grad, batched_forward=check_batched_forward_grad,
+                        forward=check_forward_ad, backward=check_backward_ad, masked=masked)
+    return _answer(found, _name(func), raise_exception)
+
+
+def gradgradcheck(func: Callable[..., Any], inputs: Any, grad_outputs: Any = None, *, eps: float | None = None,
+                  atol: float | None = None, rtol: float | None = None, gen_non_contig_grad_outputs: bool = False,
+                  raise_exception: bool = True, nondet_tol: float = 0.0, check_undefined_grad: bool = True,
+                  check_grad_dtypes: bool = False, check_batched_grad: bool = False, check_fwd_over_rev: bool = False,
+                  check_rev_over_rev: bool = True, fast_mode: bool = False, masked: bool = False) -> bool:
+    """A drop-in for ``torch.autograd.gradgradcheck``: the double backward, checked as `gradcheck` checks a backward.
+
+    The function checked is the first derivative, ``(inputs, grad_outputs)
+    -> autograd.grad(func(*inputs), inputs, grad_outputs, create_graph=True)``:
+    its backward is ``func``'s double backward, compared with finite
+    differences of the first derivative itself.
+
+    Parameters
+    ----------
+    func, inputs
+        As for `gradcheck`.
+    grad_outputs : tensor or sequence of tensors, optional
+        The upstream gradients of ``func``'s outputs (default: random, drawn
+        with a fixed seed, differentiated as torch's are).
+    gen_non_contig_grad_outputs : bool
+        Make the random upstream gradients non-contiguous (a strided view).
+    check_fwd_over_rev, check_rev_over_rev : bool
+        The first derivative's forward mode and backward (as
+        ``check_forward_ad`` and ``check_backward_ad`` of `gradcheck`).
+    eps, atol, rtol, raise_exception, nondet_tol, fast_mode, masked
+        As for `gradcheck`.
+    check_undefined_grad, check_grad_dtypes, check_batched_grad
+        As for `gradcheck`, of the first derivative's backward.
+
+    Returns
+    -------
+    bool
+        True when every check asked for passes.
+    """
+    given = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
+    chosen = [k for k, x in enumerate(given) if isinstance(x, torch.Tensor) and x.requires_grad]
+    labels = argument_names(func, len(given))
+    with torch.enable_grad():
+        outputs = [o for o in _outputs(func(*given)) if o.requires_grad]
+    if grad_outputs is None:
+        generator = torch.Generator().manual_seed(0)
+        grad_outputs = [_upstream(o, generator, gen_non_contig_grad_outputs) for o in outputs]
+    upstream = [grad_outputs] if isinstance(grad_outputs, torch.Tensor) else list(grad_outputs)
+    if len(upstream) != len(outputs):
+        raise InputError(f"grad_outputs has {len(upstream)} tensors for {len(outputs)} differentiable outputs of "
+                         f"{_name(func)}")
+
+    def first_derivative(*values: Any) -> tuple[torch.Tensor, ...]:
+        xs = list(values[:len(given)])
+        answers = [o for o in _outputs(func(*xs)) if o.requires_grad]
+        grads = torch.autograd.grad(answers, [xs[k] for k in chosen], list(values[len(given):]), create_graph=True,
+                                    allow_unused=True)
+        return tuple(g for g in grads if g is not None)
+
+    first_derivative.__name__ = f"{_name(func)}'s backward"
+    names = [*labels, *(f"grad_output{k}" if len(upstream) > 1 else "grad_output" for k in range(len(upstream)))]
+    found = _gradchecks(first_derivative, (*given, *upstream), names, eps=eps, fast_mode=fast_mode,
+                        nondet_tol=nondet_tol, undefined=check_undefined_grad, dtypes=check_grad_dtypes,
+                        batched=check_batched_grad, batched_forward=False, forward=check_fwd_over_rev,
+                        backward=check_rev_over_rev, masked=masked)
+    return _answer(found, f"{_name(func)}'s double backward", raise_exception)
+
+
+def _outputs(answer: Any) -> list[torch.Tensor]:
+    return [o for o in (answer if isinstance(answer, (tuple, list)) else [answer]) if isinstance(o, torch.Tensor)]
+
+
+def _upstream(output: torch.Tensor, generator: torch.Generator, strided: bool) -> torch.Tensor:
+    """A random upstream gradient for ``output`` that requires grad (a strided view of a larger one, if asked)."""
+    if strided:
+        wide = torch.randn((*output.shape, 2), generator=generator, dtype=output.dtype).to(output.device)
+        return wide[..., 0].requires_grad_(True) if output.dim() else wide[0].requires_grad_(True)
+    return torch.randn(output.shape, generator=generator, dtype=output.dtype).to(output.device).requires_grad_(True)
+
+
+def _gradchecks(func: Callable[..., Any], given: tuple[Any, ...], labels: list[str], *, eps: float | None,
+                fast_mode: bool, nondet_tol: float, undefined: bool, dtypes: bool, batched: bool,
+                batched_forward: bool, forward: bool, backward: bool, masked: bool | None) -> list[tuple[bool, str]]:
+    """Every check torch's options ask for: (passed, what it says) each."""
+    if masked:
+        raise NotImplementedError("gradwidget's gradcheck does not support masked=True (sparse masked semantics)")
+    if batched_forward:
+        raise NotImplementedError("gradwidget's gradcheck does not check check_batched_forward_grad=True (forward "
+                                  "mode under vmap); use torch.autograd.gradcheck for it")
+    if not (forward or backward):
+        raise ValueError("check_forward_ad=False and check_backward_ad=False: there is nothing to check")
+    chosen = [k for k, x in enumerate(given) if isinstance(x, torch.Tensor) and x.requires_grad]
+    names = [labels[k] for k in chosen]
     options: dict[str, Any] = {"eps": eps} if eps is not None else {}
     if fast_mode:
         options["directions"] = 8
-    result = check(func, *given, **options)
-    if result.passed:
+    found: list[tuple[bool, str]] = []
+    if backward:
+        repeat = _modes.repeatability(func, given, chosen, names, nondet_tol) if chosen else None
+        result = _check(func, given, labels, False, steady=repeat is not None and repeat.ok, **options)
+        found.append((result.passed, f"backward:\n{result}"))
+        extra = [repeat] if repeat is not None else []
+        if undefined:
+            extra.append(_modes.undefined_grad(func, given, chosen, nondet_tol))
+        if dtypes:
+            extra.append(_modes.grad_dtypes(func, given, chosen, names))
+        if batched:
+            extra.append(_modes.batched_grad(func, given, chosen, names))
+        found += [(f.ok, f.said) for f in extra if f.said]
+    if forward:
+        result = _modes.forward_mode(func, _name(func), given, chosen, names, **options)
+        found.append((result.passed, f"forward mode (the jvp, through dual tensors):\n{result}"))
+    return found
+
+
+def _answer(found: list[tuple[bool, str]], what: str, raise_exception: bool) -> bool:
+    if all(ok for ok, _ in found):
         return True
     if raise_exception:
-        raise GradcheckError(f"gradwidget: the backward of {_name(func)} is not right ({result.verdict}).\n"
-                             f"{result}")
+        failing = [said for ok, said in found if not ok]
+        raise GradcheckError(f"gradwidget: {what} is not right.\n" + "\n\n".join(failing))
     return False
 
 

@@ -40,7 +40,8 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("how a result shows: report, heatmaps, panel (matplotlib and ipywidgets are imported here only)",
      {"display"}),
     ("entry points: the magic, grading, the front ends for frameworks", {"_magic", "widget", "grading", "demo",
-                                                                         "torch", "jax", "__init__", "__main__"}),
+                                                                         "torch", "_torch_modes", "jax", "__init__",
+                                                                         "__main__"}),
 ]
 
 UPWARD: dict[tuple[str, str], str] = {
