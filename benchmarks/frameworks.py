@@ -14,7 +14,13 @@ default and fast mode; gradwidget with its defaults. The same ops' float32
 samples, which gradcheck refuses (it needs float64), are checked by
 gradwidget alone: in float64 where the op follows its inputs' dtype.
 
-Run: ``python benchmarks/frameworks.py [--limit N] [--max-size 400]`` (needs
+Then, with ``--modes``, the other derivatives of the ops that support them:
+forward mode (``check_forward_ad=True``, the backward left out) and the
+double backward (``gradgradcheck``), each as it is and with one entry of its
+tangent, or of its double backward, moved by a relative 1e-4; gradwidget's
+drop-ins beside torch's.
+
+Run: ``python benchmarks/frameworks.py [--limit N] [--max-size 400] [--modes]`` (needs
 ``pip install -e .[bench]``: op_db lives in torch's test suite, which needs expecttest).
 """
 
@@ -79,6 +85,38 @@ class Nudge(torch.autograd.Function):
         moved = g.clone().reshape(-1)
         moved[ctx.entry] = moved[ctx.entry] * (1 + ctx.delta)
         return moved.reshape(g.shape), None, None
+
+
+class NudgeTangent(torch.autograd.Function):
+    """The identity, whose forward-mode derivative moves one entry of the tangent by a relative delta."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, entry: int, delta: float) -> torch.Tensor:
+        ctx.entry, ctx.delta = entry, delta
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        return g, None, None
+
+    @staticmethod
+    def jvp(ctx: Any, t: torch.Tensor, *_: Any) -> torch.Tensor:
+        moved = t.clone().reshape(-1)
+        moved[ctx.entry] = moved[ctx.entry] * (1 + ctx.delta)
+        return moved.reshape(t.shape)
+
+
+class NudgeSecond(torch.autograd.Function):
+    """The identity, whose backward is the identity through `Nudge` (so its double backward moves one entry)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, entry: int, delta: float) -> torch.Tensor:
+        ctx.entry, ctx.delta = entry, delta
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        return Nudge.apply(g, ctx.entry, ctx.delta), None, None
 
 
 def cases(limit: int | None, max_size: int) -> list[Case]:
@@ -199,14 +237,59 @@ def row(name: str, counts: Tally) -> list[str]:
               for d in DELTAS), str(counts.errors), f"{counts.seconds:.0f}"]
 
 
+MODE_DELTA = 1e-4
+
+
+def mode_verdict(checker: str, mode: str, fn: Callable[..., Any], inputs: list[torch.Tensor]) -> str:
+    """``passed``, ``failed`` or ``error`` of one drop-in (gradwidget's or torch's) in one mode."""
+    module = gwt if checker == "gradwidget" else torch.autograd
+    options: dict[str, Any] = {"raise_exception": False}
+    if mode == "forward":
+        options.update(check_forward_ad=True, check_backward_ad=False, check_undefined_grad=False)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            check = module.gradcheck if mode == "forward" else module.gradgradcheck
+            return "passed" if check(fn, tuple(inputs), **options) else "failed"
+    except Exception:
+        return "error"
+
+
+def mode_rows(found: list[Case]) -> list[list[str]]:
+    """Forward mode and double backward: each drop-in on the ops that support it, right and with a planted error."""
+    from torch.testing._internal.common_methods_invocations import op_db
+
+    supports = {op.name: (op.supports_forward_ad, op.supports_gradgrad) for op in op_db}
+    rows = []
+    for mode, planted, index in (("forward", NudgeTangent, 0), ("double backward", NudgeSecond, 1)):
+        chosen = [c for c in found if supports.get(c.name, (False, False))[index] and c.entry is not None]
+        for checker in ("gradwidget", "torch"):
+            start = time.perf_counter()
+            right = {c.name: mode_verdict(checker, mode, c.fn, c.inputs) for c in chosen}
+            passed = [c for c in chosen if right[c.name] == "passed"]
+            caught = sum(mode_verdict(checker, mode, lambda first, *rest, c=c, planted=planted: c.fn(
+                planted.apply(first, c.entry, MODE_DELTA), *rest), c.inputs) in ("failed", "error") for c in passed)
+            alarms = [name for name, verdict in right.items() if verdict == "failed"]
+            rows.append([f"{mode}: {checker}", f"{len(alarms)}/{len(chosen)}",
+                         f"{caught}/{len(passed)} ({100 * caught / max(len(passed), 1):.1f}%)",
+                         str(sum(v == "error" for v in right.values())), f"{time.perf_counter() - start:.0f}",
+                         ", ".join(alarms[:12]) + (" ..." if len(alarms) > 12 else "")])
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="at most this many ops")
     parser.add_argument("--max-size", type=int, default=400, help="numbers differentiated per sample, at most")
+    parser.add_argument("--modes", action="store_true", help="forward mode and the double backward only")
     args = parser.parse_args()
     torch.manual_seed(0)
     found = cases(args.limit, args.max_size)
     print(f"{len(found)} ops of op_db with a float64 CPU sample of at most {args.max_size} differentiated numbers\n")
+    if args.modes:
+        print_table(("drop-in", "failed on the op as it is", f"planted errors caught at {MODE_DELTA:g}", "errors",
+                     "seconds", "failed ops"), mode_rows(found))
+        return 0
     header = ("checker", "false alarms", "inconclusive", *(f"caught at {d:g}" for d in DELTAS), "errors",
               "seconds")
     tallies = {name: tally(name, found) for name in ("gradwidget", "gradcheck", "gradcheck, fast mode")}

@@ -61,17 +61,19 @@ def forward_mode(fn: Callable[..., Any], name: str, given: Sequence[Any], chosen
                          "parts as real inputs")
 
     def evaluate(values: list[np.ndarray]) -> tuple[list[np.ndarray], Any]:
-        tensors = [torch.from_numpy(np.array(v, order="C")).to(given[k].device) for k, v in zip(chosen, values)]
-        with torch.no_grad():
+        tensors = [torch.from_numpy(np.array(v, order="C")).to(given[k].device).requires_grad_(True)
+                   for k, v in zip(chosen, values)]  # a function of a backward (fwd-over-rev) differentiates them
+        with torch.enable_grad():
             outputs = _call(fn, _with(given, chosen, tensors))
-        return [o.numpy(force=True) for o in outputs], {"tensors": tensors, "columns": None}
+        return [o.numpy(force=True) for o in outputs], {"tensors": tensors, "columns": None,
+                                                        "dtypes": [np.asarray(v).dtype for v in values]}
 
     def pull(cache: dict[str, Any], douts: list[np.ndarray]) -> list[np.ndarray | None]:
         if cache["columns"] is None:
             cache["columns"] = _jacobian_columns(fn, given, chosen, cache["tensors"])
         flat = np.concatenate([np.ravel(d) for d in douts]) if douts else np.zeros(0)
-        return [(columns @ flat).reshape(tensor.shape).astype(tensor.numpy().dtype)
-                for columns, tensor in zip(cache["columns"], cache["tensors"])]
+        return [(columns @ flat).reshape(tensor.shape).astype(dtype)
+                for columns, tensor, dtype in zip(cache["columns"], cache["tensors"], cache["dtypes"])]
 
     return check_vjp_of(f"{name} (forward mode)", list(labels), [given[k].numpy(force=True) for k in chosen],
                         evaluate, pull, **options)
@@ -86,7 +88,7 @@ def _jacobian_columns(fn: Callable[..., Any], given: Sequence[Any], chosen: Sequ
         for j in range(tensor.numel()):
             tangent = torch.zeros_like(tensor).view(-1)
             tangent[j] = 1
-            with forward_ad.dual_level(), torch.no_grad():
+            with forward_ad.dual_level(), torch.enable_grad():
                 duals = [forward_ad.make_dual(t, tangent.view(t.shape) if i == which else torch.zeros_like(t))
                          for i, t in enumerate(tensors)]
                 outputs = _call(fn, _with(given, chosen, duals))

@@ -122,9 +122,12 @@ def test_gradgradcheck_reports_the_double_backward_by_block_and_takes_grad_outpu
         gwt.gradgradcheck(cube(), (x(),), (upstream, upstream))
 
 
-def test_gradgradcheck_of_torchs_own_ops() -> None:
+def test_gradgradcheck_of_torchs_own_ops_in_both_modes() -> None:
     assert gwt.gradgradcheck(torch.tanh, (x(),)) is True
     assert gwt.gradgradcheck(lambda a, b: (a * b).sin(), (x(4), x(4, seed=1))) is True
+    y, w = x(12).reshape(3, 4).detach().requires_grad_(), x(8, seed=1).reshape(4, 2).detach().requires_grad_()
+    assert both("gradgradcheck", torch.matmul, (y, w), check_fwd_over_rev=True) == (True, True)
+    assert both("gradcheck", torch.matmul, (y, w), check_forward_ad=True, check_batched_grad=True) == (True, True)
 
 
 # ---------------------------------------------------------------- nondeterminism
