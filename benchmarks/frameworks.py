@@ -241,16 +241,20 @@ MODE_DELTA = 1e-4
 
 
 def mode_verdict(checker: str, mode: str, fn: Callable[..., Any], inputs: list[torch.Tensor]) -> str:
-    """``passed``, ``failed`` or ``error`` of one drop-in (gradwidget's or torch's) in one mode."""
+    """``passed``, ``failed``, ``inconclusive`` (gradwidget's, where it could not resolve) or ``error``."""
     module = gwt if checker == "gradwidget" else torch.autograd
-    options: dict[str, Any] = {"raise_exception": False}
+    options: dict[str, Any] = {}
     if mode == "forward":
         options.update(check_forward_ad=True, check_backward_ad=False, check_undefined_grad=False)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             check = module.gradcheck if mode == "forward" else module.gradgradcheck
-            return "passed" if check(fn, tuple(inputs), **options) else "failed"
+            check(fn, tuple(inputs), **options)
+            return "passed"
+    except gwt.GradcheckError as exc:
+        said = str(exc)
+        return "inconclusive" if "INCONCLUSIVE" in said and "FAILED" not in said else "failed"
     except Exception:
         return "error"
 
@@ -270,10 +274,11 @@ def mode_rows(found: list[Case]) -> list[list[str]]:
             caught = sum(mode_verdict(checker, mode, lambda first, *rest, c=c, planted=planted: c.fn(
                 planted.apply(first, c.entry, MODE_DELTA), *rest), c.inputs) in ("failed", "error") for c in passed)
             alarms = [name for name, verdict in right.items() if verdict == "failed"]
-            rows.append([f"{mode}: {checker}", f"{len(alarms)}/{len(chosen)}",
+            unsure = [name for name, verdict in right.items() if verdict == "inconclusive"]
+            rows.append([f"{mode}: {checker}", f"{len(alarms)}/{len(chosen)}", str(len(unsure)),
                          f"{caught}/{len(passed)} ({100 * caught / max(len(passed), 1):.1f}%)",
                          str(sum(v == "error" for v in right.values())), f"{time.perf_counter() - start:.0f}",
-                         ", ".join(alarms[:12]) + (" ..." if len(alarms) > 12 else "")])
+                         ", ".join(alarms[:12]) + (" ..." if len(alarms) > 12 else ""), ", ".join(unsure)])
     return rows
 
 
@@ -287,8 +292,8 @@ def main() -> int:
     found = cases(args.limit, args.max_size)
     print(f"{len(found)} ops of op_db with a float64 CPU sample of at most {args.max_size} differentiated numbers\n")
     if args.modes:
-        print_table(("drop-in", "failed on the op as it is", f"planted errors caught at {MODE_DELTA:g}", "errors",
-                     "seconds", "failed ops"), mode_rows(found))
+        print_table(("drop-in", "failed on the op as it is", "inconclusive", f"planted errors caught at {MODE_DELTA:g}",
+                     "errors", "seconds", "failed ops", "inconclusive ops"), mode_rows(found))
         return 0
     header = ("checker", "false alarms", "inconclusive", *(f"caught at {d:g}" for d in DELTAS), "errors",
               "seconds")

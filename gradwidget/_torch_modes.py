@@ -38,7 +38,7 @@ def _call(fn: Callable[..., Any], given: Sequence[Any]) -> list[torch.Tensor]:
     """``fn``'s differentiable outputs (tensors that require grad, or carry a tangent)."""
     answer = fn(*given)
     returned = answer if isinstance(answer, (tuple, list)) else [answer]
-    return [o for o in returned if isinstance(o, torch.Tensor) and o.is_floating_point()]
+    return [o for o in returned if isinstance(o, torch.Tensor) and (o.is_floating_point() or o.is_complex())]
 
 
 def _with(given: Sequence[Any], chosen: Sequence[int], values: Sequence[torch.Tensor]) -> list[Any]:
@@ -72,7 +72,8 @@ def forward_mode(fn: Callable[..., Any], name: str, given: Sequence[Any], chosen
         if cache["columns"] is None:
             cache["columns"] = _jacobian_columns(fn, given, chosen, cache["tensors"])
         flat = np.concatenate([np.ravel(d) for d in douts]) if douts else np.zeros(0)
-        return [(columns @ flat).reshape(tensor.shape).astype(dtype)
+        # torch's convention for a complex output: the gradient of a real L is Re(conj(dout) . dy/dx)
+        return [np.real(columns @ np.conj(flat)).reshape(tensor.shape).astype(dtype)
                 for columns, tensor, dtype in zip(cache["columns"], cache["tensors"], cache["dtypes"])]
 
     return check_vjp_of(f"{name} (forward mode)", list(labels), [given[k].numpy(force=True) for k in chosen],
@@ -93,8 +94,9 @@ def _jacobian_columns(fn: Callable[..., Any], given: Sequence[Any], chosen: Sequ
                          for i, t in enumerate(tensors)]
                 outputs = _call(fn, _with(given, chosen, duals))
                 tangents = [forward_ad.unpack_dual(o).tangent for o in outputs]
-                rows.append(np.concatenate([np.zeros(o.numel()) if t is None else t.numpy(force=True).ravel()
-                                            for o, t in zip(outputs, tangents)]) if outputs else np.zeros(0))
+                rows.append(np.concatenate([np.zeros(o.numel(), o.numpy(force=True).dtype) if t is None else
+                                            t.numpy(force=True).ravel() for o, t in zip(outputs, tangents)])
+                            if outputs else np.zeros(0))
         found.append(np.array(rows).reshape(tensor.numel(), -1))
     return found
 

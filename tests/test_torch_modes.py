@@ -68,6 +68,11 @@ def test_the_forward_mode_report_names_the_cause() -> None:
     assert "sign" in str(raised.value)
 
 
+def test_forward_mode_of_a_complex_output_follows_torchs_convention() -> None:
+    assert both("gradcheck", torch.fft.fft, (x(),), check_forward_ad=True) == (True, True)
+    assert both("gradcheck", lambda v: torch.polar(v.exp(), v), (x(),), check_forward_ad=True) == (True, True)
+
+
 def test_check_backward_ad_false_checks_the_forward_mode_only() -> None:
     wrong_backward = sine(backward_sign=-1.0)
     assert both("gradcheck", wrong_backward, (x(),), check_forward_ad=True, check_backward_ad=False,
