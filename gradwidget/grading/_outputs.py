@@ -185,6 +185,8 @@ def feedback_html(spec: Spec, graded: Graded) -> str:
 
 
 def _section_html(section: _Section) -> str:
+    from ..display._report import with_code  # a diagnosis's `formulas` as code, as the report shows them
+
     esc = html.escape
     level, what = ("h3", "derivatives differ") if section.problem else ("h2", "gradient differs")
     parts = []
@@ -196,7 +198,7 @@ def _section_html(section: _Section) -> str:
                      + "".join(f"<li>{esc(note)}</li>" for note in section.notes) + "</ul>")
     if section.diagnoses:
         parts.append(f"<{level}>How your {what} from the reference</{level}><ul class='diagnoses'>"
-                     + "".join(f"<li data-code='{esc(d.code)}'><code>{esc(d.code)}</code> {esc(d.message)}</li>"
+                     + "".join(f"<li data-code='{esc(d.code)}'><code>{esc(d.code)}</code> {with_code(d.message)}</li>"
                                for d in section.diagnoses) + "</ul>")
     if section.comparison is not None:
         # Where it agrees everywhere, heatmaps would say nothing. A problem shows its blocks that disagree; a

@@ -292,3 +292,15 @@ def test_the_docs_spec_page_names_every_spec_key() -> None:
         sys.path.remove(str(COURSE.parents[1] / "docs"))
     page = spec_page()
     assert [key for key in SPEC_KEYS if f"| `{key}` |" not in page] == []
+
+
+@pytest.mark.slow
+def test_feedback_sets_a_diagnosis_formulas_as_code_not_backticks(tmp_path: Path) -> None:
+    spec = copy_course(tmp_path)
+    path = write_notebook(tmp_path / "bias.ipynb", with_gradient_bug("G[:, 1:] += lam / m * Theta[:, 1:]",
+                                                                     "G += lam / m * Theta"))
+    grade(spec, [path], tmp_path / "out", progress=False)
+    page = (tmp_path / "out" / "bias" / "feedback.html").read_text()
+    diagnoses = page[page.index("<ul class='diagnoses'>"):]
+    diagnoses = diagnoses[:diagnoses.index("</ul>")]
+    assert "<code>2 * reg * W</code>" in diagnoses and "`" not in diagnoses
