@@ -72,6 +72,13 @@ class Tally:
     seconds: float = 0.0
 
 
+def moved(tensor: torch.Tensor, entry: int, delta: float) -> torch.Tensor:
+    """``tensor`` with its flat entry ``entry`` moved by a relative ``delta`` (linear in the tensor)."""
+    flat = tensor.clone().reshape(-1)
+    flat[entry] = flat[entry] * (1 + delta)
+    return flat.reshape(tensor.shape)
+
+
 class Nudge(torch.autograd.Function):
     """The identity, whose backward moves one entry of the gradient by a relative delta (linear in it)."""
 
@@ -82,18 +89,11 @@ class Nudge(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        moved = g.clone().reshape(-1)
-        moved[ctx.entry] = moved[ctx.entry] * (1 + ctx.delta)
-        return moved.reshape(g.shape), None, None
+        return moved(g, ctx.entry, ctx.delta), None, None
 
 
-class NudgeTangent(torch.autograd.Function):
+class NudgeTangent(Nudge):
     """The identity, whose forward-mode derivative moves one entry of the tangent by a relative delta."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, entry: int, delta: float) -> torch.Tensor:
-        ctx.entry, ctx.delta = entry, delta
-        return x.clone()
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None, None]:
@@ -101,18 +101,11 @@ class NudgeTangent(torch.autograd.Function):
 
     @staticmethod
     def jvp(ctx: Any, t: torch.Tensor, *_: Any) -> torch.Tensor:
-        moved = t.clone().reshape(-1)
-        moved[ctx.entry] = moved[ctx.entry] * (1 + ctx.delta)
-        return moved.reshape(t.shape)
+        return moved(t, ctx.entry, ctx.delta)
 
 
-class NudgeSecond(torch.autograd.Function):
+class NudgeSecond(Nudge):
     """The identity, whose backward is the identity through `Nudge` (so its double backward moves one entry)."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, entry: int, delta: float) -> torch.Tensor:
-        ctx.entry, ctx.delta = entry, delta
-        return x.clone()
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None, None]:
