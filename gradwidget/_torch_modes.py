@@ -21,7 +21,7 @@ from ._frameworks import check_vjp_of
 from ._options import InputError
 from ._result import CheckResult
 
-__all__ = ["Finding", "batched_grad", "forward_mode", "grad_dtypes", "repeatability", "undefined_grad"]
+__all__ = ["Finding", "batched_grad", "forward_mode", "grad_dtypes", "repeatability", "tensors_of", "undefined_grad"]
 
 REPEATS = 3  # backward calls at one point, with one upstream gradient, to measure their spread
 
@@ -34,11 +34,14 @@ class Finding:
     said: str
 
 
+def tensors_of(answer: Any) -> list[torch.Tensor]:
+    """The tensors a function returned (one, or a tuple or list of them and other things)."""
+    return [o for o in (answer if isinstance(answer, (tuple, list)) else [answer]) if isinstance(o, torch.Tensor)]
+
+
 def _call(fn: Callable[..., Any], given: Sequence[Any]) -> list[torch.Tensor]:
     """``fn``'s differentiable outputs (tensors that require grad, or carry a tangent)."""
-    answer = fn(*given)
-    returned = answer if isinstance(answer, (tuple, list)) else [answer]
-    return [o for o in returned if isinstance(o, torch.Tensor) and (o.is_floating_point() or o.is_complex())]
+    return [o for o in tensors_of(fn(*given)) if o.is_floating_point() or o.is_complex()]
 
 
 def _with(given: Sequence[Any], chosen: Sequence[int], values: Sequence[torch.Tensor]) -> list[Any]:

@@ -242,7 +242,7 @@ def gradgradcheck(func: Callable[..., Any], inputs: Any, grad_outputs: Any = Non
     chosen = [k for k, x in enumerate(given) if isinstance(x, torch.Tensor) and x.requires_grad]
     labels = argument_names(func, len(given))
     with torch.enable_grad():
-        outputs = [o for o in _outputs(func(*given)) if o.requires_grad]
+        outputs = [o for o in _modes.tensors_of(func(*given)) if o.requires_grad]
     if grad_outputs is None:
         generator = torch.Generator().manual_seed(0)
         grad_outputs = [_upstream(o, generator, gen_non_contig_grad_outputs) for o in outputs]
@@ -253,7 +253,7 @@ def gradgradcheck(func: Callable[..., Any], inputs: Any, grad_outputs: Any = Non
 
     def first_derivative(*values: Any) -> tuple[torch.Tensor, ...]:
         xs = list(values[:len(given)])
-        answers = [o for o in _outputs(func(*xs)) if o.requires_grad]
+        answers = [o for o in _modes.tensors_of(func(*xs)) if o.requires_grad]
         grads = torch.autograd.grad(answers, [xs[k] for k in chosen], list(values[len(given):]), create_graph=True,
                                     allow_unused=True)
         return tuple(g for g in grads if g is not None)
@@ -265,10 +265,6 @@ def gradgradcheck(func: Callable[..., Any], inputs: Any, grad_outputs: Any = Non
                         batched=check_batched_grad, batched_forward=False, forward=check_fwd_over_rev,
                         backward=check_rev_over_rev, masked=masked)
     return _answer(found, f"{_name(func)}'s double backward", raise_exception)
-
-
-def _outputs(answer: Any) -> list[torch.Tensor]:
-    return [o for o in (answer if isinstance(answer, (tuple, list)) else [answer]) if isinstance(o, torch.Tensor)]
 
 
 def _upstream(output: torch.Tensor, generator: torch.Generator, strided: bool) -> torch.Tensor:

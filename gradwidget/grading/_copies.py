@@ -27,11 +27,16 @@ from __future__ import annotations
 
 import ast
 import builtins
+import copy
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
-__all__ = ["COMMON_ANSWER", "MIN_FUNCTION_NODES", "MIN_NODES", "NAMED_CAUSES", "code_prints", "copy_flags"]
+from ._submission import top_level_functions
+
+__all__ = ["COMMON_ANSWER", "MIN_FUNCTION_NODES", "MIN_NODES", "NAMED_CAUSES", "canonical_forms", "code_prints",
+           "copy_flags"]
 
 MIN_NODES = 80  # syntax-tree nodes of a submission's own functions below which code is not compared
 MIN_FUNCTION_NODES = 150  # one function this long, the same in two submissions, is a pair on its own
@@ -40,6 +45,7 @@ COMMON_ANSWER = 4  # a wrong answer shared bit for bit by this many submissions 
 NAMED_CAUSES = frozenset({"scale", "sign", "transpose", "permutation", "missing-term", "broadcast", "swapped", "shape",
                           "recurrence", "ignores-dout", "ignores-input"})  # ("localized" says where, not why)
 _BUILTINS = frozenset(dir(builtins))
+_Function = TypeVar("_Function", ast.FunctionDef, ast.AsyncFunctionDef)
 
 
 class _Canonical(ast.NodeTransformer):
@@ -70,6 +76,12 @@ class _Canonical(ast.NodeTransformer):
         return node
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.FunctionDef:
+        return self._function(node)
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> ast.AsyncFunctionDef:
+        return self._function(node)
+
+    def _function(self, node: _Function) -> _Function:
         node.name, node.returns = self.rename(node.name), None
         if node.body and _is_text(node.body[0]):
             node.body = node.body[1:] or [ast.Pass()]
@@ -89,32 +101,24 @@ def _is_text(statement: ast.stmt) -> bool:
         and isinstance(statement.value.value, str)
 
 
-def _functions(cells: Iterable[str]) -> dict[str, ast.FunctionDef]:
-    """The functions the cells define at their top level, the last definition of each name."""
-    found: dict[str, ast.FunctionDef] = {}
-    for cell in cells:
-        try:
-            tree = ast.parse(cell)
-        except (SyntaxError, ValueError):
-            continue  # a cell that does not parse (a magic, a typo) defines nothing here
-        found.update({node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)})
-    return found
-
-
-def _canonical(function: ast.FunctionDef) -> tuple[str, int]:
-    """A function's canonical form, and its size in syntax-tree nodes."""
-    tree = _Canonical().visit(ast.fix_missing_locations(ast.parse(ast.unparse(function))))
+def _canonical(function: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[str, int]:
+    """A function's canonical form, and its size in syntax-tree nodes (the cells' own tree is left as it is)."""
+    tree = _Canonical().visit(copy.deepcopy(function))
     return ast.dump(tree, annotate_fields=False, include_attributes=False), sum(1 for _ in ast.walk(tree))
 
 
-def code_prints(cells: Sequence[str], template: Sequence[str] = ()) -> frozenset[str]:
+def canonical_forms(cells: Sequence[str]) -> frozenset[str]:
+    """The canonical forms of the functions the cells define (a template's: what no submission wrote itself)."""
+    return frozenset(_canonical(f)[0] for f in top_level_functions(cells).values())
+
+
+def code_prints(cells: Sequence[str], given: frozenset[str] = frozenset()) -> frozenset[str]:
     """Digests of a submission's own code in canonical form: all of it, and each of its long functions.
 
-    Empty when there is too little code of its own to tell copying from
-    coincidence.
+    ``given`` holds the template's `canonical_forms`, left out. Empty when
+    there is too little code of its own to tell copying from coincidence.
     """
-    given = {_canonical(f)[0] for f in _functions(template).values()}
-    own = [form for form in map(_canonical, _functions(cells).values()) if form[0] not in given]
+    own = [form for form in map(_canonical, top_level_functions(cells).values()) if form[0] not in given]
     prints = {_digest(form) for form, size in own if size >= MIN_FUNCTION_NODES}
     if sum(size for _, size in own) >= MIN_NODES:
         prints.add(_digest("\n".join(sorted(form for form, _ in own))))

@@ -22,7 +22,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from ._copies import code_prints, copy_flags
+from ._copies import canonical_forms, code_prints, copy_flags
 from ._outputs import feedback_html, row_reason, write_flags, write_grades, write_submission
 from ._points import hidden_seed, public_seed, read_secret, shared_seed
 from ._record import RECORD, course_digest, read_record, submission_digest, write_record
@@ -118,8 +118,8 @@ def grade(spec_path: str | Path, submissions: Iterable[str | Path], out: str | P
 
 def _flag_copies(spec: Spec, submissions: list[Submission], graded: list[Graded], out: Path) -> list[Graded]:
     """Each submission of a pair that looks copied gets ``copy-of:ID`` (grades.csv and results.json), for review."""
-    template = read_submissions([spec.template])[0].cells if spec.template is not None else ()
-    flags = copy_flags({s.id: code_prints(s.cells, template) for s in submissions},
+    given = canonical_forms(read_submissions([spec.template])[0].cells) if spec.template is not None else frozenset()
+    flags = copy_flags({s.id: code_prints(s.cells, given) for s in submissions},
                        {g.id: g.shared_answers for g in graded})
     flagged = []
     for g in graded:
@@ -210,7 +210,7 @@ def grade_one(context: Context, submission: Submission) -> Graded:
     if submission.problem:
         graded = unscored(spec, submission.id, "invalid", submission.problem, isolation=isolation.describe())
     else:
-        shared = None if context.public else problem_answers(spec, shared_seed(spec, context.secret or b""), 1)
+        shared = None if context.public else _shared(context.spec_path, context.course, context.secret or b"")
         graded = _graded(spec, context, isolation, submission, _answers(spec, context, submission.id), shared)
     write_submission(spec, graded, folder)
     write_record(folder, inputs, graded, row_reason(graded))
@@ -250,6 +250,13 @@ def _graded(spec: Spec, context: Context, isolation: Isolation, submission: Subm
 def _spec(path: Path, course: str) -> Spec:
     """The spec, read once per process for each state of the course (``course``, its digest)."""
     return load_spec(path)
+
+
+@functools.lru_cache(maxsize=8)
+def _shared(path: Path, course: str, secret: bytes) -> list[ProblemAnswers]:
+    """The reference at the class's shared point: the same for every submission, computed once per process."""
+    spec = _spec(path, course)
+    return problem_answers(spec, shared_seed(spec, secret), 1)
 
 
 def _hidden(spec: Spec, context: Context, workdir: Path) -> list[Path]:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MAX_BYTES", "Submission", "class_members", "imported_modules", "read_submissions"]
+__all__ = ["MAX_BYTES", "Submission", "class_members", "imported_modules", "read_submissions", "top_level_functions"]
 
 MAX_BYTES = 32 * 2 ** 20  # a larger submission file is not read
 SUFFIXES = (".ipynb", ".py")
@@ -92,7 +93,7 @@ def _read(path: Path, given_id: str | None) -> Submission:
             own = _cells(file)
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             return Submission(identifier, tuple(files), (), f"{file.name} cannot be read: {exc}")
-        for name in sorted(_functions(own)):
+        for name in sorted(top_level_functions(own)):
             if name in defined:
                 return Submission(identifier, tuple(files), (), (
                     f"{defined[name].name} and {file.name} in the folder {path.name} both define {name}: the files "
@@ -105,16 +106,20 @@ def _read(path: Path, given_id: str | None) -> Submission:
     return Submission(identifier, tuple(files), tuple(cells))
 
 
-def _functions(cells: list[str]) -> set[str]:
-    """The functions the cells define at their top level (read, not run)."""
-    names: set[str] = set()
+def top_level_functions(cells: Iterable[str]) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
+    """The functions the cells define at their top level (read, not run): the last definition of each name.
+
+    A cell that does not parse (a magic, a typo) defines nothing here.
+    """
+    found: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
     for cell in cells:
         try:
             tree = ast.parse(cell)
         except (SyntaxError, ValueError):
             continue
-        names.update(node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef))
-    return names
+        found.update({node.name: node for node in tree.body
+                      if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)})
+    return found
 
 
 def _safe_id(stem: str) -> str:

@@ -11,7 +11,7 @@ from course import COURSE, LAYERS_COURSE, copy_course, solution_cells, write_not
 from planted import disguise, planted_class, planted_layers_class, submission
 
 from gradwidget.grading import grade
-from gradwidget.grading._copies import COMMON_ANSWER, code_prints, copy_flags
+from gradwidget.grading._copies import COMMON_ANSWER, canonical_forms, code_prints, copy_flags
 
 GRADIENT = solution_cells(COURSE)[2]
 TEMPLATE = [re.sub(r"(\n    \"\"\".*\"\"\"\n).*", r"\1    raise NotImplementedError\n", cell, flags=re.DOTALL)
@@ -19,7 +19,7 @@ TEMPLATE = [re.sub(r"(\n    \"\"\".*\"\"\"\n).*", r"\1    raise NotImplementedEr
 
 
 def own(cells: list[str]) -> frozenset[str]:
-    return code_prints(cells, TEMPLATE)
+    return code_prints(cells, canonical_forms(TEMPLATE))
 
 
 # ---------------------------------------------------------------- the code's canonical form, no grading needed
