@@ -20,7 +20,14 @@ double backward (``gradgradcheck``), each as it is and with one entry of its
 tangent, or of its double backward, moved by a relative 1e-4; gradwidget's
 drop-ins beside torch's.
 
-Run: ``python benchmarks/frameworks.py [--limit N] [--max-size 400] [--modes]`` (needs
+With ``--low-precision``, the ops' bfloat16 and float16 samples, judged by
+reference (``gradwidget.torch.check``'s default for such inputs: the formula
+in float64, the gradient against the float64 one to twice the error of a
+plain implementation in that precision), as they are and with a backward
+that moves one entry by 16 ulps of the dtype in that dtype only (right in
+float64: a loss of precision, not a wrong formula); torch's gradcheck beside.
+
+Run: ``python benchmarks/frameworks.py [--limit N] [--max-size 400] [--modes | --low-precision]`` (needs
 ``pip install -e .[bench]``: op_db lives in torch's test suite, which needs expecttest).
 """
 
@@ -112,14 +119,28 @@ class NudgeSecond(Nudge):
         return Nudge.apply(g, ctx.entry, ctx.delta), None, None
 
 
-def cases(limit: int | None, max_size: int) -> list[Case]:
+class NudgeLowPrecision(Nudge):
+    """The identity, whose backward moves one entry by `LOW_ULPS` ulps in float16 and bfloat16 (right in float64)."""
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        if g.dtype not in (torch.float16, torch.bfloat16):
+            return g, None, None
+        return moved(g, ctx.entry, LOW_ULPS * torch.finfo(g.dtype).eps), None, None
+
+
+LOW_ULPS = 16
+
+
+def cases(limit: int | None, max_size: int, dtype: torch.dtype = torch.float64) -> list[Case]:
     from torch.testing._internal.common_methods_invocations import op_db
 
     found = []
     for op in op_db:
-        if not op.supports_autograd or torch.float64 not in op.supported_dtypes("cpu"):
+        dtypes = op.supported_dtypes("cpu") if dtype == torch.float64 else op.supported_backward_dtypes("cpu")
+        if not op.supports_autograd or dtype not in dtypes:
             continue
-        case = _first_sample(op, max_size)
+        case = _first_sample(op, max_size, dtype)
         if case is not None:
             found.append(case)
         if limit is not None and len(found) >= limit:
@@ -127,9 +148,9 @@ def cases(limit: int | None, max_size: int) -> list[Case]:
     return found
 
 
-def _first_sample(op: Any, max_size: int) -> Case | None:
+def _first_sample(op: Any, max_size: int, dtype: torch.dtype = torch.float64) -> Case | None:
     try:
-        samples = op.sample_inputs("cpu", torch.float64, requires_grad=True)
+        samples = op.sample_inputs("cpu", dtype, requires_grad=True)
         for sample in samples:
             parts = [sample.input, *sample.args]
             if not all(isinstance(p, torch.Tensor) or not isinstance(p, (list, tuple)) for p in parts):
@@ -266,12 +287,36 @@ def mode_rows(found: list[Case]) -> list[list[str]]:
             passed = [c for c in chosen if right[c.name] == "passed"]
             caught = sum(mode_verdict(checker, mode, lambda first, *rest, c=c, planted=planted: c.fn(
                 planted.apply(first, c.entry, MODE_DELTA), *rest), c.inputs) in ("failed", "error") for c in passed)
-            alarms = [name for name, verdict in right.items() if verdict == "failed"]
-            unsure = [name for name, verdict in right.items() if verdict == "inconclusive"]
-            rows.append([f"{mode}: {checker}", f"{len(alarms)}/{len(chosen)}", str(len(unsure)),
-                         f"{caught}/{len(passed)} ({100 * caught / max(len(passed), 1):.1f}%)",
-                         str(sum(v == "error" for v in right.values())), f"{time.perf_counter() - start:.0f}",
-                         ", ".join(alarms[:12]) + (" ..." if len(alarms) > 12 else ""), ", ".join(unsure)])
+            rows.append(verdict_row(f"{mode}: {checker}", right, caught, len(passed), start)[:-1])
+    return rows
+
+
+def verdict_row(label: str, right: dict[str, str], caught: int, passed: int, start: float) -> list[str]:
+    """A table row: failed and inconclusive verdicts on the ops as they are, planted errors caught, errors, names."""
+    named = {kind: [name for name, verdict in right.items() if verdict == kind]
+             for kind in ("failed", "inconclusive", "error")}
+    return [label, f"{len(named['failed'])}/{len(right)}", str(len(named["inconclusive"])),
+            f"{caught}/{passed} ({100 * caught / max(passed, 1):.1f}%)", str(len(named["error"])),
+            f"{time.perf_counter() - start:.0f}",
+            ", ".join(named["failed"][:12]) + (" ..." if len(named["failed"]) > 12 else ""),
+            ", ".join(named["inconclusive"]), ", ".join(named["error"])]
+
+
+def low_precision_rows(limit: int | None, max_size: int) -> list[list[str]]:
+    """Each dtype's samples: each checker on the ops as they are, and with a loss of precision planted."""
+    rows = []
+    for dtype in (torch.bfloat16, torch.float16):
+        found = [c for c in cases(limit, max_size, dtype) if c.entry is not None]
+        for checker in ("gradwidget", "gradcheck"):
+            start = time.perf_counter()
+            right = {c.name: verdicts(checker, c.fn, c.inputs) for c in found}
+            passed = [c for c in found if right[c.name] == "passed"]
+            caught = sum(verdicts(checker, lambda first, *rest, c=c: c.fn(
+                NudgeLowPrecision.apply(first, c.entry, 0.0), *rest), c.inputs) in ("failed", "error")
+                for c in passed)
+            name = "gradwidget, by reference" if checker == "gradwidget" else "torch gradcheck"
+            rows.append(verdict_row(f"{str(dtype).removeprefix('torch.')}: {name}", right, caught, len(passed),
+                                    start))
     return rows
 
 
@@ -280,8 +325,15 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=None, help="at most this many ops")
     parser.add_argument("--max-size", type=int, default=400, help="numbers differentiated per sample, at most")
     parser.add_argument("--modes", action="store_true", help="forward mode and the double backward only")
+    parser.add_argument("--low-precision", action="store_true", help="bfloat16 and float16 samples only")
     args = parser.parse_args()
     torch.manual_seed(0)
+    if args.low_precision:
+        print_table(("dtype: checker", "failed on the op as it is", "inconclusive",
+                     f"{LOW_ULPS} ulps planted, caught", "errors", "seconds", "failed ops", "inconclusive ops",
+                     "error ops"),
+                    low_precision_rows(args.limit, args.max_size))
+        return 0
     found = cases(args.limit, args.max_size)
     print(f"{len(found)} ops of op_db with a float64 CPU sample of at most {args.max_size} differentiated numbers\n")
     if args.modes:

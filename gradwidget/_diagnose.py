@@ -103,10 +103,11 @@ def _setup_problems(ev: Evidence) -> list[Diagnosis]:
     if ev.promotion is not None and ev.promotion.wrong.size:
         wrong = ev.promotion.wrong
         block = ev.layout.block_of(int(wrong[0]))
+        held = ev.promotion.against or f"{ev.promotion.dtype} resolves ({ev.promotion.claim:.0e} of the entry)"
         found.append(Diagnosis(
             PRECISION_LOSS,
             f"The gradient formula is right in float64, but grad's {ev.promotion.dtype} answer differs from its "
-            f"float64 value by more than {ev.promotion.dtype} resolves ({ev.promotion.claim:.0e} of the entry) in "
+            f"float64 value by more than {held} in "
             f"{_entries(ev.layout, wrong)}: the {ev.promotion.dtype} computation itself loses it (an overflow in "
             "exp or a square, a constant rounded, a sum that cancels?).", block.name,
             block.index(int(wrong[0]) - block.start)))

@@ -95,13 +95,18 @@ class Promotion:
         a bug of the coarse computation itself.
     wrong : ndarray
         Flat entries whose gaps exceed ``claim`` (an overflow, a constant
-        rounded to float32).
+        rounded to float32), or what ``against`` allows.
+    against : str
+        What the coarse gradient was held to instead of ``claim``, when it
+        was judged against a reference (``gradwidget.torch.check(...,
+        reference=)``); empty otherwise.
     """
 
     dtype: str
     agreement: float
     claim: float
     wrong: np.ndarray
+    against: str = ""
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ import torch
 from torch.autograd.gradcheck import GradcheckError
 
 from . import _torch_modes as _modes
+from . import _torch_precision as _precision
 from ._frameworks import check_vjp_of
 from ._layer import argument_names
 from ._options import InputError
@@ -38,8 +39,15 @@ from ._result import CheckResult
 __all__ = ["GradcheckError", "check", "check_module", "gradcheck", "gradgradcheck"]
 
 
-def check(fn: Callable[..., Any], *inputs: Any, names: Sequence[str] | None = None, **options: Any) -> CheckResult:
+def check(fn: Callable[..., Any], *inputs: Any, names: Sequence[str] | None = None,
+          reference: Callable[..., Any] | None = None, **options: Any) -> CheckResult:
     """Check the backward of ``fn`` (its autograd) against finite differences of ``fn`` itself.
+
+    Inputs in float16 or bfloat16 (or any low precision, with ``reference=``)
+    are judged by reference: ``fn``'s formula in float64, and its gradient in
+    the inputs' precision against the reference's in float64, to twice the
+    error the reference itself makes in that precision (see
+    `gradwidget._torch_precision`).
 
     Parameters
     ----------
@@ -54,6 +62,11 @@ def check(fn: Callable[..., Any], *inputs: Any, names: Sequence[str] | None = No
     names : sequence of str, optional
         The inputs' names (default: the dict's keys, else ``fn``'s
         parameter names, else ``input0``, ``input1``...).
+    reference : callable, optional
+        A plain implementation of ``fn`` (same inputs, same outputs), for a
+        low-precision ``fn``: default ``fn`` itself, with each custom
+        ``autograd.Function`` replaced by its forward differentiated by
+        autograd. Runs on the inputs' device.
     **options
         As for :func:`gradwidget.check_layer`: ``dout``, ``method``, ``eps``,
         ``precision``, ``seed``, ``directions``...
@@ -72,6 +85,12 @@ def check(fn: Callable[..., Any], *inputs: Any, names: Sequence[str] | None = No
     keywords = len(inputs) == 1 and isinstance(inputs[0], dict)
     given = list(inputs[0].values()) if keywords else list(inputs)
     labels = list(inputs[0]) if keywords else list(names) if names is not None else argument_names(fn, len(given))
+    chosen = [k for k, value in enumerate(given) if isinstance(value, torch.Tensor) and value.requires_grad]
+    if chosen and (reference is not None or any(given[k].dtype in (torch.float16, torch.bfloat16, torch.complex32)
+                                    for k in chosen)):
+        if reference is not None and not callable(reference):
+            raise InputError(f"reference= must be callable, got {type(reference).__name__}")
+        return _precision.by_reference(fn, reference, given, chosen, labels, keywords, _check, **options)
     return _check(fn, given, labels, keywords, **options)
 
 

@@ -39,9 +39,9 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("a framework's function and its autodiff as a layer", {"_frameworks"}),
     ("how a result shows: report, heatmaps, panel (matplotlib and ipywidgets are imported here only)",
      {"display"}),
-    ("entry points: the magic, grading, the front ends for frameworks", {"_magic", "widget", "grading", "demo",
-                                                                         "torch", "_torch_modes", "jax", "__init__",
-                                                                         "__main__"}),
+    ("entry points: the magic, grading, the front ends for frameworks",
+     {"_magic", "widget", "grading", "demo", "torch", "_torch_modes", "_torch_precision", "jax", "__init__",
+      "__main__"}),
 ]
 
 UPWARD: dict[tuple[str, str], str] = {

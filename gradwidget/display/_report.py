@@ -45,7 +45,9 @@ def headline(result: CheckResult) -> tuple[str, str]:
         agrees = (f"agrees with its float64 value to {ev.promotion.agreement:.0e}" if not ev.promotion.wrong.size
                   else "differs from its float64 value: see precision-loss")
         scope += (f", checked in float64 ({ev.promotion.dtype} theta: J and grad follow its dtype; the "
-                  f"{ev.promotion.dtype} gradient {agrees})")
+                  f"{ev.promotion.dtype} gradient {agrees})" if not ev.promotion.against else
+                  f", the formula checked in float64 (the {ev.promotion.dtype} gradient {agrees}, held to "
+                  f"{ev.promotion.against})")
     detail = (f"error {result.error:.2e}  ({METHOD_NAMES[result.method]}, {scope}, "
               f"{result.evaluations} calls of {ev.subject.cost}{_pairs_compared(result)}; {rule})")
     return result.verdict.upper(), detail
