@@ -21,7 +21,8 @@ from ._frameworks import check_vjp_of
 from ._options import InputError
 from ._result import CheckResult
 
-__all__ = ["Finding", "batched_grad", "forward_mode", "grad_dtypes", "repeatability", "tensors_of", "undefined_grad"]
+__all__ = ["Finding", "batched_grad", "forward_mode", "grad_dtypes", "name_of", "repeatability", "tensors_of",
+           "undefined_grad"]
 
 REPEATS = 3  # backward calls at one point, with one upstream gradient, to measure their spread
 
@@ -32,6 +33,11 @@ class Finding:
 
     ok: bool
     said: str
+
+
+def name_of(fn: Any) -> str:
+    """A function's name for messages (its type's, where it has none)."""
+    return getattr(fn, "__name__", None) or type(fn).__name__
 
 
 def tensors_of(answer: Any) -> list[torch.Tensor]:

@@ -43,6 +43,7 @@ from ._frameworks import as_real
 from ._noise import block_rms
 from ._options import InputError
 from ._result import CheckResult
+from ._torch_modes import name_of, tensors_of
 
 __all__ = ["LOW_PRECISION", "PLAIN_MARGIN", "ROUNDING_ULPS", "Float64", "by_reference", "plain"]
 
@@ -178,7 +179,7 @@ def by_reference(fn: Callable[..., Any], reference: Callable[..., Any] | None, g
     except InputError:
         raise
     except Exception as exc:
-        raise InputError(f"{_name(fn)} does not run in float64 ({type(exc).__name__}: {exc}); its formula can "
+        raise InputError(f"{name_of(fn)} does not run in float64 ({type(exc).__name__}: {exc}); its formula can "
                          "only be checked in float64: pass the inputs in float64 to a version that does") from exc
     if result.verdict == "failed":  # a wrong formula: what its precision loses on top of it does not matter
         return result
@@ -195,21 +196,21 @@ def by_reference(fn: Callable[..., Any], reference: Callable[..., Any] | None, g
     upstream = _upstream(fn, given, labels, keywords)
     with Float64():
         truth = _gradient(reference, wide, chosen, labels, keywords, upstream, "the reference in float64")
-    mine = _gradient(fn, given, chosen, labels, keywords, upstream, _name(fn))
+    mine = _gradient(fn, given, chosen, labels, keywords, upstream, name_of(fn))
     baseline = _gradient(reference, given, chosen, labels, keywords, upstream, "the reference")
     names = [labels[k] for k in chosen]
     unreplaced = sorted(set(_functions_in(fn, given, labels, keywords)) - set(replaced)) if own else []
     if unreplaced:
-        raise InputError(f"{_name(fn)} calls {', '.join(unreplaced)} through an apply bound before the check (such "
+        raise InputError(f"{name_of(fn)} calls {', '.join(unreplaced)} through an apply bound before the check (such "
                          "as op = MyFunction.apply): its plain implementation cannot be made; call "
                          "MyFunction.apply inside fn, or pass reference=, a plain torch implementation")
     if result.passed:
         with Float64():
-            ours = _gradient(fn, wide, chosen, labels, keywords, upstream, f"{_name(fn)} in float64")
-        _require_same_formula(ours, truth, names, _name(fn))
-    note = (f"{_name(fn)} has no custom autograd.Function: its gradient is autograd's, the plain implementation "
+            ours = _gradient(fn, wide, chosen, labels, keywords, upstream, f"{name_of(fn)} in float64")
+        _require_same_formula(ours, truth, names, name_of(fn))
+    note = (f"{name_of(fn)} has no custom autograd.Function: its gradient is autograd's, the plain implementation "
             "itself, in its precision" if own and not replaced else "")
-    plain_words = (f"{_name(fn)} itself" if not replaced else f"its forward with {', '.join(sorted(set(replaced)))} "
+    plain_words = (f"{name_of(fn)} itself" if not replaced else f"its forward with {', '.join(sorted(set(replaced)))} "
                    "differentiated by autograd") if own else "the reference"
     promotion = _compare(mine, baseline, truth, names, ", ".join(dtypes), plain_words)
     notes = (*result.evidence.subject.notes, *([note] if note else []))
@@ -286,8 +287,7 @@ def _leaf(value: Any) -> Any:
 def _outputs(fn: Callable[..., Any], values: Sequence[Any], labels: Sequence[str], keywords: bool
              ) -> list[torch.Tensor]:
     answer = fn(**dict(zip(labels, values))) if keywords else fn(*values)
-    returned = answer if isinstance(answer, (tuple, list)) else [answer]
-    return [o for o in returned if isinstance(o, torch.Tensor) and o.requires_grad]
+    return [o for o in tensors_of(answer) if o.requires_grad]
 
 
 def _require_same_formula(ours: list[np.ndarray], truth: list[np.ndarray], names: Sequence[str], name: str) -> None:
@@ -329,6 +329,3 @@ def _compare(mine: list[np.ndarray], baseline: list[np.ndarray], truth: list[np.
     return Promotion(dtype, agreement, unit, np.concatenate(wrong) if wrong else np.zeros(0, int),
                      against=f"{PLAIN_MARGIN:g} x the error of {plain_words} in {dtype} (" + "; ".join(held) + ")")
 
-
-def _name(fn: Any) -> str:
-    return getattr(fn, "__name__", None) or type(fn).__name__

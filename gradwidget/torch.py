@@ -35,6 +35,7 @@ from ._frameworks import check_vjp_of
 from ._layer import argument_names
 from ._options import InputError
 from ._result import CheckResult
+from ._torch_modes import name_of as _name
 
 __all__ = ["GradcheckError", "check", "check_module", "gradcheck", "gradgradcheck"]
 
@@ -352,6 +353,3 @@ def _array(value: Any, what: str) -> np.ndarray:
         value = value.float()
     return value.numpy(force=True)
 
-
-def _name(fn: Any) -> str:
-    return getattr(fn, "__name__", None) or type(fn).__name__
