@@ -40,6 +40,10 @@ COHERENT = 0.6
 MIN_COHERENT = 8
 """Wrong entries needed to tell one sign from chance (of 5 random signs, 4 agree one time in three)."""
 
+SATURATED_REACH = 1e-6
+"""A J flat bit for bit along a block may be saturated rather than blind to it when grad says that moving each
+entry by its own size would change J by at most this share of max(|J|, 1)."""
+
 
 @dataclass(frozen=True)
 class Wording:
@@ -126,9 +130,15 @@ def _flat(w: WrongBlock) -> Diagnosis | None:
         return None
     name = w.name
     if w.ev.subject.kind == "gradient":
+        point = w.ev.point[w.block.slice][w.checked]
+        reach = float(np.max(np.abs(w.a * point)))  # J's change if theta_i went to 0, as grad says
+        saturated = (f" Or J is saturated here: by grad, {name} moving by its own size would change J by "
+                     f"{reach:.0e} at most, which J's rounding may swallow whole (a softmax or sigmoid at inputs of "
+                     "1e4): check at a random point (gradwidget.random_init)."
+                     if reach <= SATURATED_REACH * max(abs(w.ev.noise.cost), 1.0) else "")
         return Diagnosis(MISSING_TERM, f"{name}: J does not change with {name} at all (every difference of J "
                          f"along it is exactly 0), while grad says it does: does J use {name}? (a term left out of "
-                         "J, or a step such as `x > 0` where a smooth function was meant?)", name)
+                         f"J, or a step such as `x > 0` where a smooth function was meant?){saturated}", name)
     return Diagnosis(MISSING_TERM, f"J's output does not change with {name} at all (every difference is exactly "
                      f"0), while d{name} says it does: does J use {name}? (`x @ w` without `+ b`, or a step such "
                      "as `(x > 0)` returned where `x * (x > 0)` was meant?)", name)

@@ -121,7 +121,7 @@ def run_check(J: Callable[[Any], Any], grad: Callable[[Any], Any] | None, theta:
             costs = (*costs, evaluator.cost_again(point))  # a J whose state or noise shows only later
             if _repeatable(noise, costs) and not start.grad_changes:
                 with np.errstate(all="ignore"):
-                    right = _right_at_theta(table.status, layout, search, opts.tol is not None)
+                    right = _right_at_theta(table, layout, search, opts.tol is not None)
                     ignores_input = wrong_elsewhere(evaluator, grad, layout, point, right, noise, rng)
         except KeyboardInterrupt as stop:
             where = ("the last calls, at theta and at a second point" if finishing else search.phase
@@ -308,17 +308,20 @@ def _comparable(start: AtPoint, layout: Layout, steps: np.ndarray) -> tuple[np.n
     return analytic, steps
 
 
-def _right_at_theta(status: np.ndarray, layout: Layout, search: DirectionalSearch | None,
+def _right_at_theta(table: EntryTable, layout: Layout, search: DirectionalSearch | None,
                     classic: bool) -> np.ndarray:
     """The entries that agreed with J at theta, in blocks that did: judged so, or all when every direction agreed.
 
     A block with a wrong entry is not moved: its gradient is wrong at theta already, and the second point would
     contradict that ("right at theta, wrong nearby"). Under the classic rule a block is judged as a whole, and an
     entry outside ``tol`` does not make it wrong. A direction that disagreed, even where the search named no
-    entry, may hide an error that the second point would then blame on a global.
+    entry, may hide an error that the second point would then blame on a global. Entries left at grad's rounding
+    of theta (`EntryTable.at_input_rounding`) are not moved: the second point would show that rounding again.
     """
+    status = table.status
     if search is None:
         right = among(status, (Status.OK, Status.UNRESOLVED))
+        right[_joined(table.at_input_rounding)] = False
         for block in layout.blocks:
             if not classic and (status[block.slice] == Status.WRONG).any():
                 right[block.slice] = False

@@ -130,9 +130,10 @@ class EntryTable:
         Each entry's `Status`.
     values : ndarray
         J's values on the stencil of each entry's best estimate (one row each).
-    reduced, kink_near, jumps : list of ndarray
+    reduced, kink_near, jumps, at_input_rounding : list of ndarray
         Entries whose step was made smaller at a domain edge, agreeing
-        entries with a kink within one step, and entries where J jumps.
+        entries with a kink within one step, entries where J jumps, and
+        entries where J did not move and grad is within its rounding of theta.
     one_sided : dict
         Entry at a kink or jump -> (left slope, right slope).
     phase : str
@@ -151,6 +152,7 @@ class EntryTable:
     reduced: list[np.ndarray] = field(default_factory=list)
     kink_near: list[np.ndarray] = field(default_factory=list)
     jumps: list[np.ndarray] = field(default_factory=list)
+    at_input_rounding: list[np.ndarray] = field(default_factory=list)
     one_sided: dict[int, tuple[float, float]] = field(default_factory=dict)
     phase: str = ""
 
@@ -220,6 +222,7 @@ def check_entries(target: Target, noise: NoiseModel, table: EntryTable, position
             table.phase = f"the second looks at {counted(again.size, 'entry')}"
             progress.phase(again.size, "second looks")
             _second_looks(target, noise, table, again, progress)
+        _flat_at_rounding(target, noise, table)
         unresolved = np.flatnonzero(table.status == Status.UNRESOLVED)
         if unresolved.size and noise.coarse and target.method == "central" and not target.eps_given:
             noise = _fourth_order_looks(target, noise, table, unresolved, rng, progress)
@@ -255,6 +258,21 @@ def linear_blocks(layout: Layout, table: EntryTable, noise: NoiseModel, method: 
         straight = bend <= 2 * noise.rounding(table.values, table.steps, stencil)
     return tuple(b.name for b in layout.blocks
                  if measured[b.slice].any() and straight[b.slice][measured[b.slice]].all())
+
+
+def _flat_at_rounding(target: Target, noise: NoiseModel, table: EntryTable) -> None:
+    """Wrong entries where J did not move and grad is within `NoiseModel.input_rounding` become unresolved.
+
+    J, flat bit for bit at every step, cannot tell such a value from 0, nor
+    a bug that small from it: the entry is unresolved, not wrong.
+    """
+    wrong = np.flatnonzero(table.status == Status.WRONG)
+    flat = _stayed_put(target, noise, table, wrong[np.isfinite(target.analytic[wrong])])
+    rounding = noise.input_rounding(target.point[flat], target.analytic)
+    within = np.abs(target.analytic[flat]) <= rounding
+    table.tolerance[flat[within]] = np.maximum(table.tolerance[flat[within]], rounding[within])
+    table.status[flat[within]] = Status.UNRESOLVED
+    table.at_input_rounding.append(flat[within])
 
 
 def _stayed_put(target: Target, noise: NoiseModel, table: EntryTable, positions: np.ndarray) -> np.ndarray:

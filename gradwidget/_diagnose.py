@@ -449,6 +449,12 @@ def _cause(ev: Evidence, entries: np.ndarray) -> str:
     if ev.method == "forward":
         return ("a forward difference resolves at best about the square root of J's rounding: use "
                 "method='central' (the default)")
+    if entries.size and np.all(ev.numeric[entries] == 0) and np.all(
+            np.abs(ev.analytic[entries]) <= noise.input_rounding(ev.point[entries], ev.analytic)):
+        return ("J does not move at all there, and grad's values are within the rounding grad carries from "
+                "theta's own size (about u * |theta_i| times the gradient's scale, as `x - logsumexp(x)` "
+                "gives at large x): a derivative that is 0 computed as a difference of large terms. Check "
+                "at a point where these entries are smaller (gradwidget.random_init) to resolve them")
     if entries.size and np.all(np.abs(ev.analytic[entries]) <= ev.tolerance[entries]) and np.all(
             np.abs(ev.numeric[entries]) <= ev.tolerance[entries]):
         return ("the gradient is about 0 there, within the numeric error: errors in proportion to the gradient "

@@ -251,6 +251,17 @@ class NoiseModel:
         """The absolute part of `floor`: `NOISE_MARGIN` ulps (of J's or grad's values) of the gradient's scale."""
         return max(NOISE_MARGIN * self.computed_unit, GRAD_MARGIN * self.grad_unit) * scale
 
+    def input_rounding(self, point: np.ndarray, analytic: np.ndarray) -> np.ndarray:
+        """What grad's rounding of each ``theta_i`` itself can leave in it: `absolute_floor` of |theta_i| x grad's RMS.
+
+        A backward that subtracts from theta_i (``theta_i - logsumexp``, a
+        saturated softmax or sigmoid) carries an absolute error of
+        ``u * |theta_i|`` times the terms it multiplies, which are of the
+        order of the gradient: where the exact derivative is 0 and theta_i is
+        large, that rounding is all grad returns.
+        """
+        return self.absolute_floor(np.abs(point) * block_rms(analytic))
+
     @staticmethod
     def truncation(change: np.ndarray, order: int, rounding: np.ndarray | float = 0.0) -> np.ndarray:
         """The truncation error of the smaller-step estimate of a pair ``REFINE_RATIO`` apart.

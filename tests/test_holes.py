@@ -445,3 +445,45 @@ def test_23_a_block_whose_entries_were_all_skipped_is_not_ok() -> None:
                       lambda p: {"a": np.zeros(2), "b": 2 * p["b"]}, theta)
     assert result.blocks[0].verdict != "passed" and result.verdict != "passed"
     assert J is not None
+
+
+def test_24_a_zero_derivative_left_as_the_rounding_of_a_large_theta_is_unresolved_not_wrong() -> None:
+    """grad computes a derivative that is 0 as a difference of theta-sized terms (as `x - logsumexp(x)` at large
+    x): its values are ulps of theta_i, and J, flat bit for bit, cannot tell them from 0 nor from a bug that small."""
+    rng = np.random.default_rng(3)
+    theta = {"x": 1e4 + rng.uniform(0, 1, 6), "w": rng.normal(size=4)}
+
+    def J(p: dict) -> float:
+        return float(np.sum(np.sin(p["w"])) + 0.0 * np.sum(p["x"] > 0))
+
+    def grad(p: dict, extra: float = 0.0) -> dict:
+        x = p["x"]
+        return {"x": (x * 3.0) / 3.0 - x + (x + 0.1) - (x + 0.2) + 0.1 + extra * p["x"], "w": np.cos(p["w"])}
+
+    assert np.any(grad(theta)["x"] != 0)  # the rounding is there
+    result = gw.check(J, grad, theta, progress=False)
+    assert result.verdict == "inconclusive" and result.blocks[1].verdict == "passed", str(result)
+    assert "`x - logsumexp(x)`" in str(result)
+    for extra in (1e-6, 1e-13):  # a term J does not have, of 1e-2 and of 1e-9: beyond the rounding of 1e4
+        decayed = gw.check(J, lambda p, extra=extra: grad(p, extra), theta, progress=False)
+        assert decayed.verdict == "failed" and decayed.blocks[0].verdict == "failed", str(decayed)
+
+
+def test_25_a_cost_saturated_to_the_last_bit_is_named_as_possibly_saturated() -> None:
+    """A softmax cross-entropy at logits of 1e4: J rounds every change away (it is exactly 0 around theta) and grad,
+    right, is about 1e-13. The check cannot see it (failed, as for a J that ignores theta), but says it may be
+    saturated; a J that truly ignores theta, with a gradient of ordinary size, is not said to be."""
+    target = np.array([1.0, 0.0, 0.0])
+
+    def J(z: np.ndarray) -> float:
+        logsumexp = z.max() + np.log(np.sum(np.exp(z - z.max())))
+        return float(-(target @ (z - logsumexp)))
+
+    def grad(z: np.ndarray) -> np.ndarray:
+        p = np.exp(z - z.max())
+        return p / p.sum() - target
+
+    result = gw.check(J, grad, np.array([1e4, 1e4 - 30, 1e4 - 31.5]), progress=False)
+    assert result.verdict == "failed" and "Or J is saturated here" in str(result), str(result)
+    blind = gw.check(lambda z: 0.0, lambda z: np.cos(z), np.array([0.3, 1.2, 2.0]), progress=False)
+    assert "missing-term" in {d.code for d in blind.diagnoses} and "saturated" not in str(blind)
