@@ -3,12 +3,13 @@
 Each takes the function, its inputs and which of them are differentiated,
 and returns what it found: forward mode as a ``CheckResult`` of the same
 engine (its Jacobian, column by column from dual tensors, transposed into a
-backward); the others as a `Finding` (a failure says what differs, and by
-how much). Requires torch.
+backward); the others (batched: the backward's and the forward mode's) as
+a `Finding` (a failure says what differs, and by how much). Requires torch.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,8 +22,8 @@ from ._frameworks import check_vjp_of
 from ._options import InputError
 from ._result import CheckResult
 
-__all__ = ["Finding", "batched_grad", "forward_mode", "grad_dtypes", "name_of", "repeatability", "tensors_of",
-           "undefined_grad"]
+__all__ = ["Finding", "batched_forward_grad", "batched_grad", "forward_mode", "grad_dtypes", "name_of",
+           "repeatability", "tensors_of", "undefined_grad"]
 
 REPEATS = 3  # backward calls at one point, with one upstream gradient, to measure their spread
 
@@ -188,14 +189,67 @@ def batched_grad(fn: Callable[..., Any], given: Sequence[Any], chosen: Sequence[
     except RuntimeError as exc:
         return Finding(False, f"batched grad: the backward fails under vmap: {str(exc).splitlines()[0]}")
     for k, label in enumerate(labels):
-        loop = [answer[k] for answer in looped]
-        if batched[k] is None and all(g is None for g in loop):
-            continue
-        expected = torch.stack([torch.zeros_like(inputs[k]) if g is None else g for g in loop])
-        got = torch.zeros_like(expected) if batched[k] is None else batched[k]
-        if got.shape != expected.shape or not torch.allclose(got, expected, rtol=1e-7, atol=1e-12):
-            size = float((got - expected).abs().max()) if got.shape == expected.shape else float("nan")
+        differs = _batch_differs(batched[k], [answer[k] for answer in looped], inputs[k])
+        if differs:
             return Finding(False, f"batched grad: {label}'s gradient under vmap differs from the per-example loop "
-                                  f"(by up to {size:.3g}; shapes {tuple(got.shape)} and {tuple(expected.shape)}): a "
-                                  "wrong vmap rule, or a backward that mixes the batch's examples")
+                                  f"{differs}: a wrong vmap rule, or a backward that mixes the batch's examples")
     return Finding(True, "")
+
+
+def batched_forward_grad(fn: Callable[..., Any], given: Sequence[Any], chosen: Sequence[int],
+                         labels: Sequence[str], batch: int = 3, seed: int = 0) -> Finding:
+    """Per input, the forward-mode derivative under ``vmap`` (a batch of tangents) must equal it once per tangent.
+
+    torch's own check runs it under the vmap of its autograd internals, which
+    runs a custom Function's ``forward`` and ``jvp`` on batched tensors
+    (no vmap rule needed): so does this one.
+    """
+    from torch._vmap_internals import _vmap
+
+    generator = torch.Generator().manual_seed(seed)
+    primals = [given[k].detach() for k in chosen]
+    for which, (primal, label) in enumerate(zip(primals, labels)):
+        def jvp(tangent: torch.Tensor, which: int = which) -> tuple[torch.Tensor, ...]:
+            with forward_ad.dual_level():
+                duals = [forward_ad.make_dual(p, tangent) if i == which else p for i, p in enumerate(primals)]
+                outputs = _call(fn, _with([_detached(g) for g in given], chosen, duals))
+                return tuple(_tangent_of(o) for o in outputs)
+
+        tangents = torch.randn((batch, *primal.shape), generator=generator, dtype=primal.dtype).to(primal.device)
+        looped = [jvp(t) for t in tangents]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # its performance warnings for ops without a batching rule
+                batched = _vmap(jvp)(tangents)
+        except RuntimeError as exc:
+            return Finding(False, f"batched forward grad: the forward-mode derivative along {label} fails under "
+                                  f"vmap: {str(exc).splitlines()[0]}")
+        for index, output in enumerate(batched):
+            differs = _batch_differs(output, [answer[index] for answer in looped], looped[0][index])
+            if differs:
+                return Finding(False, f"batched forward grad: output {index}'s tangent along {label} under vmap "
+                                      f"differs from the per-example loop {differs}: a wrong vmap rule, or a jvp "
+                                      "that mixes the batch's examples")
+    return Finding(True, "")
+
+
+def _detached(value: Any) -> Any:
+    return value.detach() if isinstance(value, torch.Tensor) else value
+
+
+def _tangent_of(output: torch.Tensor) -> torch.Tensor:
+    """A dual output's tangent (zeros where it has none: it does not depend on the input)."""
+    primal, tangent = forward_ad.unpack_dual(output)
+    return torch.zeros_like(primal) if tangent is None else tangent
+
+
+def _batch_differs(got: torch.Tensor | None, loop: list[torch.Tensor | None], like: torch.Tensor) -> str:
+    """How a batched answer differs from the per-example ones stacked ("" if it does not); None is zeros."""
+    if got is None and all(g is None for g in loop):
+        return ""
+    expected = torch.stack([torch.zeros_like(like) if g is None else g for g in loop])
+    got = torch.zeros_like(expected) if got is None else got
+    if got.shape == expected.shape and torch.allclose(got, expected, rtol=1e-7, atol=1e-12):
+        return ""
+    size = float((got - expected).abs().max()) if got.shape == expected.shape else float("nan")
+    return f"(by up to {size:.3g}; shapes {tuple(got.shape)} and {tuple(expected.shape)})"

@@ -198,7 +198,8 @@ def gradcheck(func: Callable[..., Any], inputs: Any, *, eps: float | None = None
         The backward under ``vmap`` must equal it called once per upstream
         gradient.
     check_batched_forward_grad : bool
-        Not supported: raises `NotImplementedError` rather than pass unchecked.
+        The forward-mode derivative under ``vmap`` must equal it called once
+        per tangent (needs ``check_forward_ad=True``).
     check_forward_ad : bool
         The forward-mode derivative (a Function's ``jvp``, reached through
         dual tensors) checked against the same finite differences.
@@ -301,9 +302,9 @@ def _gradchecks(func: Callable[..., Any], given: tuple[Any, ...], labels: list[s
     """Every check torch's options ask for: (passed, what it says) each."""
     if masked:
         raise NotImplementedError("gradwidget's gradcheck does not support masked=True (sparse masked semantics)")
-    if batched_forward:
-        raise NotImplementedError("gradwidget's gradcheck does not check check_batched_forward_grad=True (forward "
-                                  "mode under vmap); use torch.autograd.gradcheck for it")
+    if batched_forward and not forward:
+        raise ValueError("check_batched_forward_grad=True checks the forward mode under vmap: it needs "
+                         "check_forward_ad=True")
     if not (forward or backward):
         raise ValueError("check_forward_ad=False and check_backward_ad=False: there is nothing to check")
     chosen = [k for k, x in enumerate(given) if isinstance(x, torch.Tensor) and x.requires_grad]
@@ -327,6 +328,9 @@ def _gradchecks(func: Callable[..., Any], given: tuple[Any, ...], labels: list[s
     if forward:
         result = _modes.forward_mode(func, _name(func), given, chosen, names, **options)
         found.append((result.passed, f"forward mode (the jvp, through dual tensors):\n{result}"))
+        if batched_forward:
+            batch = _modes.batched_forward_grad(func, given, chosen, names)
+            found += [(batch.ok, batch.said)] if batch.said else []
     return found
 
 

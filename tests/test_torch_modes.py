@@ -260,8 +260,43 @@ def test_a_backward_whose_batch_differs_from_its_loop_says_by_how_much() -> None
         gwt.gradcheck(Counting.apply, (x(),), check_batched_grad=True)
 
 
+def buffered_jvp(breaks: bool) -> Any:
+    buffer = torch.zeros(5, dtype=torch.float64)
+
+    class Doubled(torch.autograd.Function):  # a jvp writing into its own buffer: one example's room, not a batch's
+        @staticmethod
+        def forward(ctx: Any, v: Any) -> Any:
+            return v * 2.0
+
+        @staticmethod
+        def backward(ctx: Any, g: Any) -> Any:
+            return g * 2.0
+
+        @staticmethod
+        def jvp(ctx: Any, t: Any) -> Any:
+            if not breaks:
+                return t * 2.0
+            buffer.copy_(t)
+            return buffer * 2.0
+
+    return Doubled.apply
+
+
+def test_a_jvp_that_breaks_under_vmap_fails_check_batched_forward_grad() -> None:
+    batched = {"check_forward_ad": True, "check_batched_forward_grad": True}
+    assert both("gradcheck", buffered_jvp(False), (x(),), **batched) == (True, True)
+    assert both("gradcheck", buffered_jvp(True), (x(),), **batched) == (False, False)
+    with pytest.raises(gwt.GradcheckError, match=r"batched forward grad: the forward-mode derivative along arg0 fails "
+                                                 r"under vmap: .*copy_"):
+        gwt.gradcheck(buffered_jvp(True), (x(),), **batched)
+    assert gwt.gradcheck(buffered_jvp(True), (x(),), check_forward_ad=True) is True  # not asked for: the jvp is right
+    assert both("gradcheck", sine(), (x(),), **batched) == (True, True)  # a Function needs no vmap rule for it
+    y, w = x(12).reshape(3, 4).detach().requires_grad_(), x(8, seed=1).reshape(4, 2).detach().requires_grad_()
+    assert both("gradcheck", torch.matmul, (y, w), **batched) == (True, True)
+
+
 def test_options_that_are_not_checked_refuse_rather_than_pass() -> None:
-    with pytest.raises(NotImplementedError, match="check_batched_forward_grad"):
+    with pytest.raises(ValueError, match=r"check_batched_forward_grad=True .* needs check_forward_ad=True"):
         gwt.gradcheck(torch.sin, (x(),), check_batched_forward_grad=True)
     with pytest.raises(NotImplementedError, match="masked"):
         gwt.gradcheck(torch.sin, (x(),), masked=True)
