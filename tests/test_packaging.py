@@ -1,4 +1,4 @@
-"""The wheel ships the heatmap's front end, and the installed package finds it."""
+"""The wheel ships the heatmap's front end (and a Voila page template), and the installed package finds it."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ def test_wheel_ships_the_front_end(tmp_path: Path) -> None:
         names = archive.namelist()
         assert {"gradwidget/display/static/heatmap.js", "gradwidget/display/static/heatmap.css",
                 "gradwidget/widget.py"} <= set(names)
+        template = "gradwidget-0.1.0.data/data/share/jupyter/voila/templates/gradwidget/"  # voila --template=gradwidget
+        assert {template + "index.html.j2", template + "conf.json"} <= set(names)
         assert not [n for n in names if n.endswith((".so", ".pyd", ".dylib"))]
         metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
         archive.extractall(tmp_path / "site")
