@@ -178,9 +178,14 @@ def _case(op: Any, parts: list[Any], chosen: list[int], kwargs: dict[str, Any]) 
     inputs = [parts[k].detach().clone().requires_grad_(True) for k in chosen]
     single = torch.float32 in op.supported_dtypes("cpu")
     inputs32 = [t.detach().float().requires_grad_(True) for t in inputs] if single else None
-    case = Case(op.name, fn, inputs, inputs32)
+    case = Case(label(op), fn, inputs, inputs32)
     case.entry = _largest_entry(case)
     return case
+
+
+def label(op: Any) -> str:
+    """An op's name, with its variant's where it has one (``max.reduction_with_dim``): one label per OpInfo."""
+    return f"{op.name}.{op.variant_test_name}" if op.variant_test_name else op.name
 
 
 def _largest_entry(case: Case) -> int | None:
@@ -277,7 +282,7 @@ def mode_rows(found: list[Case]) -> list[list[str]]:
     """Forward mode and double backward: each drop-in on the ops that support it, right and with a planted error."""
     from torch.testing._internal.common_methods_invocations import op_db
 
-    supports = {op.name: (op.supports_forward_ad, op.supports_gradgrad) for op in op_db}
+    supports = {label(op): (op.supports_forward_ad, op.supports_gradgrad) for op in op_db}
     rows = []
     for mode, planted, index in (("forward", NudgeTangent, 0), ("double backward", NudgeSecond, 1)):
         chosen = [c for c in found if supports.get(c.name, (False, False))[index] and c.entry is not None]
