@@ -207,7 +207,7 @@ def batched_forward_grad(fn: Callable[..., Any], given: Sequence[Any], chosen: S
     from torch._vmap_internals import _vmap
 
     generator = torch.Generator().manual_seed(seed)
-    primals = [given[k].detach() for k in chosen]
+    primals = [given[k].detach().clone() for k in chosen]  # its own memory: an expanded input cannot be dual
     for which, (primal, label) in enumerate(zip(primals, labels)):
         def jvp(tangent: torch.Tensor, which: int = which) -> tuple[torch.Tensor, ...]:
             with forward_ad.dual_level():

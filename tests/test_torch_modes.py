@@ -293,6 +293,9 @@ def test_a_jvp_that_breaks_under_vmap_fails_check_batched_forward_grad() -> None
     assert both("gradcheck", sine(), (x(),), **batched) == (True, True)  # a Function needs no vmap rule for it
     y, w = x(12).reshape(3, 4).detach().requires_grad_(), x(8, seed=1).reshape(4, 2).detach().requires_grad_()
     assert both("gradcheck", torch.matmul, (y, w), **batched) == (True, True)
+    assert both("gradcheck", lambda a, b, k: (a * b * k, a.sum()), (x(), x(5, 1), 3), **batched) == (True, True)
+    expanded = x().detach().reshape(5, 1).expand(5, 3).requires_grad_()  # torch refuses it; its copy is checked
+    assert gwt.gradcheck(torch.sin, (expanded,), **batched) is True
 
 
 def test_options_that_are_not_checked_refuse_rather_than_pass() -> None:
