@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._differences import point_scales
 from ._evidence import Evidence
+from ._noise import SATURATED_REACH
 from ._params import Block
 from ._verdict import MISSING_TERM, PERMUTATION, SCALE, SIGN, TRANSPOSE, Diagnosis, Status
 
@@ -39,10 +41,6 @@ COHERENT = 0.6
 
 MIN_COHERENT = 8
 """Wrong entries needed to tell one sign from chance (of 5 random signs, 4 agree one time in three)."""
-
-SATURATED_REACH = 1e-6
-"""A J flat bit for bit along a block may be saturated rather than blind to it when grad says that moving each
-entry by its own size would change J by at most this share of max(|J|, 1)."""
 
 
 @dataclass(frozen=True)
@@ -130,9 +128,10 @@ def _flat(w: WrongBlock) -> Diagnosis | None:
         return None
     name = w.name
     if w.ev.subject.kind == "gradient":
-        point = w.ev.point[w.block.slice][w.checked]
-        reach = float(np.max(np.abs(w.a * point)))  # J's change if theta_i went to 0, as grad says
-        saturated = (f" Or J is saturated here: by grad, {name} moving by its own size would change J by "
+        values = w.ev.point[w.block.slice]
+        scale = point_scales(values, [slice(0, values.size)])[w.checked]
+        reach = float(np.max(np.abs(w.a) * scale))  # J's change, as grad says, over each entry's scale
+        saturated = (f" Or J is saturated here: by grad, {name} moving across its scale would change J by "
                      f"{reach:.0e} at most, which J's rounding may swallow whole (a softmax or sigmoid at inputs of "
                      "1e4): check at a random point (gradwidget.random_init)."
                      if reach <= SATURATED_REACH * max(abs(w.ev.noise.cost), 1.0) else "")

@@ -39,7 +39,7 @@ from ._differences import (
     spread,
 )
 from ._evaluate import Evaluator
-from ._noise import NoiseModel, measure_noise
+from ._noise import SATURATED_REACH, NoiseModel, measure_noise
 from ._options import InputError, counted
 from ._params import Layout
 from ._progress import Progress
@@ -261,14 +261,19 @@ def linear_blocks(layout: Layout, table: EntryTable, noise: NoiseModel, method: 
 
 
 def _flat_at_rounding(target: Target, noise: NoiseModel, table: EntryTable) -> None:
-    """Wrong entries where J did not move and grad is within `NoiseModel.input_rounding` become unresolved.
+    """Wrong entries where J did not move, and grad's value could not have moved it, become unresolved.
 
+    grad's value could not have moved J where it is within grad's own rounding
+    of theta_i (`NoiseModel.input_rounding`), or where J is exactly 0 around
+    theta (its rounding unknown) and the value is below `SATURATED_REACH`.
     J, flat bit for bit at every step, cannot tell such a value from 0, nor
     a bug that small from it: the entry is unresolved, not wrong.
     """
     wrong = np.flatnonzero(table.status == Status.WRONG)
     flat = _stayed_put(target, noise, table, wrong[np.isfinite(target.analytic[wrong])])
     rounding = noise.input_rounding(target.point[flat], target.analytic)
+    if noise.cost == 0:
+        rounding = np.maximum(rounding, SATURATED_REACH / target.point_scale[flat])
     within = np.abs(target.analytic[flat]) <= rounding
     table.tolerance[flat[within]] = np.maximum(table.tolerance[flat[within]], rounding[within])
     table.status[flat[within]] = Status.UNRESOLVED

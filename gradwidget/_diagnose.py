@@ -449,8 +449,12 @@ def _cause(ev: Evidence, entries: np.ndarray) -> str:
     if ev.method == "forward":
         return ("a forward difference resolves at best about the square root of J's rounding: use "
                 "method='central' (the default)")
-    if entries.size and np.all(ev.numeric[entries] == 0) and np.all(
-            np.abs(ev.analytic[entries]) <= noise.input_rounding(ev.point[entries], ev.analytic)):
+    flat = entries.size and np.all(ev.numeric[entries] == 0)
+    if flat and noise.cost == 0:
+        return ("J is exactly 0 around theta and does not move at all there, so grad's small values cannot show in "
+                "it: J is saturated (a cross-entropy at confident logits, a sigmoid at large inputs). Check at a "
+                "point where it is not (smaller weights: gradwidget.random_init)")
+    if flat and np.all(np.abs(ev.analytic[entries]) <= noise.input_rounding(ev.point[entries], ev.analytic)):
         return ("J does not move at all there, and grad's values are within the rounding grad carries from "
                 "theta's own size (about u * |theta_i| times the gradient's scale, as `x - logsumexp(x)` "
                 "gives at large x): a derivative that is 0 computed as a difference of large terms. Check "
@@ -469,8 +473,9 @@ def _cause(ev: Evidence, entries: np.ndarray) -> str:
                 "with a larger eps (e.g. eps=1e-2)")
     if noise.measured > 10 * noise.unit * max(abs(noise.cost), np.finfo(float).tiny):
         return (f"J's value is noisy at about {noise.measured:.0e} (measured), far above the rounding of its "
-                "type (large terms that cancel, such as a constant added and removed, sampling, or a changing "
-                "order of summation): compute J without them, or check with a larger eps")
+                "type (large terms that cancel, such as a constant added and removed or a log-sum-exp at confident "
+                "logits, sampling, or a changing order of summation): compute J without them, or check with a "
+                "larger eps")
     return (f"J's rounding (J is about {abs(noise.cost):.1e}) is large next to the change these entries make in "
             "J: subtract a constant from J (the gradient does not change) or, if J is a sum of terms, check "
             "the terms of these entries on their own")

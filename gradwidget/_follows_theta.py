@@ -169,10 +169,13 @@ def _slope(costs: np.ndarray, centre: float, noise: NoiseModel, size: float) -> 
     """J's slope along the direction from its values at ``+-t`` for each t of `SLOPE_STEPS`, with its tolerance.
 
     ``centre`` is J at the point itself. None when the two steps do not
-    settle on one slope (J jumps, or leaves its domain, in between) or the
-    one-sided slopes do not close in (J has a kink there).
+    settle on one slope (J jumps, or leaves its domain, in between), the
+    one-sided slopes do not close in (J has a kink there), or J is exactly 0
+    at every one of them (saturated or cancelled: its rounding is unknown).
     """
     values = costs.reshape(len(SLOPE_STEPS), 2)
+    if centre == 0 and not values.any():  # J exactly 0 around the point: its rounding, so its slope, is unknown
+        return None
     steps = np.array(SLOPE_STEPS)
     estimates = (values[:, 0] - values[:, 1]) / (2 * steps)
     rounding = noise.rounding(values, steps, CENTRAL)

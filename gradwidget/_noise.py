@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ._evaluate import Evaluator
 
 __all__ = ["CLAIM_FACTOR", "COARSE_UNIT", "GRAD_MARGIN", "MEASURED_SHARE", "MEASURED_TRUST", "NOISE_MARGIN",
-           "REPEAT_MARGIN", "SURE", "TRUNCATION_MARGIN", "NoiseModel", "block_rms", "block_scales",
+           "REPEAT_MARGIN", "SATURATED_REACH", "SURE", "TRUNCATION_MARGIN", "NoiseModel", "block_rms", "block_scales",
            "gradient_precision", "measure_noise", "observed_precision", "returned_precision"]
 
 NOISE_MARGIN = 8.0
@@ -137,14 +137,37 @@ over half an ulp either way, of standard deviation ``u / sqrt(3)`` relative
 at most and about a third of that on average over the binade ([3], ch. 2);
 float32 and float16 losses measure 0.25 to 0.35 ulp with `measure_noise`.
 Where the measured noise is coarser than `COARSE_UNIT` although J's type is
-finer (a float32 or float16 computation returned as a Python float), J's
+finer (a float32 computation returned as a Python float), J's
 real unit roundoff is taken as ``measured / |J| / MEASURED_SHARE``; near a
 named type's machine epsilon, the verdict claims what that type resolves.
 """
 
-NAMED_PRECISIONS = (("float32", float(np.finfo(np.float32).eps)), ("float16", float(np.finfo(np.float16).eps)),
-                    ("bfloat16", 2.0 ** -7))
-"""The coarse floating-point types a J may compute in, with their machine epsilons."""
+NAMED_PRECISIONS = (("float32", float(np.finfo(np.float32).eps)),)
+"""The coarse floating-point types a J may compute in unseen, with their machine epsilons.
+
+Notes
+-----
+Only float32: numpy code that computes in float32 often accumulates or
+returns in float64, so its values show no float32 rounding and only its
+noise says what it computes in. A J that computes in float16 returns values
+on float16's grid, and numpy has no bfloat16 (torch's low-precision
+functions are checked by reference, see `gradwidget.torch.check`). Noise of
+float16's or bfloat16's size in a float64 J is far more often large terms
+that cancel (a cross-entropy at confident logits is about 1e-12, the
+rounding of logits of 40): taking it for such a precision would make steps
+of a quarter of theta_i, far beyond where J is smooth.
+"""
+
+SATURATED_REACH = 1e-6
+"""A gradient entry whose value times its entry's scale is at most this share of max(|J|, 1) could barely move J.
+
+Notes
+-----
+Where J does not move at all along such an entry, J may be saturated (its
+terms far larger than the change: a softmax or sigmoid at large inputs) or
+exactly 0 around theta, where its rounding is unknown: J's flatness then
+does not say that grad is wrong.
+"""
 
 ECNOISE_ORDERS = range(3, 7)
 """Orders k of the differences whose spread estimates the noise ([2])."""
@@ -288,9 +311,9 @@ class NoiseModel:
 
         A J of a coarser precision than its type shows it in its measured
         noise (see `MEASURED_SHARE`); where that is within a factor 4 of a
-        named type's machine epsilon, J is taken to compute in that type,
-        and judged as a J of that type is. Other noise (large terms that
-        cancel, kinks crossed by the measurement) is no precision's rounding:
+        named type's machine epsilon (`NAMED_PRECISIONS`), J is taken to compute
+        in that type, and judged as a J of that type is. Other noise (large
+        terms that cancel, kinks crossed by the measurement) is no precision's rounding:
         the claim stays the type's, and the entries it leaves unresolved make
         the verdict inconclusive.
         """

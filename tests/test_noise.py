@@ -147,8 +147,9 @@ def test_measure_noise_of_a_smooth_J_is_rounding() -> None:
     assert found < 10 * U * cost
 
 
-@pytest.mark.parametrize(("relative_noise", "named"), [(3.6e-8, "float32"), (2.9e-4, "float16"), (2.3e-3, "bfloat16"),
-                                                       (1e-9, None), (3e-6, None), (1e-14, None)])
+@pytest.mark.parametrize(("relative_noise", "named"), [(3.6e-8, "float32"), (1e-9, None), (3e-6, None), (1e-14, None),
+                                                       (2.9e-4, None), (2.3e-3, None)])  # float16's, bfloat16's size:
+# far more often large terms that cancel (see NAMED_PRECISIONS)
 def test_measured_noise_names_the_precision_j_computes_in_only_near_a_real_one(relative_noise: float,
                                                                               named: str | None) -> None:
     noise = NoiseModel(U, -2.0, measured=2.0 * relative_noise)
