@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.autograd.forward_ad as forward_ad
+from torch._vmap_internals import _vmap  # what torch's own gradcheck batches the forward mode with
 
 from ._frameworks import check_vjp_of
 from ._options import InputError
@@ -204,8 +205,6 @@ def batched_forward_grad(fn: Callable[..., Any], given: Sequence[Any], chosen: S
     runs a custom Function's ``forward`` and ``jvp`` on batched tensors
     (no vmap rule needed): so does this one.
     """
-    from torch._vmap_internals import _vmap
-
     generator = torch.Generator().manual_seed(seed)
     primals = [given[k].detach().clone() for k in chosen]  # its own memory: an expanded input cannot be dual
     for which, (primal, label) in enumerate(zip(primals, labels)):

@@ -193,13 +193,15 @@ def by_reference(fn: Callable[..., Any], reference: Callable[..., Any] | None, g
             with plain(replaced):
                 return called(*values, **named)
 
-    upstream = _upstream(fn, given, labels, keywords)
+    values, outputs = _run(fn, given, labels, keywords)  # one call of fn: its outputs' shapes, graph and gradient
+    upstream = _upstream(outputs)
+    called_functions = _functions_in(outputs) if own else []
     with Float64():
         truth = _gradient(reference, wide, chosen, labels, keywords, upstream, "the reference in float64")
-    mine = _gradient(fn, given, chosen, labels, keywords, upstream, name_of(fn))
+    mine = _pulled(values, outputs, chosen, upstream, name_of(fn))
     baseline = _gradient(reference, given, chosen, labels, keywords, upstream, "the reference")
     names = [labels[k] for k in chosen]
-    unreplaced = sorted(set(_functions_in(fn, given, labels, keywords)) - set(replaced)) if own else []
+    unreplaced = sorted(set(called_functions) - set(replaced))
     if unreplaced:
         raise InputError(f"{name_of(fn)} calls {', '.join(unreplaced)} through an apply bound before the check (such "
                          "as op = MyFunction.apply): its plain implementation cannot be made; call "
@@ -221,10 +223,9 @@ def _is_function(value: Any) -> bool:
     return isinstance(value, type) and issubclass(value, torch.autograd.Function)
 
 
-def _functions_in(fn: Callable[..., Any], given: Sequence[Any], labels: Sequence[str], keywords: bool) -> list[str]:
-    """The custom Functions in the autograd graph of ``fn``'s outputs at ``given``."""
-    with torch.enable_grad():
-        pending = [o.grad_fn for o in _outputs(fn, [_leaf(x) for x in given], labels, keywords)]
+def _functions_in(outputs: Sequence[torch.Tensor]) -> list[str]:
+    """The custom Functions in the autograd graph of ``outputs``."""
+    pending = [o.grad_fn for o in outputs]
     seen: set[int] = set()
     found: list[str] = []
     while pending:
@@ -246,35 +247,43 @@ def _wider(value: Any, differentiated: bool) -> Any:
     return copy.requires_grad_(True) if differentiated else copy
 
 
-def _upstream(fn: Callable[..., Any], given: Sequence[Any], labels: Sequence[str], keywords: bool
-              ) -> list[torch.Tensor]:
+def _upstream(outputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """One random upstream gradient per output, drawn in float64 and rounded to the output's dtype (seeded)."""
     generator = torch.Generator().manual_seed(0)
-    with torch.enable_grad():
-        outputs = _outputs(fn, [_leaf(x) for x in given], labels, keywords)
     return [torch.randn(o.shape, generator=generator, dtype=torch.float64).to(o.dtype).to(o.device)
             for o in outputs]
+
+
+def _run(fn: Callable[..., Any], given: Sequence[Any], labels: Sequence[str], keywords: bool
+         ) -> tuple[list[Any], list[torch.Tensor]]:
+    """``fn`` called on fresh leaves of ``given``, with grad: (the leaves, its differentiable outputs)."""
+    values = [_leaf(x) for x in given]
+    with torch.enable_grad():
+        return values, _outputs(fn, values, labels, keywords)
 
 
 def _gradient(fn: Callable[..., Any], given: Sequence[Any], chosen: Sequence[int], labels: Sequence[str],
               keywords: bool, upstream: list[torch.Tensor], what: str) -> list[np.ndarray]:
     """``fn``'s gradient at ``given`` pulled back from ``upstream`` (as each output's dtype), as float64 arrays."""
-    values = [_leaf(x) for x in given]
-    with torch.enable_grad():
-        outputs = _outputs(fn, values, labels, keywords)
-        if not outputs:
-            raise InputError(f"{what} is not differentiable by autograd: no output requires grad (its forward "
-                             "leaves torch: numpy, a compiled kernel); pass reference=, a plain torch implementation")
-        if len(outputs) != len(upstream) or any(o.shape != u.shape for o, u in zip(outputs, upstream)):
-            raise InputError(f"{what} returns {len(outputs)} differentiable outputs of shapes "
-                             f"{[tuple(o.shape) for o in outputs]}; {len(upstream)} of shapes "
-                             f"{[tuple(u.shape) for u in upstream]} expected")
-        try:
-            grads = torch.autograd.grad(outputs, [values[k] for k in chosen],
-                                        [u.to(o.dtype) for o, u in zip(outputs, upstream)], allow_unused=True)
-        except RuntimeError as exc:
-            raise InputError(f"{what} is not differentiable by autograd ({exc}): its forward leaves torch "
-                             "(numpy, a compiled kernel); pass reference=, a plain torch implementation") from exc
+    return _pulled(*_run(fn, given, labels, keywords), chosen, upstream, what)
+
+
+def _pulled(values: Sequence[Any], outputs: Sequence[torch.Tensor], chosen: Sequence[int],
+            upstream: list[torch.Tensor], what: str) -> list[np.ndarray]:
+    """The gradient of ``outputs`` with respect to ``values[k]`` for k in ``chosen``, from ``upstream``."""
+    if not outputs:
+        raise InputError(f"{what} is not differentiable by autograd: no output requires grad (its forward "
+                         "leaves torch: numpy, a compiled kernel); pass reference=, a plain torch implementation")
+    if len(outputs) != len(upstream) or any(o.shape != u.shape for o, u in zip(outputs, upstream)):
+        raise InputError(f"{what} returns {len(outputs)} differentiable outputs of shapes "
+                         f"{[tuple(o.shape) for o in outputs]}; {len(upstream)} of shapes "
+                         f"{[tuple(u.shape) for u in upstream]} expected")
+    try:
+        grads = torch.autograd.grad(outputs, [values[k] for k in chosen],
+                                    [u.to(o.dtype) for o, u in zip(outputs, upstream)], allow_unused=True)
+    except RuntimeError as exc:
+        raise InputError(f"{what} is not differentiable by autograd ({exc}): its forward leaves torch "
+                         "(numpy, a compiled kernel); pass reference=, a plain torch implementation") from exc
     return [as_real(np.zeros(tuple(values[k].shape)) if g is None else
                     g.detach().to(_WIDER.get(g.dtype, g.dtype)).numpy(force=True)).ravel()
             for k, g in zip(chosen, grads)]
